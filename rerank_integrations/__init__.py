@@ -1,0 +1,46 @@
+"""Any HTTP rerank API behind LangChain and LlamaIndex.
+
+``RerankClient`` speaks to the API (sync and async, batching, retries, typed errors);
+``rerank_integrations.langchain.RerankCompressor`` and
+``rerank_integrations.llama_index.RerankPostprocessor`` adapt it to the two frameworks.
+"""
+
+from ._client import RerankClient
+from ._dialects import DIALECTS
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    RateLimitError,
+    RerankError,
+    ResponseFormatError,
+    ServerError,
+)
+from ._retry import RetryPolicy, backoff_delay, parse_retry_after
+from ._types import RerankResponse, RerankResult, Usage
+from ._version import __version__
+
+__all__ = [
+    "DIALECTS",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "RateLimitError",
+    "RerankClient",
+    "RerankError",
+    "RerankResponse",
+    "RerankResult",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "ServerError",
+    "Usage",
+    "__version__",
+    "backoff_delay",
+    "parse_retry_after",
+]

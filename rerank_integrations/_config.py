@@ -1,0 +1,174 @@
+"""Settings: arguments first, then the environment, then defaults. The one place that reads it."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from pydantic import SecretStr
+
+from ._constants import (
+    DEFAULT_CONNECT_TIMEOUT,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_MODEL,
+)
+from ._dialects import Dialect, get_dialect
+from ._exceptions import ConfigurationError
+from ._retry import RetryPolicy
+
+ENV_DIALECT = "RERANK_DIALECT"
+
+_VERSION_SEGMENT = re.compile(r"v\d+")
+
+TimeoutTypes = float | int | httpx.Timeout | None
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything a client needs to send requests, resolved and checked once."""
+
+    endpoint: str
+    api_key: SecretStr | None
+    model: str | None
+    dialect: Dialect
+    timeout: httpx.Timeout
+    retry: RetryPolicy
+    max_documents_per_request: int
+    max_concurrency: int
+    headers: Mapping[str, str] = field(repr=False)  # holds the key: never shown
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value.strip() or None if value is not None else None
+
+
+def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
+    """The full endpoint URL for a base URL, by this rule:
+
+    - a URL whose path ends with the endpoint's last segment (``.../rerank``) is used as is;
+    - a URL whose path ends with a version segment (``https://h/v1``) gets the rest of the
+      dialect's path after its version (``/rerank``);
+    - any other URL (a host root such as ``https://h``, or a prefix) gets the dialect's whole
+      default path (``/v1/rerank``).
+    """
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a string, got {type(base_url).__name__}")
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"base_url {base_url!r} is not an http(s) URL with a host, "
+            "e.g. 'https://api.example.com' or 'http://127.0.0.1:8080/v1'"
+        )
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise ConfigurationError(f"base_url {base_url!r} has an invalid port") from exc
+    path = parts.path.rstrip("/")
+    default_segments = [segment for segment in dialect.default_path.split("/") if segment]
+    segments = [segment for segment in path.split("/") if segment]
+    if segments and segments[-1] == default_segments[-1]:
+        full_path = path
+    elif segments and _VERSION_SEGMENT.fullmatch(segments[-1]):
+        versions = [i for i, seg in enumerate(default_segments) if _VERSION_SEGMENT.fullmatch(seg)]
+        rest = default_segments[versions[0] + 1 :] if versions else default_segments
+        full_path = "/".join([path, *rest])
+    else:
+        full_path = "/".join([path, *default_segments])
+    if not full_path.startswith("/"):
+        full_path = "/" + full_path
+    return urlunsplit((parts.scheme, parts.netloc, full_path, parts.query, ""))
+
+
+def make_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
+    """An ``httpx.Timeout`` from seconds (``None``: wait forever) or an ``httpx.Timeout``."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is None:
+        return httpx.Timeout(None)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return httpx.Timeout(float(timeout), connect=min(float(timeout), DEFAULT_CONNECT_TIMEOUT))
+
+
+def _positive_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def resolve_settings(
+    *,
+    base_url: str | None,
+    api_key: str | SecretStr | None,
+    model: str | None,
+    dialect: str | None,
+    timeout: TimeoutTypes,
+    max_retries: int,
+    max_documents_per_request: int | None,
+    max_concurrency: int,
+    headers: Mapping[str, str] | None,
+    user_agent: str,
+) -> ClientSettings:
+    """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings."""
+    resolved_dialect = get_dialect(dialect or _env(ENV_DIALECT) or "generic")
+    url = base_url if base_url is not None else _env(ENV_BASE_URL)
+    if not url:
+        raise ConfigurationError(
+            "no base URL: pass base_url=... (e.g. 'https://api.example.com/v1') "
+            f"or set the {ENV_BASE_URL} environment variable"
+        )
+    endpoint = resolve_endpoint(url, resolved_dialect)
+
+    if api_key is None:
+        env_key = _env(ENV_API_KEY)
+        secret = SecretStr(env_key) if env_key else None
+    elif isinstance(api_key, SecretStr):
+        secret = api_key if api_key.get_secret_value() else None
+    elif isinstance(api_key, str):
+        secret = SecretStr(api_key) if api_key.strip() else None
+    else:
+        raise TypeError(f"api_key must be a string or SecretStr, got {type(api_key).__name__}")
+
+    if model is None:
+        model = _env(ENV_MODEL)
+    elif not isinstance(model, str):
+        raise TypeError(f"model must be a string or None, got {type(model).__name__}")
+
+    limit = (
+        resolved_dialect.max_documents_per_request
+        if max_documents_per_request is None
+        else _positive_int("max_documents_per_request", max_documents_per_request, 1)
+    )
+    merged: dict[str, str] = {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "User-Agent": user_agent,
+    }
+    merged.update(resolved_dialect.static_headers)
+    if secret is not None:
+        merged.update(resolved_dialect.auth_headers(secret.get_secret_value()))
+    if headers:
+        merged.update(headers)
+
+    return ClientSettings(
+        endpoint=endpoint,
+        api_key=secret,
+        model=model or None,
+        dialect=resolved_dialect,
+        timeout=make_timeout(timeout),
+        retry=RetryPolicy(max_retries=_positive_int("max_retries", max_retries, 0)),
+        max_documents_per_request=limit,
+        max_concurrency=_positive_int("max_concurrency", max_concurrency, 1),
+        headers=merged,
+    )

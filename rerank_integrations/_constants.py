@@ -1,0 +1,28 @@
+"""Defaults and names used across the package, kept in one place."""
+
+from __future__ import annotations
+
+#: Seconds allowed for the whole exchange of one HTTP request (read, write, pool).
+DEFAULT_TIMEOUT = 60.0
+#: Seconds allowed to open a connection.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Retries after the first attempt of each request.
+DEFAULT_MAX_RETRIES = 2
+#: Batches of one call that may be in flight at the same time.
+DEFAULT_MAX_CONCURRENCY = 8
+
+#: Backoff: the first wait, the cap on any computed wait, and the jitter fraction.
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+RETRY_JITTER = 0.25
+#: A server's ``Retry-After`` is honoured up to this many seconds.
+MAX_RETRY_AFTER = 60.0
+
+#: Characters of a response body quoted in an error message.
+BODY_EXCERPT_CHARS = 300
+
+ENV_BASE_URL = "RERANK_BASE_URL"
+ENV_API_KEY = "RERANK_API_KEY"
+ENV_MODEL = "RERANK_MODEL"
+
+LOGGER_NAME = "rerank_integrations"

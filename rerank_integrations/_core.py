@@ -1,0 +1,357 @@
+"""The sans-IO core: every step of a rerank call that does no I/O.
+
+Validate the input, plan the batches (once per distinct text), build each request body,
+decode and check each answer, merge the batches into one ranking, and turn an error answer
+into a typed exception. The sync and async clients call these and only add the sending.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from . import _json
+from ._constants import BODY_EXCERPT_CHARS
+from ._dialects import (
+    Dialect,
+    EmbeddedAPIError,
+    ParsedRanking,
+    RankingRequest,
+    ResponseShapeError,
+    message_from_text,
+)
+from ._exceptions import APIStatusError, ResponseFormatError, status_error_class
+from ._types import RerankResponse, RerankResult, Usage
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-trace-id", "cf-ray")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One request's share of a call: ``texts`` starts at ``start`` in the plan's texts."""
+
+    start: int
+    texts: Sequence[str]
+    top_n: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RerankPlan:
+    """How one call is split into requests.
+
+    Attributes:
+        query: the query.
+        documents: the caller's documents, as passed.
+        texts: the distinct texts, in order of first appearance.
+        first_index: for each distinct text, the caller's index of its first copy; ``None``
+            when every text is distinct (the identity).
+        copies: for distinct texts that appear more than once, the caller's other indexes.
+        batches: the requests to send.
+        top_n: results to return; ``None`` means all.
+    """
+
+    query: str
+    documents: Sequence[str]
+    texts: Sequence[str]
+    first_index: list[int] | None
+    copies: dict[int, list[int]]
+    batches: list[Batch]
+    top_n: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRanking:
+    """A checked answer to one batch: ``(index within the batch, score)`` pairs."""
+
+    pairs: list[tuple[int, float]]
+    model: str | None
+    total_tokens: int | None
+    billed_units: float | None
+
+
+def check_query(query: object) -> str:
+    """The query, if it is a string; otherwise a ``TypeError`` naming it."""
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a string, got {type(query).__name__}")
+    return query
+
+
+def check_top_n(top_n: object) -> int | None:
+    """``top_n`` if it is ``None`` or a positive integer; otherwise an error naming it."""
+    if top_n is None:
+        return None
+    if isinstance(top_n, bool) or not isinstance(top_n, int):
+        raise TypeError(f"top_n must be a positive integer or None, got {top_n!r}")
+    if top_n < 1:
+        raise ValueError(f"top_n must be at least 1, got {top_n}")
+    return top_n
+
+
+def check_documents(documents: object) -> Sequence[str]:
+    """The documents, if they are a sequence of strings; otherwise a ``TypeError`` naming
+    the first offender by position."""
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+        raise TypeError(f"documents must be a list of strings, got {type(documents).__name__}")
+    for position, document in enumerate(documents):
+        if not isinstance(document, str):
+            raise TypeError(
+                f"documents[{position}] must be a string, got {type(document).__name__}"
+            )
+    return documents
+
+
+def plan_rerank(
+    query: object,
+    documents: object,
+    top_n: object,
+    max_documents_per_request: int,
+) -> RerankPlan:
+    """Check the input and split it into batches of distinct texts.
+
+    Each text is sent once however often it occurs; each batch asks only for as many
+    results as the whole call needs.
+    """
+    checked_query = check_query(query)
+    checked_documents = check_documents(documents)
+    checked_top_n = check_top_n(top_n)
+
+    position_of: dict[str, int] = {}
+    texts: list[str] = []
+    first_index: list[int] = []
+    copies: dict[int, list[int]] = {}
+    for index, text in enumerate(checked_documents):
+        position = position_of.setdefault(text, len(texts))
+        if position == len(texts):
+            texts.append(text)
+            first_index.append(index)
+        else:
+            copies.setdefault(position, []).append(index)
+    distinct: Sequence[str] = texts
+    if not copies:
+        distinct, first_index_or_none = checked_documents, None
+    else:
+        first_index_or_none = first_index
+
+    if checked_top_n is not None and checked_top_n >= len(checked_documents):
+        checked_top_n = None
+    size = max_documents_per_request
+    batches = [
+        Batch(
+            start=start,
+            texts=distinct[start : start + size],
+            top_n=None
+            if checked_top_n is None
+            else min(checked_top_n, len(distinct) - start, size),
+        )
+        for start in range(0, len(distinct), size)
+    ]
+    return RerankPlan(
+        query=checked_query,
+        documents=checked_documents,
+        texts=distinct,
+        first_index=first_index_or_none,
+        copies=copies,
+        batches=batches,
+        top_n=checked_top_n,
+    )
+
+
+def encode_request(
+    dialect: Dialect,
+    plan: RerankPlan,
+    batch: Batch,
+    model: str | None,
+    extra_body: Mapping[str, Any],
+    path: str,
+) -> bytes:
+    """The JSON body of one batch's request, as bytes."""
+    documents = batch.texts if isinstance(batch.texts, list) else list(batch.texts)
+    body = dialect.build_body(RankingRequest(plan.query, documents, batch.top_n, model, path))
+    if extra_body:
+        body.update(extra_body)
+    return _json.dumps(body)
+
+
+def body_excerpt(content: bytes, limit: int = BODY_EXCERPT_CHARS) -> str:
+    """The start of a body as one line of text, for error messages."""
+    text = content[: limit * 4].decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
+    if secret and secret in text:
+        return text.replace(secret, "***")
+    return text
+
+
+def request_id_from(headers: Mapping[str, str]) -> str | None:
+    """The server's request id, from the usual headers."""
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _decode_error_body(content: bytes) -> Any:
+    try:
+        return _json.loads(content) if content else ""
+    except _json.JSONDecodeError:
+        return content.decode("utf-8", errors="replace")
+
+
+def make_status_error(
+    dialect: Dialect,
+    status_code: int,
+    reason: str,
+    content: bytes,
+    headers: Mapping[str, str],
+    secret: str | None,
+) -> APIStatusError:
+    """The typed error for an error answer, with the server's message and a body excerpt."""
+    body = _decode_error_body(content)
+    server_message = (
+        message_from_text(body) if isinstance(body, str) else dialect.error_message(body)
+    )
+    request_id = request_id_from(headers)
+    excerpt = body_excerpt(content)
+    message = f"HTTP {status_code} {reason}".rstrip()
+    message += f": {server_message}" if server_message else " (no message from the server)"
+    if request_id:
+        message += f" [request id {request_id}]"
+    if excerpt and excerpt != server_message:
+        message += f" | body: {excerpt}"
+    elif not excerpt:
+        message += " | empty body"
+    if isinstance(body, str):
+        body = redact(body, secret)
+    return status_error_class(status_code)(
+        redact(message, secret),
+        status_code=status_code,
+        body=body,
+        request_id=request_id,
+    )
+
+
+def _format_error(message: str, status_code: int, content: bytes) -> ResponseFormatError:
+    excerpt = body_excerpt(content)
+    return ResponseFormatError(
+        f"invalid rerank answer (HTTP {status_code}): {message} | body: {excerpt or '(empty)'}",
+        status_code=status_code,
+        body_excerpt=excerpt,
+    )
+
+
+def decode_response(
+    dialect: Dialect,
+    status_code: int,
+    content: bytes,
+    batch_size: int,
+    secret: str | None = None,
+) -> BatchRanking:
+    """Decode a successful answer to a batch of ``batch_size`` documents and check it.
+
+    Every index must be an integer in range and appear at most once; every score must be a
+    finite number. An answer that reports an error inside a 2xx status raises the matching
+    :class:`APIStatusError`; anything else that is not a ranking raises
+    :class:`ResponseFormatError`.
+    """
+    try:
+        body = _json.loads(content)
+    except _json.JSONDecodeError:
+        raise _format_error("the body is not JSON", status_code, content) from None
+    try:
+        parsed: ParsedRanking = dialect.parse_body(body)
+    except ResponseShapeError as exc:
+        raise _format_error(str(exc), status_code, content) from None
+    except EmbeddedAPIError as exc:
+        error_class = status_error_class(exc.status_code)
+        raise error_class(
+            redact(
+                f"HTTP {status_code} answer reports an error: {exc.message}"
+                f" | body: {body_excerpt(content)}",
+                secret,
+            ),
+            status_code=exc.status_code,
+            body=body,
+        ) from None
+
+    if not parsed.pairs and batch_size:
+        raise _format_error(f"no results for {batch_size} documents", status_code, content)
+    seen = bytearray(batch_size)
+    pairs: list[tuple[int, float]] = []
+    for index, score in parsed.pairs:
+        if isinstance(index, bool) or not isinstance(index, int):
+            if isinstance(index, float) and index.is_integer():
+                index = int(index)
+            else:
+                raise _format_error(f"index {index!r} is not an integer", status_code, content)
+        if not 0 <= index < batch_size:
+            raise _format_error(
+                f"index {index} is out of range for {batch_size} documents", status_code, content
+            )
+        if seen[index]:
+            raise _format_error(f"index {index} appears more than once", status_code, content)
+        seen[index] = 1
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise _format_error(
+                f"score of index {index} is not a number: {score!r}", status_code, content
+            )
+        value = float(score)
+        if not math.isfinite(value):
+            raise _format_error(
+                f"score of index {index} is not finite: {score!r}", status_code, content
+            )
+        pairs.append((index, value))
+    return BatchRanking(pairs, parsed.model, parsed.total_tokens, parsed.billed_units)
+
+
+def _sum_optional(values: Sequence[float | int | None]) -> Any:
+    present = [value for value in values if value is not None]
+    return sum(present) if present else None
+
+
+def merge_rankings(
+    plan: RerankPlan,
+    rankings: Sequence[BatchRanking],
+    requested_model: str | None,
+) -> RerankResponse:
+    """One ranking from every batch's answer: scores mapped back to the caller's indexes
+    (every copy of a repeated text gets its score), sorted best first with ties in the
+    caller's order, cut to ``top_n``."""
+    scored: list[tuple[float, int]] = []
+    first_index = plan.first_index
+    copies = plan.copies
+    for batch, ranking in zip(plan.batches, rankings, strict=True):
+        start = batch.start
+        for local, score in ranking.pairs:
+            position = start + local
+            scored.append((score, position if first_index is None else first_index[position]))
+            if copies and position in copies:
+                scored.extend((score, other) for other in copies[position])
+
+    def best_first(pair: tuple[float, int]) -> tuple[float, int]:
+        return (-pair[0], pair[1])
+
+    if plan.top_n is not None and plan.top_n * 4 < len(scored):
+        ordered = heapq.nsmallest(plan.top_n, scored, key=best_first)
+    else:
+        scored.sort(key=itemgetter(1))
+        scored.sort(key=itemgetter(0), reverse=True)  # stable: ties keep the caller's order
+        ordered = scored if plan.top_n is None else scored[: plan.top_n]
+
+    documents = plan.documents
+    results = [RerankResult(index, score, documents[index]) for score, index in ordered]
+    models = [ranking.model for ranking in rankings if ranking.model]
+    tokens = _sum_optional([ranking.total_tokens for ranking in rankings])
+    units = _sum_optional([ranking.billed_units for ranking in rankings])
+    usage = Usage(tokens, units) if tokens is not None or units is not None else None
+    return RerankResponse(
+        results=results, model=models[0] if models else requested_model, usage=usage
+    )

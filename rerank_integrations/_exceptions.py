@@ -1,0 +1,128 @@
+"""Every error this package raises.
+
+Class tree::
+
+    RerankError
+    ├── ConfigurationError          (also a ValueError) settings that cannot work
+    ├── APIStatusError              the server answered with an error status
+    │   ├── AuthenticationError     401, 403
+    │   ├── BadRequestError         400, 404, 413, 422
+    │   ├── RateLimitError          429
+    │   └── ServerError             5xx
+    ├── APIConnectionError          no answer: connection refused, reset or dropped
+    │   └── APITimeoutError         no answer in time
+    └── ResponseFormatError         an answer that is not a valid ranking
+
+Messages carry the HTTP status, the server's own message where it sent one and a short
+excerpt of the body. They never carry the API key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "RateLimitError",
+    "RerankError",
+    "ResponseFormatError",
+    "ServerError",
+]
+
+
+class RerankError(Exception):
+    """Base class of every error raised by ``rerank_integrations``."""
+
+
+class ConfigurationError(RerankError, ValueError):
+    """The client's settings cannot work (for example, no base URL was given anywhere)."""
+
+
+class APIStatusError(RerankError):
+    """The server answered with an error status.
+
+    Attributes:
+        status_code: the HTTP status of the answer.
+        message: the full error message.
+        body: the decoded JSON body, or the body text when it is not JSON.
+        request_id: the server's request id header, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+
+
+class AuthenticationError(APIStatusError):
+    """401 or 403: the key is missing, wrong, or not allowed to use this endpoint or model."""
+
+
+class BadRequestError(APIStatusError):
+    """400, 404, 413 or 422: the server refused the request as it stands; retrying won't help."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; raised once the retries are used up."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the server or a proxy in front of it failed; raised once the retries are used up."""
+
+
+class APIConnectionError(RerankError):
+    """No answer was received: the connection failed, was refused, reset or dropped."""
+
+
+class APITimeoutError(APIConnectionError):
+    """No answer was received within the timeout."""
+
+
+class ResponseFormatError(RerankError):
+    """The server answered, but not with a valid ranking.
+
+    Raised for a body that is not JSON, has no result list, names an index that is out of
+    range or repeated, or gives a score that is not a finite number.
+
+    Attributes:
+        status_code: the HTTP status of the answer.
+        body_excerpt: the start of the body, for diagnosis.
+    """
+
+    def __init__(self, message: str, *, status_code: int = 200, body_excerpt: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.body_excerpt = body_excerpt
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: BadRequestError,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """Return the most specific :class:`APIStatusError` subclass for an HTTP status."""
+    if status_code >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status_code, APIStatusError)

@@ -1,0 +1,50 @@
+"""The values a rerank call returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["RerankResponse", "RerankResult", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class RerankResult:
+    """One ranked document.
+
+    Attributes:
+        index: position of the document in the list the caller passed in.
+        relevance_score: the server's score for it; higher is more relevant.
+        document: the caller's own text of that document.
+    """
+
+    index: int
+    relevance_score: float
+    document: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What the server says the call cost, summed over every request of the call.
+
+    Attributes:
+        total_tokens: tokens processed, when the server reports them.
+        billed_units: vendor billing units (search units, rerank units), kept apart from tokens.
+    """
+
+    total_tokens: int | None = None
+    billed_units: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RerankResponse:
+    """The answer to one rerank call: results sorted best first.
+
+    Attributes:
+        results: ranked documents, best first; ties keep the caller's order.
+        model: the model the server says it used, else the one that was asked for.
+        usage: token and billing counts, or ``None`` when the server reports none.
+    """
+
+    results: list[RerankResult] = field(default_factory=list)
+    model: str | None = None
+    usage: Usage | None = None
