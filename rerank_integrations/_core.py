@@ -176,11 +176,15 @@ def encode_request(
     return _json.dumps(body)
 
 
+def shorten(text: str, limit: int = BODY_EXCERPT_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    text = " ".join(text[: limit * 4].split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def body_excerpt(content: bytes, limit: int = BODY_EXCERPT_CHARS) -> str:
     """The start of a body as one line of text, for error messages."""
-    text = content[: limit * 4].decode("utf-8", errors="replace")
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(content[: limit * 4].decode("utf-8", errors="replace"), limit)
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -219,6 +223,8 @@ def make_status_error(
     server_message = (
         message_from_text(body) if isinstance(body, str) else dialect.error_message(body)
     )
+    if server_message:
+        server_message = shorten(server_message)
     request_id = request_id_from(headers)
     excerpt = body_excerpt(content)
     message = f"HTTP {status_code} {reason}".rstrip()

@@ -185,3 +185,104 @@ def run_mode(
     if mode == "sync":
         return sync_call()
     return asyncio.run(async_call())
+
+
+# -- a scriptable HTTP server on 127.0.0.1, for wire tests -------------------------------
+
+DROP = "drop"
+
+
+class ScriptedServer:
+    """A real HTTP/1.1 server on a loopback port answering the generic dialect.
+
+    Queue replies with :meth:`queue`: ``(status, headers, body)`` tuples, :data:`DROP` to
+    close the connection without answering, or ``("stall", seconds)`` to answer late.
+    Without a queued reply it ranks like :func:`rank_body`, after ``delay`` seconds.
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.replies: deque[Any] = deque()
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.delay = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._send(200, {"Content-Type": "application/json"}, b'{"status":"ok"}')
+
+            def do_POST(self) -> None:
+                import time
+
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with server._lock:
+                    server.bodies.append(json.loads(raw))
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    reply = server.replies.popleft() if server.replies else None
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if reply == DROP:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    if isinstance(reply, tuple) and reply[0] == "stall":
+                        time.sleep(reply[1])
+                        reply = None
+                    if reply is None:
+                        time.sleep(server.delay)
+                        body = json.dumps(rank_body(json.loads(raw))).encode()
+                        self._send(200, {"Content-Type": "application/json"}, body)
+                    else:
+                        status, headers, body = reply
+                        self._send(status, headers, body)
+                except OSError:
+                    self.close_connection = True
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        self.base_url = f"http://{host}:{port}"
+
+    def queue(self, *replies: Any) -> None:
+        """Answer the next requests with these, in order."""
+        self.replies.extend(replies)
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[ScriptedServer]:
+    """A fresh :class:`ScriptedServer` on 127.0.0.1."""
+    server = ScriptedServer()
+    yield server
+    server.close()
