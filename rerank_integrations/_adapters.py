@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 
 from ._client import RerankClient
 from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._exceptions import ConfigurationError
 from ._types import RerankResponse, RerankResult
 
 #: The metadata key that carries the relevance score on returned documents and nodes.
@@ -49,33 +51,75 @@ class RerankSettings(BaseModel):
     """Batches of one call in flight at once."""
     headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
     """Extra HTTP headers for every request (not serialized: they may carry credentials)."""
-    client: RerankClient | None = Field(default=None, exclude=True, repr=False)
+    client: SkipJsonSchema[RerankClient | None] = Field(default=None, exclude=True, repr=False)
     """A ready ``RerankClient`` to use instead of building one from the settings above."""
 
-    _rerank_client: RerankClient = PrivateAttr()
+    _rerank_client: RerankClient | None = PrivateAttr(default=None)
+    _built_from: tuple[Any, ...] | None = PrivateAttr(default=None)
 
-    @model_validator(mode="after")
-    def _connect(self) -> Any:
-        if self.client is not None:
-            self._rerank_client = self.client
-        else:
-            self._rerank_client = RerankClient(
-                base_url=self.base_url,
-                api_key=self.api_key,
-                model=self.model,
-                dialect=self.dialect,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                max_documents_per_request=self.max_documents_per_request,
-                max_concurrency=self.max_concurrency,
-                headers=self.headers,
-            )
-        return self
+    def __init__(self, /, **data: Any) -> None:
+        """Validate the settings and build the client.
+
+        Raises:
+            ConfigurationError: the settings cannot work (e.g. no base URL anywhere).
+            pydantic.ValidationError: a field has a wrong type or value, or is unknown.
+        """
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            # pydantic wraps every ValueError raised while validating, our
+            # ConfigurationError included; hand callers the package's own error.
+            for detail in exc.errors():
+                error = detail.get("ctx", {}).get("error")
+                if isinstance(error, ConfigurationError):
+                    raise error from None
+            raise
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Build the client now, so that settings that cannot work fail at construction."""
+        super().model_post_init(context)
+        self._connect()
+
+    def _client_settings(self) -> tuple[Any, ...]:
+        return (
+            self.client,
+            self.base_url,
+            self.api_key,
+            self.model,
+            self.dialect,
+            self.timeout,
+            self.max_retries,
+            self.max_documents_per_request,
+            self.max_concurrency,
+            None if self.headers is None else tuple(self.headers.items()),
+        )
+
+    def _connect(self) -> RerankClient:
+        settings = self._client_settings()
+        client = self.client or RerankClient(
+            base_url=self.base_url,
+            api_key=self.api_key,
+            model=self.model,
+            dialect=self.dialect,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            max_documents_per_request=self.max_documents_per_request,
+            max_concurrency=self.max_concurrency,
+            headers=self.headers,
+        )
+        self._rerank_client, self._built_from = client, settings
+        return client
 
     @property
     def rerank_client(self) -> RerankClient:
-        """The ``RerankClient`` that sends this adapter's requests."""
-        return self._rerank_client
+        """The ``RerankClient`` that sends this adapter's requests.
+
+        Rebuilt when a setting has been changed since it was built, or after unpickling.
+        """
+        client = self._rerank_client
+        if client is None or self._built_from != self._client_settings():
+            client = self._connect()
+        return client
 
     def _kept(self, response: RerankResponse) -> list[RerankResult]:
         """The results that pass ``score_threshold``, best first."""

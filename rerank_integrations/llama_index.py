@@ -1,0 +1,176 @@
+"""LlamaIndex adapter: :class:`RerankPostprocessor`, a node postprocessor backed by any
+HTTP rerank API.
+
+Use it wherever LlamaIndex takes ``node_postprocessors``::
+
+    from rerank_integrations.llama_index import RerankPostprocessor
+
+    reranker = RerankPostprocessor(base_url="https://api.example.com/v1", top_n=5)
+    engine = index.as_query_engine(similarity_top_k=50, node_postprocessors=[reranker])
+
+It needs the ``llama-index`` extra: ``pip install "rerank-integrations[llama-index]"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+try:
+    from llama_index.core.callbacks import CBEventType, EventPayload
+    from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+    from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides the package
+    raise ImportError(
+        "rerank_integrations.llama_index needs llama-index-core; install it with: "
+        'pip install "rerank-integrations[llama-index]"'
+    ) from exc
+
+
+from ._adapters import SCORE_KEY, RerankSettings
+from ._types import RerankResponse, RerankResult
+
+__all__ = ["RETRIEVAL_SCORE_KEY", "SCORE_KEY", "RerankPostprocessor"]
+
+#: The metadata key that keeps a node's score from before reranking, when asked for.
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+
+dispatcher = get_dispatcher(__name__)
+
+
+class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
+    """Reorder retrieved nodes by an HTTP rerank API and keep the best ``top_n``.
+
+    Each node's text, ``node.get_content(metadata_mode=metadata_mode)``, is sent with the
+    query; the client batches large calls, retries and raises ``RerankError`` subclasses.
+    The result is a list of new ``NodeWithScore`` objects, best first, whose ``score`` is the
+    relevance score. Their nodes are copies (same ids) whose metadata also carries
+    ``relevance_score`` (and ``retrieval_score`` with ``keep_retrieval_score=True``); those
+    keys are excluded from the LLM and embedding views of the node, so they reach neither
+    prompts nor embeddings. The nodes passed in are left unchanged.
+
+    Settings not given fall back to the ``RERANK_BASE_URL``, ``RERANK_API_KEY``,
+    ``RERANK_MODEL`` and ``RERANK_DIALECT`` environment variables. ``to_dict()`` and
+    ``to_json()`` leave out the API key, the headers and any ``client`` passed in.
+    """
+
+    metadata_mode: MetadataMode = MetadataMode.EMBED
+    """Which metadata goes along with each node's text to the API (``get_content`` mode)."""
+    keep_retrieval_score: bool = False
+    """Also store each node's previous score in its metadata as ``retrieval_score``."""
+
+    @classmethod
+    def class_name(cls) -> str:
+        """The name LlamaIndex records for this component when it is serialized."""
+        return "RerankPostprocessor"
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        """Rerank ``nodes`` for ``query_bundle``; see the class docstring."""
+        query = _require_query(query_bundle)
+        if not nodes:
+            return []
+        texts = self._texts(nodes)
+        dispatcher.event(self._start_event(query, nodes))
+        with self.callback_manager.event(
+            CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
+        ) as event:
+            response = self.rerank_client.rerank(
+                query.query_str, texts, top_n=self.top_n, model=self.model
+            )
+            reranked = self._rebuild(nodes, response)
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    @dispatcher.span
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        """The async twin of :meth:`_postprocess_nodes`, awaiting the client's ``arerank``."""
+        query = _require_query(query_bundle)
+        if not nodes:
+            return []
+        texts = self._texts(nodes)
+        dispatcher.event(self._start_event(query, nodes))
+        with self.callback_manager.event(
+            CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
+        ) as event:
+            response = await self.rerank_client.arerank(
+                query.query_str, texts, top_n=self.top_n, model=self.model
+            )
+            reranked = self._rebuild(nodes, response)
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    # -- helpers shared by both paths -----------------------------------------------------
+
+    def _texts(self, nodes: Sequence[NodeWithScore]) -> list[str]:
+        """The text sent for each node."""
+        return [item.node.get_content(metadata_mode=self.metadata_mode) for item in nodes]
+
+    def _model_name(self) -> str:
+        """The model named in events: the one asked for, else none (``""``)."""
+        return self.model or self.rerank_client.model or ""
+
+    def _start_event(self, query: QueryBundle, nodes: list[NodeWithScore]) -> ReRankStartEvent:
+        """The instrumentation event that opens a rerank call."""
+        top_n = self.top_n if self.top_n is not None else len(nodes)
+        return ReRankStartEvent(
+            query=query, nodes=nodes, top_n=top_n, model_name=self._model_name()
+        )
+
+    def _callback_payload(self, query: QueryBundle, nodes: list[NodeWithScore]) -> dict[str, Any]:
+        """The payload of the legacy ``CBEventType.RERANKING`` start event."""
+        return {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self._model_name(),
+            EventPayload.QUERY_STR: query.query_str,
+            EventPayload.TOP_K: self.top_n,
+        }
+
+    def _rebuild(
+        self, nodes: Sequence[NodeWithScore], response: RerankResponse
+    ) -> list[NodeWithScore]:
+        """New scored copies of the nodes the response keeps, best first."""
+        return [self._rescored(nodes[result.index], result) for result in self._kept(response)]
+
+    def _rescored(self, item: NodeWithScore, result: RerankResult) -> NodeWithScore:
+        """A copy of ``item`` scored by ``result``, the input node left as it was."""
+        node = item.node
+        added: dict[str, Any] = {SCORE_KEY: result.relevance_score}
+        if self.keep_retrieval_score:
+            added[RETRIEVAL_SCORE_KEY] = item.score
+        copy = node.model_copy(
+            update={
+                "metadata": {**node.metadata, **added},
+                "excluded_llm_metadata_keys": _with_keys(node.excluded_llm_metadata_keys, added),
+                "excluded_embed_metadata_keys": _with_keys(
+                    node.excluded_embed_metadata_keys, added
+                ),
+            }
+        )
+        return NodeWithScore(node=copy, score=result.relevance_score)
+
+
+def _require_query(query_bundle: QueryBundle | None) -> QueryBundle:
+    """``query_bundle``, or a ``ValueError`` when there is none."""
+    if query_bundle is None:
+        raise ValueError(
+            "RerankPostprocessor needs a query: pass query_bundle=QueryBundle(...) or "
+            "query_str=... to postprocess_nodes()"
+        )
+    return query_bundle
+
+
+def _with_keys(keys: Sequence[str], added: dict[str, Any]) -> list[str]:
+    """A new list: ``keys`` followed by those of ``added`` that it lacks."""
+    return [*keys, *(key for key in added if key not in keys)]
