@@ -1,0 +1,207 @@
+"""LangChain adapter: :class:`RerankCompressor`, a document compressor backed by any HTTP
+rerank API.
+
+It plugs into ``ContextualCompressionRetriever`` and ``DocumentCompressorPipeline`` like any
+other ``BaseDocumentCompressor``; the ``RerankClient`` behind it does the HTTP, the batching
+and the retries, in both the sync and the async path.
+
+Requires the ``langchain`` extra: ``pip install "rerank-integrations[langchain]"``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any
+
+from ._adapters import SCORE_KEY, RerankSettings
+from ._core import check_query
+from ._types import RerankResponse
+
+try:
+    from langchain_core.callbacks import Callbacks
+    from langchain_core.documents import BaseDocumentCompressor, Document
+except ImportError as _exc:
+    raise ImportError(
+        "rerank_integrations.langchain needs langchain-core; install it with: "
+        'pip install "rerank-integrations[langchain]"'
+    ) from _exc
+
+__all__ = ["SCORE_KEY", "RerankCompressor"]
+
+
+class _FieldDefault(enum.Enum):
+    """Marks an argument left out, so that ``None`` can keep its own meaning."""
+
+    TOP_N = enum.auto()
+
+    def __repr__(self) -> str:
+        return "<the top_n field>"
+
+
+_TOP_N_FIELD = _FieldDefault.TOP_N
+
+
+class RerankCompressor(RerankSettings, BaseDocumentCompressor):
+    """Reorders LangChain documents by relevance to the query with an HTTP rerank API.
+
+    Example::
+
+        from langchain_classic.retrievers import ContextualCompressionRetriever
+        from rerank_integrations.langchain import RerankCompressor
+
+        compressor = RerankCompressor(base_url="https://api.example.com/v1", top_n=5)
+        retriever = ContextualCompressionRetriever(base_compressor=compressor, base_retriever=base)
+        for doc in retriever.invoke("organic skincare for sensitive skin"):
+            print(doc.id, doc.metadata["relevance_score"], doc.page_content[:60])
+
+    The returned documents are new ``Document`` objects (of the same class as the input),
+    best first, with the same ``id``, ``page_content`` and metadata plus
+    ``metadata["relevance_score"]``; the documents passed in, and their metadata dicts, are
+    left unchanged. At most ``top_n`` come back (``None``: all), and none that scores below
+    ``score_threshold``.
+
+    Every setting (``model``, ``top_n``, ``score_threshold``, ``base_url``, ``api_key``,
+    ``dialect``, ``timeout``, ``max_retries``, ``max_documents_per_request``,
+    ``max_concurrency``, ``headers``, ``client``) is a keyword argument; unknown ones are
+    refused. Connection settings left out are read from the ``RERANK_*`` environment
+    variables (see ``RerankClient``); with no base URL anywhere, construction raises
+    :class:`~rerank_integrations.ConfigurationError`. The API key is never serialized or
+    shown.
+
+    ``acompress_documents`` and :meth:`arerank` are truly asynchronous: they await the
+    client's async API on the running event loop, with no worker thread.
+    """
+
+    # -- BaseDocumentCompressor ----------------------------------------------------------
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Rerank ``documents`` against ``query``: the best ``top_n``, best first.
+
+        Args:
+            documents: the retrieved documents.
+            query: the search query.
+            callbacks: accepted for the LangChain interface; not used.
+
+        Returns:
+            New documents, best first, each with ``metadata["relevance_score"]``; ``[]`` for
+            no documents, without a request.
+
+        Raises:
+            TypeError: ``query`` is not a string or an element is not a ``Document``.
+            RerankError: the API call failed (a subclass says how).
+        """
+        texts = _texts(documents, query, strings_allowed=False)
+        if not texts:
+            return []
+        response = self.rerank_client.rerank(query, texts, top_n=self.top_n, model=self.model)
+        return self._scored_documents(documents, response)
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """The async twin of :meth:`compress_documents`, awaiting the client's async API."""
+        texts = _texts(documents, query, strings_allowed=False)
+        if not texts:
+            return []
+        response = await self.rerank_client.arerank(
+            query, texts, top_n=self.top_n, model=self.model
+        )
+        return self._scored_documents(documents, response)
+
+    # -- plain ranking -------------------------------------------------------------------
+
+    def rerank(
+        self,
+        documents: Sequence[Document | str],
+        query: str,
+        *,
+        top_n: int | _FieldDefault | None = _TOP_N_FIELD,
+    ) -> list[dict[str, Any]]:
+        """Rank ``documents`` against ``query`` and return positions and scores.
+
+        Args:
+            documents: ``Document`` objects or plain strings (they may be mixed).
+            query: the search query.
+            top_n: how many results to return; left out, the ``top_n`` field; ``None``: all.
+
+        Returns:
+            ``[{"index": i, "relevance_score": s}, ...]`` best first, where ``i`` is the
+            position in ``documents``; results below ``score_threshold`` are left out.
+
+        Raises:
+            TypeError, ValueError: bad arguments, before any request.
+            RerankError: the API call failed (a subclass says how).
+        """
+        texts = _texts(documents, query, strings_allowed=True)
+        if not texts:
+            return []
+        response = self.rerank_client.rerank(
+            query, texts, top_n=self._top_n(top_n), model=self.model
+        )
+        return self._scored_indexes(response)
+
+    async def arerank(
+        self,
+        documents: Sequence[Document | str],
+        query: str,
+        *,
+        top_n: int | _FieldDefault | None = _TOP_N_FIELD,
+    ) -> list[dict[str, Any]]:
+        """The async twin of :meth:`rerank`, awaiting the client's async API."""
+        texts = _texts(documents, query, strings_allowed=True)
+        if not texts:
+            return []
+        response = await self.rerank_client.arerank(
+            query, texts, top_n=self._top_n(top_n), model=self.model
+        )
+        return self._scored_indexes(response)
+
+    # -- translation ---------------------------------------------------------------------
+
+    def _top_n(self, top_n: int | _FieldDefault | None) -> int | None:
+        return self.top_n if top_n is _FieldDefault.TOP_N else top_n
+
+    def _scored_indexes(self, response: RerankResponse) -> list[dict[str, Any]]:
+        return [
+            {"index": result.index, SCORE_KEY: result.relevance_score}
+            for result in self._kept(response)
+        ]
+
+    def _scored_documents(
+        self, documents: Sequence[Document], response: RerankResponse
+    ) -> list[Document]:
+        scored: list[Document] = []
+        for result in self._kept(response):
+            document = documents[result.index]
+            metadata = {**document.metadata, SCORE_KEY: result.relevance_score}
+            scored.append(document.model_copy(update={"metadata": metadata}))
+        return scored
+
+
+def _texts(documents: object, query: object, *, strings_allowed: bool) -> list[str]:
+    """The texts to rank, after checking the query and every document."""
+    check_query(query)
+    expected = "Document objects or strings" if strings_allowed else "Document objects"
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+        raise TypeError(f"documents must be a list of {expected}, got {type(documents).__name__}")
+    texts: list[str] = []
+    for position, document in enumerate(documents):
+        if isinstance(document, Document):
+            texts.append(document.page_content)
+        elif strings_allowed and isinstance(document, str):
+            texts.append(document)
+        else:
+            wanted = "a Document or a string" if strings_allowed else "a Document"
+            raise TypeError(
+                f"documents[{position}] must be {wanted}, got {type(document).__name__}"
+            )
+    return texts
