@@ -1,0 +1,55 @@
+"""A local rerank server: a real rerank HTTP endpoint with no API key or model.
+
+It serves the Jina-style rerank format of OpenAI-compatible gateways on
+``POST /v1/rerank`` (also ``/rerank`` and ``/v2/rerank``), ranks documents
+with Okapi BM25 over the request's own documents, and can inject latency,
+drops, stalls, rate limits and errors for testing clients.
+
+Run it from Python::
+
+    from rerank_integrations.server import serve_in_thread
+
+    with serve_in_thread(latency_ms=10) as server:
+        ...  # send requests to server.base_url
+
+Requires the ``server`` extra: ``pip install "rerank-integrations[server]"``.
+"""
+
+from __future__ import annotations
+
+from ._bm25 import bm25_scores, to_relevance, tokenize
+
+_INSTALL_HINT = (
+    "rerank_integrations.server needs Starlette and uvicorn; "
+    'install them with: pip install "rerank-integrations[server]"'
+)
+
+try:
+    from ._app import (
+        FAULT_KINDS,
+        RERANK_PATHS,
+        SCORING_MODES,
+        ServerConfig,
+        ServerStats,
+        create_app,
+    )
+    from ._thread import LocalRerankServer, serve_in_thread
+except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the environment
+    if _exc.name is not None and _exc.name.partition(".")[0] in {"starlette", "uvicorn"}:
+        raise ImportError(_INSTALL_HINT, name=_exc.name) from _exc
+    raise
+
+
+__all__ = [
+    "FAULT_KINDS",
+    "RERANK_PATHS",
+    "SCORING_MODES",
+    "LocalRerankServer",
+    "ServerConfig",
+    "ServerStats",
+    "bm25_scores",
+    "create_app",
+    "serve_in_thread",
+    "to_relevance",
+    "tokenize",
+]

@@ -1,0 +1,219 @@
+"""Command-line front end of the local rerank server (``rerank-integrations serve``).
+
+The console command owns the parser; this module only adds the ``serve``
+options (:func:`add_arguments`) and runs the server in the foreground
+(:func:`run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import uvicorn
+
+from ._app import SCORING_MODES, ServerConfig, create_app
+from ._thread import bind_socket, format_base_url
+
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "add_arguments",
+    "config_from_args",
+    "run",
+]
+
+API_KEY_ENV = "RERANK_SERVER_API_KEY"
+"""Environment variable read when ``--api-key`` is not given."""
+
+DEFAULT_HOST = "127.0.0.1"
+"""Default listening address (loopback only)."""
+
+DEFAULT_PORT = 8080
+"""Default listening port."""
+
+_PROG = "rerank-integrations serve"
+_DEFAULTS = ServerConfig()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``serve`` options to ``parser``.
+
+    Args:
+        parser: The parser (or sub-parser) of the ``serve`` command.
+    """
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port to listen on, 0 for any free port (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help=(
+            "require 'Authorization: Bearer <key>' "
+            f"(default: ${API_KEY_ENV}; unset means no authentication)"
+        ),
+    )
+    parser.add_argument(
+        "--max-documents",
+        type=int,
+        default=_DEFAULTS.max_documents,
+        help="largest number of documents per request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=_DEFAULTS.latency_ms,
+        help="extra delay added to every rerank request, in milliseconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        default=_DEFAULTS.error_rate,
+        help="probability of answering with --error-status (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--error-status",
+        type=int,
+        default=_DEFAULTS.error_status,
+        help="HTTP status of injected errors, 400-599 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--error-html",
+        action="store_true",
+        help="answer injected errors with an HTML page like a proxy, not JSON",
+    )
+    parser.add_argument(
+        "--rate-limit-rate",
+        type=float,
+        default=_DEFAULTS.rate_limit_rate,
+        help="probability of answering 429 with Retry-After (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=float,
+        default=_DEFAULTS.retry_after,
+        help="seconds sent in the Retry-After header (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--drop-rate",
+        type=float,
+        default=_DEFAULTS.drop_rate,
+        help="probability of dropping the connection mid-response (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stall-rate",
+        type=float,
+        default=_DEFAULTS.stall_rate,
+        help="probability of stalling before answering (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=_DEFAULTS.stall_seconds,
+        help="length of a stall in seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the fault draws, for reproducible runs"
+    )
+    parser.add_argument(
+        "--scoring",
+        choices=SCORING_MODES,
+        default=_DEFAULTS.scoring,
+        help=(
+            "bm25 ranks by relevance; cheap scores in constant time per document "
+            "(default: %(default)s)"
+        ),
+    )
+
+
+def _option(args: argparse.Namespace, name: str) -> Any:
+    """Return ``args.<name>``, falling back to the :class:`ServerConfig` default."""
+    return getattr(args, name, getattr(_DEFAULTS, name))
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """Build a :class:`ServerConfig` from parsed ``serve`` options.
+
+    ``--api-key`` falls back to the ``RERANK_SERVER_API_KEY`` environment
+    variable; an empty variable means no authentication.
+
+    Raises:
+        ValueError: If a value is invalid.
+    """
+    api_key = getattr(args, "api_key", None)
+    if api_key is None:
+        api_key = os.environ.get(API_KEY_ENV) or None
+    return ServerConfig(
+        api_key=api_key,
+        max_documents=_option(args, "max_documents"),
+        latency_ms=_option(args, "latency_ms"),
+        error_rate=_option(args, "error_rate"),
+        error_status=_option(args, "error_status"),
+        error_html=bool(_option(args, "error_html")),
+        rate_limit_rate=_option(args, "rate_limit_rate"),
+        retry_after=_option(args, "retry_after"),
+        drop_rate=_option(args, "drop_rate"),
+        stall_rate=_option(args, "stall_rate"),
+        stall_seconds=_option(args, "stall_seconds"),
+        seed=_option(args, "seed"),
+        scoring=_option(args, "scoring"),
+    )
+
+
+def _fail(message: str, code: int) -> int:
+    """Print a one-line error to stderr and return ``code``."""
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve in the foreground until interrupted.
+
+    Prints one line with the URL once the port is bound.
+
+    Returns:
+        ``0`` after a normal shutdown (Ctrl+C), ``2`` for invalid options and
+        ``1`` if the address cannot be bound.  Errors are one line on stderr.
+    """
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    host = str(getattr(args, "host", DEFAULT_HOST))
+    port = getattr(args, "port", DEFAULT_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        return _fail(f"port must be between 0 and 65535, got {port!r}", 2)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1)
+
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            timeout_graceful_shutdown=1,
+        )
+    )
+    url = format_base_url(host, int(sock.getsockname()[1]))
+    try:
+        print(f"Rerank server listening on {url} (POST {url}/v1/rerank)", flush=True)
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return 0
