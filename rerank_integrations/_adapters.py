@@ -5,7 +5,7 @@ The adapters themselves only translate documents or nodes to texts and results b
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic.json_schema import SkipJsonSchema
@@ -19,6 +19,21 @@ from ._types import RerankResponse, RerankResult
 SCORE_KEY = "relevance_score"
 
 
+#: Settings that configure the client; they cannot be combined with ``client=``.
+_CONNECTION_SETTINGS = frozenset(
+    {
+        "base_url",
+        "api_key",
+        "dialect",
+        "timeout",
+        "max_retries",
+        "max_documents_per_request",
+        "max_concurrency",
+        "headers",
+    }
+)
+
+
 class RerankSettings(BaseModel):
     """Settings common to both framework adapters; see ``RerankClient`` for their meaning."""
 
@@ -26,7 +41,7 @@ class RerankSettings(BaseModel):
         extra="forbid",
         arbitrary_types_allowed=True,
         protected_namespaces=(),
-        validate_assignment=False,
+        hide_input_in_errors=True,  # inputs may hold the key
     )
 
     model: str | None = None
@@ -57,23 +72,25 @@ class RerankSettings(BaseModel):
     _rerank_client: RerankClient | None = PrivateAttr(default=None)
     _built_from: tuple[Any, ...] | None = PrivateAttr(default=None)
 
-    def __init__(self, /, **data: Any) -> None:
-        """Validate the settings and build the client.
+    if not TYPE_CHECKING:  # type checkers keep the signature built from the fields
 
-        Raises:
-            ConfigurationError: the settings cannot work (e.g. no base URL anywhere).
-            pydantic.ValidationError: a field has a wrong type or value, or is unknown.
-        """
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            # pydantic wraps every ValueError raised while validating, our
-            # ConfigurationError included; hand callers the package's own error.
-            for detail in exc.errors():
-                error = detail.get("ctx", {}).get("error")
-                if isinstance(error, ConfigurationError):
-                    raise error from None
-            raise
+        def __init__(self, /, **data: Any) -> None:
+            """Validate the settings and build the client.
+
+            Raises:
+                ConfigurationError: the settings cannot work (e.g. no base URL anywhere).
+                pydantic.ValidationError: a field has a wrong type or value, or is unknown.
+            """
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                # pydantic wraps every ValueError raised while validating, our
+                # ConfigurationError included; hand callers the package's own error.
+                for detail in exc.errors():
+                    error = detail.get("ctx", {}).get("error")
+                    if isinstance(error, ConfigurationError):
+                        raise error from None
+                raise
 
     def model_post_init(self, context: Any, /) -> None:
         """Build the client now, so that settings that cannot work fail at construction."""
@@ -96,6 +113,13 @@ class RerankSettings(BaseModel):
 
     def _connect(self) -> RerankClient:
         settings = self._client_settings()
+        if self.client is not None:
+            clashing = sorted(self.model_fields_set & _CONNECTION_SETTINGS)
+            if clashing:
+                raise ConfigurationError(
+                    f"pass either client=... or connection settings, not both: "
+                    f"{', '.join(clashing)} would be ignored; set them on the RerankClient"
+                )
         client = self.client or RerankClient(
             base_url=self.base_url,
             api_key=self.api_key,

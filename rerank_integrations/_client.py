@@ -113,6 +113,11 @@ class RerankClient:
             headers=headers,
             user_agent=f"rerank-integrations/{__version__}",
         )
+        self._start(http_client, async_http_client)
+
+    def _start(
+        self, http_client: httpx.Client | None, async_http_client: httpx.AsyncClient | None
+    ) -> None:
         self._path = urlsplit(self._settings.endpoint).path
         self._user_http_client = http_client
         self._user_async_http_client = async_http_client
@@ -126,6 +131,15 @@ class RerankClient:
         # Seams for tests: how to wait between attempts.
         self._sleep: Callable[[float], None] = time.sleep
         self._async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pools, threads and locks cannot travel; a copy opens its own. Clients passed in
+        # by the caller are not carried over either.
+        return {"settings": self._settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._settings = state["settings"]
+        self._start(None, None)
 
     # -- public surface -------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -42,6 +43,16 @@ class ClientSettings:
     max_documents_per_request: int
     max_concurrency: int
     headers: Mapping[str, str] = field(repr=False)  # holds the key: never shown
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A dialect holds functions; it travels by name and is looked up again.
+        state = {item.name: getattr(self, item.name) for item in fields(self)}
+        state["dialect"] = self.dialect.name
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, get_dialect(value) if name == "dialect" else value)
 
 
 def _env(name: str) -> str | None:

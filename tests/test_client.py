@@ -755,3 +755,15 @@ def test_errors_share_one_base() -> None:
         ConfigurationError,
     ):
         assert issubclass(error, RerankError)
+
+
+def test_a_pickled_client_opens_its_own_pools(mock_api: MockAPI) -> None:
+    import pickle
+
+    client = RerankClient("https://h/v1", api_key=API_KEY, model="m", max_retries=4)
+    client._get_http_client()
+    copy = pickle.loads(pickle.dumps(client))
+    assert copy.endpoint == client.endpoint
+    assert copy.settings == client.settings
+    assert copy._http_client is None
+    client.close()
