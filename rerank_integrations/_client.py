@@ -14,6 +14,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -21,7 +22,13 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from ._config import ClientSettings, TimeoutTypes, resolve_settings
+from ._config import (
+    ClientSettings,
+    TimeoutTypes,
+    check_deadline,
+    resolve_settings,
+    shorten_timeout,
+)
 from ._constants import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -76,6 +83,8 @@ class RerankClient:
         max_documents_per_request: larger calls are split into batches of at most this many
             distinct documents (default: the dialect's limit, 1,000 for ``generic``).
         max_concurrency: batches of one call in flight at once.
+        deadline: seconds a whole call may take, across all its batches and retries;
+            ``None`` (the default) bounds only each request, by ``timeout``.
         headers: extra headers for every request.
         http_client: an ``httpx.Client`` to use instead of the client's own; not closed by us.
         async_http_client: an ``httpx.AsyncClient`` to use instead of the client's own (then
@@ -97,6 +106,7 @@ class RerankClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_documents_per_request: int | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        deadline: float | None = None,
         headers: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
@@ -110,6 +120,7 @@ class RerankClient:
             max_retries=max_retries,
             max_documents_per_request=max_documents_per_request,
             max_concurrency=max_concurrency,
+            deadline=deadline,
             headers=headers,
             user_agent=f"rerank-integrations/{__version__}",
         )
@@ -181,6 +192,7 @@ class RerankClient:
         *,
         top_n: int | None = None,
         model: str | None = None,
+        deadline: float | None = None,
         **extra_body: Any,
     ) -> RerankResponse:
         """Rank ``documents`` by relevance to ``query``.
@@ -191,6 +203,8 @@ class RerankClient:
             top_n: how many results to return, best first; ``None`` (or more than there are
                 documents) returns all.
             model: overrides the client's model for this call.
+            deadline: seconds this whole call may take, across every batch and retry;
+                overrides the client's ``deadline``. ``None``: only per-request timeouts.
             **extra_body: further fields for the request body, sent as given.
 
         Returns:
@@ -200,18 +214,17 @@ class RerankClient:
             TypeError, ValueError: bad arguments, before anything is sent.
             RerankError: a subclass saying what went wrong with the server.
         """
-        plan = plan_rerank(query, documents, top_n, self._settings.max_documents_per_request)
-        if not plan.batches:
-            return RerankResponse(results=[], model=model or self._settings.model)
-        chosen_model = model or self._settings.model
+        call = self._start_call(query, documents, top_n, model, deadline, extra_body)
+        if not call.plan.batches:
+            return RerankResponse(results=[], model=call.model)
         client = self._get_http_client()
-        count = len(plan.batches)
+        count = len(call.plan.batches)
 
         def send(number: int) -> BatchRanking:
-            return self._send_batch(client, plan, number, count, chosen_model, extra_body)
+            return self._send_batch(client, call, number)
 
         rankings = [send(0)] if count == 1 else _run_in_pool(self._get_executor(), send, count)
-        return merge_rankings(plan, rankings, chosen_model)
+        return merge_rankings(call.plan, rankings, call.model)
 
     async def arerank(
         self,
@@ -220,30 +233,30 @@ class RerankClient:
         *,
         top_n: int | None = None,
         model: str | None = None,
+        deadline: float | None = None,
         **extra_body: Any,
     ) -> RerankResponse:
         """The async twin of :meth:`rerank`: batches are sent as concurrent tasks, at most
         ``max_concurrency`` at a time; cancelling the call cancels them all."""
-        plan = plan_rerank(query, documents, top_n, self._settings.max_documents_per_request)
-        if not plan.batches:
-            return RerankResponse(results=[], model=model or self._settings.model)
-        chosen_model = model or self._settings.model
+        call = self._start_call(query, documents, top_n, model, deadline, extra_body)
+        if not call.plan.batches:
+            return RerankResponse(results=[], model=call.model)
         client = self._get_async_http_client()
-        count = len(plan.batches)
+        count = len(call.plan.batches)
 
         if count == 1:
-            rankings = [await self._asend_batch(client, plan, 0, 1, chosen_model, extra_body)]
+            sending = self._asend_batch(client, call, 0)
+            rankings = [await _within(sending, call)]
         else:
             limit = asyncio.Semaphore(self._settings.max_concurrency)
 
             async def send(number: int) -> BatchRanking:
                 async with limit:
-                    return await self._asend_batch(
-                        client, plan, number, count, chosen_model, extra_body
-                    )
+                    return await self._asend_batch(client, call, number)
 
-            rankings = await _gather_or_cancel([send(number) for number in range(count)])
-        return merge_rankings(plan, rankings, chosen_model)
+            gathering = _gather_or_cancel([send(number) for number in range(count)])
+            rankings = await _within(gathering, call)
+        return merge_rankings(call.plan, rankings, call.model)
 
     def close(self) -> None:
         """Close the connection pools and worker threads this client created.
@@ -333,19 +346,40 @@ class RerankClient:
 
     # -- one batch, with retries ----------------------------------------------------------
 
-    def _prepare(
+    def _start_call(
         self,
-        plan: RerankPlan,
-        number: int,
-        count: int,
+        query: object,
+        documents: object,
+        top_n: object,
         model: str | None,
+        deadline: float | None,
         extra_body: Mapping[str, Any],
-    ) -> tuple[Batch, bytes, str]:
-        batch = plan.batches[number]
-        body = encode_request(self._settings.dialect, plan, batch, model, extra_body, self._path)
-        label = f"batch {number + 1}/{count} ({len(batch.texts)} documents)"
+    ) -> _Call:
+        """Check the arguments and plan the call, before anything is sent."""
+        budget = check_deadline(self._settings.deadline if deadline is None else deadline)
+        plan = plan_rerank(query, documents, top_n, self._settings.max_documents_per_request)
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"model must be a string or None, got {type(model).__name__}")
+        expires = None if budget is None else time.monotonic() + budget
+        return _Call(plan, model or self._settings.model, extra_body, budget, expires)
+
+    def _prepare(self, call: _Call, number: int) -> tuple[Batch, bytes, str]:
+        batch = call.plan.batches[number]
+        body = encode_request(
+            self._settings.dialect, call.plan, batch, call.model, call.extra_body, self._path
+        )
+        label = f"batch {number + 1}/{len(call.plan.batches)} ({len(batch.texts)} documents)"
         logger.debug("POST %s %s, %d bytes", self._settings.endpoint, label, len(body))
         return batch, body, label
+
+    def _attempt_timeout(self, call: _Call, retries_done: int) -> httpx.Timeout:
+        """This attempt's timeout: the client's, shortened to what is left of the deadline."""
+        if call.expires is None:
+            return self._settings.timeout
+        left = call.expires - time.monotonic()
+        if left <= 0:
+            raise call.deadline_error(retries_done)
+        return shorten_timeout(self._settings.timeout, left)
 
     def _secret(self) -> str | None:
         key = self._settings.api_key
@@ -380,6 +414,7 @@ class RerankClient:
 
     def _next_wait(
         self,
+        call: _Call,
         error: RerankError,
         retries_done: int,
         response: httpx.Response | None,
@@ -394,6 +429,8 @@ class RerankClient:
             return None
         retry_after = parse_retry_after(response.headers) if response is not None else None
         wait = retry_wait(retries_done, retry_after, policy, self._random.random())
+        if call.expires is not None and time.monotonic() + wait >= call.expires:
+            return None  # the retry could not finish within the deadline
         cause = f"HTTP {response.status_code}" if response is not None else type(error).__name__
         logger.warning(
             "rerank %s failed (%s); retry %d of %d in %.2fs",
@@ -405,23 +442,18 @@ class RerankClient:
         )
         return wait
 
-    def _send_batch(
-        self,
-        client: httpx.Client,
-        plan: RerankPlan,
-        number: int,
-        count: int,
-        model: str | None,
-        extra_body: Mapping[str, Any],
-    ) -> BatchRanking:
-        batch, body, label = self._prepare(plan, number, count, model, extra_body)
+    def _send_batch(self, client: httpx.Client, call: _Call, number: int) -> BatchRanking:
+        batch, body, label = self._prepare(call, number)
         retries_done = 0
         while True:
             response: httpx.Response | None = None
             cause: BaseException | None = None
             try:
                 response = client.post(
-                    self._settings.endpoint, content=body, headers=self._settings.headers
+                    self._settings.endpoint,
+                    content=body,
+                    headers=self._settings.headers,
+                    timeout=self._attempt_timeout(call, retries_done),
                 )
             except httpx.TransportError as exc:
                 error, cause = self._transport_error(exc), exc
@@ -429,29 +461,26 @@ class RerankClient:
                 if response.is_success:
                     return self._decode(response, batch)
                 error = self._status_error(response)
-            wait = self._next_wait(error, retries_done, response, label)
+            wait = self._next_wait(call, error, retries_done, response, label)
             if wait is None:
                 raise error from cause
             self._sleep(wait)
             retries_done += 1
 
     async def _asend_batch(
-        self,
-        client: httpx.AsyncClient,
-        plan: RerankPlan,
-        number: int,
-        count: int,
-        model: str | None,
-        extra_body: Mapping[str, Any],
+        self, client: httpx.AsyncClient, call: _Call, number: int
     ) -> BatchRanking:
-        batch, body, label = self._prepare(plan, number, count, model, extra_body)
+        batch, body, label = self._prepare(call, number)
         retries_done = 0
         while True:
             response: httpx.Response | None = None
             cause: BaseException | None = None
             try:
                 response = await client.post(
-                    self._settings.endpoint, content=body, headers=self._settings.headers
+                    self._settings.endpoint,
+                    content=body,
+                    headers=self._settings.headers,
+                    timeout=self._attempt_timeout(call, retries_done),
                 )
             except httpx.TransportError as exc:
                 error, cause = self._transport_error(exc), exc
@@ -459,11 +488,36 @@ class RerankClient:
                 if response.is_success:
                     return self._decode(response, batch)
                 error = self._status_error(response)
-            wait = self._next_wait(error, retries_done, response, label)
+            wait = self._next_wait(call, error, retries_done, response, label)
             if wait is None:
                 raise error from cause
             await self._async_sleep(wait)
             retries_done += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One rerank call in progress: its plan, model, extra body fields and deadline."""
+
+    plan: RerankPlan
+    model: str | None
+    extra_body: Mapping[str, Any]
+    deadline: float | None
+    expires: float | None  # time.monotonic() by which the call must end
+
+    def deadline_error(self, retries_done: int) -> APITimeoutError:
+        attempts = f" after {retries_done + 1} attempts" if retries_done else ""
+        return APITimeoutError(f"the call's deadline of {self.deadline:g}s ran out{attempts}")
+
+
+async def _within(awaitable: Awaitable[T], call: _Call) -> T:
+    """Await ``awaitable``, cancelling it when the call's deadline runs out."""
+    if call.expires is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, max(0.0, call.expires - time.monotonic()))
+    except asyncio.TimeoutError:
+        raise call.deadline_error(0) from None
 
 
 def _run_in_pool(executor: ThreadPoolExecutor, function: Callable[[int], T], count: int) -> list[T]:

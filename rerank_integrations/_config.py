@@ -42,6 +42,7 @@ class ClientSettings:
     retry: RetryPolicy
     max_documents_per_request: int
     max_concurrency: int
+    deadline: float | None
     headers: Mapping[str, str] = field(repr=False)  # holds the key: never shown
 
     def __getstate__(self) -> dict[str, Any]:
@@ -110,6 +111,31 @@ def make_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
     return httpx.Timeout(float(timeout), connect=min(float(timeout), DEFAULT_CONNECT_TIMEOUT))
 
 
+def check_deadline(deadline: object) -> float | None:
+    """``deadline`` if it is ``None`` or a positive number of seconds; else an error naming it."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+        raise TypeError(f"deadline must be a number of seconds or None, got {deadline!r}")
+    if not math.isfinite(deadline) or deadline <= 0:
+        raise ValueError(f"deadline must be a positive number of seconds, got {deadline!r}")
+    return float(deadline)
+
+
+def shorten_timeout(timeout: httpx.Timeout, seconds: float) -> httpx.Timeout:
+    """``timeout`` with every phase cut to at most ``seconds``."""
+
+    def cut(value: float | None) -> float:
+        return seconds if value is None else min(value, seconds)
+
+    return httpx.Timeout(
+        connect=cut(timeout.connect),
+        read=cut(timeout.read),
+        write=cut(timeout.write),
+        pool=cut(timeout.pool),
+    )
+
+
 def _positive_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -128,6 +154,7 @@ def resolve_settings(
     max_retries: int,
     max_documents_per_request: int | None,
     max_concurrency: int,
+    deadline: float | None,
     headers: Mapping[str, str] | None,
     user_agent: str,
 ) -> ClientSettings:
@@ -181,5 +208,6 @@ def resolve_settings(
         retry=RetryPolicy(max_retries=_positive_int("max_retries", max_retries, 0)),
         max_documents_per_request=limit,
         max_concurrency=_positive_int("max_concurrency", max_concurrency, 1),
+        deadline=check_deadline(deadline),
         headers=merged,
     )

@@ -767,3 +767,49 @@ def test_a_pickled_client_opens_its_own_pools(mock_api: MockAPI) -> None:
     assert copy.settings == client.settings
     assert copy._http_client is None
     client.close()
+
+
+# -- the per-call deadline -----------------------------------------------------------------
+
+
+def test_deadline_stops_retrying_when_the_wait_would_overrun(
+    mode: str, make_client: Any, mock_api: MockAPI, sleeps: Sleeps
+) -> None:
+    mock_api.queue(json_reply(503, {"error": "busy"}, {"Retry-After": "30"}))
+    with pytest.raises(ServerError, match="busy"):
+        call(mode, make_client(max_retries=5), "q", ["a"], deadline=2.0)
+    assert len(mock_api.requests) == 1
+    assert sleeps == []
+
+
+def test_deadline_allows_retries_that_fit(
+    mode: str, make_client: Any, mock_api: MockAPI, sleeps: Sleeps
+) -> None:
+    mock_api.queue(json_reply(503, {}, {"Retry-After": "0.5"}))
+    response = call(mode, make_client(deadline=5.0), "apple", ["apple", "pear"])
+    assert response.results[0].index == 0
+    assert sleeps == [0.5]
+
+
+def test_deadline_shortens_each_requests_timeout(
+    mode: str, make_client: Any, mock_api: MockAPI
+) -> None:
+    call(mode, make_client(timeout=60), "q", ["a"], deadline=1.5)
+    timeout = mock_api.requests[0].extensions["timeout"]
+    assert 0 < timeout["read"] <= 1.5
+    assert 0 < timeout["connect"] <= 1.5
+    call(mode, make_client(timeout=60), "q", ["a"])
+    assert mock_api.requests[1].extensions["timeout"]["read"] == 60
+
+
+@pytest.mark.parametrize(
+    ("deadline", "error"), [(0, ValueError), (-1, ValueError), ("5", TypeError), (True, TypeError)]
+)
+def test_bad_deadline_is_refused_before_any_request(
+    mode: str, make_client: Any, mock_api: MockAPI, deadline: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="deadline"):
+        call(mode, make_client(), "q", ["a"], deadline=deadline)
+    with pytest.raises(error, match="deadline"):
+        make_client(deadline=deadline)
+    assert mock_api.requests == []

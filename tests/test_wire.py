@@ -210,3 +210,27 @@ def test_cancelling_an_async_call_leaves_nothing_running(scripted_server: Script
         return leftover
 
     assert asyncio.run(scenario()) == set()
+
+
+def test_deadline_bounds_a_stalled_call(mode: str, scripted_server: ScriptedServer) -> None:
+    import time
+
+    scripted_server.queue(("stall", 3.0), ("stall", 3.0))
+    client = RerankClient(scripted_server.base_url, timeout=30, max_retries=3)
+    started = time.monotonic()
+    with pytest.raises(APITimeoutError):
+        call(mode, client, "q", ["a"], deadline=0.4)
+    assert time.monotonic() - started < 2.5  # far below one 3 s stall, let alone four
+    client.close()
+
+
+def test_deadline_covers_all_batches(scripted_server: ScriptedServer) -> None:
+    scripted_server.delay = 3.0
+    client = RerankClient(scripted_server.base_url, max_documents_per_request=1, timeout=30)
+
+    async def scenario() -> None:
+        with pytest.raises(APITimeoutError, match="deadline"):
+            await client.arerank("q", ["a", "b", "c"], deadline=0.3)
+        await client.aclose()
+
+    asyncio.run(scenario())
