@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -96,6 +98,29 @@ def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
     if not full_path.startswith("/"):
         full_path = "/" + full_path
     return urlunsplit((parts.scheme, parts.netloc, full_path, parts.query, ""))
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_key_in_clear(endpoint: str, has_key: bool) -> None:
+    """Warn when an API key would travel over plain ``http://`` to another machine."""
+    parts = urlsplit(endpoint)
+    if has_key and parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
+        warnings.warn(
+            f"the API key will be sent unencrypted over http:// to {parts.hostname}; "
+            "use an https:// base URL",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def make_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
@@ -199,6 +224,7 @@ def resolve_settings(
     if headers:
         merged.update(headers)
 
+    warn_if_key_in_clear(endpoint, secret is not None)
     return ClientSettings(
         endpoint=endpoint,
         api_key=secret,
