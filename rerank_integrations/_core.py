@@ -220,9 +220,13 @@ def make_status_error(
 ) -> APIStatusError:
     """The typed error for an error answer, with the server's message and a body excerpt."""
     body = _decode_error_body(content)
-    server_message = (
-        message_from_text(body) if isinstance(body, str) else dialect.error_message(body)
-    )
+    try:
+        server_message = (
+            message_from_text(body) if isinstance(body, str) else dialect.error_message(body)
+        )
+    except (RecursionError, LookupError, TypeError, ValueError, AttributeError):
+        server_message = None  # an odd body must not hide the status error behind another
+
     if server_message:
         server_message = shorten(server_message)
     request_id = request_id_from(headers)
@@ -276,6 +280,11 @@ def decode_response(
         parsed: ParsedRanking = dialect.parse_body(body)
     except ResponseShapeError as exc:
         raise _format_error(str(exc), status_code, content) from None
+    except (RecursionError, LookupError, TypeError, ValueError, AttributeError) as exc:
+        # A parser tripped over a shape it did not foresee: still a bad answer, not a crash.
+        raise _format_error(
+            f"unreadable answer ({type(exc).__name__})", status_code, content
+        ) from None
     except EmbeddedAPIError as exc:
         error_class = status_error_class(exc.status_code)
         raise error_class(
