@@ -64,7 +64,8 @@ class RerankClient:
     arguments left as ``None``):
 
     - ``RERANK_BASE_URL``: the API's base URL (required one way or the other);
-    - ``RERANK_API_KEY``: the API key, sent as ``Authorization: Bearer ...``;
+    - ``RERANK_API_KEY``: the API key, sent in the dialect's auth header (most use
+      ``Authorization: Bearer ...``);
     - ``RERANK_MODEL``: the model name; with none, the field is left out and the server decides;
     - ``RERANK_DIALECT``: the wire dialect (default ``generic``).
 

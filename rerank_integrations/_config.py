@@ -66,7 +66,8 @@ def _env(name: str) -> str | None:
 def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
     """The full endpoint URL for a base URL, by this rule:
 
-    - a URL whose path ends with the endpoint's last segment (``.../rerank``) is used as is;
+    - a URL whose path ends with a ranking endpoint (a last segment containing ``rank``:
+      ``.../rerank``, ``.../reranks``, ``.../reranking``, ``.../ranking``) is used as is;
     - a URL whose path ends with a version segment (``https://h/v1``) gets the rest of the
       dialect's path after its version (``/rerank``);
     - any other URL (a host root such as ``https://h``, or a prefix) gets the dialect's whole
@@ -87,7 +88,7 @@ def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
     path = parts.path.rstrip("/")
     default_segments = [segment for segment in dialect.default_path.split("/") if segment]
     segments = [segment for segment in path.split("/") if segment]
-    if segments and segments[-1] == default_segments[-1]:
+    if segments and (segments[-1] == default_segments[-1] or "rank" in segments[-1].lower()):
         full_path = path
     elif segments and _VERSION_SEGMENT.fullmatch(segments[-1]):
         versions = [i for i, seg in enumerate(default_segments) if _VERSION_SEGMENT.fullmatch(seg)]

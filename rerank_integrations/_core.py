@@ -171,8 +171,13 @@ def encode_request(
     """The JSON body of one batch's request, as bytes."""
     documents = batch.texts if isinstance(batch.texts, list) else list(batch.texts)
     body = dialect.build_body(RankingRequest(plan.query, documents, batch.top_n, model, path))
-    if extra_body:
-        body.update(extra_body)
+    for key, value in extra_body.items():
+        # One level deep, so that parameters={"x": 1} adds to the dialect's own parameters.
+        current = body.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            body[key] = {**current, **value}
+        else:
+            body[key] = value
     return _json.dumps(body)
 
 

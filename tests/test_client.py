@@ -114,6 +114,7 @@ def test_request_matches_the_documented_format(
         "query": "q",
         "top_n": 2,
         "documents": ["a", "b", "c"],
+        "return_documents": False,
         "truncate": True,
     }
 
@@ -644,6 +645,8 @@ def test_missing_base_url_names_both_ways(monkeypatch: pytest.MonkeyPatch) -> No
         ("https://gw.example/proxy/v1", "https://gw.example/proxy/v1/rerank"),
         ("https://gw.example/proxy", "https://gw.example/proxy/v1/rerank"),
         ("https://h/v1?api-version=2", "https://h/v1/rerank?api-version=2"),
+        ("https://h/compatible-api/v1/reranks", "https://h/compatible-api/v1/reranks"),
+        ("http://127.0.0.1:8080/reranking", "http://127.0.0.1:8080/reranking"),
     ],
 )
 def test_base_url_rule(base_url: str, endpoint: str) -> None:
