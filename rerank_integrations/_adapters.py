@@ -5,7 +5,7 @@ The adapters themselves only translate documents or nodes to texts and results b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic.json_schema import SkipJsonSchema
@@ -29,6 +29,8 @@ _CONNECTION_SETTINGS = frozenset(
         "max_retries",
         "max_documents_per_request",
         "max_concurrency",
+        "deadline",
+        "score_transform",
         "headers",
     }
 )
@@ -64,6 +66,10 @@ class RerankSettings(BaseModel):
     """Split larger calls into batches of this many documents; ``None`` uses the dialect's."""
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
     """Batches of one call in flight at once."""
+    deadline: float | None = Field(default=None, gt=0)
+    """Seconds a whole call may take across batches and retries; ``None``: no overall limit."""
+    score_transform: Literal["none", "sigmoid"] | None = None
+    """``"sigmoid"`` maps raw logits to 0..1 (for ``score_threshold``); ``None`` keeps them."""
     headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
     """Extra HTTP headers for every request (not serialized: they may carry credentials)."""
     client: SkipJsonSchema[RerankClient | None] = Field(default=None, exclude=True, repr=False)
@@ -108,6 +114,8 @@ class RerankSettings(BaseModel):
             self.max_retries,
             self.max_documents_per_request,
             self.max_concurrency,
+            self.deadline,
+            self.score_transform,
             None if self.headers is None else tuple(self.headers.items()),
         )
 
@@ -129,6 +137,8 @@ class RerankSettings(BaseModel):
             max_retries=self.max_retries,
             max_documents_per_request=self.max_documents_per_request,
             max_concurrency=self.max_concurrency,
+            deadline=self.deadline,
+            score_transform=self.score_transform,
             headers=self.headers,
         )
         self._rerank_client, self._built_from = client, settings

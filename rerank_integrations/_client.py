@@ -39,6 +39,7 @@ from ._core import (
     Batch,
     BatchRanking,
     RerankPlan,
+    check_score_transform,
     decode_response,
     encode_request,
     make_status_error,
@@ -86,6 +87,9 @@ class RerankClient:
         max_concurrency: batches of one call in flight at once.
         deadline: seconds a whole call may take, across all its batches and retries;
             ``None`` (the default) bounds only each request, by ``timeout``.
+        score_transform: ``None`` or ``"none"`` returns the server's scores as they are;
+            ``"sigmoid"`` maps raw logits (NIM, llama.cpp, raw-score modes) to 0..1, for
+            thresholds. The order is the same either way.
         headers: extra headers for every request.
         http_client: an ``httpx.Client`` to use instead of the client's own; not closed by us.
         async_http_client: an ``httpx.AsyncClient`` to use instead of the client's own (then
@@ -108,6 +112,7 @@ class RerankClient:
         max_documents_per_request: int | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         deadline: float | None = None,
+        score_transform: str | None = None,
         headers: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
@@ -122,6 +127,7 @@ class RerankClient:
             max_documents_per_request=max_documents_per_request,
             max_concurrency=max_concurrency,
             deadline=deadline,
+            score_transform=score_transform,
             headers=headers,
             user_agent=f"rerank-integrations/{__version__}",
         )
@@ -131,6 +137,7 @@ class RerankClient:
         self, http_client: httpx.Client | None, async_http_client: httpx.AsyncClient | None
     ) -> None:
         self._path = urlsplit(self._settings.endpoint).path
+        self._transform = check_score_transform(self._settings.score_transform)
         self._user_http_client = http_client
         self._user_async_http_client = async_http_client
         self._http_client: httpx.Client | None = None
@@ -225,7 +232,7 @@ class RerankClient:
             return self._send_batch(client, call, number)
 
         rankings = [send(0)] if count == 1 else _run_in_pool(self._get_executor(), send, count)
-        return merge_rankings(call.plan, rankings, call.model)
+        return merge_rankings(call.plan, rankings, call.model, self._transform)
 
     async def arerank(
         self,
@@ -257,7 +264,7 @@ class RerankClient:
 
             gathering = _gather_or_cancel([send(number) for number in range(count)])
             rankings = await _within(gathering, call)
-        return merge_rankings(call.plan, rankings, call.model)
+        return merge_rankings(call.plan, rankings, call.model, self._transform)
 
     def close(self) -> None:
         """Close the connection pools and worker threads this client created.

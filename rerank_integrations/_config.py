@@ -21,6 +21,7 @@ from ._constants import (
     ENV_BASE_URL,
     ENV_MODEL,
 )
+from ._core import check_score_transform
 from ._dialects import Dialect, get_dialect
 from ._exceptions import ConfigurationError
 from ._retry import RetryPolicy
@@ -45,6 +46,7 @@ class ClientSettings:
     max_documents_per_request: int
     max_concurrency: int
     deadline: float | None
+    score_transform: str | None
     headers: Mapping[str, str] = field(repr=False)  # holds the key: never shown
 
     def __getstate__(self) -> dict[str, Any]:
@@ -181,6 +183,7 @@ def resolve_settings(
     max_documents_per_request: int | None,
     max_concurrency: int,
     deadline: float | None,
+    score_transform: str | None,
     headers: Mapping[str, str] | None,
     user_agent: str,
 ) -> ClientSettings:
@@ -236,5 +239,6 @@ def resolve_settings(
         max_documents_per_request=limit,
         max_concurrency=_positive_int("max_concurrency", max_concurrency, 1),
         deadline=check_deadline(deadline),
+        score_transform=None if check_score_transform(score_transform) is None else score_transform,
         headers=merged,
     )

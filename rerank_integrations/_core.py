@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -337,14 +337,41 @@ def _sum_optional(values: Sequence[float | int | None]) -> Any:
     return sum(present) if present else None
 
 
+def sigmoid(score: float) -> float:
+    """The logistic function, without overflow for large logits of either sign."""
+    if score >= 0:
+        return 1.0 / (1.0 + math.exp(-score))
+    exp = math.exp(score)
+    return exp / (1.0 + exp)
+
+
+#: Maps a name users pass as ``score_transform`` to a function of a score.
+SCORE_TRANSFORMS: dict[str, Callable[[float], float] | None] = {
+    "none": None,
+    "sigmoid": sigmoid,
+}
+
+
+def check_score_transform(name: object) -> Callable[[float], float] | None:
+    """The transform called ``name`` (``None`` means ``"none"``); else an error naming it."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or name not in SCORE_TRANSFORMS:
+        known = ", ".join(repr(key) for key in SCORE_TRANSFORMS)
+        raise ValueError(f"score_transform must be one of {known} or None, got {name!r}")
+    return SCORE_TRANSFORMS[name]
+
+
 def merge_rankings(
     plan: RerankPlan,
     rankings: Sequence[BatchRanking],
     requested_model: str | None,
+    transform: Callable[[float], float] | None = None,
 ) -> RerankResponse:
     """One ranking from every batch's answer: scores mapped back to the caller's indexes
     (every copy of a repeated text gets its score), sorted best first with ties in the
-    caller's order, cut to ``top_n``."""
+    caller's order, cut to ``top_n``; ``transform`` (monotone) is applied to the scores
+    that are returned."""
     scored: list[tuple[float, int]] = []
     first_index = plan.first_index
     copies = plan.copies
@@ -367,7 +394,12 @@ def merge_rankings(
         ordered = scored if plan.top_n is None else scored[: plan.top_n]
 
     documents = plan.documents
-    results = [RerankResult(index, score, documents[index]) for score, index in ordered]
+    if transform is None:
+        results = [RerankResult(index, score, documents[index]) for score, index in ordered]
+    else:
+        results = [
+            RerankResult(index, transform(score), documents[index]) for score, index in ordered
+        ]
     models = [ranking.model for ranking in rankings if ranking.model]
     tokens = _sum_optional([ranking.total_tokens for ranking in rankings])
     units = _sum_optional([ranking.billed_units for ranking in rankings])

@@ -57,3 +57,11 @@ def test_pickled_adapter_keeps_working_settings(adapter: Any) -> None:
     assert copy.top_n == 4
     assert copy.rerank_client.endpoint == "https://h/v1/rerank"
     assert copy.rerank_client.dialect == "generic"
+
+
+def test_score_transform_and_deadline_reach_the_client(adapter: Any) -> None:
+    instance = adapter(base_url="https://h", score_transform="sigmoid", deadline=2.5)
+    assert instance.rerank_client.settings.score_transform == "sigmoid"
+    assert instance.rerank_client.settings.deadline == 2.5
+    with pytest.raises(ValueError, match="score_transform"):
+        adapter(base_url="https://h", score_transform="softmax")

@@ -816,3 +816,40 @@ def test_bad_deadline_is_refused_before_any_request(
     with pytest.raises(error, match="deadline"):
         make_client(deadline=deadline)
     assert mock_api.requests == []
+
+
+# -- score transform -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("logit", "probability"),
+    [
+        (0.0, 0.5),
+        (2.0, 0.8807970779778823),
+        (-2.0, 0.11920292202211755),
+        (800.0, 1.0),
+        (-800.0, 0.0),
+    ],
+)
+def test_sigmoid_is_exact_and_never_overflows(logit: float, probability: float) -> None:
+    from rerank_integrations._core import sigmoid
+
+    assert sigmoid(logit) == pytest.approx(probability, abs=1e-300)
+
+
+def test_logits_pass_through_unless_asked(mode: str, make_client: Any, mock_api: MockAPI) -> None:
+    logits = {
+        "results": [{"index": 1, "relevance_score": 3.5}, {"index": 0, "relevance_score": -7.25}]
+    }
+    mock_api.queue(json_reply(200, logits), json_reply(200, logits))
+    raw = call(mode, make_client(), "q", ["a", "b"])
+    mapped = call(mode, make_client(score_transform="sigmoid"), "q", ["a", "b"])
+    assert [(r.index, r.relevance_score) for r in raw.results] == [(1, 3.5), (0, -7.25)]
+    assert [r.index for r in mapped.results] == [1, 0]
+    assert [round(r.relevance_score, 6) for r in mapped.results] == [0.970688, 0.00071]
+
+
+@pytest.mark.parametrize("name", ["softmax", "SIGMOID", 1])
+def test_unknown_score_transform_is_refused(name: Any) -> None:
+    with pytest.raises(ValueError, match="score_transform"):
+        RerankClient("https://h", score_transform=name)
