@@ -762,7 +762,7 @@ def test_cli_run_rejects_bad_values_with_one_line(
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("rerank-integrations serve: error:")
+    assert lines[0].startswith("rerank-integrations: error:")
     assert needle in lines[0]
     assert "Traceback" not in captured.err
 

@@ -16,6 +16,7 @@ from rerank_integrations.demo._embedding import (
     hashing_embedding,
     hashing_tokens,
 )
+from rerank_integrations.demo._embeddings import langchain_embeddings, llama_index_embedding
 from rerank_integrations.demo._metrics import (
     Run,
     hit_at_k,
@@ -23,19 +24,37 @@ from rerank_integrations.demo._metrics import (
     mrr_at_k,
     reciprocal_rank,
 )
+from rerank_integrations.demo._pipeline import (
+    DemoExample,
+    DemoReport,
+    ExampleRow,
+    PipelineFigures,
+    StageFigures,
+    format_report,
+    run_demo,
+)
 
 __all__ = [
     "DEFAULT_DIMENSIONS",
+    "DemoExample",
+    "DemoReport",
+    "ExampleRow",
     "LabelledQuery",
     "Passage",
+    "PipelineFigures",
     "Run",
+    "StageFigures",
     "cosine",
+    "format_report",
     "hashing_embedding",
     "hashing_tokens",
     "hit_at_k",
     "hit_rate_at_k",
+    "langchain_embeddings",
+    "llama_index_embedding",
     "load_passages",
     "load_queries",
     "mrr_at_k",
     "reciprocal_rank",
+    "run_demo",
 ]

@@ -35,7 +35,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 """Default listening port."""
 
-_PROG = "rerank-integrations serve"
+_PROG = "rerank-integrations"
 _DEFAULTS = ServerConfig()
 
 

@@ -1,0 +1,795 @@
+"""The demo: the same two-stage retrieval in LangChain and in LlamaIndex, scored before and
+after reranking.
+
+Both pipelines index the bundled corpus with the hashing embedding, fetch ``top_k``
+candidates per query by cosine similarity, and send them to a rerank endpoint through this
+package's adapters:
+
+- LangChain: ``InMemoryVectorStore`` -> ``as_retriever`` -> ``ContextualCompressionRetriever``
+  with :class:`~rerank_integrations.langchain.RerankCompressor`, one query at a time (sync);
+- LlamaIndex: ``VectorStoreIndex`` -> ``as_retriever`` -> :class:`~rerank_integrations.
+  llama_index.RerankPostprocessor`, every query at once (``aretrieve`` and
+  ``apostprocess_nodes`` under ``asyncio.gather``).
+
+The endpoint is ``base_url``, else ``RERANK_BASE_URL``, else a BM25 server started
+in-process for the run (:class:`~rerank_integrations.server.LocalRerankServer`), so the demo
+runs offline with no key. :func:`run_demo` prints a report and returns the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import time
+import unicodedata
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from rerank_integrations._adapters import SCORE_KEY
+from rerank_integrations._client import RerankClient
+from rerank_integrations._constants import ENV_BASE_URL
+from rerank_integrations.demo._corpus import LabelledQuery, Passage, load_passages, load_queries
+from rerank_integrations.demo._embedding import DEFAULT_DIMENSIONS
+from rerank_integrations.demo._embeddings import langchain_embeddings, llama_index_embedding
+from rerank_integrations.demo._metrics import Run, hit_rate_at_k, mrr_at_k, reciprocal_rank
+
+if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+__all__ = [
+    "DemoExample",
+    "DemoReport",
+    "ExampleRow",
+    "PipelineFigures",
+    "StageFigures",
+    "cut_to_width",
+    "display_url",
+    "format_report",
+    "run_demo",
+]
+
+T = TypeVar("T")
+
+#: The frameworks the demo needs, and the extra that brings them.
+_INSTALL_HINT = (
+    'the demo needs LangChain, LlamaIndex and the local server: pip install "rerank-integrations'
+    '[demo]"'
+)
+
+#: Milliseconds the embedded server waits before each answer, standing in for the network
+#: between an application and a rerank API (without it, concurrency would have nothing to
+#: overlap).
+EMBEDDED_LATENCY_MS = 10
+
+LANGCHAIN = "LangChain"
+LLAMA_INDEX = "LlamaIndex"
+
+
+# -- the figures ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    """The metrics of one stage of one pipeline over every labelled query.
+
+    Attributes:
+        mrr_at_10: mean reciprocal rank of the first relevant passage within the top 10.
+        hit_at_1: share of queries whose first result is relevant.
+        hit_at_3: share of queries with a relevant passage in the top 3.
+        seconds: wall time of the stage's loop over all queries (the reranked stage includes
+            its first stage).
+    """
+
+    mrr_at_10: float
+    hit_at_1: float
+    hit_at_3: float
+    seconds: float
+
+    def same_scores(self, other: StageFigures) -> bool:
+        """Whether ``other`` has the same metrics (wall time aside)."""
+        return _metrics(self) == _metrics(other)
+
+
+def _metrics(figures: StageFigures) -> tuple[float, float, float]:
+    return (
+        round(figures.mrr_at_10, 12),
+        round(figures.hit_at_1, 12),
+        round(figures.hit_at_3, 12),
+    )
+
+
+@dataclass(frozen=True)
+class PipelineFigures:
+    """One framework's figures, before and after reranking.
+
+    Attributes:
+        name: ``"LangChain"`` or ``"LlamaIndex"``.
+        mode: how its queries ran: ``"sync"`` (one after another) or ``"async"`` (all at once).
+        first_stage: the vector store's own order.
+        reranked: the order after the rerank endpoint.
+    """
+
+    name: str
+    mode: str
+    first_stage: StageFigures
+    reranked: StageFigures
+
+
+@dataclass(frozen=True)
+class ExampleRow:
+    """One candidate of the example query, as shown before or after reranking.
+
+    Attributes:
+        rank: 1-based position in this list.
+        passage_id: the passage's id.
+        score: cosine similarity (before) or relevance score (after).
+        relevant: whether the passage is judged relevant to the query.
+        first_stage_rank: the passage's 1-based position before reranking.
+        text: the passage.
+    """
+
+    rank: int
+    passage_id: str
+    score: float
+    relevant: bool
+    first_stage_rank: int
+    text: str
+
+
+@dataclass(frozen=True)
+class DemoExample:
+    """One query's top candidates before and after reranking (from the LangChain pipeline).
+
+    Attributes:
+        query_id: the labelled query's id, or ``None`` for a free-text query.
+        query: the query text.
+        relevant: ids of the passages judged relevant (empty for a free-text query).
+        before: the first ``top_n`` candidates in first-stage order, with cosine scores.
+        after: the first ``top_n`` after reranking, with relevance scores.
+        chosen: why this query is shown.
+    """
+
+    query_id: str | None
+    query: str
+    relevant: tuple[str, ...]
+    before: tuple[ExampleRow, ...]
+    after: tuple[ExampleRow, ...]
+    chosen: str
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """Everything the demo measured.
+
+    Attributes:
+        endpoint: the rerank URL used (without credentials).
+        embedded: whether it was the BM25 server started for this run.
+        passages: passages in the corpus.
+        queries: labelled queries evaluated.
+        top_k: candidates fetched by the first stage and reranked, per query.
+        top_n: candidates shown for the example.
+        example: the example query.
+        pipelines: LangChain's and LlamaIndex's figures, in that order.
+        differing_queries: ids of the queries on which the two pipelines' rankings differ.
+        seconds: wall time of the whole run.
+        model: the model asked for, or ``None`` for the server's default.
+        moved_up: queries whose first relevant passage reranking moved up (LangChain).
+        moved_down: queries whose first relevant passage reranking moved down (LangChain).
+    """
+
+    endpoint: str
+    embedded: bool
+    passages: int
+    queries: int
+    top_k: int
+    top_n: int
+    example: DemoExample
+    pipelines: tuple[PipelineFigures, ...]
+    differing_queries: tuple[str, ...]
+    seconds: float
+    model: str | None = None
+    moved_up: int = 0
+    moved_down: int = 0
+
+    def pipeline(self, name: str) -> PipelineFigures:
+        """The figures of the pipeline called ``name`` (``"LangChain"`` or ``"LlamaIndex"``)."""
+        for figures in self.pipelines:
+            if figures.name.lower() == name.lower():
+                return figures
+        raise KeyError(name)
+
+    @property
+    def figures_agree(self) -> bool:
+        """Whether every pipeline has the same metrics, stage by stage."""
+        first, *others = self.pipelines
+        return all(
+            other.first_stage.same_scores(first.first_stage)
+            and other.reranked.same_scores(first.reranked)
+            for other in others
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (what ``--json`` prints)."""
+
+        def stage(figures: StageFigures) -> dict[str, float]:
+            return {
+                "mrr_at_10": figures.mrr_at_10,
+                "hit_at_1": figures.hit_at_1,
+                "hit_at_3": figures.hit_at_3,
+                "seconds": round(figures.seconds, 4),
+            }
+
+        def rows(items: Sequence[ExampleRow]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "rank": row.rank,
+                    "id": row.passage_id,
+                    "score": row.score,
+                    "relevant": row.relevant,
+                    "first_stage_rank": row.first_stage_rank,
+                    "text": row.text,
+                }
+                for row in items
+            ]
+
+        example = self.example
+        return {
+            "endpoint": self.endpoint,
+            "embedded_server": self.embedded,
+            "model": self.model,
+            "passages": self.passages,
+            "queries": self.queries,
+            "top_k": self.top_k,
+            "top_n": self.top_n,
+            "example": {
+                "query_id": example.query_id,
+                "query": example.query,
+                "relevant": list(example.relevant),
+                "chosen": example.chosen,
+                "before": rows(example.before),
+                "after": rows(example.after),
+            },
+            "pipelines": [
+                {
+                    "name": figures.name,
+                    "mode": figures.mode,
+                    "first_stage": stage(figures.first_stage),
+                    "reranked": stage(figures.reranked),
+                }
+                for figures in self.pipelines
+            ],
+            "figures_agree": self.figures_agree,
+            "moved_up": self.moved_up,
+            "moved_down": self.moved_down,
+            "differing_queries": list(self.differing_queries),
+            "seconds": round(self.seconds, 4),
+        }
+
+
+# -- running it -------------------------------------------------------------------------------
+
+
+def run_demo(
+    *,
+    base_url: str | None = None,
+    query_id: str | None = None,
+    query: str | None = None,
+    top_k: int = 20,
+    top_n: int = 5,
+    out: TextIO | None = None,
+    as_json: bool = False,
+) -> DemoReport:
+    """Run both pipelines over the labelled queries, print the report and return the figures.
+
+    Args:
+        base_url: the rerank endpoint; ``None`` reads ``RERANK_BASE_URL`` and, when that is
+            unset too, starts the embedded BM25 server for the run. The key, model and
+            dialect of an endpoint come from ``RERANK_API_KEY``, ``RERANK_MODEL`` and
+            ``RERANK_DIALECT``.
+        query_id: the labelled query to show as the example; by default the one whose first
+            relevant passage reranking moved up the most.
+        query: a free-text query to show instead (no relevance marks); not with ``query_id``.
+        top_k: candidates per query fetched by the first stage and reranked.
+        top_n: candidates of the example shown before and after.
+        out: where the report goes (default ``sys.stdout``).
+        as_json: print the report as JSON instead of text.
+
+    Returns:
+        The :class:`DemoReport`.
+
+    Raises:
+        ValueError: a bad argument (an unknown ``query_id``, ``top_n`` above ``top_k``...).
+        ImportError: LangChain, langchain-classic, LlamaIndex or the server is missing.
+        RerankError: the rerank endpoint failed.
+    """
+    started = time.perf_counter()
+    stream = out if out is not None else sys.stdout
+    passages = load_passages()
+    queries = load_queries()
+    _check_arguments(queries, query_id, query, top_k, top_n)
+    if base_url is None:
+        base_url = os.environ.get(ENV_BASE_URL, "").strip() or None
+    _check_frameworks(embedded=base_url is None)
+
+    with _endpoint(base_url) as client:
+        texts = {passage.id: passage.text for passage in passages}
+        labels = {labelled.id: labelled for labelled in queries}
+
+        langchain = _LangChainPipeline(passages, client, top_k)
+        langchain_figures, langchain_runs = langchain.evaluate(queries)
+        llama_index_figures, llama_index_runs = _run_coroutine(
+            lambda: _evaluate_llama_index(passages, queries, client, top_k)
+        )
+
+        relevant: tuple[str, ...] = ()
+        if query is not None:
+            example_query, chosen = query, "the query asked for"
+        else:
+            if query_id is None:
+                query_id, chosen = _most_improved(queries, langchain_runs, top_k)
+            else:
+                chosen = "the query asked for"
+            example_query, relevant = labels[query_id].query, labels[query_id].relevant
+        before, after = langchain.example(example_query, set(relevant), texts, top_n)
+        endpoint = display_url(client.endpoint)
+        model = client.model
+
+    moves = [_move(langchain_runs[labelled.id], labelled.relevant) for labelled in queries]
+    report = DemoReport(
+        endpoint=endpoint,
+        embedded=base_url is None,
+        passages=len(passages),
+        queries=len(queries),
+        top_k=top_k,
+        top_n=top_n,
+        example=DemoExample(
+            query_id=query_id if query is None else None,
+            query=example_query,
+            relevant=tuple(relevant),
+            before=before,
+            after=after,
+            chosen=chosen,
+        ),
+        pipelines=(langchain_figures, llama_index_figures),
+        differing_queries=tuple(
+            labelled.id
+            for labelled in queries
+            if langchain_runs[labelled.id] != llama_index_runs[labelled.id]
+        ),
+        seconds=time.perf_counter() - started,
+        model=model,
+        moved_up=moves.count(1),
+        moved_down=moves.count(-1),
+    )
+    if as_json:
+        json.dump(report.to_dict(), stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+    else:
+        stream.write(format_report(report, width=_width()))
+    stream.flush()
+    return report
+
+
+def _check_arguments(
+    queries: Sequence[LabelledQuery],
+    query_id: str | None,
+    query: str | None,
+    top_k: int,
+    top_n: int,
+) -> None:
+    """Refuse arguments that cannot work, before anything is started."""
+    for name, value in (("top_k", top_k), ("top_n", top_n)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if top_n > top_k:
+        raise ValueError(f"top_n ({top_n}) cannot exceed top_k ({top_k}), the candidates fetched")
+    if query_id is not None and query is not None:
+        raise ValueError("give either a query id or a query, not both")
+    if query is not None and not query.strip():
+        raise ValueError("the query is empty")
+    if query_id is not None and query_id not in {labelled.id for labelled in queries}:
+        raise ValueError(
+            f"unknown query id {query_id!r}; the labelled queries are "
+            f"{queries[0].id} to {queries[-1].id}"
+        )
+
+
+def _check_frameworks(*, embedded: bool) -> None:
+    """Fail early, with the install command, when a framework the demo uses is missing."""
+    modules = ["langchain_core", "langchain_classic", "llama_index.core"]
+    if embedded:
+        modules += ["starlette", "uvicorn"]
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise ImportError(f"{module} is not installed; {_INSTALL_HINT}", name=module)
+
+
+@contextmanager
+def _endpoint(base_url: str | None) -> Iterator[RerankClient]:
+    """A client for ``base_url``, or for an embedded BM25 server started for the block."""
+    if base_url is not None:
+        with RerankClient(base_url) as client:
+            yield client
+        return
+    from rerank_integrations.server import LocalRerankServer, ServerConfig
+
+    # Neither the user's key nor their model or dialect is meant for this server.
+    with (
+        LocalRerankServer(ServerConfig(latency_ms=EMBEDDED_LATENCY_MS)) as server,
+        RerankClient(server.base_url, api_key="", model="", dialect="generic") as client,
+    ):
+        yield client
+
+
+def display_url(url: str) -> str:
+    """``url`` without a user name, password or query string, which may hold credentials."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, also when this thread already runs an
+    event loop (a notebook): then it runs on a fresh loop in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rerank-demo") as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
+
+
+def _figures(runs: Sequence[Run], seconds: float) -> StageFigures:
+    return StageFigures(
+        mrr_at_10=mrr_at_k(runs, 10),
+        hit_at_1=hit_rate_at_k(runs, 1),
+        hit_at_3=hit_rate_at_k(runs, 3),
+        seconds=seconds,
+    )
+
+
+# Per query id: (first-stage ids, reranked ids).
+_Rankings = dict[str, tuple[list[str], list[str]]]
+
+
+def _pipeline_figures(
+    name: str,
+    mode: str,
+    queries: Sequence[LabelledQuery],
+    rankings: _Rankings,
+    first_seconds: float,
+    reranked_seconds: float,
+) -> PipelineFigures:
+    first: list[Run] = [(rankings[q.id][0], set(q.relevant)) for q in queries]
+    reranked: list[Run] = [(rankings[q.id][1], set(q.relevant)) for q in queries]
+    return PipelineFigures(
+        name=name,
+        mode=mode,
+        first_stage=_figures(first, first_seconds),
+        reranked=_figures(reranked, reranked_seconds),
+    )
+
+
+def _most_improved(
+    queries: Sequence[LabelledQuery], rankings: _Rankings, top_k: int
+) -> tuple[str, str]:
+    """The query whose first relevant passage reranking moved up the most (the first such
+    query on ties), and a note saying so."""
+    best_id, best_gain = queries[0].id, 0.0
+    for labelled in queries:
+        before, after = rankings[labelled.id]
+        gain = reciprocal_rank(after, labelled.relevant, top_k) - reciprocal_rank(
+            before, labelled.relevant, top_k
+        )
+        if gain > best_gain + 1e-12:
+            best_id, best_gain = labelled.id, gain
+    if best_gain == 0.0:
+        return best_id, "the first labelled query (reranking moved no relevant passage up)"
+    return best_id, "the query whose first relevant passage reranking moved up the most"
+
+
+def _move(rankings: tuple[list[str], list[str]], relevant: Sequence[str]) -> int:
+    """``1`` when reranking moved the first relevant passage up, ``-1`` down, else ``0``."""
+
+    def position(ranking: list[str]) -> int:
+        found = [rank for rank, passage_id in enumerate(ranking) if passage_id in relevant]
+        return found[0] if found else len(ranking)
+
+    before, after = (position(ranking) for ranking in rankings)
+    return (after < before) - (after > before)
+
+
+# -- LangChain --------------------------------------------------------------------------------
+
+
+class _LangChainPipeline:
+    """``InMemoryVectorStore`` -> retriever -> ``ContextualCompressionRetriever``."""
+
+    def __init__(self, passages: Sequence[Passage], client: RerankClient, top_k: int) -> None:
+        from langchain_classic.retrievers import ContextualCompressionRetriever
+        from langchain_core.documents import Document
+        from langchain_core.vectorstores import InMemoryVectorStore
+
+        from rerank_integrations.langchain import RerankCompressor
+
+        self.top_k = top_k
+        self.store: InMemoryVectorStore = InMemoryVectorStore(
+            embedding=langchain_embeddings(DEFAULT_DIMENSIONS)
+        )
+        # page_content is exactly the passage: it is what gets embedded and reranked.
+        self.store.add_documents(
+            [
+                Document(
+                    id=passage.id, page_content=passage.text, metadata={"topic": passage.topic}
+                )
+                for passage in passages
+            ]
+        )
+        self.base: BaseRetriever = self.store.as_retriever(search_kwargs={"k": top_k})
+        self.retriever: BaseRetriever = ContextualCompressionRetriever(
+            base_compressor=RerankCompressor(client=client, top_n=top_k),
+            base_retriever=self.base,
+        )
+
+    def evaluate(self, queries: Sequence[LabelledQuery]) -> tuple[PipelineFigures, _Rankings]:
+        """Both stages for every query, one query at a time."""
+        rankings: _Rankings = {}
+        first_seconds = reranked_seconds = 0.0
+        for labelled in queries:
+            start = time.perf_counter()
+            first = self.first_stage(labelled.query)
+            middle = time.perf_counter()
+            reranked = self.reranked(labelled.query)
+            reranked_seconds += time.perf_counter() - middle
+            first_seconds += middle - start
+            rankings[labelled.id] = (_ids(first), _ids(reranked))
+        figures = _pipeline_figures(
+            LANGCHAIN, "sync", queries, rankings, first_seconds, reranked_seconds
+        )
+        return figures, rankings
+
+    def first_stage(self, query: str) -> list[tuple[str, float]]:
+        """The vector store's ``top_k`` candidates with their cosine similarity, the same
+        search the base retriever runs."""
+        scored = self.store.similarity_search_with_score(query, k=self.top_k)
+        return _tie_ordered([(_doc_id(doc), float(score)) for doc, score in scored])
+
+    def reranked(self, query: str) -> list[tuple[str, float]]:
+        """The compression retriever's documents with their relevance scores."""
+        documents = self.retriever.invoke(query)
+        return _tie_ordered([(_doc_id(doc), float(doc.metadata[SCORE_KEY])) for doc in documents])
+
+    def example(
+        self, query: str, relevant: set[str], texts: dict[str, str], top_n: int
+    ) -> tuple[tuple[ExampleRow, ...], tuple[ExampleRow, ...]]:
+        """The first ``top_n`` candidates for ``query`` before and after reranking."""
+        first = self.first_stage(query)
+        first_rank = {passage_id: rank for rank, (passage_id, _) in enumerate(first, start=1)}
+
+        def rows(scored: list[tuple[str, float]]) -> tuple[ExampleRow, ...]:
+            return tuple(
+                ExampleRow(
+                    rank=rank,
+                    passage_id=passage_id,
+                    score=score,
+                    relevant=passage_id in relevant,
+                    first_stage_rank=first_rank.get(passage_id, 0),
+                    text=texts[passage_id],
+                )
+                for rank, (passage_id, score) in enumerate(scored[:top_n], start=1)
+            )
+
+        return rows(first), rows(self.reranked(query))
+
+
+def _doc_id(document: Any) -> str:
+    return str(document.id)
+
+
+def _tie_ordered(scored: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """``(id, score)`` pairs best first, equal scores ordered by id.
+
+    Scores that agree to 9 decimals count as equal. Mathematically equal cosine scores come
+    out of the two vector stores a rounding error apart, and each store orders ties its own
+    way; ordering ties by id makes the figures depend on the scores alone.
+    """
+    return sorted(scored, key=lambda pair: (-round(pair[1], 9), pair[0]))
+
+
+def _ids(scored: Sequence[tuple[str, float]]) -> list[str]:
+    return [passage_id for passage_id, _ in scored]
+
+
+# -- LlamaIndex -------------------------------------------------------------------------------
+
+
+async def _evaluate_llama_index(
+    passages: Sequence[Passage],
+    queries: Sequence[LabelledQuery],
+    client: RerankClient,
+    top_k: int,
+) -> tuple[PipelineFigures, _Rankings]:
+    """``VectorStoreIndex`` -> retriever -> ``RerankPostprocessor``, every query at once:
+    all first stages under one ``asyncio.gather``, then all reranks under another."""
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.schema import MetadataMode, TextNode
+
+    from rerank_integrations.llama_index import RerankPostprocessor
+
+    # No metadata on the nodes: the embedded and the reranked text is exactly the passage.
+    nodes = [TextNode(id_=passage.id, text=passage.text) for passage in passages]
+    index = VectorStoreIndex(nodes, embed_model=llama_index_embedding(DEFAULT_DIMENSIONS))
+    retriever = index.as_retriever(similarity_top_k=top_k)
+    reranker = RerankPostprocessor(client=client, top_n=top_k, metadata_mode=MetadataMode.NONE)
+    try:
+        start = time.perf_counter()
+        retrieved = await asyncio.gather(*(retriever.aretrieve(q.query) for q in queries))
+        first_seconds = time.perf_counter() - start
+        reranked = await asyncio.gather(
+            *(
+                reranker.apostprocess_nodes(candidates, query_str=q.query)
+                for q, candidates in zip(queries, retrieved, strict=True)
+            )
+        )
+        reranked_seconds = time.perf_counter() - start
+    finally:
+        await client.aclose()  # this loop's connection pool; the sync one reopens on demand
+    rankings: _Rankings = {
+        q.id: (_ids(_node_scores(first)), _ids(_node_scores(second)))
+        for q, first, second in zip(queries, retrieved, reranked, strict=True)
+    }
+    figures = _pipeline_figures(
+        LLAMA_INDEX, "async", queries, rankings, first_seconds, reranked_seconds
+    )
+    return figures, rankings
+
+
+def _node_scores(nodes: Sequence[Any]) -> list[tuple[str, float]]:
+    """``(node id, score)`` of LlamaIndex ``NodeWithScore`` objects, ties ordered by id."""
+    return _tie_ordered([(str(item.node.node_id), float(item.score or 0.0)) for item in nodes])
+
+
+# -- the text report --------------------------------------------------------------------------
+
+
+def _width() -> int:
+    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+
+
+def cut_to_width(text: str, width: int) -> str:
+    """``text`` on one line (runs of whitespace become one space), cut with ``…`` so that it
+    takes at most ``width`` terminal columns; wide (East Asian) characters count as two."""
+    flat = " ".join(text.split())
+    if _columns(flat) <= width:
+        return flat
+    kept: list[str] = []
+    used = 0
+    for char in flat:
+        size = _columns(char)
+        if used + size > width - 1:
+            break
+        kept.append(char)
+        used += size
+    return "".join(kept).rstrip() + "…"
+
+
+def _columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def format_report(report: DemoReport, *, width: int = 100) -> str:
+    """The text report of ``report``, lines cut to ``width`` characters."""
+    lines: list[str] = []
+    add = lines.append
+    add(
+        f"Rerank demo: {report.passages} passages, {report.queries} labelled queries, "
+        f"{report.top_k} candidates per query"
+    )
+    add(f"Endpoint:    {report.endpoint}")
+    if report.embedded:
+        add(
+            f"             the embedded BM25 server, started for this run; it answers after "
+            f"{EMBEDDED_LATENCY_MS} ms,"
+        )
+        add("             like an API across a network (set RERANK_BASE_URL to use your own)")
+    else:
+        add(f"             from --base-url / RERANK_BASE_URL, model: {report.model or 'default'}")
+    add(f"First stage: {DEFAULT_DIMENSIONS}-dim hashing embedding, cosine similarity")
+    add("             LangChain InMemoryVectorStore / LlamaIndex VectorStoreIndex")
+    add("")
+
+    example = report.example
+    label = f"Example {example.query_id}" if example.query_id else "Example"
+    add(cut_to_width(f'{label}: "{example.query}"', width))
+    add(cut_to_width(f"  ({example.chosen}; LangChain pipeline)", width))
+    if example.relevant:
+        add(f"  relevant passages, marked *: {', '.join(example.relevant)}")
+    else:
+        add("  no relevance judgements for a free-text query")
+    add("")
+    add("  Before reranking (first stage, cosine similarity):")
+    lines.extend(_example_rows(example.before, width, after=False))
+    add("  After reranking (relevance score from the endpoint; 'was' = first-stage rank):")
+    lines.extend(_example_rows(example.after, width, after=True))
+    add("")
+
+    add(f"All {report.queries} labelled queries, {report.top_k} candidates each:")
+    add(f"  {'pipeline':<11} {'stage':<12} {'MRR@10':>7} {'hit@1':>7} {'hit@3':>7}   wall time")
+    for figures in report.pipelines:
+        how = (
+            "one query at a time (sync)"
+            if figures.mode == "sync"
+            else f"{report.queries} queries at once (async)"
+        )
+        for name, stage, note in (
+            (figures.name, "first stage", ""),
+            ("", "reranked", f"  {how}"),
+        ):
+            values = figures.first_stage if stage == "first stage" else figures.reranked
+            add(
+                f"  {name:<11} {stage:<12} {values.mrr_at_10:>7.3f} {values.hit_at_1:>7.3f} "
+                f"{values.hit_at_3:>7.3f}   {values.seconds:>6.2f} s{note}"
+            )
+    add("")
+
+    if report.figures_agree and not report.differing_queries:
+        add(f"LangChain and LlamaIndex agree: the same rankings for all {report.queries} queries.")
+    elif report.figures_agree:
+        add(
+            f"LangChain and LlamaIndex give the same figures; their rankings differ on "
+            f"{len(report.differing_queries)} queries only where cosine scores tie."
+        )
+    else:
+        shown = ", ".join(report.differing_queries[:6])
+        more = ", ..." if len(report.differing_queries) > 6 else ""
+        add(
+            cut_to_width(
+                f"LangChain and LlamaIndex figures DIFFER: their rankings differ on "
+                f"{len(report.differing_queries)} queries ({shown}{more}).",
+                width,
+            )
+        )
+        add("  (their vector stores break ties between equal cosine scores differently)")
+    first = report.pipelines[0]
+    add(
+        f"Reranking moves MRR@10 from {first.first_stage.mrr_at_10:.3f} to "
+        f"{first.reranked.mrr_at_10:.3f} and hit@3 from {first.first_stage.hit_at_3:.3f} to "
+        f"{first.reranked.hit_at_3:.3f}."
+    )
+    unchanged = report.queries - report.moved_up - report.moved_down
+    add(
+        f"The first relevant passage moved up in {report.moved_up} queries, down in "
+        f"{report.moved_down}, and stayed put in {unchanged}."
+    )
+    add(f"Done in {report.seconds:.1f} s.")
+    add("")
+    add("Try: rerank-integrations demo --query-id q05, or --query 'your own question'")
+    add("     RERANK_BASE_URL=https://... RERANK_API_KEY=... rerank-integrations demo")
+    return "\n".join(lines) + "\n"
+
+
+def _example_rows(rows: Sequence[ExampleRow], width: int, *, after: bool) -> list[str]:
+    header = f"    {'#':>2}  {'score':>7}    {'id':<5}{'  was' if after else ''}  text"
+    lines = [header]
+    for row in rows:
+        mark = "*" if row.relevant else " "
+        was = f"  {row.first_stage_rank:>3}" if after else ""
+        start = f"    {row.rank:>2}  {row.score:>7.3f}  {mark} {row.passage_id:<5}{was}  "
+        lines.append(start + cut_to_width(row.text, width - len(start)))
+    return lines

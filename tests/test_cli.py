@@ -1,0 +1,687 @@
+"""The ``rerank-integrations`` command, run through ``main(argv)`` against real local servers."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rerank_integrations import __version__
+from rerank_integrations.cli import CommandError, main, read_documents
+from rerank_integrations.server import LocalRerankServer, serve_in_thread
+
+SECRET = "sk-cli-SECRET-4242"
+WRONG_KEY = "sk-wrong-KEY-0007"
+QUERY = "how many legs does a spider have"
+DOCUMENTS = [
+    "The Eiffel Tower in Paris was finished in 1889.",
+    "A spider has eight legs; insects such as ants have six.",
+    "Bees live in hives and make honey.",
+    "Octopuses have eight arms and three hearts.",
+]
+MATCH = 1
+ENV_NAMES = (
+    "RERANK_BASE_URL",
+    "RERANK_API_KEY",
+    "RERANK_MODEL",
+    "RERANK_DIALECT",
+    "RERANK_SERVER_API_KEY",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``RERANK_*`` settings leak in from the machine running the tests."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalRerankServer]:
+    """An open BM25 rerank server."""
+    with serve_in_thread() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def locked_server() -> Iterator[LocalRerankServer]:
+    """A BM25 rerank server that wants ``SECRET``."""
+    with serve_in_thread(api_key=SECRET) as running:
+        yield running
+
+
+class FixedAnswerServer:
+    """A stdlib HTTP server answering every POST with one fixed JSON body."""
+
+    def __init__(self, body: dict[str, Any], status: int = 200) -> None:
+        payload = json.dumps(body).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+        self._thread.start()
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def fixed_answer() -> Iterator[type[FixedAnswerServer]]:
+    """Start :class:`FixedAnswerServer` instances, closed after the test."""
+    started: list[FixedAnswerServer] = []
+
+    class Tracked(FixedAnswerServer):
+        def __init__(self, body: dict[str, Any], status: int = 200) -> None:
+            super().__init__(body, status)
+            started.append(self)
+
+    yield Tracked
+    for item in started:
+        item.close()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``main(argv)`` and what it printed."""
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_error_line(err: str, *fragments: str) -> None:
+    """``err`` is exactly one ``rerank-integrations: error:`` line holding the fragments."""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("rerank-integrations: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def docs_file(tmp_path: Path) -> Path:
+    path = tmp_path / "docs.txt"
+    path.write_text("\n".join(DOCUMENTS[:2]) + "\n\n" + "\n".join(DOCUMENTS[2:]) + "\n")
+    return path
+
+
+# -- rerank -----------------------------------------------------------------------------------
+
+
+def test_rerank_prints_a_ranked_table(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, docs_file: Path
+) -> None:
+    code, out, err = run(capsys, "rerank", QUERY, str(docs_file), "--base-url", server.base_url)
+
+    assert (code, err) == (0, "")
+    header, *rows = out.splitlines()
+    assert header.split() == ["rank", "score", "index", "text"]
+    assert len(rows) == len(DOCUMENTS)  # the blank line is skipped
+    first = rows[0].split(maxsplit=3)
+    assert first[0] == "1"
+    assert int(first[2]) == MATCH
+    assert first[3] == DOCUMENTS[MATCH]
+    scores = [float(row.split()[1]) for row in rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_rerank_json(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, docs_file: Path
+) -> None:
+    code, out, _ = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", server.base_url, "--json"
+    )
+
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) == {"model", "usage", "results"}
+    assert data["model"] == "bm25"
+    assert data["usage"]["total_tokens"] > 0
+    results = data["results"]
+    assert [set(item) for item in results] == [{"index", "relevance_score", "document"}] * 4
+    assert results[0]["index"] == MATCH
+    assert all(item["document"] == DOCUMENTS[item["index"]] for item in results)
+    assert sorted(item["index"] for item in results) == [0, 1, 2, 3]
+
+
+def test_rerank_top_n(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, docs_file: Path
+) -> None:
+    code, out, _ = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", server.base_url, "--top-n", "2"
+    )
+
+    assert code == 0
+    rows = out.splitlines()[1:]
+    assert len(rows) == 2
+    assert int(rows[0].split()[2]) == MATCH
+
+
+def test_rerank_jsonl_with_a_named_field(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": i, "body": d}) + "\n" for i, d in enumerate(DOCUMENTS))
+    )
+
+    code, out, _ = run(
+        capsys,
+        "rerank",
+        QUERY,
+        str(path),
+        "--field",
+        "body",
+        "--base-url",
+        server.base_url,
+        "--json",
+    )
+
+    assert code == 0
+    results = json.loads(out)["results"]
+    assert results[0] == {
+        "index": MATCH,
+        "relevance_score": results[0]["relevance_score"],
+        "document": DOCUMENTS[MATCH],
+    }
+
+
+def test_rerank_jsonl_text_field_is_found_without_field_option(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": d, "n": 1}) + "\n" for d in DOCUMENTS))
+
+    code, out, _ = run(capsys, "rerank", QUERY, str(path), "--base-url", server.base_url, "--json")
+
+    assert code == 0
+    assert json.loads(out)["results"][0]["document"] == DOCUMENTS[MATCH]
+
+
+@pytest.mark.parametrize("file_args", [[], ["-"]], ids=["no-file", "dash"])
+def test_rerank_reads_stdin(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    server: LocalRerankServer,
+    file_args: list[str],
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(DOCUMENTS) + "\n"))
+
+    code, out, _ = run(capsys, "rerank", QUERY, *file_args, "--base-url", server.base_url, "--json")
+
+    assert code == 0
+    assert json.loads(out)["results"][0]["index"] == MATCH
+
+
+def test_rerank_base_url_from_the_environment(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    server: LocalRerankServer,
+    docs_file: Path,
+) -> None:
+    monkeypatch.setenv("RERANK_BASE_URL", server.base_url)
+
+    code, out, _ = run(capsys, "rerank", QUERY, str(docs_file), "--top-n", "1")
+
+    assert code == 0
+    assert len(out.splitlines()) == 2
+
+
+def test_rerank_cuts_text_to_the_terminal_width(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    server: LocalRerankServer,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    path = tmp_path / "long.txt"
+    path.write_text("spider " + "legs and more words " * 20 + "\nshort one\n")
+
+    code, out, _ = run(capsys, "rerank", "spider legs", str(path), "--base-url", server.base_url)
+
+    assert code == 0
+    assert all(len(line) <= 60 for line in out.splitlines())
+    assert out.splitlines()[1].endswith("…")
+
+
+def test_rerank_progress_on_request(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, docs_file: Path
+) -> None:
+    code, out, err = run(
+        capsys,
+        "rerank",
+        QUERY,
+        str(docs_file),
+        "--base-url",
+        server.base_url,
+        "--progress",
+        "--max-documents-per-request",
+        "2",
+    )
+
+    assert code == 0
+    assert "reranking 4 documents in 2 requests" in err
+    assert "2/2 requests answered" in err
+    assert int(out.splitlines()[1].split()[2]) == MATCH
+
+
+def test_no_progress_for_small_inputs_by_default(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, docs_file: Path
+) -> None:
+    code, _, err = run(capsys, "rerank", QUERY, str(docs_file), "--base-url", server.base_url)
+
+    assert (code, err) == (0, "")
+
+
+def test_missing_base_url_is_one_line(capsys: pytest.CaptureFixture[str], docs_file: Path) -> None:
+    code, out, err = run(capsys, "rerank", QUERY, str(docs_file))
+
+    assert code == 2
+    assert out == ""
+    assert_one_error_line(err, "no base URL", "--base-url", "RERANK_BASE_URL")
+
+
+def test_missing_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.txt"
+
+    code, out, err = run(capsys, "rerank", QUERY, str(missing), "--base-url", server.base_url)
+
+    assert code == 2
+    assert out == ""
+    assert_one_error_line(err, "no such file", str(missing))
+
+
+def test_jsonl_without_the_field_is_one_line(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"body": "a"}\n')
+
+    code, _, err = run(capsys, "rerank", QUERY, str(path), "--base-url", server.base_url)
+
+    assert code == 2
+    assert_one_error_line(err, "line 1", "'text'", "--field")
+
+
+def test_wrong_key_exits_1_with_advice_and_no_key(
+    capsys: pytest.CaptureFixture[str], locked_server: LocalRerankServer, docs_file: Path
+) -> None:
+    code, out, err = run(
+        capsys,
+        "rerank",
+        QUERY,
+        str(docs_file),
+        "--base-url",
+        locked_server.base_url,
+        "--api-key",
+        WRONG_KEY,
+    )
+
+    assert code == 1
+    assert out == ""
+    assert_one_error_line(err, "401", "check RERANK_API_KEY / --api-key")
+    assert WRONG_KEY not in out + err
+    assert SECRET not in out + err
+
+
+def test_wrong_key_from_the_environment_is_not_shown(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    locked_server: LocalRerankServer,
+    docs_file: Path,
+) -> None:
+    monkeypatch.setenv("RERANK_API_KEY", WRONG_KEY)
+    monkeypatch.setenv("RERANK_BASE_URL", locked_server.base_url)
+
+    code, out, err = run(capsys, "rerank", QUERY, str(docs_file))
+
+    assert code == 1
+    assert_one_error_line(err, "RERANK_API_KEY")
+    assert WRONG_KEY not in out + err
+
+
+def test_right_key_works(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    locked_server: LocalRerankServer,
+    docs_file: Path,
+) -> None:
+    monkeypatch.setenv("RERANK_API_KEY", SECRET)
+
+    code, out, _ = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", locked_server.base_url, "--json"
+    )
+
+    assert code == 0
+    assert SECRET not in out
+
+
+def test_server_error_exits_1_with_advice(
+    capsys: pytest.CaptureFixture[str], docs_file: Path
+) -> None:
+    with serve_in_thread(error_rate=1.0, error_status=503) as failing:
+        code, _, err = run(
+            capsys,
+            "rerank",
+            QUERY,
+            str(docs_file),
+            "--base-url",
+            failing.base_url,
+            "--max-retries",
+            "0",
+        )
+
+    assert code == 1
+    assert_one_error_line(err, "503", "check its logs")
+
+
+def test_connection_refused_exits_1_with_advice(
+    capsys: pytest.CaptureFixture[str], docs_file: Path
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+
+    code, _, err = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", url, "--max-retries", "0"
+    )
+
+    assert code == 1
+    assert_one_error_line(err, "is the server running? is the base URL right?")
+
+
+def test_credentials_in_the_base_url_are_not_shown(
+    capsys: pytest.CaptureFixture[str], docs_file: Path
+) -> None:
+    url = f"http://user:{SECRET}@127.0.0.1:{closed_port()}"
+
+    code, out, err = run(capsys, "check", "--base-url", url)
+
+    assert code == 1
+    assert SECRET not in out + err
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+def check_lines(out: str) -> dict[str, str]:
+    """``{step name: status}`` from the output of ``check``."""
+    steps: dict[str, str] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] in ("ok", "FAIL", "skip"):
+            for name in ("reachable", "key accepted", "dialect answering", "sample ranking"):
+                if line[8:].startswith(name):
+                    steps[name] = parts[0]
+            if line[8:].startswith("round trip"):
+                steps["round trip"] = parts[0]
+    return steps
+
+
+def test_check_passes_against_the_local_server(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer
+) -> None:
+    code, out, err = run(capsys, "check", "--base-url", server.base_url)
+
+    assert (code, err) == (0, "")
+    assert check_lines(out) == dict.fromkeys(
+        ["reachable", "key accepted", "dialect answering", "sample ranking", "round trip"], "ok"
+    )
+    assert server.rerank_url in out
+    assert " ms " in out
+    assert out.rstrip().endswith("All 5 checks passed.")
+
+
+def test_check_with_the_right_key(
+    capsys: pytest.CaptureFixture[str], locked_server: LocalRerankServer
+) -> None:
+    code, out, _ = run(capsys, "check", "--base-url", locked_server.base_url, "--api-key", SECRET)
+
+    assert code == 0
+    assert "the key was accepted" in out
+    assert SECRET not in out
+
+
+def test_check_connection_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--base-url", f"http://127.0.0.1:{closed_port()}")
+
+    assert code == 1
+    steps = check_lines(out)
+    assert steps["reachable"] == "FAIL"
+    assert set(steps.values()) == {"FAIL", "skip"}
+    assert "advice: is the server running? is the base URL right?" in out
+    assert "1 check failed." in out
+
+
+def test_check_wrong_key(
+    capsys: pytest.CaptureFixture[str], locked_server: LocalRerankServer
+) -> None:
+    code, out, err = run(
+        capsys, "check", "--base-url", locked_server.base_url, "--api-key", WRONG_KEY
+    )
+
+    assert code == 1
+    steps = check_lines(out)
+    assert steps["reachable"] == "ok"
+    assert steps["key accepted"] == "FAIL"
+    assert "401" in out
+    assert "advice: check RERANK_API_KEY / --api-key" in out
+    assert WRONG_KEY not in out + err
+
+
+def test_check_missing_key(
+    capsys: pytest.CaptureFixture[str], locked_server: LocalRerankServer
+) -> None:
+    code, out, _ = run(capsys, "check", "--base-url", locked_server.base_url)
+
+    assert code == 1
+    assert check_lines(out)["key accepted"] == "FAIL"
+    assert "the server wants an API key: set RERANK_API_KEY or pass --api-key" in out
+
+
+def test_check_wrong_path(capsys: pytest.CaptureFixture[str], server: LocalRerankServer) -> None:
+    code, out, _ = run(capsys, "check", "--base-url", f"{server.base_url}/api/v9/nothing/rerank")
+
+    assert code == 1
+    steps = check_lines(out)
+    assert steps["reachable"] == "ok"
+    assert steps["dialect answering"] == "FAIL"
+    assert "404" in out
+    assert "advice: check the base URL path or --dialect" in out
+
+
+def test_check_a_server_answering_in_another_format(
+    capsys: pytest.CaptureFixture[str], fixed_answer: type[FixedAnswerServer]
+) -> None:
+    other = fixed_answer({"foo": 1})
+
+    code, out, _ = run(capsys, "check", "--base-url", other.base_url)
+
+    assert code == 1
+    steps = check_lines(out)
+    assert steps["reachable"] == steps["key accepted"] == "ok"
+    assert steps["dialect answering"] == "FAIL"
+    assert steps["sample ranking"] == "skip"
+    assert "advice: the server answered in another format: try --dialect" in out
+    assert '{"foo": 1}' in out
+
+
+def test_check_a_ranking_that_makes_no_sense(
+    capsys: pytest.CaptureFixture[str], fixed_answer: type[FixedAnswerServer]
+) -> None:
+    backwards = fixed_answer(
+        {"results": [{"index": 0, "relevance_score": 0.9}, {"index": 1, "relevance_score": 0.1}]}
+    )
+
+    code, out, _ = run(capsys, "check", "--base-url", backwards.base_url)
+
+    assert code == 1
+    steps = check_lines(out)
+    assert steps["dialect answering"] == "ok"
+    assert steps["sample ranking"] == "FAIL"
+    assert "is it a rerank model?" in out
+
+
+def test_check_a_server_that_does_not_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    with serve_in_thread(stall_rate=1.0, stall_seconds=5) as stalling:
+        code, out, _ = run(capsys, "check", "--base-url", stalling.base_url, "--timeout", "0.3")
+
+    assert code == 1
+    steps = check_lines(out)
+    assert steps["reachable"] == "ok"
+    assert steps["dialect answering"] == "FAIL"
+    assert "no answer in time" in out
+    assert "advice: the server took too long to answer: raise --timeout" in out
+
+
+def test_check_dialect_that_needs_a_model(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer
+) -> None:
+    code, out, err = run(capsys, "check", "--base-url", server.base_url, "--dialect", "voyage")
+
+    assert (code, out) == (2, "")
+    assert_one_error_line(err, "--model")
+
+
+# -- usage, help, version ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["rerank", "--help"], ["check", "--help"], ["demo", "--help"]],
+    ids=["main", "rerank", "check", "demo"],
+)
+def test_help(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, out, err = run(capsys, *argv)
+
+    assert (code, err) == (0, "")
+    assert out.startswith("usage: rerank-integrations")
+
+
+def test_serve_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "serve", "--help")
+
+    assert code == 0
+    assert out.startswith("usage: rerank-integrations serve")
+    assert "--port" in out
+    assert "--latency-ms" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+
+    assert (code, out) == (0, f"rerank-integrations {__version__}\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        ([], "choose a command"),
+        (["bogus"], "invalid choice"),
+        (["rerank"], "required: QUERY"),
+        (["rerank", "q", "--top-n", "0"], "--top-n"),
+        (["rerank", "q", "--timeout", "soon"], "--timeout"),
+        (["demo", "--query-id", "q01", "--query", "x"], "not allowed with"),
+        (["demo", "--query-id", "q999"], "unknown query id"),
+        (["demo", "--top-k", "3", "--top-n", "5"], "cannot exceed"),
+    ],
+)
+def test_usage_errors_are_one_line_with_status_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+
+    assert code == 2
+    assert out == ""
+    assert_one_error_line(err, fragment)
+
+
+def test_module_entry_point() -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "rerank_integrations", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("usage: rerank-integrations")
+    for command in ("rerank", "check", "demo", "serve"):
+        assert command in completed.stdout
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def test_demo_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "demo", "--json", "--query-id", "q03")
+
+    assert code == 0
+    data = json.loads(out)
+    assert data["embedded_server"] is True
+    assert data["example"]["query_id"] == "q03"
+    assert [p["name"] for p in data["pipelines"]] == ["LangChain", "LlamaIndex"]
+    for pipeline in data["pipelines"]:
+        assert pipeline["reranked"]["mrr_at_10"] > pipeline["first_stage"]["mrr_at_10"]
+    assert data["figures_agree"] is True
+
+
+# -- reading documents ------------------------------------------------------------------------
+
+
+def test_read_documents_lines_and_jsonl() -> None:
+    assert read_documents(["a\n", "\n", "  \n", "b\r\n", "{not json\n"]) == ["a", "b", "{not json"]
+    assert read_documents(['{"text": "a"}\n', "\n", '{"text": "b"}\n']) == ["a", "b"]
+    assert read_documents(['{"t": "a"}\n'], "t") == ["a"]
+    assert read_documents(["\ufeffa\n"]) == ["a"]
+
+
+def test_read_documents_errors() -> None:
+    with pytest.raises(CommandError, match=r"line 2: not valid JSON"):
+        read_documents(['{"text": "a"}\n', "{oops\n"])
+    with pytest.raises(CommandError, match=r"line 1: no string field 'body'"):
+        read_documents(['{"text": "a"}\n'], "body")
+    with pytest.raises(CommandError, match=r"line 1: expected a JSON object"):
+        read_documents(["[1, 2]\n"], "text")
