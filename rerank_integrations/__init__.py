@@ -20,6 +20,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._retry import RetryPolicy, backoff_delay, parse_retry_after
+from ._tools import ToolInputError
 from ._types import RerankResponse, RerankResult, Usage
 from ._version import __version__
 
@@ -39,6 +40,7 @@ __all__ = [
     "ResponseFormatError",
     "RetryPolicy",
     "ServerError",
+    "ToolInputError",
     "Usage",
     "__version__",
     "backoff_delay",

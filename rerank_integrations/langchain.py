@@ -16,11 +16,13 @@ from typing import Any
 
 from ._adapters import SCORE_KEY, RerankSettings
 from ._core import check_query
+from ._tools import DEFAULT_TOOL_NAME, RankedPassage, RerankToolInput, RerankToolRunner, render
 from ._types import RerankResponse
 
 try:
     from langchain_core.callbacks import Callbacks
     from langchain_core.documents import BaseDocumentCompressor, Document
+    from langchain_core.tools import BaseTool, StructuredTool
 except ImportError as _exc:
     raise ImportError(
         "rerank_integrations.langchain needs langchain-core; install it with: "
@@ -164,6 +166,58 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             query, texts, top_n=self._top_n(top_n), model=self.model
         )
         return self._scored_indexes(response)
+
+    # -- agent tool ----------------------------------------------------------------------
+
+    def as_tool(self, *, name: str = DEFAULT_TOOL_NAME, description: str | None = None) -> BaseTool:
+        """This reranker as a LangChain tool that an agent can call on passages it holds.
+
+        The tool takes ``query`` (string), ``passages`` (list of strings) and optionally
+        ``top_n`` (integer >= 1; left out, this compressor's ``top_n``). It answers with the
+        best passages first, as a list of ``{"index", "relevance_score", "text"}`` where
+        ``index`` is the position in ``passages``; ``score_threshold`` applies too.
+
+        The tool uses ``response_format="content_and_artifact"``: the LLM reads that list as
+        one line of JSON text (the ``ToolMessage`` content, also what ``tool.invoke(args)``
+        returns), and code gets the list itself as ``ToolMessage.artifact``. Both ``invoke``
+        and ``ainvoke`` work; ``ainvoke`` awaits the async API with no worker thread.
+
+        Invalid arguments raise nothing and send no request: the tool answers with a message
+        naming each bad argument (for a tool call, as an error ``ToolMessage`` with
+        ``status="error"``), so the agent can correct its call. Errors of the rerank API
+        itself (``RerankError`` subclasses) are raised.
+
+        Args:
+            name: the tool's name (letters, digits, ``_``, ``-``; at most 64).
+            description: what the LLM is told; ``None`` for a description that states this
+                compressor's ``top_n`` and ``score_threshold``.
+
+        Returns:
+            A ``StructuredTool`` that uses this compressor (later changes to its settings
+            apply).
+
+        Raises:
+            ValueError: ``name`` or ``description`` cannot be used.
+        """
+        runner = RerankToolRunner(self, name=name, description=description)
+
+        def rerank_passages(**arguments: Any) -> tuple[str, list[RankedPassage]]:
+            results = runner.run(**arguments)
+            return render(results), results
+
+        async def arerank_passages(**arguments: Any) -> tuple[str, list[RankedPassage]]:
+            results = await runner.arun(**arguments)
+            return render(results), results
+
+        return StructuredTool.from_function(
+            func=rerank_passages,
+            coroutine=arerank_passages,
+            name=runner.name,
+            description=runner.description,
+            args_schema=RerankToolInput,
+            response_format="content_and_artifact",
+            handle_validation_error=runner.describe_validation_error,
+        )
 
     # -- translation ---------------------------------------------------------------------
 

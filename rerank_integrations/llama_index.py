@@ -22,6 +22,7 @@ try:
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+    from llama_index.core.tools import FunctionTool
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides the package
     raise ImportError(
         "rerank_integrations.llama_index needs llama-index-core; install it with: "
@@ -30,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 
 from ._adapters import SCORE_KEY, RerankSettings
+from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
 from ._types import RerankResponse, RerankResult
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "SCORE_KEY", "RerankPostprocessor"]
@@ -110,6 +112,55 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
         return reranked
+
+    # -- agent tool ----------------------------------------------------------------------
+
+    def as_tool(
+        self, *, name: str = DEFAULT_TOOL_NAME, description: str | None = None
+    ) -> FunctionTool:
+        """This reranker as a LlamaIndex tool that an agent can call on passages it holds.
+
+        The tool takes ``query`` (string), ``passages`` (list of strings) and optionally
+        ``top_n`` (integer >= 1; left out, this postprocessor's ``top_n``), and ranks the
+        passages as given (``metadata_mode`` plays no part: there are no nodes).
+        ``tool.call(...)`` / ``await tool.acall(...)`` return a ``ToolOutput`` whose
+        ``raw_output`` is the best passages first, as a list of
+        ``{"index", "relevance_score", "text"}`` (``index``: the position in
+        ``passages``; ``score_threshold`` applies), and whose ``content`` is that list as
+        one line of JSON text.
+
+        The content is JSON because it is the exact text the agent's LLM reads (the tool
+        message of ``FunctionAgent``, the observation of ``ReActAgent``): LlamaIndex would
+        otherwise send the Python ``repr`` of the list, and JSON is what function-calling
+        models are trained to read back; it is also the same text the LangChain tool sends.
+
+        Bad arguments raise :class:`ValueError` (``ToolInputError``) naming each of them;
+        LlamaIndex agents pass that message to the LLM as an error output, so it can correct
+        its call. Errors of the rerank API raise ``RerankError`` subclasses, which agents
+        report the same way. ``acall`` awaits the async API with no worker thread.
+
+        Args:
+            name: the tool's name (letters, digits, ``_``, ``-``; at most 64).
+            description: what the LLM is told; ``None`` for a description that states this
+                postprocessor's ``top_n`` and ``score_threshold``.
+
+        Returns:
+            A ``FunctionTool`` that uses this postprocessor (later changes to its settings
+            apply).
+
+        Raises:
+            ValueError: ``name`` or ``description`` cannot be used.
+        """
+        runner = RerankToolRunner(self, name=name, description=description)
+        return FunctionTool.from_defaults(
+            fn=runner.run,
+            async_fn=runner.arun,
+            name=runner.name,
+            description=runner.description,
+            fn_schema=RerankToolInput,
+            callback=render,
+            async_callback=arender,
+        )
 
     # -- helpers shared by both paths -----------------------------------------------------
 

@@ -66,6 +66,7 @@ def test_public_surface_is_pinned() -> None:
             "ResponseFormatError",
             "RetryPolicy",
             "ServerError",
+            "ToolInputError",
             "Usage",
             "__version__",
             "backoff_delay",
