@@ -21,8 +21,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check rerank_integrations tests
-	$(BIN)/ruff format --check rerank_integrations tests
+	$(BIN)/ruff check rerank_integrations tests notebooks
+	$(BIN)/ruff format --check rerank_integrations tests notebooks
 	$(BIN)/mypy --strict rerank_integrations
 
 clean:
