@@ -5,18 +5,29 @@ The adapters themselves only translate documents or nodes to texts and results b
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from ._client import RerankClient
-from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from ._exceptions import ConfigurationError
+from ._constants import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    LOGGER_NAME,
+)
+from ._exceptions import ConfigurationError, RerankError
 from ._types import RerankResponse, RerankResult
 
 #: The metadata key that carries the relevance score on returned documents and nodes.
 SCORE_KEY = "relevance_score"
+#: The metadata key set to ``False`` on documents and nodes passed through unranked.
+RERANKED_KEY = "reranked"
+
+logger = logging.getLogger(LOGGER_NAME)
 
 
 #: Settings that configure the client; they cannot be combined with ``client=``.
@@ -52,6 +63,9 @@ class RerankSettings(BaseModel):
     """How many documents to return, best first; ``None`` returns all."""
     score_threshold: float | None = None
     """Drop results that score below this; ``None`` keeps every result."""
+    on_error: Literal["raise", "passthrough"] = "raise"
+    """When reranking fails after retries: ``"raise"`` the error, or ``"passthrough"`` the
+    inputs in their original order (``top_n`` applied), marked ``reranked=False``."""
     base_url: str | None = None
     """API base URL (host root, versioned root or full endpoint); else ``RERANK_BASE_URL``."""
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
@@ -154,6 +168,39 @@ class RerankSettings(BaseModel):
         if client is None or self._built_from != self._client_settings():
             client = self._connect()
         return client
+
+    def _rank(self, query: str, texts: Sequence[str]) -> RerankResponse | None:
+        """Rerank ``texts``; ``None`` when it failed and ``on_error`` says pass through."""
+        try:
+            return self.rerank_client.rerank(query, texts, top_n=self.top_n, model=self.model)
+        except RerankError as error:
+            self._pass_through_or_raise(error, len(texts))
+            return None
+
+    async def _arank(self, query: str, texts: Sequence[str]) -> RerankResponse | None:
+        """The async twin of :meth:`_rank`."""
+        try:
+            return await self.rerank_client.arerank(
+                query, texts, top_n=self.top_n, model=self.model
+            )
+        except RerankError as error:
+            self._pass_through_or_raise(error, len(texts))
+            return None
+
+    def _pass_through_or_raise(self, error: RerankError, count: int) -> None:
+        # A setting that cannot work is the caller's to fix, whatever on_error says.
+        if self.on_error == "raise" or isinstance(error, ConfigurationError):
+            raise error
+        logger.warning(
+            "reranking failed, passing %d documents through in their original order: %s",
+            count,
+            error,
+        )
+        return
+
+    def _passthrough_count(self, count: int) -> int:
+        """How many inputs a pass-through returns: the first ``top_n``."""
+        return count if self.top_n is None else min(self.top_n, count)
 
     def _kept(self, response: RerankResponse) -> list[RerankResult]:
         """The results that pass ``score_threshold``, best first."""

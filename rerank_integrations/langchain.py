@@ -14,7 +14,7 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from ._adapters import SCORE_KEY, RerankSettings
+from ._adapters import RERANKED_KEY, SCORE_KEY, RerankSettings
 from ._core import check_query
 from ._tools import DEFAULT_TOOL_NAME, RankedPassage, RerankToolInput, RerankToolRunner, render
 from ._types import RerankResponse
@@ -101,8 +101,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         texts = _texts(documents, query, strings_allowed=False)
         if not texts:
             return []
-        response = self.rerank_client.rerank(query, texts, top_n=self.top_n, model=self.model)
-        return self._scored_documents(documents, response)
+        return self._scored_documents(documents, self._rank(query, texts))
 
     async def acompress_documents(
         self,
@@ -114,10 +113,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         texts = _texts(documents, query, strings_allowed=False)
         if not texts:
             return []
-        response = await self.rerank_client.arerank(
-            query, texts, top_n=self.top_n, model=self.model
-        )
-        return self._scored_documents(documents, response)
+        return self._scored_documents(documents, await self._arank(query, texts))
 
     # -- plain ranking -------------------------------------------------------------------
 
@@ -231,8 +227,15 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         ]
 
     def _scored_documents(
-        self, documents: Sequence[Document], response: RerankResponse
+        self, documents: Sequence[Document], response: RerankResponse | None
     ) -> list[Document]:
+        """New documents for the kept results, best first; for ``None`` (a failed call
+        passed through), the first ``top_n`` in their original order, marked unranked."""
+        if response is None:
+            return [
+                document.model_copy(update={"metadata": {**document.metadata, RERANKED_KEY: False}})
+                for document in documents[: self._passthrough_count(len(documents))]
+            ]
         scored: list[Document] = []
         for result in self._kept(response):
             document = documents[result.index]

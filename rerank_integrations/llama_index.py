@@ -21,7 +21,7 @@ try:
     from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
-    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+    from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
     from llama_index.core.tools import FunctionTool
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides the package
     raise ImportError(
@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 
-from ._adapters import SCORE_KEY, RerankSettings
+from ._adapters import RERANKED_KEY, SCORE_KEY, RerankSettings
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
 from ._types import RerankResponse, RerankResult
 
@@ -82,9 +82,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         with self.callback_manager.event(
             CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
         ) as event:
-            response = self.rerank_client.rerank(
-                query.query_str, texts, top_n=self.top_n, model=self.model
-            )
+            response = self._rank(query.query_str, texts)
             reranked = self._rebuild(nodes, response)
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
@@ -105,9 +103,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         with self.callback_manager.event(
             CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
         ) as event:
-            response = await self.rerank_client.arerank(
-                query.query_str, texts, top_n=self.top_n, model=self.model
-            )
+            response = await self._arank(query.query_str, texts)
             reranked = self._rebuild(nodes, response)
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))
@@ -189,9 +185,18 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         }
 
     def _rebuild(
-        self, nodes: Sequence[NodeWithScore], response: RerankResponse
+        self, nodes: Sequence[NodeWithScore], response: RerankResponse | None
     ) -> list[NodeWithScore]:
-        """New scored copies of the nodes the response keeps, best first."""
+        """New scored copies of the nodes the response keeps, best first; for ``None`` (a
+        failed call passed through), copies of the first ``top_n`` in their original order
+        with their scores, marked unranked."""
+        if response is None:
+            return [
+                NodeWithScore(
+                    node=_with_metadata(item.node, {RERANKED_KEY: False}), score=item.score
+                )
+                for item in nodes[: self._passthrough_count(len(nodes))]
+            ]
         return [self._rescored(nodes[result.index], result) for result in self._kept(response)]
 
     def _rescored(self, item: NodeWithScore, result: RerankResult) -> NodeWithScore:
@@ -200,16 +205,7 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         added: dict[str, Any] = {SCORE_KEY: result.relevance_score}
         if self.keep_retrieval_score:
             added[RETRIEVAL_SCORE_KEY] = item.score
-        copy = node.model_copy(
-            update={
-                "metadata": {**node.metadata, **added},
-                "excluded_llm_metadata_keys": _with_keys(node.excluded_llm_metadata_keys, added),
-                "excluded_embed_metadata_keys": _with_keys(
-                    node.excluded_embed_metadata_keys, added
-                ),
-            }
-        )
-        return NodeWithScore(node=copy, score=result.relevance_score)
+        return NodeWithScore(node=_with_metadata(node, added), score=result.relevance_score)
 
 
 def _require_query(query_bundle: QueryBundle | None) -> QueryBundle:
@@ -220,6 +216,17 @@ def _require_query(query_bundle: QueryBundle | None) -> QueryBundle:
             "query_str=... to postprocess_nodes()"
         )
     return query_bundle
+
+
+def _with_metadata(node: BaseNode, added: dict[str, Any]) -> BaseNode:
+    """A copy of ``node`` with ``added`` in new metadata, hidden from LLM and embedding text."""
+    return node.model_copy(
+        update={
+            "metadata": {**node.metadata, **added},
+            "excluded_llm_metadata_keys": _with_keys(node.excluded_llm_metadata_keys, added),
+            "excluded_embed_metadata_keys": _with_keys(node.excluded_embed_metadata_keys, added),
+        }
+    )
 
 
 def _with_keys(keys: Sequence[str], added: dict[str, Any]) -> list[str]:
