@@ -199,6 +199,14 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
+def scrub(content: bytes, secret: str | None) -> bytes:
+    """A body with every occurrence of ``secret`` replaced by ``***``, before anything
+    (message, excerpt, decoded body kept on the error) is derived from it."""
+    if secret:
+        return content.replace(secret.encode(), b"***")
+    return content
+
+
 def request_id_from(headers: Mapping[str, str]) -> str | None:
     """The server's request id, from the usual headers."""
     for name in _REQUEST_ID_HEADERS:
@@ -224,6 +232,7 @@ def make_status_error(
     secret: str | None,
 ) -> APIStatusError:
     """The typed error for an error answer, with the server's message and a body excerpt."""
+    content = scrub(content, secret)
     body = _decode_error_body(content)
     try:
         server_message = (
@@ -244,18 +253,18 @@ def make_status_error(
         message += f" | body: {excerpt}"
     elif not excerpt:
         message += " | empty body"
-    if isinstance(body, str):
-        body = redact(body, secret)
     return status_error_class(status_code)(
-        redact(message, secret),
+        message,
         status_code=status_code,
         body=body,
         request_id=request_id,
     )
 
 
-def _format_error(message: str, status_code: int, content: bytes) -> ResponseFormatError:
-    excerpt = body_excerpt(content)
+def _format_error(
+    message: str, status_code: int, content: bytes, secret: str | None
+) -> ResponseFormatError:
+    excerpt = body_excerpt(scrub(content, secret))
     return ResponseFormatError(
         f"invalid rerank answer (HTTP {status_code}): {message} | body: {excerpt or '(empty)'}",
         status_code=status_code,
@@ -277,33 +286,35 @@ def decode_response(
     :class:`APIStatusError`; anything else that is not a ranking raises
     :class:`ResponseFormatError`.
     """
+
+    def fail(message: str) -> ResponseFormatError:
+        return _format_error(message, status_code, content, secret)
+
     try:
         body = _json.loads(content)
     except _json.JSONDecodeError:
-        raise _format_error("the body is not JSON", status_code, content) from None
+        raise fail("the body is not JSON") from None
     try:
         parsed: ParsedRanking = dialect.parse_body(body)
     except ResponseShapeError as exc:
-        raise _format_error(str(exc), status_code, content) from None
+        raise fail(str(exc)) from None
     except (RecursionError, LookupError, TypeError, ValueError, AttributeError) as exc:
         # A parser tripped over a shape it did not foresee: still a bad answer, not a crash.
-        raise _format_error(
-            f"unreadable answer ({type(exc).__name__})", status_code, content
-        ) from None
+        raise fail(f"unreadable answer ({type(exc).__name__})") from None
     except EmbeddedAPIError as exc:
-        error_class = status_error_class(exc.status_code)
-        raise error_class(
+        scrubbed = scrub(content, secret)
+        raise status_error_class(exc.status_code)(
             redact(
                 f"HTTP {status_code} answer reports an error: {exc.message}"
-                f" | body: {body_excerpt(content)}",
+                f" | body: {body_excerpt(scrubbed)}",
                 secret,
             ),
             status_code=exc.status_code,
-            body=body,
+            body=_decode_error_body(scrubbed),
         ) from None
 
     if not parsed.pairs and batch_size:
-        raise _format_error(f"no results for {batch_size} documents", status_code, content)
+        raise fail(f"no results for {batch_size} documents")
     seen = bytearray(batch_size)
     pairs: list[tuple[int, float]] = []
     for index, score in parsed.pairs:
@@ -311,23 +322,17 @@ def decode_response(
             if isinstance(index, float) and index.is_integer():
                 index = int(index)
             else:
-                raise _format_error(f"index {index!r} is not an integer", status_code, content)
+                raise fail(f"index {index!r} is not an integer")
         if not 0 <= index < batch_size:
-            raise _format_error(
-                f"index {index} is out of range for {batch_size} documents", status_code, content
-            )
+            raise fail(f"index {index} is out of range for {batch_size} documents")
         if seen[index]:
-            raise _format_error(f"index {index} appears more than once", status_code, content)
+            raise fail(f"index {index} appears more than once")
         seen[index] = 1
         if isinstance(score, bool) or not isinstance(score, (int, float)):
-            raise _format_error(
-                f"score of index {index} is not a number: {score!r}", status_code, content
-            )
+            raise fail(f"score of index {index} is not a number: {score!r}")
         value = float(score)
         if not math.isfinite(value):
-            raise _format_error(
-                f"score of index {index} is not finite: {score!r}", status_code, content
-            )
+            raise fail(f"score of index {index} is not finite: {score!r}")
         pairs.append((index, value))
     return BatchRanking(pairs, parsed.model, parsed.total_tokens, parsed.billed_units)
 
