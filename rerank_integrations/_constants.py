@@ -9,7 +9,7 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 #: Retries after the first attempt of each request.
 DEFAULT_MAX_RETRIES = 2
 #: Batches of one call that may be in flight at the same time.
-DEFAULT_MAX_CONCURRENCY = 8
+DEFAULT_MAX_CONCURRENCY = 16
 
 #: Backoff: the first wait, the cap on any computed wait, and the jitter fraction.
 INITIAL_RETRY_DELAY = 0.5

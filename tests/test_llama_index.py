@@ -769,3 +769,17 @@ def test_over_the_wire_from_env_in_a_query_engine(
     assert ids(response.source_nodes) == ["w3", "w1"]
     assert all(SCORE_KEY in item.node.metadata for item in response.source_nodes)
     assert API_KEY not in postprocessor.to_json()
+
+
+def test_texts_sent_match_get_content_in_every_mode() -> None:
+    from llama_index.core.schema import Document as LlamaDocument
+
+    nodes = [
+        NodeWithScore(node=TextNode(text="plain"), score=0.1),
+        NodeWithScore(node=TextNode(text="with meta", metadata={"source": "wiki"}), score=0.2),
+        NodeWithScore(node=LlamaDocument(text="a document"), score=0.3),
+    ]
+    for mode in MetadataMode:
+        postprocessor = RerankPostprocessor(base_url="https://h", metadata_mode=mode)
+        expected = [item.node.get_content(metadata_mode=mode) for item in nodes]
+        assert postprocessor._texts(nodes) == expected
