@@ -1,0 +1,87 @@
+"""Smoke test of the benchmark: the tiny scale, one round, the floor and the package only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("uvicorn")
+pytest.importorskip("starlette")
+pytest.importorskip("langchain_core")
+pytest.importorskip("llama_index.core")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.server import child_env  # noqa: E402
+
+OURS = (
+    "RerankClient.rerank",
+    "RerankClient.arerank",
+    "RerankCompressor.compress_documents",
+    "RerankCompressor.acompress_documents",
+    "RerankPostprocessor.postprocess_nodes",
+    "RerankPostprocessor.apostprocess_nodes",
+)
+
+
+def _section(text: str, heading: str) -> list[str]:
+    """The table rows under ``heading`` (up to the next heading)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    rows: list[str] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("#"):
+            break
+        header = line.startswith(("| Contender", "| # "))
+        if line.startswith("| ") and not header and "---" not in line:
+            rows.append(line)
+    return rows
+
+
+def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--scale",
+            "tiny",
+            "--rounds",
+            "1",
+            "--contenders",
+            "floor,ours",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    printed = completed.stdout
+
+    targets = _section(printed, "### Targets")
+    assert {row.split("|")[1].strip() for row in targets} == {"1", "2", "3", "4", "5"}
+
+    for number in range(1, 6):
+        rows = _section(printed, f"### Scenario {number}:")
+        assert rows, f"scenario {number} has no rows"
+        ours = [row for row in rows if any(f"| {label} |" in row for label in OURS)]
+        expected = 3 if number == 4 else 6  # scenario 4 is async only
+        assert len(ours) == expected, rows
+        for row in ours:
+            assert "fails" not in row and "not installed" not in row, row
+        assert any(row.split("|")[-2].strip() == "reference" for row in rows), rows
+
+    report = out.read_text(encoding="utf-8")
+    for heading in ("## Machine", "## Packages", "## How to read the tables", "### Targets"):
+        assert heading in report
+    assert printed.strip() in report
