@@ -76,17 +76,22 @@ def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
       default path (``/v1/rerank``).
     """
     if not isinstance(base_url, str):
-        raise ConfigurationError(f"base_url must be a string, got {type(base_url).__name__}")
+        raise ConfigurationError(
+            f"base_url must be a string, got {type(base_url).__name__}", setting="base_url"
+        )
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
             f"base_url {base_url!r} is not an http(s) URL with a host, "
-            "e.g. 'https://api.example.com' or 'http://127.0.0.1:8080/v1'"
+            "e.g. 'https://api.example.com' or 'http://127.0.0.1:8080/v1'",
+            setting="base_url",
         )
     try:
         parts.port  # noqa: B018 - validates the port
     except ValueError as exc:
-        raise ConfigurationError(f"base_url {base_url!r} has an invalid port") from exc
+        raise ConfigurationError(
+            f"base_url {base_url!r} has an invalid port", setting="base_url"
+        ) from exc
     path = parts.path.rstrip("/")
     default_segments = [segment for segment in dialect.default_path.split("/") if segment]
     segments = [segment for segment in path.split("/") if segment]
@@ -193,7 +198,8 @@ def resolve_settings(
     if not url:
         raise ConfigurationError(
             "no base URL: pass base_url=... (e.g. 'https://api.example.com/v1') "
-            f"or set the {ENV_BASE_URL} environment variable"
+            f"or set the {ENV_BASE_URL} environment variable",
+            setting="base_url",
         )
     endpoint = resolve_endpoint(url, resolved_dialect)
 

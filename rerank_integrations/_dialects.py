@@ -468,7 +468,8 @@ def _required_model(request: RankingRequest, api: str) -> str:
     if not request.model:
         raise ConfigurationError(
             f"the {api} API needs a model: pass model=... to the client or the call, "
-            f"or set {ENV_MODEL}"
+            f"or set {ENV_MODEL}",
+            setting="model",
         )
     return request.model
 

@@ -40,7 +40,16 @@ class RerankError(Exception):
 
 
 class ConfigurationError(RerankError, ValueError):
-    """The client's settings cannot work (for example, no base URL was given anywhere)."""
+    """The client's settings cannot work (for example, no base URL was given anywhere).
+
+    Attributes:
+        setting: the name of the setting at fault (``"base_url"``, ``"model"``, ...), so that
+            a command line can name its own option for it; ``None`` when no one setting is.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class APIStatusError(RerankError):
