@@ -55,9 +55,9 @@ from ._exceptions import (
     ResponseFormatError,
     ServerError,
 )
+from ._text import cut_to_width, display_url
 from ._types import RerankResponse
 from ._version import __version__
-from .demo._pipeline import cut_to_width, display_url
 
 __all__ = [
     "PROG",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rerank_integrations._text import cut_to_width, display_url
 from rerank_integrations.demo import (
     DemoReport,
     hashing_embedding,
@@ -19,7 +20,7 @@ from rerank_integrations.demo import (
     llama_index_embedding,
     run_demo,
 )
-from rerank_integrations.demo._pipeline import _tie_ordered, cut_to_width, display_url
+from rerank_integrations.demo._pipeline import _tie_ordered
 from rerank_integrations.server import serve_in_thread
 
 ENV_NAMES = ("RERANK_BASE_URL", "RERANK_API_KEY", "RERANK_MODEL", "RERANK_DIALECT")

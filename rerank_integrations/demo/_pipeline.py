@@ -26,16 +26,15 @@ import os
 import shutil
 import sys
 import time
-import unicodedata
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from rerank_integrations._adapters import SCORE_KEY
 from rerank_integrations._client import RerankClient
 from rerank_integrations._constants import ENV_BASE_URL
+from rerank_integrations._text import cut_to_width, display_url
 from rerank_integrations.demo._corpus import LabelledQuery, Passage, load_passages, load_queries
 from rerank_integrations.demo._embedding import DEFAULT_DIMENSIONS
 from rerank_integrations.demo._embeddings import langchain_embeddings, llama_index_embedding
@@ -51,8 +50,6 @@ __all__ = [
     "ExampleRow",
     "PipelineFigures",
     "StageFigures",
-    "cut_to_width",
-    "display_url",
     "format_report",
     "run_demo",
 ]
@@ -434,16 +431,6 @@ def _endpoint(base_url: str | None) -> Iterator[RerankClient]:
         yield client
 
 
-def display_url(url: str) -> str:
-    """``url`` without a user name, password or query string, which may hold credentials."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def _run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, also when this thread already runs an
     event loop (a notebook): then it runs on a fresh loop in a worker thread."""
@@ -670,27 +657,6 @@ def _node_scores(nodes: Sequence[Any]) -> list[tuple[str, float]]:
 
 def _width() -> int:
     return max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
-
-
-def cut_to_width(text: str, width: int) -> str:
-    """``text`` on one line (runs of whitespace become one space), cut with ``…`` so that it
-    takes at most ``width`` terminal columns; wide (East Asian) characters count as two."""
-    flat = " ".join(text.split())
-    if _columns(flat) <= width:
-        return flat
-    kept: list[str] = []
-    used = 0
-    for char in flat:
-        size = _columns(char)
-        if used + size > width - 1:
-            break
-        kept.append(char)
-        used += size
-    return "".join(kept).rstrip() + "…"
-
-
-def _columns(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def format_report(report: DemoReport, *, width: int = 100) -> str:
