@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -22,13 +21,11 @@ from ._constants import (
     ENV_MODEL,
 )
 from ._core import check_score_transform
-from ._dialects import Dialect, get_dialect
+from ._dialects import Dialect, get_dialect, is_version_segment
 from ._exceptions import ConfigurationError
 from ._retry import RetryPolicy
 
 ENV_DIALECT = "RERANK_DIALECT"
-
-_VERSION_SEGMENT = re.compile(r"v\d+")
 
 TimeoutTypes = float | int | httpx.Timeout | None
 
@@ -97,8 +94,8 @@ def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
     segments = [segment for segment in path.split("/") if segment]
     if segments and (segments[-1] == default_segments[-1] or "rank" in segments[-1].lower()):
         full_path = path
-    elif segments and _VERSION_SEGMENT.fullmatch(segments[-1]):
-        versions = [i for i, seg in enumerate(default_segments) if _VERSION_SEGMENT.fullmatch(seg)]
+    elif segments and is_version_segment(segments[-1]):
+        versions = [i for i, seg in enumerate(default_segments) if is_version_segment(seg)]
         rest = default_segments[versions[0] + 1 :] if versions else default_segments
         full_path = "/".join([path, *rest])
     else:

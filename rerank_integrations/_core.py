@@ -15,15 +15,9 @@ from operator import itemgetter
 from typing import Any
 
 from . import _json
+from ._answers import EmbeddedAPIError, ParsedRanking, ResponseShapeError, message_from_text
 from ._constants import BODY_EXCERPT_CHARS
-from ._dialects import (
-    Dialect,
-    EmbeddedAPIError,
-    ParsedRanking,
-    RankingRequest,
-    ResponseShapeError,
-    message_from_text,
-)
+from ._dialects import Dialect, RankingRequest
 from ._exceptions import APIStatusError, ResponseFormatError, status_error_class
 from ._types import RerankResponse, RerankResult, Usage
 
@@ -170,7 +164,7 @@ def encode_request(
 ) -> bytes:
     """The JSON body of one batch's request, as bytes."""
     documents = batch.texts if isinstance(batch.texts, list) else list(batch.texts)
-    body = dialect.build_body(RankingRequest(plan.query, documents, batch.top_n, model, path))
+    body = dialect.body(RankingRequest(plan.query, documents, batch.top_n, model, path))
     for key, value in extra_body.items():
         # One level deep, so that parameters={"x": 1} adds to the dialect's own parameters.
         current = body.get(key)

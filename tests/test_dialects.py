@@ -404,7 +404,7 @@ def test_no_key_means_no_auth_header(name: str, monkeypatch: pytest.MonkeyPatch)
 def build(name: str, top_n: int | None = 2, model: str | None = "m", path: str = "") -> Any:
     dialect = get_dialect(name)
     request = RankingRequest("q", ["a", "b", "c"], top_n, model, path or dialect.default_path)
-    return json.loads(json.dumps(dialect.build_body(request)))
+    return json.loads(json.dumps(dialect.body(request)))
 
 
 def test_generic_body() -> None:
@@ -504,7 +504,8 @@ def test_a_required_model_is_asked_for_before_any_request(
     with pytest.raises(ConfigurationError, match=r"needs a model.*model=") as info:
         build(name, model=None)
     assert isinstance(info.value, ValueError)
-    assert DIALECTS[name].model_required == (name != "cohere")  # Cohere v1 needs none
+    assert DIALECTS[name].requires_model("/v2/rerank")
+    assert DIALECTS[name].requires_model("/v1/rerank") == (name != "cohere")  # Cohere v1: none
     client = make_client(dialect=name, base_url="https://rerank.test")
     with pytest.raises(ConfigurationError, match="model"):
         run_mode(
