@@ -11,11 +11,12 @@ DEFAULT_MAX_RETRIES = 2
 #: Batches of one call that may be in flight at the same time.
 DEFAULT_MAX_CONCURRENCY = 16
 
-#: Backoff: the first wait, the cap on any computed wait, and the jitter fraction.
+#: Backoff: the first wait, the cap on any computed wait, the growth and the jitter fraction.
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
+RETRY_MULTIPLIER = 2.0
 RETRY_JITTER = 0.25
-#: A server's ``Retry-After`` is honoured up to this many seconds.
+#: A server's ``Retry-After`` is honoured up to this many seconds; a longer one means giving up.
 MAX_RETRY_AFTER = 60.0
 
 #: Characters of a response body quoted in an error message.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["RerankResponse", "RerankResult", "Usage"]
+__all__ = ["NOT_GIVEN", "NotGiven", "RerankResponse", "RerankResult", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +48,27 @@ class RerankResponse:
     results: list[RerankResult] = field(default_factory=list)
     model: str | None = None
     usage: Usage | None = None
+
+
+class NotGiven:
+    """The type of :data:`NOT_GIVEN`: an argument left out, told apart from ``None``."""
+
+    _instance: NotGiven | None = None
+
+    def __new__(cls) -> NotGiven:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __reduce__(self) -> str:
+        return "NOT_GIVEN"
+
+
+#: Marks a per-call override that was not passed, so that ``None`` keeps its own meaning.
+NOT_GIVEN = NotGiven()

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from rerank_integrations import RerankClient
+from rerank_integrations import RerankClient, testing
 
 T = TypeVar("T")
 
@@ -135,22 +135,20 @@ def mock_api() -> MockAPI:
     return MockAPI()
 
 
-class Sleeps(list[float]):
-    """Waits the client asked for; nothing really sleeps."""
-
-    async def asleep(self, seconds: float) -> None:
-        self.append(seconds)
+#: The waits a client asked for while a test ran; none was slept.
+Sleeps = list[float]
 
 
-@pytest.fixture
-def sleeps() -> Sleeps:
-    """Records the client's waits instead of sleeping."""
-    return Sleeps()
+@pytest.fixture(autouse=True)
+def sleeps() -> Iterator[Sleeps]:
+    """Every test runs under the package's testing switch: waits are recorded, not slept."""
+    with testing.no_waits() as waits:
+        yield waits
 
 
 @pytest.fixture
 def make_client(mock_api: MockAPI, sleeps: Sleeps) -> Iterator[Callable[..., RerankClient]]:
-    """Build ``RerankClient``s that talk to ``mock_api`` and record their waits in ``sleeps``."""
+    """Build ``RerankClient``s that talk to ``mock_api``."""
     clients: list[RerankClient] = []
 
     def factory(**kwargs: Any) -> RerankClient:
@@ -162,8 +160,6 @@ def make_client(mock_api: MockAPI, sleeps: Sleeps) -> Iterator[Callable[..., Rer
             async_http_client=httpx.AsyncClient(transport=transport),
             **kwargs,
         )
-        client._sleep = sleeps.append
-        client._async_sleep = sleeps.asleep
         clients.append(client)
         return client
 

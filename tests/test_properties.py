@@ -100,19 +100,12 @@ def client_for(status: int, body: bytes, headers: dict[str, str]) -> RerankClien
         return httpx.Response(status, content=body, headers=headers)
 
     transport = httpx.MockTransport(handler)
-    client = RerankClient(
+    return RerankClient(
         "https://rerank.test",
         max_retries=1,
         http_client=httpx.Client(transport=transport),
         async_http_client=httpx.AsyncClient(transport=transport),
     )
-    client._sleep = lambda seconds: None
-
-    async def no_wait(seconds: float) -> None:
-        return None
-
-    client._async_sleep = no_wait
-    return client
 
 
 def check_ranking(response: RerankResponse, top_n: int | None) -> None:

@@ -7,8 +7,8 @@ import email.utils
 import httpx
 import pytest
 
-from rerank_integrations import RetryPolicy, backoff_delay, parse_retry_after
-from rerank_integrations._retry import is_retryable_status, retry_wait
+from rerank_integrations import RetryPolicy, backoff_delay, next_wait, parse_retry_after, testing
+from rerank_integrations._retry import is_retryable_status
 
 NOW = 1_700_000_000.0
 
@@ -96,10 +96,65 @@ def test_backoff_delay_stays_within_bounds_for_any_jitter() -> None:
 
 
 @pytest.mark.parametrize(
-    ("retry_after", "expected"),
-    [(None, 1.0), (0.0, 0.0), (3.0, 3.0), (60.0, 60.0), (3600.0, 60.0)],
+    ("retries_done", "status", "headers", "time_left", "expected"),
+    [
+        (1, 503, {}, None, 1.0),  # backoff
+        (1, None, {}, None, 1.0),  # a connection error or timeout is retried too
+        (1, 429, {"retry-after": "0"}, None, 0.0),
+        (1, 429, {"retry-after": "3"}, None, 3.0),  # the server's wish over backoff
+        (1, 429, {"retry-after": "60"}, None, 60.0),
+        (1, 429, {"retry-after": "3600"}, None, None),  # longer than the cap: give up
+        (1, 400, {}, None, None),  # not retryable
+        (1, 404, {"retry-after": "1"}, None, None),
+        (5, 503, {}, None, None),  # retries used up
+        (1, 503, {}, 1.5, 1.0),
+        (1, 503, {}, 1.0, None),  # the retry could not finish in time
+        (1, 429, {"retry-after": "3"}, 2.0, None),
+    ],
 )
-def test_retry_wait_prefers_the_server_within_the_cap(
-    retry_after: float | None, expected: float
+def test_next_wait_decides_whether_and_how_long(
+    retries_done: int,
+    status: int | None,
+    headers: dict[str, str],
+    time_left: float | None,
+    expected: float | None,
 ) -> None:
-    assert retry_wait(1, retry_after, POLICY, 0.0) == expected
+    assert next_wait(POLICY, retries_done, status, headers, 0.0, time_left) == expected
+
+
+def test_the_policy_chooses_statuses_growth_and_jitter() -> None:
+    policy = RetryPolicy(
+        max_retries=3, initial_delay=1, multiplier=3, jitter=0, retry_statuses={429}
+    )
+    assert [backoff_delay(n, policy, 0.9) for n in range(3)] == [1.0, 3.0, 8.0]
+    assert next_wait(policy, 0, 429, {}, 0.5) == 1.0
+    assert next_wait(policy, 0, 503, {}, 0.5) is None
+    assert next_wait(policy, 0, None, {}, 0.5) == 1.0
+    assert policy.retry_statuses == frozenset({429})
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"max_retries": -1}, "max_retries must be at least 0"),
+        ({"max_retries": 1.5}, "max_retries must be an integer"),
+        ({"initial_delay": -1}, "initial_delay must be at least 0"),
+        ({"max_delay": float("inf")}, "max_delay must be a finite"),
+        ({"multiplier": 0.5}, "multiplier must be at least 1"),
+        ({"jitter": 2}, "jitter must be between 0 and 1"),
+        ({"retry_statuses": "429"}, "retry_statuses must be a collection of integers"),
+    ],
+)
+def test_a_policy_that_cannot_work_is_refused(arguments: dict[str, object], message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        RetryPolicy(**arguments)  # type: ignore[arg-type]
+
+
+def test_the_testing_switch_records_waits_and_restores() -> None:
+    from rerank_integrations._retry import seconds_to_sleep
+
+    with testing.no_waits() as outer:
+        with testing.no_waits() as inner:
+            assert seconds_to_sleep(2.5) == 0.0
+        assert seconds_to_sleep(1.0) == 0.0
+    assert (inner, outer) == ([2.5], [1.0])

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from rerank_integrations import RerankClient
+from rerank_integrations import RerankClient, testing
 from rerank_integrations.demo import load_passages, load_queries
 from rerank_integrations.server import serve_in_thread
 
@@ -46,16 +46,10 @@ def test_fault_soak_returns_exactly_the_fault_free_rankings() -> None:
         "stall_seconds": 5.0,
         "seed": 7,
     }
-    waits: list[float] = []
     started = time.monotonic()
-    with serve_in_thread(**faults) as faulty:
+    # Retry-After and backoff are honoured, not slept.
+    with serve_in_thread(**faults) as faulty, testing.no_waits() as waits:
         client = RerankClient(faulty.base_url, timeout=0.5, max_retries=15)
-        client._sleep = waits.append  # Retry-After and backoff are honoured, not slept
-
-        async def no_sleep(seconds: float) -> None:
-            waits.append(seconds)
-
-        client._async_sleep = no_sleep
         half = CALLS // 2
         sync_results = [ranking(client.rerank(q, docs, top_n=5)) for q, docs in calls[:half]]
 

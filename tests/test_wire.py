@@ -32,8 +32,6 @@ from rerank_integrations import (
 @pytest.fixture
 def client(scripted_server: ScriptedServer, sleeps: Sleeps) -> Iterator[RerankClient]:
     client = RerankClient(scripted_server.base_url, api_key="sk-wire-key", timeout=5)
-    client._sleep = sleeps.append
-    client._async_sleep = sleeps.asleep
     yield client
     client.close()
 
@@ -83,7 +81,7 @@ def test_one_client_survives_separate_event_loops(client: RerankClient) -> None:
     assert asyncio.run(once()) == [1, 0]
     assert client.rerank("apple", ["pear", "apple"]).results[0].index == 1
     assert asyncio.run(once()) == [1, 0]
-    assert len(client._async_http_clients) <= 1  # pools of closed loops are dropped
+    assert len(client._async_pools) <= 1  # pools of closed loops are dropped
 
 
 def test_retry_after_429_over_the_wire(
@@ -112,7 +110,6 @@ def test_html_502_exhausted_names_the_page_title(
     page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
     scripted_server.queue(*[(502, {"Content-Type": "text/html"}, page)] * 2)
     client = RerankClient(scripted_server.base_url, max_retries=1)
-    client._sleep, client._async_sleep = sleeps.append, sleeps.asleep
     with pytest.raises(ServerError, match="502 Bad Gateway"):
         call(mode, client, "q", ["a"])
     client.close()
@@ -149,7 +146,6 @@ def test_stall_then_retry_succeeds(
 ) -> None:
     scripted_server.queue(("stall", 1.0))
     client = RerankClient(scripted_server.base_url, timeout=0.2, max_retries=1)
-    client._sleep, client._async_sleep = sleeps.append, sleeps.asleep
     assert call(mode, client, "apple", ["pear", "apple"]).results[0].index == 1
     client.close()
 
