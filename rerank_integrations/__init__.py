@@ -18,20 +18,22 @@ from ._exceptions import (
     RerankError,
     ResponseFormatError,
     ServerError,
+    ToolInputError,
 )
-from ._retry import RetryPolicy, backoff_delay, parse_retry_after
-from ._tools import ToolInputError
-from ._types import RerankResponse, RerankResult, Usage
+from ._retry import RetryPolicy, backoff_delay, next_wait, parse_retry_after
+from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult, Usage
 from ._version import __version__
 
 __all__ = [
     "DIALECTS",
+    "NOT_GIVEN",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "NotGiven",
     "RateLimitError",
     "RerankClient",
     "RerankError",
@@ -44,5 +46,6 @@ __all__ = [
     "Usage",
     "__version__",
     "backoff_delay",
+    "next_wait",
     "parse_retry_after",
 ]

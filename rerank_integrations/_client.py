@@ -1,20 +1,19 @@
 """``RerankClient``: the sync and async I/O shells around the sans-IO core.
 
-Both paths plan with the same pure functions, send each batch through the same retry
-decision, and merge with the same function; they differ only in how they send and sleep.
+Both paths plan with the same pure functions, run each batch through the same flow
+(:mod:`._flow`: request, retry decision, decoding) and merge with the same function; they
+differ only in how they send and how they sleep.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -22,38 +21,27 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from ._config import (
-    ClientSettings,
-    TimeoutTypes,
-    check_deadline,
-    resolve_settings,
-    shorten_timeout,
+from ._config import ClientSettings, TimeoutTypes, resolve_settings
+from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT
+from ._core import BatchRanking, check_score_transform, merge_rankings, plan_rerank
+from ._exceptions import RerankError
+from ._flow import (
+    Answer,
+    Call,
+    Flow,
+    Send,
+    adrive,
+    batch_flow,
+    check_extra_fields,
+    drive,
+    start_call,
+    transport_error,
 )
-from ._constants import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    LOGGER_NAME,
-)
-from ._core import (
-    Batch,
-    BatchRanking,
-    RerankPlan,
-    check_score_transform,
-    decode_response,
-    encode_request,
-    make_status_error,
-    merge_rankings,
-    plan_rerank,
-)
-from ._exceptions import APIConnectionError, APITimeoutError, RerankError
-from ._retry import is_retryable_status, parse_retry_after, retry_wait
-from ._types import RerankResponse
+from ._retry import RetryPolicy, seconds_to_sleep
+from ._types import NOT_GIVEN, NotGiven, RerankResponse
 from ._version import __version__
 
 __all__ = ["RerankClient"]
-
-logger = logging.getLogger(LOGGER_NAME)
 
 T = TypeVar("T")
 
@@ -81,7 +69,8 @@ class RerankClient:
         timeout: seconds per HTTP request (connect capped at 5 s), an ``httpx.Timeout``, or
             ``None`` for no limit.
         max_retries: retries per request after the first attempt, for connection errors,
-            timeouts, 408, 409, 429 and 5xx.
+            timeouts, 408, 409, 429 and 5xx; overrides ``retry.max_retries`` (default 2).
+        retry: the whole retry policy (waits, growth, jitter, statuses), a ``RetryPolicy``.
         max_documents_per_request: larger calls are split into batches of at most this many
             distinct documents (default: the dialect's limit, 1,000 for ``generic``).
         max_concurrency: batches of one call in flight at once.
@@ -96,8 +85,10 @@ class RerankClient:
             all async calls must run on that client's event loop); not closed by us.
 
     The client is safe to share between threads and between event loops: it keeps one
-    connection pool for sync calls and one per event loop for async calls. Close it with
-    :meth:`close` / :meth:`aclose` or use it as a (async) context manager.
+    connection pool for sync calls and one per event loop for async calls (closed when
+    ``asyncio.run`` ends that loop). Release them with :meth:`close` / :meth:`aclose`, or use
+    the client as a (async) context manager. Copies share the ``http_client`` you passed;
+    a client built on one cannot be pickled.
     """
 
     def __init__(
@@ -108,7 +99,8 @@ class RerankClient:
         *,
         dialect: str | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
         max_documents_per_request: int | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         deadline: float | None = None,
@@ -124,6 +116,7 @@ class RerankClient:
             dialect=dialect,
             timeout=timeout,
             max_retries=max_retries,
+            retry=retry,
             max_documents_per_request=max_documents_per_request,
             max_concurrency=max_concurrency,
             deadline=deadline,
@@ -136,24 +129,49 @@ class RerankClient:
     def _start(
         self, http_client: httpx.Client | None, async_http_client: httpx.AsyncClient | None
     ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise TypeError(
+                f"http_client must be an httpx.Client, got {type(http_client).__name__}"
+            )
+        if async_http_client is not None and not isinstance(async_http_client, httpx.AsyncClient):
+            raise TypeError(
+                "async_http_client must be an httpx.AsyncClient, "
+                f"got {type(async_http_client).__name__}"
+            )
         self._path = urlsplit(self._settings.endpoint).path
         self._transform = check_score_transform(self._settings.score_transform)
         self._user_http_client = http_client
         self._user_async_http_client = async_http_client
         self._http_client: httpx.Client | None = None
-        self._async_http_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, httpx.AsyncClient
-        ] = weakref.WeakKeyDictionary()
+        self._async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = (
+            weakref.WeakKeyDictionary()
+        )
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._random = random.Random()
-        # Seams for tests: how to wait between attempts.
-        self._sleep: Callable[[float], None] = time.sleep
-        self._async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def __copy__(self) -> RerankClient:
+        return self._copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RerankClient:
+        return self._copy()
+
+    def _copy(self) -> RerankClient:
+        # Pools and threads are the copy's own; a pool the caller passed in is shared, so
+        # the copy keeps its proxy and TLS set-up.
+        copy = object.__new__(RerankClient)
+        copy._settings = self._settings
+        copy._start(self._user_http_client, self._user_async_http_client)
+        return copy
 
     def __getstate__(self) -> dict[str, Any]:
-        # Pools, threads and locks cannot travel; a copy opens its own. Clients passed in
-        # by the caller are not carried over either.
+        if self._user_http_client is not None or self._user_async_http_client is not None:
+            raise TypeError(
+                "a RerankClient built on your own http_client or async_http_client cannot be "
+                "pickled (the pool cannot travel, and a copy without it would skip its proxy "
+                "and TLS set-up); build the client again where it is needed"
+            )
+        # Pools, threads and locks cannot travel either; a copy opens its own.
         return {"settings": self._settings}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -199,21 +217,22 @@ class RerankClient:
         documents: Sequence[str],
         *,
         top_n: int | None = None,
-        model: str | None = None,
-        deadline: float | None = None,
+        model: str | NotGiven | None = NOT_GIVEN,
+        deadline: float | NotGiven | None = NOT_GIVEN,
         **extra_body: Any,
     ) -> RerankResponse:
         """Rank ``documents`` by relevance to ``query``.
 
         Args:
-            query: the search query.
+            query: the search query (not empty).
             documents: the candidate texts.
             top_n: how many results to return, best first; ``None`` (or more than there are
                 documents) returns all.
-            model: overrides the client's model for this call.
-            deadline: seconds this whole call may take, across every batch and retry;
-                overrides the client's ``deadline``. ``None``: only per-request timeouts.
-            **extra_body: further fields for the request body, sent as given.
+            model: the model for this call; left out or ``None``, the client's.
+            deadline: seconds this whole call may take, across every batch and retry; left
+                out, the client's ``deadline``; ``None``: only per-request timeouts.
+            **extra_body: further fields for the request body, sent as given; a name that
+                looks like a misspelt argument (``top_k``, ``toop_n``) is refused.
 
         Returns:
             A :class:`RerankResponse` whose ``results`` index into ``documents``.
@@ -226,12 +245,24 @@ class RerankClient:
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
         client = self._get_http_client()
+
+        def send(action: Send) -> Answer | RerankError:
+            try:
+                response = client.post(
+                    action.url,
+                    content=action.content,
+                    headers=action.headers,
+                    timeout=action.timeout,
+                )
+            except httpx.TransportError as exc:
+                return transport_error(exc, self._settings.endpoint)
+            return _answer(response)
+
+        def run(number: int) -> BatchRanking:
+            return drive(self._flow(call, number), send, _sleep)
+
         count = len(call.plan.batches)
-
-        def send(number: int) -> BatchRanking:
-            return self._send_batch(client, call, number)
-
-        rankings = [send(0)] if count == 1 else _run_in_pool(self._get_executor(), send, count)
+        rankings = [run(0)] if count == 1 else _run_in_pool(self._get_executor(), run, count)
         return merge_rankings(call.plan, rankings, call.model, self._transform)
 
     async def arerank(
@@ -240,8 +271,8 @@ class RerankClient:
         documents: Sequence[str],
         *,
         top_n: int | None = None,
-        model: str | None = None,
-        deadline: float | None = None,
+        model: str | NotGiven | None = NOT_GIVEN,
+        deadline: float | NotGiven | None = NOT_GIVEN,
         **extra_body: Any,
     ) -> RerankResponse:
         """The async twin of :meth:`rerank`: batches are sent as concurrent tasks, at most
@@ -249,20 +280,31 @@ class RerankClient:
         call = self._start_call(query, documents, top_n, model, deadline, extra_body)
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
-        client = self._get_async_http_client()
-        count = len(call.plan.batches)
+        client = await self._get_async_http_client()
 
+        async def send(action: Send) -> Answer | RerankError:
+            try:
+                response = await client.post(
+                    action.url,
+                    content=action.content,
+                    headers=action.headers,
+                    timeout=action.timeout,
+                )
+            except httpx.TransportError as exc:
+                return transport_error(exc, self._settings.endpoint)
+            return _answer(response)
+
+        count = len(call.plan.batches)
         if count == 1:
-            sending = self._asend_batch(client, call, 0)
-            rankings = [await _within(sending, call)]
+            rankings = [await _within(adrive(self._flow(call, 0), send, _asleep), call)]
         else:
             limit = asyncio.Semaphore(self._settings.max_concurrency)
 
-            async def send(number: int) -> BatchRanking:
+            async def run(number: int) -> BatchRanking:
                 async with limit:
-                    return await self._asend_batch(client, call, number)
+                    return await adrive(self._flow(call, number), send, _asleep)
 
-            gathering = _gather_or_cancel([send(number) for number in range(count)])
+            gathering = _gather_or_cancel([run(number) for number in range(count)])
             rankings = await _within(gathering, call)
         return merge_rankings(call.plan, rankings, call.model, self._transform)
 
@@ -275,7 +317,7 @@ class RerankClient:
         with self._lock:
             http_client, self._http_client = self._http_client, None
             executor, self._executor = self._executor, None
-            self._async_http_clients.clear()
+            self._async_pools.clear()
         if http_client is not None:
             http_client.close()
         if executor is not None:
@@ -283,9 +325,9 @@ class RerankClient:
 
     async def aclose(self) -> None:
         """Close this loop's async connection pool, and everything :meth:`close` closes."""
-        async_client = self._async_http_clients.pop(asyncio.get_running_loop(), None)
-        if async_client is not None:
-            await async_client.aclose()
+        pool = self._async_pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.aclose()
         self.close()
 
     def __enter__(self) -> RerankClient:
@@ -310,6 +352,25 @@ class RerankClient:
     ) -> None:
         await self.aclose()
 
+    # -- calls ------------------------------------------------------------------------------
+
+    def _start_call(
+        self,
+        query: object,
+        documents: object,
+        top_n: object,
+        model: str | NotGiven | None,
+        deadline: float | NotGiven | None,
+        extra_body: Mapping[str, Any],
+    ) -> Call:
+        """Check the arguments and plan the call, before anything is sent."""
+        check_extra_fields(extra_body)
+        plan = plan_rerank(query, documents, top_n, self._settings.max_documents_per_request)
+        return start_call(self._settings, plan, model, deadline, extra_body)
+
+    def _flow(self, call: Call, number: int) -> Flow[BatchRanking]:
+        return batch_flow(self._settings, call, number, self._path, self._random.random)
+
     # -- connection pools -----------------------------------------------------------------
 
     def _get_http_client(self) -> httpx.Client:
@@ -322,23 +383,25 @@ class RerankClient:
                     self._http_client = httpx.Client(
                         timeout=self._settings.timeout, follow_redirects=False
                     )
+                    # A client dropped without close() still releases its connections.
+                    weakref.finalize(self, self._http_client.close)
                 client = self._http_client
         return client
 
-    def _get_async_http_client(self) -> httpx.AsyncClient:
+    async def _get_async_http_client(self) -> httpx.AsyncClient:
         if self._user_async_http_client is not None:
             return self._user_async_http_client
         # Connection pools belong to the event loop that opened them, so each loop gets its
-        # own; pools of loops that have closed are dropped.
+        # own, closed when the loop shuts down.
         loop = asyncio.get_running_loop()
-        client = self._async_http_clients.get(loop)
-        if client is None:
+        pool = self._async_pools.get(loop)
+        if pool is None:
+            client = httpx.AsyncClient(timeout=self._settings.timeout, follow_redirects=False)
+            pool = _LoopPool(client, lambda: self._async_pools.pop(loop, None))
             with self._lock:
-                for old_loop in [old for old in self._async_http_clients if old.is_closed()]:
-                    del self._async_http_clients[old_loop]
-                client = httpx.AsyncClient(timeout=self._settings.timeout, follow_redirects=False)
-                self._async_http_clients[loop] = client
-        return client
+                self._async_pools[loop] = pool
+            await pool.watch()
+        return pool.client
 
     def _get_executor(self) -> ThreadPoolExecutor:
         executor = self._executor
@@ -349,183 +412,58 @@ class RerankClient:
                         max_workers=self._settings.max_concurrency,
                         thread_name_prefix="rerank-batch",
                     )
+                    weakref.finalize(self, self._executor.shutdown, wait=False)
                 executor = self._executor
         return executor
 
-    # -- one batch, with retries ----------------------------------------------------------
 
-    def _start_call(
-        self,
-        query: object,
-        documents: object,
-        top_n: object,
-        model: str | None,
-        deadline: float | None,
-        extra_body: Mapping[str, Any],
-    ) -> _Call:
-        """Check the arguments and plan the call, before anything is sent."""
-        budget = check_deadline(self._settings.deadline if deadline is None else deadline)
-        plan = plan_rerank(query, documents, top_n, self._settings.max_documents_per_request)
-        if model is not None and not isinstance(model, str):
-            raise TypeError(f"model must be a string or None, got {type(model).__name__}")
-        expires = None if budget is None else time.monotonic() + budget
-        return _Call(plan, model or self._settings.model, extra_body, budget, expires)
+class _LoopPool:
+    """One event loop's connection pool, closed when ``asyncio.run`` shuts that loop down.
 
-    def _prepare(self, call: _Call, number: int) -> tuple[Batch, bytes, str]:
-        batch = call.plan.batches[number]
-        body = encode_request(
-            self._settings.dialect, call.plan, batch, call.model, call.extra_body, self._path
-        )
-        label = f"batch {number + 1}/{len(call.plan.batches)} ({len(batch.texts)} documents)"
-        logger.debug("POST %s %s, %d bytes", self._settings.endpoint, label, len(body))
-        return batch, body, label
+    The loop closes unfinished async generators before it closes itself
+    (``shutdown_asyncgens``); a generator that holds the pool is how the pool hears of it.
+    """
 
-    def _attempt_timeout(self, call: _Call, retries_done: int) -> httpx.Timeout:
-        """This attempt's timeout: the client's, shortened to what is left of the deadline."""
-        if call.expires is None:
-            return self._settings.timeout
-        left = call.expires - time.monotonic()
-        if left <= 0:
-            raise call.deadline_error(retries_done)
-        return shorten_timeout(self._settings.timeout, left)
+    def __init__(self, client: httpx.AsyncClient, forget: Callable[[], object]) -> None:
+        self.client = client
+        self._forget = forget
+        self._keeper = self._keep()
 
-    def _secret(self) -> str | None:
-        key = self._settings.api_key
-        return key.get_secret_value() if key is not None else None
+    async def watch(self) -> None:
+        await self._keeper.__anext__()  # registered with the running loop from here on
 
-    def _decode(self, response: httpx.Response, batch: Batch) -> BatchRanking:
-        return decode_response(
-            self._settings.dialect,
-            response.status_code,
-            response.content,
-            len(batch.texts),
-            self._secret(),
-        )
+    async def aclose(self) -> None:
+        await self._keeper.aclose()
 
-    def _status_error(self, response: httpx.Response) -> RerankError:
-        return make_status_error(
-            self._settings.dialect,
-            response.status_code,
-            response.reason_phrase,
-            response.content,
-            response.headers,
-            self._secret(),
-        )
-
-    def _transport_error(self, exc: httpx.TransportError) -> RerankError:
-        detail = str(exc) or type(exc).__name__
-        if isinstance(exc, httpx.TimeoutException):
-            return APITimeoutError(f"no answer from {self._settings.endpoint} in time: {detail}")
-        return APIConnectionError(
-            f"connection to {self._settings.endpoint} failed: {type(exc).__name__}: {detail}"
-        )
-
-    def _next_wait(
-        self,
-        call: _Call,
-        error: RerankError,
-        retries_done: int,
-        response: httpx.Response | None,
-        label: str,
-    ) -> float | None:
-        """Seconds to wait before retrying after ``error``, or ``None`` to give up: the
-        retries are used up, or the status is one that retrying cannot help."""
-        if response is not None and not is_retryable_status(response.status_code):
-            return None
-        policy = self._settings.retry
-        if retries_done >= policy.max_retries:
-            return None
-        retry_after = parse_retry_after(response.headers) if response is not None else None
-        wait = retry_wait(retries_done, retry_after, policy, self._random.random())
-        if call.expires is not None and time.monotonic() + wait >= call.expires:
-            return None  # the retry could not finish within the deadline
-        cause = f"HTTP {response.status_code}" if response is not None else type(error).__name__
-        logger.warning(
-            "rerank %s failed (%s); retry %d of %d in %.2fs",
-            label,
-            cause,
-            retries_done + 1,
-            policy.max_retries,
-            wait,
-        )
-        return wait
-
-    def _send_batch(self, client: httpx.Client, call: _Call, number: int) -> BatchRanking:
-        batch, body, label = self._prepare(call, number)
-        retries_done = 0
-        while True:
-            response: httpx.Response | None = None
-            cause: BaseException | None = None
-            try:
-                response = client.post(
-                    self._settings.endpoint,
-                    content=body,
-                    headers=self._settings.headers,
-                    timeout=self._attempt_timeout(call, retries_done),
-                )
-            except httpx.TransportError as exc:
-                error, cause = self._transport_error(exc), exc
-            else:
-                if response.is_success:
-                    return self._decode(response, batch)
-                error = self._status_error(response)
-            wait = self._next_wait(call, error, retries_done, response, label)
-            if wait is None:
-                raise error from cause
-            self._sleep(wait)
-            retries_done += 1
-
-    async def _asend_batch(
-        self, client: httpx.AsyncClient, call: _Call, number: int
-    ) -> BatchRanking:
-        batch, body, label = self._prepare(call, number)
-        retries_done = 0
-        while True:
-            response: httpx.Response | None = None
-            cause: BaseException | None = None
-            try:
-                response = await client.post(
-                    self._settings.endpoint,
-                    content=body,
-                    headers=self._settings.headers,
-                    timeout=self._attempt_timeout(call, retries_done),
-                )
-            except httpx.TransportError as exc:
-                error, cause = self._transport_error(exc), exc
-            else:
-                if response.is_success:
-                    return self._decode(response, batch)
-                error = self._status_error(response)
-            wait = self._next_wait(call, error, retries_done, response, label)
-            if wait is None:
-                raise error from cause
-            await self._async_sleep(wait)
-            retries_done += 1
+    async def _keep(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            self._forget()  # the owner lets go, so the closed loop can be freed
+            await self.client.aclose()
 
 
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """One rerank call in progress: its plan, model, extra body fields and deadline."""
-
-    plan: RerankPlan
-    model: str | None
-    extra_body: Mapping[str, Any]
-    deadline: float | None
-    expires: float | None  # time.monotonic() by which the call must end
-
-    def deadline_error(self, retries_done: int) -> APITimeoutError:
-        attempts = f" after {retries_done + 1} attempts" if retries_done else ""
-        return APITimeoutError(f"the call's deadline of {self.deadline:g}s ran out{attempts}")
+def _answer(response: httpx.Response) -> Answer:
+    return Answer(response.status_code, response.reason_phrase, response.headers, response.content)
 
 
-async def _within(awaitable: Awaitable[T], call: _Call) -> T:
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds_to_sleep(seconds))
+
+
+async def _asleep(seconds: float) -> None:
+    await asyncio.sleep(seconds_to_sleep(seconds))
+
+
+async def _within(awaitable: Awaitable[T], call: Call) -> T:
     """Await ``awaitable``, cancelling it when the call's deadline runs out."""
-    if call.expires is None:
+    left = call.time_left()
+    if left is None:
         return await awaitable
     try:
-        return await asyncio.wait_for(awaitable, max(0.0, call.expires - time.monotonic()))
+        return await asyncio.wait_for(awaitable, max(0.0, left))
     except asyncio.TimeoutError:
-        raise call.deadline_error(0) from None
+        raise call.deadline_error() from None
 
 
 def _run_in_pool(executor: ThreadPoolExecutor, function: Callable[[int], T], count: int) -> list[T]:

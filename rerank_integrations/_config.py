@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import os
@@ -174,6 +175,17 @@ def _positive_int(name: str, value: object, minimum: int) -> int:
     return value
 
 
+def _retry_policy(retry: object, max_retries: object) -> RetryPolicy:
+    """``retry`` (default: the default policy), with ``max_retries`` in place when given."""
+    if retry is None:
+        retry = RetryPolicy()
+    elif not isinstance(retry, RetryPolicy):
+        raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+    if max_retries is None:
+        return retry
+    return dataclasses.replace(retry, max_retries=_positive_int("max_retries", max_retries, 0))
+
+
 def resolve_settings(
     *,
     base_url: str | None,
@@ -181,7 +193,8 @@ def resolve_settings(
     model: str | None,
     dialect: str | None,
     timeout: TimeoutTypes,
-    max_retries: int,
+    max_retries: int | None,
+    retry: RetryPolicy | None,
     max_documents_per_request: int | None,
     max_concurrency: int,
     deadline: float | None,
@@ -238,7 +251,7 @@ def resolve_settings(
         model=model or None,
         dialect=resolved_dialect,
         timeout=make_timeout(timeout),
-        retry=RetryPolicy(max_retries=_positive_int("max_retries", max_retries, 0)),
+        retry=_retry_policy(retry, max_retries),
         max_documents_per_request=limit,
         max_concurrency=_positive_int("max_concurrency", max_concurrency, 1),
         deadline=check_deadline(deadline),

@@ -68,9 +68,11 @@ class BatchRanking:
 
 
 def check_query(query: object) -> str:
-    """The query, if it is a string; otherwise a ``TypeError`` naming it."""
+    """The query, if it is a string with some text; otherwise an error naming it."""
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise ValueError(f"query must not be empty or only white space, got {query!r}")
     return query
 
 

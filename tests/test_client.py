@@ -58,6 +58,8 @@ def test_public_surface_is_pinned() -> None:
             "BadRequestError",
             "ConfigurationError",
             "DIALECTS",
+            "NOT_GIVEN",
+            "NotGiven",
             "RateLimitError",
             "RerankClient",
             "RerankError",
@@ -70,6 +72,7 @@ def test_public_surface_is_pinned() -> None:
             "Usage",
             "__version__",
             "backoff_delay",
+            "next_wait",
             "parse_retry_after",
         ]
     )
@@ -355,10 +358,20 @@ def test_retry_after_ms_and_cap(
 ) -> None:
     mock_api.queue(
         json_reply(429, {}, {"retry-after-ms": "120"}),
-        json_reply(503, {}, {"Retry-After": "86400"}),
+        json_reply(503, {}, {"Retry-After": "60"}),
     )
     call(mode, make_client(), "apple", ["apple", "pear"])
     assert sleeps == [0.12, 60.0]
+
+
+def test_retry_after_beyond_the_cap_gives_up(
+    mode: str, make_client: Any, mock_api: MockAPI, sleeps: Sleeps
+) -> None:
+    mock_api.queue(json_reply(503, {"error": "maintenance"}, {"Retry-After": "86400"}))
+    with pytest.raises(ServerError, match="maintenance"):
+        call(mode, make_client(), "apple", ["apple", "pear"])
+    assert len(mock_api.requests) == 1
+    assert sleeps == []
 
 
 def test_503_is_retried_with_growing_backoff(
@@ -742,7 +755,7 @@ def test_own_pools_are_closed() -> None:
 
 async def test_aclose_closes_this_loops_pool() -> None:
     async with RerankClient("https://h") as client:
-        pool = client._get_async_http_client()
+        pool = await client._get_async_http_client()
     assert pool.is_closed
 
 

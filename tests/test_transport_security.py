@@ -30,7 +30,7 @@ def test_own_pools_verify_tls() -> None:
     assert sync_pool._ssl_context.check_hostname is True
 
     async def async_context() -> ssl.SSLContext:
-        pool = client._get_async_http_client()._transport._pool  # type: ignore[attr-defined]
+        pool = (await client._get_async_http_client())._transport._pool  # type: ignore[attr-defined]
         context: ssl.SSLContext = pool._ssl_context
         await client.aclose()
         return context

@@ -1,0 +1,251 @@
+"""One batch's exchange with the server, written once for both the sync and the async client.
+
+:func:`batch_flow` is a generator that does no I/O: it yields what to do next (:class:`Send`
+a request, :class:`Sleep` a while) and is sent back what happened (an :class:`Answer`, or the
+:class:`~rerank_integrations.RerankError` a failed send maps to). :func:`drive` and
+:func:`adrive` carry it out, the one with blocking calls and the other with awaits; that is
+all that differs between the two paths.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from ._config import ClientSettings, check_deadline, shorten_timeout
+from ._constants import LOGGER_NAME
+from ._core import BatchRanking, RerankPlan, decode_response, encode_request, make_status_error
+from ._exceptions import APIConnectionError, APITimeoutError, RerankError
+from ._retry import next_wait
+from ._types import NOT_GIVEN, NotGiven
+
+__all__ = [
+    "Answer",
+    "Call",
+    "Flow",
+    "Send",
+    "Sleep",
+    "adrive",
+    "batch_flow",
+    "check_extra_fields",
+    "drive",
+    "start_call",
+    "transport_error",
+]
+
+logger = logging.getLogger(LOGGER_NAME)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send one POST request and report the answer."""
+
+    url: str
+    content: bytes
+    headers: Mapping[str, str]
+    timeout: httpx.Timeout
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait this many seconds, then carry on."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the server answered: status, reason phrase, headers and the whole body."""
+
+    status_code: int
+    reason: str
+    headers: Mapping[str, str]
+    content: bytes
+
+
+#: What a flow is sent back: the answer to a :class:`Send`, or the error it failed with;
+#: ``None`` after a :class:`Sleep`.
+Outcome = Answer | RerankError | None
+Flow = Generator[Send | Sleep, Outcome, T]
+
+
+def drive(
+    flow: Flow[T], send: Callable[[Send], Answer | RerankError], sleep: Callable[[float], None]
+) -> T:
+    """Run ``flow`` to its end with blocking ``send`` and ``sleep``; return its value."""
+    outcome: Outcome = None
+    try:
+        while True:
+            action = flow.send(outcome)
+            if isinstance(action, Sleep):
+                sleep(action.seconds)
+                outcome = None
+            else:
+                outcome = send(action)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def adrive(
+    flow: Flow[T],
+    send: Callable[[Send], Awaitable[Answer | RerankError]],
+    sleep: Callable[[float], Awaitable[None]],
+) -> T:
+    """The async twin of :func:`drive`."""
+    outcome: Outcome = None
+    try:
+        while True:
+            action = flow.send(outcome)
+            if isinstance(action, Sleep):
+                await sleep(action.seconds)
+                outcome = None
+            else:
+                outcome = await send(action)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+# -- one call ---------------------------------------------------------------------------------
+
+#: Arguments of ``rerank()`` that a misspelt extra body field is checked against.
+_KNOWN_ARGUMENTS = ("top_n", "model", "query", "documents", "deadline")
+#: Spellings of known arguments used by other APIs, refused for the same reason.
+_ALIASES = {"top_k": "top_n", "topn": "top_n", "topk": "top_n", "k": "top_n", "n": "top_n"}
+
+
+def check_extra_fields(fields: Mapping[str, Any]) -> None:
+    """Refuse extra body fields that look like a misspelt argument (``toop_n``, ``top_k``).
+
+    Raises:
+        TypeError: naming the field and the argument it was probably meant to be.
+    """
+    for name in fields:
+        meant = _ALIASES.get(name.lower()) or next(
+            iter(difflib.get_close_matches(name, _KNOWN_ARGUMENTS, n=1, cutoff=0.75)), None
+        )
+        if meant is not None:
+            raise TypeError(
+                f"unexpected argument {name!r}: did you mean {meant}=? (extra body fields that "
+                f"look like an argument are refused; send them with extra_body={{{name!r}: ...}})"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One rerank call in progress: its plan, model, extra body fields and deadline."""
+
+    plan: RerankPlan
+    model: str | None
+    extra_body: Mapping[str, Any]
+    deadline: float | None
+    expires: float | None  # time.monotonic() by which the call must end
+
+    def time_left(self) -> float | None:
+        """Seconds left before the deadline, ``None`` without one."""
+        return None if self.expires is None else self.expires - time.monotonic()
+
+    def deadline_error(self, attempts: int = 0) -> APITimeoutError:
+        """The error raised when the deadline has run out."""
+        after = f" after {attempts} attempts" if attempts > 1 else ""
+        return APITimeoutError(f"the call's deadline of {self.deadline:g}s ran out{after}")
+
+
+def start_call(
+    settings: ClientSettings,
+    plan: RerankPlan,
+    model: str | NotGiven | None,
+    deadline: float | NotGiven | None,
+    extra_body: Mapping[str, Any],
+) -> Call:
+    """Check the per-call overrides and start the clock, before anything is sent."""
+    budget = check_deadline(settings.deadline if deadline is NOT_GIVEN else deadline)
+    if model is NOT_GIVEN or model is None:
+        model = settings.model
+    elif not isinstance(model, str):
+        raise TypeError(f"model must be a string or None, got {type(model).__name__}")
+    expires = None if budget is None else time.monotonic() + budget
+    return Call(plan, model or None, extra_body, budget, expires)
+
+
+# -- one batch --------------------------------------------------------------------------------
+
+
+def batch_flow(
+    settings: ClientSettings,
+    call: Call,
+    number: int,
+    path: str,
+    random: Callable[[], float],
+) -> Flow[BatchRanking]:
+    """Send batch ``number`` of ``call``, retrying as the policy says; return its ranking."""
+    plan = call.plan
+    batch = plan.batches[number]
+    dialect = settings.dialect
+    body = encode_request(dialect, plan, batch, call.model, call.extra_body, path)
+    label = f"batch {number + 1}/{len(plan.batches)} ({len(batch.texts)} documents)"
+    logger.debug("POST %s %s, %d bytes", settings.endpoint, label, len(body))
+    secret = None if settings.api_key is None else settings.api_key.get_secret_value()
+    policy = settings.retry
+    retries_done = 0
+    while True:
+        left = call.time_left()
+        if left is not None and left <= 0:
+            raise call.deadline_error(retries_done + 1)
+        timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
+        outcome = yield Send(settings.endpoint, body, settings.headers, timeout)
+        if isinstance(outcome, Answer):
+            if 200 <= outcome.status_code < 300:
+                return decode_response(
+                    dialect, outcome.status_code, outcome.content, len(batch.texts), secret
+                )
+            error: RerankError = make_status_error(
+                dialect,
+                outcome.status_code,
+                outcome.reason,
+                outcome.content,
+                outcome.headers,
+                secret,
+            )
+            status: int | None = outcome.status_code
+            headers: Mapping[str, str] = outcome.headers
+            cause = f"HTTP {outcome.status_code}"
+        else:
+            assert outcome is not None
+            error, status, headers = outcome, None, {}
+            cause = type(outcome).__name__
+        wait = next_wait(policy, retries_done, status, headers, random(), call.time_left())
+        if wait is None:
+            raise error
+        logger.warning(
+            "rerank %s failed (%s); retry %d of %d in %.2fs",
+            label,
+            cause,
+            retries_done + 1,
+            policy.max_retries,
+            wait,
+        )
+        yield Sleep(wait)
+        retries_done += 1
+
+
+def transport_error(exc: httpx.TransportError, endpoint: str) -> RerankError:
+    """The package's error for a failed send, naming the endpoint, caused by ``exc``."""
+    detail = str(exc) or type(exc).__name__
+    error: RerankError
+    if isinstance(exc, httpx.TimeoutException):
+        error = APITimeoutError(f"no answer from {endpoint} in time: {detail}")
+    else:
+        error = APIConnectionError(
+            f"connection to {endpoint} failed: {type(exc).__name__}: {detail}"
+        )
+    error.__cause__ = exc
+    error.__suppress_context__ = True
+    return error
