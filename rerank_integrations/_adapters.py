@@ -13,14 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 from pydantic.json_schema import SkipJsonSchema
 
 from ._client import RerankClient
-from ._constants import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    LOGGER_NAME,
-)
+from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, LOGGER_NAME
 from ._exceptions import ConfigurationError, RerankError
-from ._types import RerankResponse, RerankResult
+from ._retry import RetryPolicy
+from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
 #: The metadata key that carries the relevance score on returned documents and nodes.
 SCORE_KEY = "relevance_score"
@@ -29,21 +25,21 @@ RERANKED_KEY = "reranked"
 
 logger = logging.getLogger(LOGGER_NAME)
 
-
-#: Settings that configure the client; they cannot be combined with ``client=``.
-_CONNECTION_SETTINGS = frozenset(
-    {
-        "base_url",
-        "api_key",
-        "dialect",
-        "timeout",
-        "max_retries",
-        "max_documents_per_request",
-        "max_concurrency",
-        "deadline",
-        "score_transform",
-        "headers",
-    }
+#: The settings passed on to ``RerankClient``, by name: listed once, here. All but ``model``
+#: configure the connection, so they cannot be combined with ``client=``.
+CLIENT_SETTINGS = (
+    "base_url",
+    "api_key",
+    "model",
+    "dialect",
+    "timeout",
+    "max_retries",
+    "retry",
+    "max_documents_per_request",
+    "max_concurrency",
+    "deadline",
+    "score_transform",
+    "headers",
 )
 
 
@@ -74,8 +70,11 @@ class RerankSettings(BaseModel):
     """Wire dialect; else ``RERANK_DIALECT``, else ``"generic"``."""
     timeout: float | None = Field(default=DEFAULT_TIMEOUT, gt=0)
     """Seconds per HTTP request; ``None`` waits forever."""
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
-    """Retries per request for connection errors, timeouts, 408, 409, 429 and 5xx."""
+    max_retries: int | None = Field(default=None, ge=0)
+    """Retries per request for connection errors, timeouts, 408, 409, 429 and 5xx; ``None``:
+    those of ``retry`` (2 by default)."""
+    retry: SkipJsonSchema[RetryPolicy | None] = None
+    """The whole retry policy (waits, growth, jitter, statuses); ``None``: the default."""
     max_documents_per_request: int | None = Field(default=None, ge=1)
     """Split larger calls into batches of this many documents; ``None`` uses the dialect's."""
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
@@ -90,6 +89,7 @@ class RerankSettings(BaseModel):
     """A ready ``RerankClient`` to use instead of building one from the settings above."""
 
     _rerank_client: RerankClient | None = PrivateAttr(default=None)
+    _owns_client: bool = PrivateAttr(default=False)  # built here, not passed as client=
     _built_from: tuple[Any, ...] | None = PrivateAttr(default=None)
 
     if not TYPE_CHECKING:  # type checkers keep the signature built from the fields
@@ -118,74 +118,103 @@ class RerankSettings(BaseModel):
         self._connect()
 
     def _client_settings(self) -> tuple[Any, ...]:
-        return (
-            self.client,
-            self.base_url,
-            self.api_key,
-            self.model,
-            self.dialect,
-            self.timeout,
-            self.max_retries,
-            self.max_documents_per_request,
-            self.max_concurrency,
-            self.deadline,
-            self.score_transform,
-            None if self.headers is None else tuple(self.headers.items()),
-        )
+        """What the client is built from, as a value that later changes can be told by."""
+        values = [getattr(self, name) for name in CLIENT_SETTINGS]
+        return (self.client, *(_snapshot(value) for value in values))
 
     def _connect(self) -> RerankClient:
         settings = self._client_settings()
         if self.client is not None:
-            clashing = sorted(self.model_fields_set & _CONNECTION_SETTINGS)
+            clashing = sorted(self.model_fields_set & set(CLIENT_SETTINGS) - {"model"})
             if clashing:
                 raise ConfigurationError(
                     f"pass either client=... or connection settings, not both: "
                     f"{', '.join(clashing)} would be ignored; set them on the RerankClient"
                 )
+        replaced = self._rerank_client if self._owns_client else None
         client = self.client or RerankClient(
-            base_url=self.base_url,
-            api_key=self.api_key,
-            model=self.model,
-            dialect=self.dialect,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            max_documents_per_request=self.max_documents_per_request,
-            max_concurrency=self.max_concurrency,
-            deadline=self.deadline,
-            score_transform=self.score_transform,
-            headers=self.headers,
+            **{name: getattr(self, name) for name in CLIENT_SETTINGS}
         )
         self._rerank_client, self._built_from = client, settings
+        self._owns_client = self.client is None
+        if replaced is not None and replaced is not client:
+            replaced.close()
         return client
 
     @property
     def rerank_client(self) -> RerankClient:
         """The ``RerankClient`` that sends this adapter's requests.
 
-        Rebuilt when a setting has been changed since it was built, or after unpickling.
+        Rebuilt when a setting has been changed since it was built (the one it replaces is
+        closed), or after unpickling.
         """
         client = self._rerank_client
         if client is None or self._built_from != self._client_settings():
             client = self._connect()
         return client
 
-    def _rank(self, query: str, texts: Sequence[str]) -> RerankResponse | None:
-        """Rerank ``texts``; ``None`` when it failed and ``on_error`` says pass through."""
+    def close(self) -> None:
+        """Release the connections of the client this adapter built (not a ``client=``)."""
+        if self._owns_client and self._rerank_client is not None:
+            self._rerank_client.close()
+
+    async def aclose(self) -> None:
+        """The async twin of :meth:`close`, which also closes this event loop's pool."""
+        if self._owns_client and self._rerank_client is not None:
+            await self._rerank_client.aclose()
+
+    # -- ranking --------------------------------------------------------------------------
+
+    def rank(
+        self, query: str, texts: Sequence[str], *, top_n: int | NotGiven | None = NOT_GIVEN
+    ) -> list[RerankResult]:
+        """The results for ``texts`` that pass ``score_threshold``, best first.
+
+        ``top_n``: how many to keep; left out, the ``top_n`` field; ``None``: all.
+        """
+        response = self.rerank_client.rerank(
+            query, texts, top_n=self._top_n(top_n), model=self.model
+        )
+        return self.kept(response)
+
+    async def arank(
+        self, query: str, texts: Sequence[str], *, top_n: int | NotGiven | None = NOT_GIVEN
+    ) -> list[RerankResult]:
+        """The async twin of :meth:`rank`."""
+        response = await self.rerank_client.arerank(
+            query, texts, top_n=self._top_n(top_n), model=self.model
+        )
+        return self.kept(response)
+
+    def rank_or_pass(self, query: str, texts: Sequence[str]) -> list[RerankResult] | None:
+        """:meth:`rank`, or ``None`` for a failed call when ``on_error="passthrough"``."""
         try:
-            return self.rerank_client.rerank(query, texts, top_n=self.top_n, model=self.model)
+            return self.rank(query, texts)
         except RerankError as error:
             self._pass_through_or_raise(error, len(texts))
             return None
 
-    async def _arank(self, query: str, texts: Sequence[str]) -> RerankResponse | None:
-        """The async twin of :meth:`_rank`."""
+    async def arank_or_pass(self, query: str, texts: Sequence[str]) -> list[RerankResult] | None:
+        """The async twin of :meth:`rank_or_pass`."""
         try:
-            return await self.rerank_client.arerank(
-                query, texts, top_n=self.top_n, model=self.model
-            )
+            return await self.arank(query, texts)
         except RerankError as error:
             self._pass_through_or_raise(error, len(texts))
             return None
+
+    def kept(self, response: RerankResponse) -> list[RerankResult]:
+        """The results of ``response`` that pass ``score_threshold``, best first."""
+        threshold = self.score_threshold
+        if threshold is None:
+            return response.results
+        return [result for result in response.results if result.relevance_score >= threshold]
+
+    def passthrough_count(self, count: int) -> int:
+        """How many inputs a pass-through returns: the first ``top_n``."""
+        return count if self.top_n is None else min(self.top_n, count)
+
+    def _top_n(self, top_n: int | NotGiven | None) -> int | None:
+        return self.top_n if isinstance(top_n, NotGiven) else top_n
 
     def _pass_through_or_raise(self, error: RerankError, count: int) -> None:
         # A setting that cannot work is the caller's to fix, whatever on_error says.
@@ -196,15 +225,8 @@ class RerankSettings(BaseModel):
             count,
             error,
         )
-        return
 
-    def _passthrough_count(self, count: int) -> int:
-        """How many inputs a pass-through returns: the first ``top_n``."""
-        return count if self.top_n is None else min(self.top_n, count)
 
-    def _kept(self, response: RerankResponse) -> list[RerankResult]:
-        """The results that pass ``score_threshold``, best first."""
-        threshold = self.score_threshold
-        if threshold is None:
-            return response.results
-        return [result for result in response.results if result.relevance_score >= threshold]
+def _snapshot(value: Any) -> Any:
+    """``value``, with a dict frozen as it is now (a later change in place must be seen)."""
+    return tuple(value.items()) if isinstance(value, dict) else value

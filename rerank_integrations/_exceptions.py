@@ -13,6 +13,8 @@ Class tree::
     │   └── APITimeoutError         no answer in time
     └── ResponseFormatError         an answer that is not a valid ranking
 
+    ToolInputError (a ValueError)   an agent called a rerank tool with bad arguments
+
 Messages carry the HTTP status, the server's own message where it sent one and a short
 excerpt of the body. They never carry the API key.
 """
@@ -32,6 +34,7 @@ __all__ = [
     "RerankError",
     "ResponseFormatError",
     "ServerError",
+    "ToolInputError",
 ]
 
 
@@ -135,3 +138,12 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     if status_code >= 500:
         return ServerError
     return _STATUS_CLASSES.get(status_code, APIStatusError)
+
+
+class ToolInputError(ValueError):
+    """An agent called a rerank tool with bad arguments; the message says what to fix.
+
+    Not a :class:`RerankError`: nothing reached the API. LlamaIndex agents hand the message
+    back to the LLM as the tool's (error) output; the LangChain tool returns the same message
+    as an error ``ToolMessage``.
+    """

@@ -17,14 +17,14 @@ from typing import Any, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._adapters import RerankSettings
-from ._types import RerankResult
+from ._exceptions import ToolInputError
+from ._types import NOT_GIVEN, NotGiven, RerankResult
 
 __all__ = [
     "DEFAULT_TOOL_NAME",
     "RankedPassage",
     "RerankToolInput",
     "RerankToolRunner",
-    "ToolInputError",
     "arender",
     "default_description",
     "describe_validation_error",
@@ -52,6 +52,7 @@ class RerankToolInput(BaseModel):
 
     query: str = Field(
         min_length=1,
+        pattern=r"\S",  # not only white space
         description="The question or search query to rank the passages for.",
     )
     passages: list[str] = Field(
@@ -76,15 +77,6 @@ class RankedPassage(TypedDict):
     """The reranker's score; higher is more relevant. Compare scores within one call only."""
     text: str
     """The passage itself."""
-
-
-class ToolInputError(ValueError):
-    """The arguments given to a rerank tool are not valid; the message says what to fix.
-
-    LlamaIndex agents hand the message back to the LLM as the tool's (error) output; the
-    LangChain tool validates with the same schema and returns the same message as an error
-    ``ToolMessage``.
-    """
 
 
 class RerankToolRunner:
@@ -141,29 +133,25 @@ class RerankToolRunner:
         call = self.parse(arguments)
         if not call.passages:
             return []
-        settings = self._settings
-        response = settings.rerank_client.rerank(
-            call.query, call.passages, top_n=self._top_n(call), model=settings.model
-        )
-        return ranked_passages(call.passages, settings._kept(response))
+        results = self._settings.rank(call.query, call.passages, top_n=_top_n(call))
+        return ranked_passages(call.passages, results)
 
     async def arun(self, **arguments: Any) -> list[RankedPassage]:
         """The async twin of :meth:`run`, awaiting the client's async API."""
         call = self.parse(arguments)
         if not call.passages:
             return []
-        settings = self._settings
-        response = await settings.rerank_client.arerank(
-            call.query, call.passages, top_n=self._top_n(call), model=settings.model
-        )
-        return ranked_passages(call.passages, settings._kept(response))
+        results = await self._settings.arank(call.query, call.passages, top_n=_top_n(call))
+        return ranked_passages(call.passages, results)
 
     def describe_validation_error(self, error: ValidationError) -> str:
         """The message for invalid arguments (for LangChain's ``handle_validation_error``)."""
         return describe_validation_error(error, self.name)
 
-    def _top_n(self, call: RerankToolInput) -> int | None:
-        return call.top_n if call.top_n is not None else self._settings.top_n
+
+def _top_n(call: RerankToolInput) -> int | NotGiven:
+    """The call's ``top_n``; left out, the adapter's."""
+    return NOT_GIVEN if call.top_n is None else call.top_n
 
 
 def default_description(settings: RerankSettings) -> str:

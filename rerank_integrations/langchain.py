@@ -10,14 +10,13 @@ Requires the ``langchain`` extra: ``pip install "rerank-integrations[langchain]"
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from typing import Any
 
 from ._adapters import RERANKED_KEY, SCORE_KEY, RerankSettings
 from ._core import check_query
 from ._tools import DEFAULT_TOOL_NAME, RankedPassage, RerankToolInput, RerankToolRunner, render
-from ._types import RerankResponse
+from ._types import NOT_GIVEN, NotGiven, RerankResult
 
 try:
     from langchain_core.callbacks import Callbacks
@@ -30,18 +29,6 @@ except ImportError as _exc:
     ) from _exc
 
 __all__ = ["SCORE_KEY", "RerankCompressor"]
-
-
-class _FieldDefault(enum.Enum):
-    """Marks an argument left out, so that ``None`` can keep its own meaning."""
-
-    TOP_N = enum.auto()
-
-    def __repr__(self) -> str:
-        return "<the top_n field>"
-
-
-_TOP_N_FIELD = _FieldDefault.TOP_N
 
 
 class RerankCompressor(RerankSettings, BaseDocumentCompressor):
@@ -101,7 +88,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         texts = _texts(documents, query, strings_allowed=False)
         if not texts:
             return []
-        return self._scored_documents(documents, self._rank(query, texts))
+        return self._scored_documents(documents, self.rank_or_pass(query, texts))
 
     async def acompress_documents(
         self,
@@ -113,7 +100,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         texts = _texts(documents, query, strings_allowed=False)
         if not texts:
             return []
-        return self._scored_documents(documents, await self._arank(query, texts))
+        return self._scored_documents(documents, await self.arank_or_pass(query, texts))
 
     # -- plain ranking -------------------------------------------------------------------
 
@@ -122,7 +109,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         documents: Sequence[Document | str],
         query: str,
         *,
-        top_n: int | _FieldDefault | None = _TOP_N_FIELD,
+        top_n: int | NotGiven | None = NOT_GIVEN,
     ) -> list[dict[str, Any]]:
         """Rank ``documents`` against ``query`` and return positions and scores.
 
@@ -142,26 +129,20 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         texts = _texts(documents, query, strings_allowed=True)
         if not texts:
             return []
-        response = self.rerank_client.rerank(
-            query, texts, top_n=self._top_n(top_n), model=self.model
-        )
-        return self._scored_indexes(response)
+        return _scored_indexes(self.rank(query, texts, top_n=top_n))
 
     async def arerank(
         self,
         documents: Sequence[Document | str],
         query: str,
         *,
-        top_n: int | _FieldDefault | None = _TOP_N_FIELD,
+        top_n: int | NotGiven | None = NOT_GIVEN,
     ) -> list[dict[str, Any]]:
         """The async twin of :meth:`rerank`, awaiting the client's async API."""
         texts = _texts(documents, query, strings_allowed=True)
         if not texts:
             return []
-        response = await self.rerank_client.arerank(
-            query, texts, top_n=self._top_n(top_n), model=self.model
-        )
-        return self._scored_indexes(response)
+        return _scored_indexes(await self.arank(query, texts, top_n=top_n))
 
     # -- agent tool ----------------------------------------------------------------------
 
@@ -217,31 +198,26 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
 
     # -- translation ---------------------------------------------------------------------
 
-    def _top_n(self, top_n: int | _FieldDefault | None) -> int | None:
-        return self.top_n if top_n is _FieldDefault.TOP_N else top_n
-
-    def _scored_indexes(self, response: RerankResponse) -> list[dict[str, Any]]:
-        return [
-            {"index": result.index, SCORE_KEY: result.relevance_score}
-            for result in self._kept(response)
-        ]
-
     def _scored_documents(
-        self, documents: Sequence[Document], response: RerankResponse | None
+        self, documents: Sequence[Document], results: list[RerankResult] | None
     ) -> list[Document]:
         """New documents for the kept results, best first; for ``None`` (a failed call
         passed through), the first ``top_n`` in their original order, marked unranked."""
-        if response is None:
+        if results is None:
             return [
                 document.model_copy(update={"metadata": {**document.metadata, RERANKED_KEY: False}})
-                for document in documents[: self._passthrough_count(len(documents))]
+                for document in documents[: self.passthrough_count(len(documents))]
             ]
         scored: list[Document] = []
-        for result in self._kept(response):
+        for result in results:
             document = documents[result.index]
             metadata = {**document.metadata, SCORE_KEY: result.relevance_score}
             scored.append(document.model_copy(update={"metadata": metadata}))
         return scored
+
+
+def _scored_indexes(results: list[RerankResult]) -> list[dict[str, Any]]:
+    return [{"index": result.index, SCORE_KEY: result.relevance_score} for result in results]
 
 
 def _texts(documents: object, query: object, *, strings_allowed: bool) -> list[str]:

@@ -13,7 +13,8 @@ It needs the ``llama-index`` extra: ``pip install "rerank-integrations[llama-ind
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 try:
@@ -37,8 +38,9 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 
 from ._adapters import RERANKED_KEY, SCORE_KEY, RerankSettings
+from ._core import check_query
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
-from ._types import RerankResponse, RerankResult
+from ._types import RerankResult
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "SCORE_KEY", "RerankPostprocessor"]
 
@@ -74,24 +76,18 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         """The name LlamaIndex records for this component when it is serialized."""
         return "RerankPostprocessor"
 
+    @dispatcher.span
     def _postprocess_nodes(
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
         """Rerank ``nodes`` for ``query_bundle``; see the class docstring."""
-        query = _require_query(query_bundle)
-        if not nodes:
+        query, texts = self._inputs(nodes, query_bundle)
+        if not texts:
             return []
-        texts = self._texts(nodes)
-        dispatcher.event(self._start_event(query, nodes))
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
-        ) as event:
-            response = self._rank(query.query_str, texts)
-            reranked = self._rebuild(nodes, response)
-            event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        with self._reranking(query, nodes) as reranked:
+            reranked += self._rebuild(nodes, self.rank_or_pass(query.query_str, texts))
         return reranked
 
     @dispatcher.span
@@ -101,18 +97,11 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
         """The async twin of :meth:`_postprocess_nodes`, awaiting the client's ``arerank``."""
-        query = _require_query(query_bundle)
-        if not nodes:
+        query, texts = self._inputs(nodes, query_bundle)
+        if not texts:
             return []
-        texts = self._texts(nodes)
-        dispatcher.event(self._start_event(query, nodes))
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
-        ) as event:
-            response = await self._arank(query.query_str, texts)
-            reranked = self._rebuild(nodes, response)
-            event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        with self._reranking(query, nodes) as reranked:
+            reranked += self._rebuild(nodes, await self.arank_or_pass(query.query_str, texts))
         return reranked
 
     # -- agent tool ----------------------------------------------------------------------
@@ -166,8 +155,16 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
 
     # -- helpers shared by both paths -----------------------------------------------------
 
-    def _texts(self, nodes: Sequence[NodeWithScore]) -> list[str]:
-        """The text sent for each node."""
+    def _inputs(
+        self, nodes: object, query_bundle: QueryBundle | None
+    ) -> tuple[QueryBundle, list[str]]:
+        """The query and the text sent for each node, after checking both."""
+        query = _require_query(query_bundle)
+        check_query(query.query_str)
+        return query, self._texts(nodes)
+
+    def _texts(self, nodes: object) -> list[str]:
+        """The text sent for each node, after checking that each is a ``NodeWithScore``."""
         mode = self.metadata_mode
         # A plain TextNode without metadata renders as its text in every mode; reading it
         # directly skips LlamaIndex's formatting, the adapter's main cost on large sets.
@@ -175,8 +172,24 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
             node.text
             if type(node) is TextNode and not node.metadata
             else node.get_content(metadata_mode=mode)
-            for node in (item.node for item in nodes)
+            for node in (item.node for item in _checked_nodes(nodes))
         ]
+
+    @contextmanager
+    def _reranking(
+        self, query: QueryBundle, nodes: list[NodeWithScore]
+    ) -> Iterator[list[NodeWithScore]]:
+        """The events around one rerank, the same on both paths: the instrumentation start
+        and end events and the legacy ``CBEventType.RERANKING`` callback event. The block
+        fills the list it is given with the reranked nodes."""
+        dispatcher.event(self._start_event(query, nodes))
+        reranked: list[NodeWithScore] = []
+        with self.callback_manager.event(
+            CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
+        ) as event:
+            yield reranked
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
 
     def _model_name(self) -> str:
         """The model named in events: the one asked for, else none (``""``)."""
@@ -199,19 +212,19 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         }
 
     def _rebuild(
-        self, nodes: Sequence[NodeWithScore], response: RerankResponse | None
+        self, nodes: Sequence[NodeWithScore], results: list[RerankResult] | None
     ) -> list[NodeWithScore]:
         """New scored copies of the nodes the response keeps, best first; for ``None`` (a
         failed call passed through), copies of the first ``top_n`` in their original order
         with their scores, marked unranked."""
-        if response is None:
+        if results is None:
             return [
                 NodeWithScore(
                     node=_with_metadata(item.node, {RERANKED_KEY: False}), score=item.score
                 )
-                for item in nodes[: self._passthrough_count(len(nodes))]
+                for item in nodes[: self.passthrough_count(len(nodes))]
             ]
-        return [self._rescored(nodes[result.index], result) for result in self._kept(response)]
+        return [self._rescored(nodes[result.index], result) for result in results]
 
     def _rescored(self, item: NodeWithScore, result: RerankResult) -> NodeWithScore:
         """A copy of ``item`` scored by ``result``, the input node left as it was."""
@@ -230,6 +243,20 @@ def _require_query(query_bundle: QueryBundle | None) -> QueryBundle:
             "query_str=... to postprocess_nodes()"
         )
     return query_bundle
+
+
+def _checked_nodes(nodes: object) -> Sequence[NodeWithScore]:
+    """``nodes``, if it is a list of ``NodeWithScore``; otherwise a ``TypeError`` naming the
+    first that is not."""
+    if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
+        raise TypeError(f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
+    for position, item in enumerate(nodes):
+        if not isinstance(item, NodeWithScore):
+            hint = " (wrap it: NodeWithScore(node=...))" if isinstance(item, BaseNode) else ""
+            raise TypeError(
+                f"nodes[{position}] must be a NodeWithScore, got {type(item).__name__}{hint}"
+            )
+    return nodes
 
 
 def _with_metadata(node: BaseNode, added: dict[str, Any]) -> BaseNode:
