@@ -1,0 +1,230 @@
+"""``rerank``: rank documents from a file or stdin and print them best first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+import httpx
+
+from .._config import make_timeout
+from .._core import plan_rerank
+from .._text import cut_to_width
+from .._types import RerankResponse
+from ._common import PROG, CommandError, client_from_args
+
+#: Inputs with more documents than this get a progress line on a terminal.
+PROGRESS_THRESHOLD = 1000
+
+
+def read_documents(
+    stream: Iterable[str], field: str | None = None, *, name: str = "-"
+) -> list[str]:
+    """The documents of an input: JSON Lines or one document per line.
+
+    The input is JSON Lines when ``field`` is given or when its first non-blank line is a
+    JSON object; each object must then carry a string in ``field`` (default ``"text"``).
+    Otherwise every non-blank line is a document, without its line ending. Blank lines are
+    skipped in both forms.
+
+    Raises:
+        CommandError: a JSON line is malformed or lacks the field.
+    """
+    documents: list[str] = []
+    jsonl: bool | None = True if field is not None else None
+    key = field or "text"
+    for number, raw in enumerate(stream, start=1):
+        line = raw.lstrip("\ufeff") if number == 1 else raw
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if jsonl is None:
+            jsonl = _looks_like_object(line)
+        if not jsonl:
+            documents.append(line)
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"{name}, line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise CommandError(f"{name}, line {number}: expected a JSON object")
+        value = record.get(key)
+        if not isinstance(value, str):
+            found = ", ".join(sorted(record)[:8]) or "none"
+            hint = "" if field is not None else "; name the text field with --field"
+            raise CommandError(
+                f"{name}, line {number}: no string field {key!r} (fields: {found}){hint}",
+                1 if field is not None else 2,
+            )
+        documents.append(value)
+    return documents
+
+
+def _looks_like_object(line: str) -> bool:
+    if not line.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _read_input(args: argparse.Namespace) -> list[str]:
+    if args.file == "-":
+        if sys.stdin.isatty():
+            print(
+                f"{PROG}: reading documents from stdin, one a line (end with Ctrl-D)",
+                file=sys.stderr,
+            )
+        return read_documents(sys.stdin, args.field, name="stdin")
+    try:
+        with open(args.file, encoding="utf-8") as handle:
+            return read_documents(handle, args.field, name=args.file)
+    except FileNotFoundError:
+        raise CommandError(f"no such file: {args.file}", 2) from None
+    except IsADirectoryError:
+        raise CommandError(f"{args.file} is a directory, not a file of documents", 2) from None
+    except PermissionError:
+        raise CommandError(f"cannot read {args.file}: permission denied", 2) from None
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{args.file} is not UTF-8 text ({exc.reason})") from None
+
+
+def command_rerank(args: argparse.Namespace) -> int:
+    if not args.query.strip():
+        raise CommandError("the query is empty", 2)
+    # Settings first, so that a missing base URL is reported before stdin is read.
+    with client_from_args(args) as probe:
+        limit = probe.max_documents_per_request
+    documents = _read_input(args)
+    if not documents:
+        where = "stdin" if args.file == "-" else args.file
+        raise CommandError(f"no documents in {where}")
+
+    requests = len(plan_rerank(args.query, documents, args.top_n, limit).batches)
+    show = args.progress
+    if show is None:
+        show = sys.stderr.isatty() and len(documents) > PROGRESS_THRESHOLD
+    progress = _Progress(sys.stderr, len(documents), requests) if show else None
+
+    http_client: httpx.Client | None = None
+    if progress is not None:
+        # Our own pool, so that every answered request can tick the progress line.
+        http_client = httpx.Client(
+            timeout=make_timeout(args.timeout),
+            follow_redirects=False,
+            event_hooks={"response": [progress.tick]},
+        )
+    try:
+        with client_from_args(args, http_client) as client:
+            if progress is not None:
+                progress.start()
+            try:
+                response = client.rerank(args.query, documents, top_n=args.top_n)
+            finally:
+                if progress is not None:
+                    progress.finish()
+    finally:
+        if http_client is not None:
+            http_client.close()
+
+    if args.json:
+        json.dump(_response_json(response, documents), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_table(response, documents, sys.stdout)
+    sys.stdout.flush()
+    return 0
+
+
+def _response_json(response: RerankResponse, documents: Sequence[str]) -> dict[str, Any]:
+    usage = response.usage
+    return {
+        "model": response.model,
+        "usage": None
+        if usage is None
+        else {"total_tokens": usage.total_tokens, "billed_units": usage.billed_units},
+        "results": [
+            {
+                "index": result.index,
+                "relevance_score": result.relevance_score,
+                "document": documents[result.index],
+            }
+            for result in response.results
+        ],
+    }
+
+
+def _print_table(response: RerankResponse, documents: Sequence[str], out: TextIO) -> None:
+    results = response.results
+    columns = shutil.get_terminal_size((100, 24)).columns
+    rank_width = max(4, len(str(len(results))))
+    scores = [f"{result.relevance_score:.4f}" for result in results]
+    score_width = max([5, *map(len, scores)])
+    index_width = max([5, *(len(str(result.index)) for result in results)])
+    text_width = max(columns - rank_width - score_width - index_width - 6, 20)
+    out.write(f"{'rank':>{rank_width}}  {'score':>{score_width}}  {'index':>{index_width}}  text\n")
+    for rank, (result, score) in enumerate(zip(results, scores, strict=True), start=1):
+        text = cut_to_width(documents[result.index], text_width)
+        out.write(
+            f"{rank:>{rank_width}}  {score:>{score_width}}  {result.index:>{index_width}}  {text}\n"
+        )
+
+
+class _Progress:
+    """A progress line on stderr: redrawn in place on a terminal, else a few plain lines."""
+
+    def __init__(self, stream: TextIO, documents: int, requests: int) -> None:
+        self._stream = stream
+        self._documents = documents
+        self._requests = requests
+        self._answered = 0
+        self._reported = 0
+        self._live = stream.isatty()
+        self._lock = threading.Lock()
+        self._started = time.perf_counter()
+
+    def start(self) -> None:
+        self._started = time.perf_counter()
+        plural = "s" if self._requests != 1 else ""
+        self._write(
+            f"reranking {self._documents:,} documents in {self._requests:,} request{plural}…",
+            final=not self._live,
+        )
+
+    def tick(self, response: httpx.Response) -> None:
+        """Count one answered request (an httpx response hook; called from any thread)."""
+        with self._lock:
+            self._answered += 1
+            done = min(self._answered, self._requests)
+            if self._live:
+                self._write(self._status(done), final=False)
+            elif done * 10 // self._requests > self._reported * 10 // self._requests:
+                self._reported = done
+                self._write(self._status(done), final=True)
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._live:
+                self._write(self._status(min(self._answered, self._requests)), final=True)
+
+    def _status(self, done: int) -> str:
+        elapsed = time.perf_counter() - self._started
+        return (
+            f"reranking {self._documents:,} documents: {done:,}/{self._requests:,} requests "
+            f"answered, {elapsed:.1f} s"
+        )
+
+    def _write(self, text: str, *, final: bool) -> None:
+        if self._live:
+            self._stream.write("\r\x1b[K" + text + ("\n" if final else ""))
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
