@@ -685,3 +685,62 @@ def test_read_documents_errors() -> None:
         read_documents(['{"text": "a"}\n'], "body")
     with pytest.raises(CommandError, match=r"line 1: expected a JSON object"):
         read_documents(["[1, 2]\n"], "text")
+
+
+# -- what a new user tripped on ---------------------------------------------------------------
+
+
+def test_check_cohere_without_a_model_names_the_option(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer
+) -> None:
+    code, out, err = run(capsys, "check", "--base-url", server.base_url, "--dialect", "cohere")
+
+    assert (code, out) == (2, "")
+    assert_one_error_line(err, "needs a model", "--model NAME", "RERANK_MODEL")
+    assert "model=" not in err
+
+
+def test_rerank_without_a_model_names_the_option(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, docs_file: Path
+) -> None:
+    code, out, err = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", server.base_url, "--dialect", "nim"
+    )
+
+    assert (code, out) == (2, "")
+    assert_one_error_line(err, "needs a model", "--model NAME")
+    assert "model=" not in err
+
+
+def test_a_bad_base_url_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "check", "--base-url", "ftp://example.com")
+
+    assert (code, out) == (2, "")
+    assert_one_error_line(err, "not an http(s) URL", "--base-url", "RERANK_BASE_URL")
+
+
+class UnreadableStdin(io.StringIO):
+    """A stdin that fails the test if anything reads it."""
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("stdin was read")
+
+    def read(self, size: int | None = -1) -> str:
+        raise AssertionError("stdin was read")
+
+    def readline(self, size: int | None = -1) -> str:
+        raise AssertionError("stdin was read")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_missing_base_url_is_reported_before_stdin_is_read(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", UnreadableStdin())
+
+    code, _, err = run(capsys, "rerank", QUERY)
+
+    assert code == 2
+    assert_one_error_line(err, "no base URL", "--base-url URL", "RERANK_BASE_URL")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 
 import httpx
 
-from .._constants import ENV_API_KEY
+from .._config import ENV_DIALECT
+from .._constants import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from .._dialects import DIALECTS
 from .._exceptions import (
     APIConnectionError,
@@ -21,6 +23,45 @@ from .._exceptions import (
 )
 
 _OTHER_DIALECTS_SHOWN = 4
+
+#: How this command takes each library setting: its option (as an argparse dest and as
+#: shown) and its environment variable, if it has one.
+_SETTINGS: dict[str, tuple[str, str | None]] = {
+    "base_url": ("--base-url URL", ENV_BASE_URL),
+    "api_key": ("--api-key KEY", ENV_API_KEY),
+    "model": ("--model NAME", ENV_MODEL),
+    "dialect": ("--dialect NAME", ENV_DIALECT),
+    "timeout": ("--timeout SECONDS", None),
+    "max_retries": ("--max-retries N", None),
+    "max_documents_per_request": ("--max-documents-per-request N", None),
+}
+_EXAMPLES = {"base_url": "e.g. http://127.0.0.1:8080 for 'rerank-integrations serve'"}
+
+# The library ends a message with the fix in Python terms ("...: pass model=... to the
+# client"); that part is replaced by the fix in this command's terms.
+_LIBRARY_FIX = re.compile(r"[:;,]\s+(?:pass|set|give)\b.*$", re.DOTALL)
+
+
+def configuration_message(exc: ConfigurationError, options: Container[str] = ()) -> str:
+    """The library's message about a setting, with the fix told as this command's option.
+
+    ``options`` are the argparse dests of the running command: a setting it has no option
+    for is offered through its environment variable only.
+    """
+    message = str(exc)
+    if exc.setting not in _SETTINGS:
+        return message
+    option, variable = _SETTINGS[exc.setting]
+    ways = [f"pass {option}"] if exc.setting in options else []
+    if variable is not None:
+        ways.append(f"set {variable}")
+    if not ways:
+        return message
+    head, replaced = _LIBRARY_FIX.subn("", message)
+    if not replaced:
+        return f"{message} (check {' / '.join(way.split()[1] for way in ways)})"
+    example = _EXAMPLES.get(exc.setting)
+    return f"{head}: {' or '.join(ways)}" + (f" ({example})" if example else "")
 
 
 def _dialect_advice(dialect: str) -> str:
@@ -73,8 +114,6 @@ def connect_failed(exc: RerankError) -> bool:
 
 def with_advice(exc: RerankError) -> str:
     """The error line of a failed command: what happened, then what to do."""
-    if isinstance(exc, ConfigurationError):
-        return str(exc)
     return f"{error_text(exc, limit=400)} (advice: {advice_for(exc)})"
 
 

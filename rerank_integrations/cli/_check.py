@@ -56,11 +56,14 @@ def command_check(args: argparse.Namespace) -> int:
         settings = client.settings
         key_sent = settings.api_key is not None
         model = client.model or "server default"
-        print(
+        heading = (
             f"Checking {display_url(client.endpoint)} (dialect: {client.dialect}, "
             f"model: {model}, API key: {'set' if key_sent else 'not set'})"
         )
+        # Printed after the check, so that a request that cannot be built (no model)
+        # leaves nothing on stdout but its one error line on stderr.
         steps = run_check(client)
+    print(heading)
     width = max(len(step.name) for step in steps)
     for step in steps:
         print(f"  {step.status:<4}  {step.name:<{width}}  {step.detail}".rstrip())

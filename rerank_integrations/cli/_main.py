@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from .._constants import ENV_API_KEY, ENV_BASE_URL, LOGGER_NAME
 from .._exceptions import ConfigurationError, RerankError
-from ._advice import with_advice
+from ._advice import configuration_message, with_advice
 from ._common import PROG, CommandError
 from ._parser import build_parser
 
@@ -19,6 +19,7 @@ from ._parser import build_parser
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     secrets = _Secrets()
+    args: argparse.Namespace | None = None
     try:
         parser = build_parser()
         try:
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         return _fail(exc.message, exc.code, secrets)
     except ConfigurationError as exc:
-        return _fail(str(exc), 2, secrets)
+        return _fail(configuration_message(exc, vars(args) if args is not None else ()), 2, secrets)
     except RerankError as exc:
         return _fail(with_advice(exc), 1, secrets)
     except ImportError as exc:

@@ -100,40 +100,22 @@ def _read_input(args: argparse.Namespace) -> list[str]:
 def command_rerank(args: argparse.Namespace) -> int:
     if not args.query.strip():
         raise CommandError("the query is empty", 2)
-    # Settings first, so that a missing base URL is reported before stdin is read.
-    with client_from_args(args) as probe:
-        limit = probe.max_documents_per_request
-    documents = _read_input(args)
-    if not documents:
-        where = "stdin" if args.file == "-" else args.file
-        raise CommandError(f"no documents in {where}")
-
-    requests = len(plan_rerank(args.query, documents, args.top_n, limit).batches)
-    show = args.progress
-    if show is None:
-        show = sys.stderr.isatty() and len(documents) > PROGRESS_THRESHOLD
-    progress = _Progress(sys.stderr, len(documents), requests) if show else None
-
-    http_client: httpx.Client | None = None
-    if progress is not None:
-        # Our own pool, so that every answered request can tick the progress line.
-        http_client = httpx.Client(
-            timeout=make_timeout(args.timeout),
-            follow_redirects=False,
-            event_hooks={"response": [progress.tick]},
-        )
-    try:
-        with client_from_args(args, http_client) as client:
-            if progress is not None:
-                progress.start()
-            try:
-                response = client.rerank(args.query, documents, top_n=args.top_n)
-            finally:
-                if progress is not None:
-                    progress.finish()
-    finally:
-        if http_client is not None:
-            http_client.close()
+    # The client first, so that a missing base URL is reported before stdin is read.
+    with client_from_args(args) as client:
+        documents = _read_input(args)
+        if not documents:
+            where = "stdin" if args.file == "-" else args.file
+            raise CommandError(f"no documents in {where}")
+        limit = client.max_documents_per_request
+        requests = len(plan_rerank(args.query, documents, args.top_n, limit).batches)
+        show = args.progress
+        if show is None:
+            show = sys.stderr.isatty() and len(documents) > PROGRESS_THRESHOLD
+        if show:
+            progress = _Progress(sys.stderr, len(documents), requests)
+            response = _rerank_with_progress(args, documents, progress)
+        else:
+            response = client.rerank(args.query, documents, top_n=args.top_n)
 
     if args.json:
         json.dump(_response_json(response, documents), sys.stdout, ensure_ascii=False, indent=2)
@@ -142,6 +124,25 @@ def command_rerank(args: argparse.Namespace) -> int:
         _print_table(response, documents, sys.stdout)
     sys.stdout.flush()
     return 0
+
+
+def _rerank_with_progress(
+    args: argparse.Namespace, documents: list[str], progress: _Progress
+) -> RerankResponse:
+    # Our own pool, so that every answered request can tick the progress line.
+    with (
+        httpx.Client(
+            timeout=make_timeout(args.timeout),
+            follow_redirects=False,
+            event_hooks={"response": [progress.tick]},
+        ) as http_client,
+        client_from_args(args, http_client) as client,
+    ):
+        progress.start()
+        try:
+            return client.rerank(args.query, documents, top_n=args.top_n)
+        finally:
+            progress.finish()
 
 
 def _response_json(response: RerankResponse, documents: Sequence[str]) -> dict[str, Any]:
