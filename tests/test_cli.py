@@ -744,3 +744,18 @@ def test_a_missing_base_url_is_reported_before_stdin_is_read(
 
     assert code == 2
     assert_one_error_line(err, "no base URL", "--base-url URL", "RERANK_BASE_URL")
+
+
+@pytest.mark.parametrize("command", ["rerank", "check"])
+def test_help_lists_each_dialect_from_its_description(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    from rerank_integrations._dialects import DIALECTS
+
+    code, out, _ = run(capsys, command, "--help")
+
+    assert code == 0
+    listed = {line.split()[0]: line for line in out.split("dialects:\n")[1].splitlines()}
+    for name, dialect in DIALECTS.items():
+        assert dialect.description.split()[0] in listed[name]
+        assert len(listed[name]) <= 88

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import textwrap
 from collections.abc import Callable
 from typing import NoReturn
@@ -11,6 +12,7 @@ from typing import NoReturn
 from .._config import ENV_DIALECT
 from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from .._dialects import DIALECTS
+from .._text import cut_to_width
 from .._version import __version__
 from ._check import CHECK_TIMEOUT, command_check
 from ._common import PROG, CommandError
@@ -47,6 +49,27 @@ examples:
 
 exit status: 0 success, 1 failure, 2 usage error
 """
+
+
+_SCALES = {"probability": "scores 0..1", "logit": "raw scores, may be negative"}
+_SUMMARY_END = re.compile(r":|\s\(|;|\.\s")
+
+
+def _dialect_summary(description: str) -> str:
+    """Who speaks a dialect, from its description: the words before the details start."""
+    return cut_to_width(_SUMMARY_END.split(description, maxsplit=1)[0], 48)
+
+
+def _dialect_listing() -> str:
+    """The dialects, one a line, for the help of the commands that take ``--dialect``."""
+    width = max(map(len, DIALECTS))
+    lines = ["dialects:"]
+    for name, dialect in DIALECTS.items():
+        scale = _SCALES.get(dialect.score_scale, dialect.score_scale)
+        summary = _dialect_summary(dialect.description)
+        about = f"{summary} ({scale})" if summary else scale
+        lines.append(f"  {name:<{width}}  {about}")
+    return "\n".join(lines)
 
 
 def _paragraphs(*paragraphs: str) -> str:
@@ -105,7 +128,7 @@ def _add_connection_options(
         "--dialect",
         choices=sorted(DIALECTS),
         metavar="NAME",
-        help=(f"the wire format: {', '.join(DIALECTS)} (default: ${ENV_DIALECT}, else generic)"),
+        help=f"the wire format, one of the dialects below (default: ${ENV_DIALECT}, else generic)",
     )
     group.add_argument(
         "--timeout",
@@ -163,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             '  rerank-integrations rerank "organic skincare" docs.txt --top-n 3\n'
-            '  cat docs.jsonl | rerank-integrations rerank "q" --field body --json'
+            '  cat docs.jsonl | rerank-integrations rerank "q" --field body --json\n\n'
+            + _dialect_listing()
         ),
         formatter_class=formatter,
     )
@@ -212,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Exit status 0 only if every step passes. Retries are off unless --max-retries "
             "is given.",
         ),
+        epilog=_dialect_listing(),
         formatter_class=formatter,
     )
     _add_connection_options(check, timeout=CHECK_TIMEOUT, max_retries=0, batching=False)
