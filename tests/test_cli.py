@@ -759,3 +759,29 @@ def test_help_lists_each_dialect_from_its_description(
     for name, dialect in DIALECTS.items():
         assert dialect.description.split()[0] in listed[name]
         assert len(listed[name]) <= 88
+
+
+def test_serve_without_the_server_extra_gives_the_install_hint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if uvicorn were not installed: the serve front end is imported afresh and fails.
+    import rerank_integrations.server
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    monkeypatch.delitem(sys.modules, "rerank_integrations.server._cli", raising=False)
+    monkeypatch.delattr(rerank_integrations.server, "_cli", raising=False)
+
+    code, out, err = run(capsys, "serve", "--port", "0")
+
+    assert (code, out) == (1, "")
+    assert_one_error_line(
+        err, "uvicorn is not installed", 'pip install "rerank-integrations[server]"'
+    )
+    assert "unrecognized arguments" not in err
+
+
+def test_unknown_options_are_still_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "check", "--base-url", "http://127.0.0.1:1", "--bogus")
+
+    assert code == 2
+    assert_one_error_line(err, "unrecognized arguments: --bogus")

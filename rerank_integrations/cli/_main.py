@@ -23,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         try:
-            args = parser.parse_args(argv)
+            args, unknown = parser.parse_known_args(argv)
+            if unknown and not getattr(args, "any_arguments", False):
+                parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         except SystemExit as exc:  # --help and --version
             return exc.code if isinstance(exc.code, int) else 0
         secrets.add(getattr(args, "api_key", None), os.environ.get(ENV_API_KEY))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import re
 import textwrap
@@ -291,17 +292,31 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     try:
-        from ..server import _cli as server_cli
+        server_cli = importlib.import_module("rerank_integrations.server._cli")
     except ImportError as exc:
-        serve.set_defaults(handler=_missing_server(exc))
+        # No options to parse without the extra: whatever follows 'serve' is let through
+        # (see main), so that the install hint is what the user sees.
+        serve.set_defaults(handler=_missing_server(exc), any_arguments=True)
     else:
         server_cli.add_arguments(serve)
         serve.set_defaults(handler=server_cli.run)
     return parser
 
 
+_SERVER_MODULES = {"starlette", "uvicorn"}
+
+
 def _missing_server(exc: ImportError) -> Callable[[argparse.Namespace], int]:
+    missing = (exc.name or "").partition(".")[0]
+    if missing in _SERVER_MODULES:
+        message = (
+            f"serve needs the server extra ({missing} is not installed): "
+            'pip install "rerank-integrations[server]"'
+        )
+    else:
+        message = str(exc)
+
     def handler(args: argparse.Namespace) -> int:
-        raise CommandError(str(exc), 1)
+        raise CommandError(message, 1)
 
     return handler
