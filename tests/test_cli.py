@@ -785,3 +785,29 @@ def test_unknown_options_are_still_refused(capsys: pytest.CaptureFixture[str]) -
 
     assert code == 2
     assert_one_error_line(err, "unrecognized arguments: --bogus")
+
+
+def test_a_connection_error_names_the_url_without_credentials(
+    capsys: pytest.CaptureFixture[str], docs_file: Path
+) -> None:
+    port = closed_port()
+    url = f"http://someone:{SECRET}@127.0.0.1:{port}/v1?token={WRONG_KEY}"
+
+    code, _, err = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", url, "--max-retries", "0"
+    )
+
+    assert code == 1
+    assert_one_error_line(err, f"http://127.0.0.1:{port}/v1/rerank", "is the server running?")
+    assert "someone" not in err
+    assert SECRET not in err
+    assert WRONG_KEY not in err
+
+
+def test_a_connection_error_in_the_demo_names_the_url(capsys: pytest.CaptureFixture[str]) -> None:
+    port = closed_port()
+
+    code, _, err = run(capsys, "demo", "--base-url", f"http://127.0.0.1:{port}")
+
+    assert code == 1
+    assert_one_error_line(err, f"http://127.0.0.1:{port}/v1/rerank", "is the server running?")

@@ -21,6 +21,7 @@ from .._exceptions import (
     ResponseFormatError,
     ServerError,
 )
+from .._text import display_url
 
 _OTHER_DIALECTS_SHOWN = 4
 
@@ -114,7 +115,26 @@ def connect_failed(exc: RerankError) -> bool:
 
 def with_advice(exc: RerankError) -> str:
     """The error line of a failed command: what happened, then what to do."""
-    return f"{error_text(exc, limit=400)} (advice: {advice_for(exc)})"
+    text = error_text(exc, limit=400)
+    url = failed_url(exc)
+    if url is not None:
+        text = f"POST {url}: {text}"
+    return f"{text} (advice: {advice_for(exc)})"
+
+
+def failed_url(exc: RerankError) -> str | None:
+    """The URL a connection error was about, without credentials, when it is known.
+
+    ``error_text`` tells a connection error by its cause, which does not name the URL; the
+    httpx error under it carries the request.
+    """
+    cause = exc.__cause__
+    if not isinstance(exc, APIConnectionError) or not isinstance(cause, httpx.RequestError):
+        return None
+    try:
+        return display_url(str(cause.request.url))
+    except RuntimeError:  # raised outside a request: httpx has none to give
+        return None
 
 
 def error_text(exc: RerankError, *, limit: int) -> str:
