@@ -334,7 +334,7 @@ def test_jsonl_without_the_field_is_one_line(
 
     code, _, err = run(capsys, "rerank", QUERY, str(path), "--base-url", server.base_url)
 
-    assert code == 2
+    assert code == 1
     assert_one_error_line(err, "line 1", "'text'", "--field")
 
 
@@ -811,3 +811,33 @@ def test_a_connection_error_in_the_demo_names_the_url(capsys: pytest.CaptureFixt
 
     assert code == 1
     assert_one_error_line(err, f"http://127.0.0.1:{port}/v1/rerank", "is the server running?")
+
+
+@pytest.mark.parametrize(
+    ("lines", "options", "fragment"),
+    [
+        (['{"body": "a"}'], [], "line 1: no string field 'text'"),
+        (['{"text": "a"}', '{"text": "b"}', '{"body": "c"}'], [], "line 3: no string field"),
+        (['{"text": "a"}', '{"body": "b"}'], ["--field", "text"], "line 2: no string field"),
+        (['{"text": "a"}', "{oops"], [], "line 2: not valid JSON"),
+        (["[1]"], ["--field", "text"], "line 1: expected a JSON object"),
+    ],
+    ids=["first-line", "later-line", "with-field", "bad-json", "not-an-object"],
+)
+def test_bad_input_data_always_exits_1(
+    capsys: pytest.CaptureFixture[str],
+    server: LocalRerankServer,
+    tmp_path: Path,
+    lines: list[str],
+    options: list[str],
+    fragment: str,
+) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    code, out, err = run(
+        capsys, "rerank", QUERY, str(path), *options, "--base-url", server.base_url
+    )
+
+    assert (code, out) == (1, "")
+    assert_one_error_line(err, str(path), fragment)

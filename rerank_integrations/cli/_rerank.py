@@ -34,7 +34,8 @@ def read_documents(
     skipped in both forms.
 
     Raises:
-        CommandError: a JSON line is malformed or lacks the field.
+        CommandError: a JSON line is malformed or lacks the field. Bad data is a runtime
+            failure (status 1) wherever it is and whatever the options.
     """
     documents: list[str] = []
     jsonl: bool | None = True if field is not None else None
@@ -60,8 +61,7 @@ def read_documents(
             found = ", ".join(sorted(record)[:8]) or "none"
             hint = "" if field is not None else "; name the text field with --field"
             raise CommandError(
-                f"{name}, line {number}: no string field {key!r} (fields: {found}){hint}",
-                1 if field is not None else 2,
+                f"{name}, line {number}: no string field {key!r} (fields: {found}){hint}"
             )
         documents.append(value)
     return documents
