@@ -841,3 +841,53 @@ def test_bad_input_data_always_exits_1(
 
     assert (code, out) == (1, "")
     assert_one_error_line(err, str(path), fragment)
+
+
+def test_undecodable_file_names_the_file_and_the_line(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("one\ntwo\ncafé\n".encode("latin-1"))
+
+    code, out, err = run(capsys, "rerank", QUERY, str(path), "--base-url", server.base_url)
+
+    assert (code, out) == (1, "")
+    assert_one_error_line(err, f"{path}, line 3: not UTF-8 text (byte 0xe9 at character 4)")
+
+
+def test_undecodable_stdin_names_stdin_and_the_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, server: LocalRerankServer
+) -> None:
+    # Like a real stdin: text over a byte buffer, in a locale that is not UTF-8.
+    stdin = io.TextIOWrapper(io.BytesIO(b"one\n\xff\xfe two\n"), encoding="ascii")
+    monkeypatch.setattr(sys, "stdin", stdin)
+
+    code, out, err = run(capsys, "rerank", QUERY, "--base-url", server.base_url)
+
+    assert (code, out) == (1, "")
+    assert_one_error_line(err, "stdin, line 2: not UTF-8 text (byte 0xff at character 1)")
+    assert not stdin.closed
+
+
+def test_stdin_is_read_as_utf8(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, server: LocalRerankServer
+) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO("café crème\r\nspider legs\n".encode()), encoding="ascii")
+    monkeypatch.setattr(sys, "stdin", stdin)
+
+    code, out, _ = run(capsys, "rerank", "spider", "--base-url", server.base_url, "--json")
+
+    assert code == 0
+    assert sorted(item["document"] for item in json.loads(out)["results"]) == [
+        "café crème",
+        "spider legs",
+    ]
+
+
+def test_read_documents_names_a_line_that_is_not_utf8() -> None:
+    with pytest.raises(CommandError, match=r"^docs, line 2: not UTF-8 text \(byte 0xff"):
+        read_documents(["fine\n", "bad \udcff\n"], name="docs")
+    with pytest.raises(CommandError, match=r"line 1: not UTF-8 text \(a lone surrogate"):
+        read_documents(['{"text": "\ud800"}\n'])
+    with pytest.raises(CommandError, match=r"line 1: .*lone surrogate at character 2 of field 't'"):
+        read_documents(['{"t": "a\\ud800"}\n'], "t")

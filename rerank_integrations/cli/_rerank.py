@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import sys
@@ -33,9 +34,12 @@ def read_documents(
     Otherwise every non-blank line is a document, without its line ending. Blank lines are
     skipped in both forms.
 
+    Undecodable bytes are expected as lone surrogates (``errors="surrogateescape"``), so
+    that the error can name their line.
+
     Raises:
-        CommandError: a JSON line is malformed or lacks the field. Bad data is a runtime
-            failure (status 1) wherever it is and whatever the options.
+        CommandError: a line is not UTF-8, or a JSON line is malformed or lacks the field.
+            Bad data is a runtime failure (status 1) wherever it is, whatever the options.
     """
     documents: list[str] = []
     jsonl: bool | None = True if field is not None else None
@@ -45,6 +49,7 @@ def read_documents(
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
+        _check_utf8(line, name, number)
         if jsonl is None:
             jsonl = _looks_like_object(line)
         if not jsonl:
@@ -63,8 +68,24 @@ def read_documents(
             raise CommandError(
                 f"{name}, line {number}: no string field {key!r} (fields: {found}){hint}"
             )
+        _check_utf8(value, name, number, where=f" of field {key!r}")  # a JSON \ud800 escape
         documents.append(value)
     return documents
+
+
+def _check_utf8(text: str, name: str, number: int, *, where: str = "") -> None:
+    """Refuse text that cannot be sent as UTF-8, naming the line (and ``where`` on it)."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        # surrogateescape keeps an undecodable byte b as the code point 0xDC00 + b.
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "a lone surrogate"
+        raise CommandError(
+            f"{name}, line {number}: not UTF-8 text ({what} at character {exc.start + 1}{where})"
+        ) from None
 
 
 def _looks_like_object(line: str) -> bool:
@@ -78,14 +99,9 @@ def _looks_like_object(line: str) -> bool:
 
 def _read_input(args: argparse.Namespace) -> list[str]:
     if args.file == "-":
-        if sys.stdin.isatty():
-            print(
-                f"{PROG}: reading documents from stdin, one a line (end with Ctrl-D)",
-                file=sys.stderr,
-            )
-        return read_documents(sys.stdin, args.field, name="stdin")
+        return _read_stdin(args.field)
     try:
-        with open(args.file, encoding="utf-8") as handle:
+        with open(args.file, encoding="utf-8", errors="surrogateescape") as handle:
             return read_documents(handle, args.field, name=args.file)
     except FileNotFoundError:
         raise CommandError(f"no such file: {args.file}", 2) from None
@@ -93,8 +109,24 @@ def _read_input(args: argparse.Namespace) -> list[str]:
         raise CommandError(f"{args.file} is a directory, not a file of documents", 2) from None
     except PermissionError:
         raise CommandError(f"cannot read {args.file}: permission denied", 2) from None
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"{args.file} is not UTF-8 text ({exc.reason})") from None
+
+
+def _read_stdin(field: str | None) -> list[str]:
+    if sys.stdin.isatty():
+        print(
+            f"{PROG}: reading documents from stdin, one a line (end with Ctrl-D)",
+            file=sys.stderr,
+        )
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # already text (a test, an embedding program): take it as it is
+        return read_documents(sys.stdin, field, name="stdin")
+    # UTF-8 as for files, whatever the locale says, and bad bytes kept for read_documents
+    # to report with their line; detached after, so that sys.stdin stays open.
+    stream = io.TextIOWrapper(buffer, encoding="utf-8", errors="surrogateescape")
+    try:
+        return read_documents(stream, field, name="stdin")
+    finally:
+        stream.detach()
 
 
 def command_rerank(args: argparse.Namespace) -> int:
