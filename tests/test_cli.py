@@ -891,3 +891,33 @@ def test_read_documents_names_a_line_that_is_not_utf8() -> None:
         read_documents(['{"text": "\ud800"}\n'])
     with pytest.raises(CommandError, match=r"line 1: .*lone surrogate at character 2 of field 't'"):
         read_documents(['{"t": "a\\ud800"}\n'], "t")
+
+
+@pytest.mark.parametrize("progress", [[], ["--progress"]], ids=["plain", "progress"])
+def test_the_plain_http_key_warning_is_one_clean_line(
+    capsys: pytest.CaptureFixture[str], docs_file: Path, progress: list[str]
+) -> None:
+    # No model for nim: the request cannot be built, so nothing goes to example.com.
+    code, _, err = run(
+        capsys,
+        "rerank",
+        QUERY,
+        str(docs_file),
+        "--base-url",
+        "http://example.com",
+        "--api-key",
+        SECRET,
+        "--dialect",
+        "nim",
+        *progress,
+    )
+
+    assert code == 2
+    warnings = [line for line in err.splitlines() if "warning" in line.lower()]
+    assert warnings == [
+        "rerank-integrations: warning: the API key will be sent unencrypted over http:// "
+        "to example.com; use an https:// base URL"
+    ]
+    assert err.splitlines()[-1].startswith("rerank-integrations: error: ")
+    assert "UserWarning" not in err
+    assert SECRET not in err

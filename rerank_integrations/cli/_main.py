@@ -6,7 +6,10 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TextIO
 from urllib.parse import urlsplit
 
 from .._constants import ENV_API_KEY, ENV_BASE_URL, LOGGER_NAME
@@ -37,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "choose a command: rerank, check, demo or serve (see 'rerank-integrations --help')",
                 2,
             )
-        with _logging(getattr(args, "verbose", 0)):
+        with _logging(getattr(args, "verbose", 0)), _warnings_as_lines(secrets):
             return handler(args)
     except CommandError as exc:
         return _fail(exc.message, exc.code, secrets)
@@ -92,6 +95,31 @@ def _fail(message: str, code: int, secrets: _Secrets) -> int:
     line = " ".join(secrets.redact(message).split())
     print(f"{PROG}: error: {line}", file=sys.stderr)
     return code
+
+
+@contextmanager
+def _warnings_as_lines(secrets: _Secrets) -> Iterator[None]:
+    """Show the warnings raised while a command runs (a key about to go over plain http) as
+    ``rerank-integrations: warning: ...`` lines, each once, instead of Python's two-line
+    form with a file name and a source line."""
+    shown: set[str] = set()
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = " ".join(secrets.redact(str(message)).split())
+        if text not in shown:
+            shown.add(text)
+            print(f"{PROG}: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 class _logging:
