@@ -921,3 +921,22 @@ def test_the_plain_http_key_warning_is_one_clean_line(
     assert err.splitlines()[-1].startswith("rerank-integrations: error: ")
     assert "UserWarning" not in err
     assert SECRET not in err
+
+
+def test_check_a_failed_request_is_no_round_trip(
+    capsys: pytest.CaptureFixture[str],
+    server: LocalRerankServer,
+    locked_server: LocalRerankServer,
+    fixed_answer: type[FixedAnswerServer],
+) -> None:
+    failing = [
+        f"{server.base_url}/api/v9/nothing/rerank",  # 404
+        locked_server.base_url,  # 401
+        fixed_answer({"foo": 1}).base_url,  # an answer in another format
+    ]
+    for url in failing:
+        code, out, _ = run(capsys, "check", "--base-url", url)
+
+        assert code == 1
+        assert check_lines(out)["round trip"] == "skip", out
+        assert "the sample request failed after" in out

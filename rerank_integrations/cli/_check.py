@@ -154,7 +154,10 @@ def _failed_steps(
         return _pad(steps)
 
     answered = CheckStep("reachable", OK, f"connected to {where}; the server answered")
-    round_trip = CheckStep("round trip", OK, f"{elapsed * 1000:.0f} ms for the sample request")
+    # The server answered, but a failed request is no round trip to vouch for.
+    round_trip = CheckStep(
+        "round trip", SKIP, f"the sample request failed after {elapsed * 1000:.0f} ms"
+    )
     if isinstance(exc, AuthenticationError):
         steps = [answered, CheckStep("key accepted", FAIL, detail, advice)]
         return _pad(steps, round_trip)
