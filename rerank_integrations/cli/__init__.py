@@ -10,6 +10,9 @@ it returns the exit status instead of exiting, so tests and other code can call 
 
 Errors are one line on stderr, ``rerank-integrations: error: ...``, never a traceback, and
 never the API key.
+
+One concern per module: ``_main`` (entry, error mapping), ``_parser``, ``_advice`` (what to
+tell the user), ``_rerank``, ``_check``, ``_demo``; ``_common`` holds what they share.
 """
 
 from __future__ import annotations

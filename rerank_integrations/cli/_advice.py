@@ -25,8 +25,8 @@ from .._text import display_url
 
 _OTHER_DIALECTS_SHOWN = 4
 
-#: How this command takes each library setting: its option (as an argparse dest and as
-#: shown) and its environment variable, if it has one.
+#: How this command takes each setting a ConfigurationError can name: its option and its
+#: environment variable. The keys are also the options' argparse dests.
 _SETTINGS: dict[str, tuple[str, str | None]] = {
     "base_url": ("--base-url URL", ENV_BASE_URL),
     "api_key": ("--api-key KEY", ENV_API_KEY),

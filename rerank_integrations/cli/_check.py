@@ -52,6 +52,7 @@ class CheckStep:
 
 
 def command_check(args: argparse.Namespace) -> int:
+    """Run ``check``: 0 only when every step passed."""
     with client_from_args(args) as client:
         settings = client.settings
         key_sent = settings.api_key is not None
@@ -100,11 +101,7 @@ def run_check(client: RerankClient) -> list[CheckStep]:
 
     steps = [
         CheckStep("reachable", OK, f"connected to {where}"),
-        CheckStep(
-            "key accepted",
-            OK,
-            _key_accepted(key_sent),
-        ),
+        CheckStep("key accepted", OK, _key_accepted(key_sent)),
         CheckStep(
             "dialect answering",
             OK,
@@ -142,7 +139,7 @@ def _failed_steps(
 ) -> list[CheckStep]:
     advice = advice_for(exc, dialect=dialect, key_sent=key_sent)
     detail = error_text(exc, limit=200)
-    if isinstance(exc, (APIConnectionError,)):
+    if isinstance(exc, APIConnectionError):
         if connect_failed(exc):
             steps = [CheckStep("reachable", FAIL, f"cannot connect to {where}: {detail}", advice)]
             return _pad(steps)
@@ -161,11 +158,7 @@ def _failed_steps(
     if isinstance(exc, AuthenticationError):
         steps = [answered, CheckStep("key accepted", FAIL, detail, advice)]
         return _pad(steps, round_trip)
-    key_ok = CheckStep(
-        "key accepted",
-        OK,
-        _key_accepted(key_sent),
-    )
+    key_ok = CheckStep("key accepted", OK, _key_accepted(key_sent))
     if isinstance(exc, ResponseFormatError):
         steps = [answered, key_ok, CheckStep("dialect answering", FAIL, detail, advice)]
         return _pad(steps, round_trip)

@@ -7,6 +7,7 @@ import sys
 
 
 def command_demo(args: argparse.Namespace) -> int:
+    """Run ``demo``; its errors are the library's, mapped by ``main`` like any other."""
     from ..demo._pipeline import run_demo
 
     run_demo(

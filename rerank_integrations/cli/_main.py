@@ -99,9 +99,8 @@ def _fail(message: str, code: int, secrets: _Secrets) -> int:
 
 @contextmanager
 def _warnings_as_lines(secrets: _Secrets) -> Iterator[None]:
-    """Show the warnings raised while a command runs (a key about to go over plain http) as
-    ``rerank-integrations: warning: ...`` lines, each once, instead of Python's two-line
-    form with a file name and a source line."""
+    """Warnings (a key about to go over plain http) as one ``warning:`` line each, once:
+    Python's own form, with a file name and a source line, reads like a crash."""
     shown: set[str] = set()
 
     def show(

@@ -180,9 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=_paragraphs(
             "Rank documents against QUERY with the configured rerank endpoint and print them "
             "best first.",
-            "FILE holds one document per line (blank lines are skipped), or JSON Lines whose "
-            "objects carry the text in a 'text' field (or --field NAME). Without FILE, or "
-            "with '-', documents are read from stdin.",
+            "FILE holds UTF-8 text, one document per line (blank lines are skipped), or JSON "
+            "Lines whose objects carry the text in a 'text' field (or --field NAME). Without "
+            "FILE, or with '-', documents are read from stdin.",
         ),
         epilog=(
             "examples:\n"

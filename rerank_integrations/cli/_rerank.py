@@ -130,6 +130,7 @@ def _read_stdin(field: str | None) -> list[str]:
 
 
 def command_rerank(args: argparse.Namespace) -> int:
+    """Run ``rerank``: print the documents best first, as a table or as JSON."""
     if not args.query.strip():
         raise CommandError("the query is empty", 2)
     # The client first, so that a missing base URL is reported before stdin is read.
