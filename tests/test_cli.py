@@ -334,7 +334,7 @@ def test_jsonl_without_the_field_is_one_line(
 
     code, _, err = run(capsys, "rerank", QUERY, str(path), "--base-url", server.base_url)
 
-    assert code == 2
+    assert code == 1
     assert_one_error_line(err, "line 1", "'text'", "--field")
 
 
@@ -685,3 +685,258 @@ def test_read_documents_errors() -> None:
         read_documents(['{"text": "a"}\n'], "body")
     with pytest.raises(CommandError, match=r"line 1: expected a JSON object"):
         read_documents(["[1, 2]\n"], "text")
+
+
+# -- what a new user tripped on ---------------------------------------------------------------
+
+
+def test_check_cohere_without_a_model_names_the_option(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer
+) -> None:
+    code, out, err = run(capsys, "check", "--base-url", server.base_url, "--dialect", "cohere")
+
+    assert (code, out) == (2, "")
+    assert_one_error_line(err, "needs a model", "--model NAME", "RERANK_MODEL")
+    assert "model=" not in err
+
+
+def test_rerank_without_a_model_names_the_option(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, docs_file: Path
+) -> None:
+    code, out, err = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", server.base_url, "--dialect", "nim"
+    )
+
+    assert (code, out) == (2, "")
+    assert_one_error_line(err, "needs a model", "--model NAME")
+    assert "model=" not in err
+
+
+def test_a_bad_base_url_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "check", "--base-url", "ftp://example.com")
+
+    assert (code, out) == (2, "")
+    assert_one_error_line(err, "not an http(s) URL", "--base-url", "RERANK_BASE_URL")
+
+
+class UnreadableStdin(io.StringIO):
+    """A stdin that fails the test if anything reads it."""
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("stdin was read")
+
+    def read(self, size: int | None = -1) -> str:
+        raise AssertionError("stdin was read")
+
+    def readline(self, size: int | None = -1) -> str:
+        raise AssertionError("stdin was read")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_missing_base_url_is_reported_before_stdin_is_read(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", UnreadableStdin())
+
+    code, _, err = run(capsys, "rerank", QUERY)
+
+    assert code == 2
+    assert_one_error_line(err, "no base URL", "--base-url URL", "RERANK_BASE_URL")
+
+
+@pytest.mark.parametrize("command", ["rerank", "check"])
+def test_help_lists_each_dialect_from_its_description(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    from rerank_integrations._dialects import DIALECTS
+
+    code, out, _ = run(capsys, command, "--help")
+
+    assert code == 0
+    listed = {line.split()[0]: line for line in out.split("dialects:\n")[1].splitlines()}
+    for name, dialect in DIALECTS.items():
+        assert dialect.description.split()[0] in listed[name]
+        assert len(listed[name]) <= 88
+
+
+def test_serve_without_the_server_extra_gives_the_install_hint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if uvicorn were not installed: the serve front end is imported afresh and fails.
+    import rerank_integrations.server
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    monkeypatch.delitem(sys.modules, "rerank_integrations.server._cli", raising=False)
+    monkeypatch.delattr(rerank_integrations.server, "_cli", raising=False)
+
+    code, out, err = run(capsys, "serve", "--port", "0")
+
+    assert (code, out) == (1, "")
+    assert_one_error_line(
+        err, "uvicorn is not installed", 'pip install "rerank-integrations[server]"'
+    )
+    assert "unrecognized arguments" not in err
+
+
+def test_unknown_options_are_still_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "check", "--base-url", "http://127.0.0.1:1", "--bogus")
+
+    assert code == 2
+    assert_one_error_line(err, "unrecognized arguments: --bogus")
+
+
+def test_a_connection_error_names_the_url_without_credentials(
+    capsys: pytest.CaptureFixture[str], docs_file: Path
+) -> None:
+    port = closed_port()
+    url = f"http://someone:{SECRET}@127.0.0.1:{port}/v1?token={WRONG_KEY}"
+
+    code, _, err = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", url, "--max-retries", "0"
+    )
+
+    assert code == 1
+    assert_one_error_line(err, f"http://127.0.0.1:{port}/v1/rerank", "is the server running?")
+    assert "someone" not in err
+    assert SECRET not in err
+    assert WRONG_KEY not in err
+
+
+def test_a_connection_error_in_the_demo_names_the_url(capsys: pytest.CaptureFixture[str]) -> None:
+    port = closed_port()
+
+    code, _, err = run(capsys, "demo", "--base-url", f"http://127.0.0.1:{port}")
+
+    assert code == 1
+    assert_one_error_line(err, f"http://127.0.0.1:{port}/v1/rerank", "is the server running?")
+
+
+@pytest.mark.parametrize(
+    ("lines", "options", "fragment"),
+    [
+        (['{"body": "a"}'], [], "line 1: no string field 'text'"),
+        (['{"text": "a"}', '{"text": "b"}', '{"body": "c"}'], [], "line 3: no string field"),
+        (['{"text": "a"}', '{"body": "b"}'], ["--field", "text"], "line 2: no string field"),
+        (['{"text": "a"}', "{oops"], [], "line 2: not valid JSON"),
+        (["[1]"], ["--field", "text"], "line 1: expected a JSON object"),
+    ],
+    ids=["first-line", "later-line", "with-field", "bad-json", "not-an-object"],
+)
+def test_bad_input_data_always_exits_1(
+    capsys: pytest.CaptureFixture[str],
+    server: LocalRerankServer,
+    tmp_path: Path,
+    lines: list[str],
+    options: list[str],
+    fragment: str,
+) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    code, out, err = run(
+        capsys, "rerank", QUERY, str(path), *options, "--base-url", server.base_url
+    )
+
+    assert (code, out) == (1, "")
+    assert_one_error_line(err, str(path), fragment)
+
+
+def test_undecodable_file_names_the_file_and_the_line(
+    capsys: pytest.CaptureFixture[str], server: LocalRerankServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("one\ntwo\ncafé\n".encode("latin-1"))
+
+    code, out, err = run(capsys, "rerank", QUERY, str(path), "--base-url", server.base_url)
+
+    assert (code, out) == (1, "")
+    assert_one_error_line(err, f"{path}, line 3: not UTF-8 text (byte 0xe9 at character 4)")
+
+
+def test_undecodable_stdin_names_stdin_and_the_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, server: LocalRerankServer
+) -> None:
+    # Like a real stdin: text over a byte buffer, in a locale that is not UTF-8.
+    stdin = io.TextIOWrapper(io.BytesIO(b"one\n\xff\xfe two\n"), encoding="ascii")
+    monkeypatch.setattr(sys, "stdin", stdin)
+
+    code, out, err = run(capsys, "rerank", QUERY, "--base-url", server.base_url)
+
+    assert (code, out) == (1, "")
+    assert_one_error_line(err, "stdin, line 2: not UTF-8 text (byte 0xff at character 1)")
+    assert not stdin.closed
+
+
+def test_stdin_is_read_as_utf8(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, server: LocalRerankServer
+) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO("café crème\r\nspider legs\n".encode()), encoding="ascii")
+    monkeypatch.setattr(sys, "stdin", stdin)
+
+    code, out, _ = run(capsys, "rerank", "spider", "--base-url", server.base_url, "--json")
+
+    assert code == 0
+    assert sorted(item["document"] for item in json.loads(out)["results"]) == [
+        "café crème",
+        "spider legs",
+    ]
+
+
+def test_read_documents_names_a_line_that_is_not_utf8() -> None:
+    with pytest.raises(CommandError, match=r"^docs, line 2: not UTF-8 text \(byte 0xff"):
+        read_documents(["fine\n", "bad \udcff\n"], name="docs")
+    with pytest.raises(CommandError, match=r"line 1: not UTF-8 text \(a lone surrogate"):
+        read_documents(['{"text": "\ud800"}\n'])
+    with pytest.raises(CommandError, match=r"line 1: .*lone surrogate at character 2 of field 't'"):
+        read_documents(['{"t": "a\\ud800"}\n'], "t")
+
+
+@pytest.mark.parametrize("progress", [[], ["--progress"]], ids=["plain", "progress"])
+def test_the_plain_http_key_warning_is_one_clean_line(
+    capsys: pytest.CaptureFixture[str], docs_file: Path, progress: list[str]
+) -> None:
+    # No model for nim: the request cannot be built, so nothing goes to example.com.
+    code, _, err = run(
+        capsys,
+        "rerank",
+        QUERY,
+        str(docs_file),
+        "--base-url",
+        "http://example.com",
+        "--api-key",
+        SECRET,
+        "--dialect",
+        "nim",
+        *progress,
+    )
+
+    assert code == 2
+    warnings = [line for line in err.splitlines() if "warning" in line.lower()]
+    assert warnings == [
+        "rerank-integrations: warning: the API key will be sent unencrypted over http:// "
+        "to example.com; use an https:// base URL"
+    ]
+    assert err.splitlines()[-1].startswith("rerank-integrations: error: ")
+    assert "UserWarning" not in err
+    assert SECRET not in err
+
+
+def test_check_a_failed_request_is_no_round_trip(
+    capsys: pytest.CaptureFixture[str],
+    server: LocalRerankServer,
+    locked_server: LocalRerankServer,
+    fixed_answer: type[FixedAnswerServer],
+) -> None:
+    failing = [
+        f"{server.base_url}/api/v9/nothing/rerank",  # 404
+        locked_server.base_url,  # 401
+        fixed_answer({"foo": 1}).base_url,  # an answer in another format
+    ]
+    for url in failing:
+        code, out, _ = run(capsys, "check", "--base-url", url)
+
+        assert code == 1
+        assert check_lines(out)["round trip"] == "skip", out
+        assert "the sample request failed after" in out
