@@ -222,9 +222,9 @@ GENERIC = Dialect(
     name="generic",
     default_path="/v1/rerank",
     description=(
-        "Jina's format, spoken by OpenAI-compatible gateways (New API, one-api, LiteLLM), "
-        "Jina, vLLM, Infinity, Xinference, SiliconFlow, Together, llama.cpp (raw logits), "
-        "Zhipu and DashScope's compatible mode."
+        "Jina's format and OpenAI-compatible gateways: New API, one-api, LiteLLM, Jina, vLLM, "
+        "Infinity, Xinference, SiliconFlow, Together, llama.cpp (raw logits), Zhipu and "
+        "DashScope's compatible mode."
     ),
 )
 
