@@ -5,6 +5,7 @@ The adapters themselves only translate documents or nodes to texts and results b
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +40,7 @@ CLIENT_SETTINGS = (
     "max_concurrency",
     "deadline",
     "score_transform",
+    "extra_body",
     "headers",
 )
 
@@ -83,6 +85,9 @@ class RerankSettings(BaseModel):
     """Seconds a whole call may take across batches and retries; ``None``: no overall limit."""
     score_transform: Literal["none", "sigmoid"] | None = None
     """``"sigmoid"`` maps raw logits to 0..1 (for ``score_threshold``); ``None`` keeps them."""
+    extra_body: dict[str, Any] | None = None
+    """Fields added to every request body, for a vendor's own options (NIM's ``truncate``,
+    Voyage's ``truncation``, Infinity's ``raw_scores``, Cohere's ``max_tokens_per_doc``)."""
     headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
     """Extra HTTP headers for every request (not serialized: they may carry credentials)."""
     client: SkipJsonSchema[RerankClient | None] = Field(default=None, exclude=True, repr=False)
@@ -228,5 +233,5 @@ class RerankSettings(BaseModel):
 
 
 def _snapshot(value: Any) -> Any:
-    """``value``, with a dict frozen as it is now (a later change in place must be seen)."""
-    return tuple(value.items()) if isinstance(value, dict) else value
+    """``value``, with a dict copied as it is now (a later change in place must be seen)."""
+    return copy.deepcopy(value) if isinstance(value, dict) else value

@@ -32,7 +32,6 @@ from ._flow import (
     Send,
     adrive,
     batch_flow,
-    check_extra_fields,
     drive,
     start_call,
     transport_error,
@@ -79,6 +78,8 @@ class RerankClient:
         score_transform: ``None`` or ``"none"`` returns the server's scores as they are;
             ``"sigmoid"`` maps raw logits (NIM, llama.cpp, raw-score modes) to 0..1, for
             thresholds. The order is the same either way.
+        extra_body: fields added to every request body (a vendor's own options, such as NIM's
+            ``truncate`` or Infinity's ``raw_scores``), merged one level deep.
         headers: extra headers for every request.
         http_client: an ``httpx.Client`` to use instead of the client's own; not closed by us.
         async_http_client: an ``httpx.AsyncClient`` to use instead of the client's own (then
@@ -105,6 +106,7 @@ class RerankClient:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         deadline: float | None = None,
         score_transform: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
@@ -121,6 +123,7 @@ class RerankClient:
             max_concurrency=max_concurrency,
             deadline=deadline,
             score_transform=score_transform,
+            extra_body=extra_body,
             headers=headers,
             user_agent=f"rerank-integrations/{__version__}",
         )
@@ -219,7 +222,8 @@ class RerankClient:
         top_n: int | None = None,
         model: str | NotGiven | None = NOT_GIVEN,
         deadline: float | NotGiven | None = NOT_GIVEN,
-        **extra_body: Any,
+        extra_body: Mapping[str, Any] | None = None,
+        **fields: Any,
     ) -> RerankResponse:
         """Rank ``documents`` by relevance to ``query``.
 
@@ -231,8 +235,9 @@ class RerankClient:
             model: the model for this call; left out or ``None``, the client's.
             deadline: seconds this whole call may take, across every batch and retry; left
                 out, the client's ``deadline``; ``None``: only per-request timeouts.
-            **extra_body: further fields for the request body, sent as given; a name that
-                looks like a misspelt argument (``top_k``, ``toop_n``) is refused.
+            extra_body: fields added to this call's request bodies, over the client's.
+            **fields: more such fields; a name that looks like a misspelt argument
+                (``top_k``, ``toop_n``) is refused (pass it in ``extra_body`` to send it).
 
         Returns:
             A :class:`RerankResponse` whose ``results`` index into ``documents``.
@@ -241,7 +246,7 @@ class RerankClient:
             TypeError, ValueError: bad arguments, before anything is sent.
             RerankError: a subclass saying what went wrong with the server.
         """
-        call = self._start_call(query, documents, top_n, model, deadline, extra_body)
+        call = self._start_call(query, documents, top_n, model, deadline, extra_body, fields)
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
         client = self._get_http_client()
@@ -273,11 +278,12 @@ class RerankClient:
         top_n: int | None = None,
         model: str | NotGiven | None = NOT_GIVEN,
         deadline: float | NotGiven | None = NOT_GIVEN,
-        **extra_body: Any,
+        extra_body: Mapping[str, Any] | None = None,
+        **fields: Any,
     ) -> RerankResponse:
         """The async twin of :meth:`rerank`: batches are sent as concurrent tasks, at most
         ``max_concurrency`` at a time; cancelling the call cancels them all."""
-        call = self._start_call(query, documents, top_n, model, deadline, extra_body)
+        call = self._start_call(query, documents, top_n, model, deadline, extra_body, fields)
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
         client = await self._get_async_http_client()
@@ -361,12 +367,12 @@ class RerankClient:
         top_n: object,
         model: str | NotGiven | None,
         deadline: float | NotGiven | None,
-        extra_body: Mapping[str, Any],
+        extra_body: object,
+        fields: Mapping[str, Any],
     ) -> Call:
         """Check the arguments and plan the call, before anything is sent."""
-        check_extra_fields(extra_body)
         plan = plan_rerank(query, documents, top_n, self._settings.max_documents_per_request)
-        return start_call(self._settings, plan, model, deadline, extra_body)
+        return start_call(self._settings, plan, model, deadline, extra_body, fields)
 
     def _flow(self, call: Call, number: int) -> Flow[BatchRanking]:
         return batch_flow(self._settings, call, number, self._path, self._random.random)

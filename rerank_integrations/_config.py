@@ -21,7 +21,7 @@ from ._constants import (
     ENV_BASE_URL,
     ENV_MODEL,
 )
-from ._core import check_score_transform
+from ._core import check_extra_body, check_score_transform
 from ._dialects import Dialect, get_dialect, is_version_segment
 from ._exceptions import ConfigurationError
 from ._retry import RetryPolicy
@@ -45,6 +45,7 @@ class ClientSettings:
     max_concurrency: int
     deadline: float | None
     score_transform: str | None
+    extra_body: Mapping[str, Any]
     headers: Mapping[str, str] = field(repr=False)  # holds the key: never shown
 
     def __getstate__(self) -> dict[str, Any]:
@@ -199,6 +200,7 @@ def resolve_settings(
     max_concurrency: int,
     deadline: float | None,
     score_transform: str | None,
+    extra_body: Mapping[str, Any] | None,
     headers: Mapping[str, str] | None,
     user_agent: str,
 ) -> ClientSettings:
@@ -256,5 +258,6 @@ def resolve_settings(
         max_concurrency=_positive_int("max_concurrency", max_concurrency, 1),
         deadline=check_deadline(deadline),
         score_transform=None if check_score_transform(score_transform) is None else score_transform,
+        extra_body=dict(check_extra_body(extra_body)),
         headers=merged,
     )

@@ -167,14 +167,34 @@ def encode_request(
     """The JSON body of one batch's request, as bytes."""
     documents = batch.texts if isinstance(batch.texts, list) else list(batch.texts)
     body = dialect.body(RankingRequest(plan.query, documents, batch.top_n, model, path))
-    for key, value in extra_body.items():
-        # One level deep, so that parameters={"x": 1} adds to the dialect's own parameters.
-        current = body.get(key)
-        if isinstance(current, dict) and isinstance(value, Mapping):
-            body[key] = {**current, **value}
+    return _json.dumps(merge_fields(body, extra_body) if extra_body else body)
+
+
+def merge_fields(body: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` with the fields of ``extra`` added, one level deep: ``parameters={"x": 1}``
+    adds to a body's own ``parameters`` instead of replacing them."""
+    merged = dict(body)
+    for key, value in extra.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = {**current, **value}
         else:
-            body[key] = value
-    return _json.dumps(body)
+            merged[key] = value
+    return merged
+
+
+def check_extra_body(extra_body: object, name: str = "extra_body") -> Mapping[str, Any]:
+    """``extra_body`` if it is ``None`` (none) or a JSON-encodable mapping with string keys;
+    otherwise a ``TypeError`` naming it."""
+    if extra_body is None:
+        return {}
+    if not isinstance(extra_body, Mapping) or not all(isinstance(k, str) for k in extra_body):
+        raise TypeError(f"{name} must be a dict with string keys, got {extra_body!r}")
+    try:
+        _json.dumps(extra_body)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be encodable as JSON: {exc}") from None
+    return extra_body
 
 
 def shorten(text: str, limit: int = BODY_EXCERPT_CHARS) -> str:

@@ -20,7 +20,15 @@ import httpx
 
 from ._config import ClientSettings, check_deadline, shorten_timeout
 from ._constants import LOGGER_NAME
-from ._core import BatchRanking, RerankPlan, decode_response, encode_request, make_status_error
+from ._core import (
+    BatchRanking,
+    RerankPlan,
+    check_extra_body,
+    decode_response,
+    encode_request,
+    make_status_error,
+    merge_fields,
+)
 from ._exceptions import APIConnectionError, APITimeoutError, RerankError
 from ._retry import next_wait
 from ._types import NOT_GIVEN, NotGiven
@@ -163,16 +171,26 @@ def start_call(
     plan: RerankPlan,
     model: str | NotGiven | None,
     deadline: float | NotGiven | None,
-    extra_body: Mapping[str, Any],
+    extra_body: object,
+    fields: Mapping[str, Any],
 ) -> Call:
-    """Check the per-call overrides and start the clock, before anything is sent."""
+    """Check the per-call overrides and start the clock, before anything is sent.
+
+    The request's extra fields are the client's ``extra_body``, then the call's, then the
+    call's keyword fields, each merged one level deep over the one before.
+    """
+    check_extra_fields(fields)
+    extra = settings.extra_body
+    for more in (check_extra_body(extra_body), check_extra_body(fields, "extra fields")):
+        if more:
+            extra = merge_fields(extra, more)
     budget = check_deadline(settings.deadline if deadline is NOT_GIVEN else deadline)
     if model is NOT_GIVEN or model is None:
         model = settings.model
     elif not isinstance(model, str):
         raise TypeError(f"model must be a string or None, got {type(model).__name__}")
     expires = None if budget is None else time.monotonic() + budget
-    return Call(plan, model or None, extra_body, budget, expires)
+    return Call(plan, model or None, extra, budget, expires)
 
 
 # -- one batch --------------------------------------------------------------------------------

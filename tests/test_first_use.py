@@ -304,3 +304,44 @@ def test_both_llama_index_paths_open_a_span(mode: str) -> None:
     if mode == "async":
         wanted = "RerankPostprocessor._apostprocess_nodes"
     assert wanted in names
+
+
+# -- extra body fields -----------------------------------------------------------------------
+
+
+def test_extra_body_on_the_client_and_the_call_merge_in_order(mode: str) -> None:
+    recorder = Recorder()
+    client = mocked(recorder, extra_body={"truncate": "END", "parameters": {"a": 1}})
+    both(mode, client.rerank, "q", ["a"], extra_body={"parameters": {"b": 2}}, raw_scores=True)
+    both(mode, client.rerank, "q", ["a"], extra_body={"truncate": "NONE"})
+    first, second = (json.loads(request.content) for request in recorder.requests)
+    assert (first["truncate"], first["parameters"], first["raw_scores"]) == (
+        "END",
+        {"a": 1, "b": 2},
+        True,
+    )
+    assert second["truncate"] == "NONE"
+    assert "raw_scores" not in second
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_the_adapters_send_extra_body(mode: str, adapter: Any) -> None:
+    recorder = Recorder()
+    transport = httpx.MockTransport(recorder)
+    instance = adapter(
+        base_url="https://rerank.test",
+        extra_body={"truncate": "END"},
+        top_n=1,
+    )
+    client = instance.rerank_client
+    client._user_http_client = httpx.Client(transport=transport)
+    client._user_async_http_client = httpx.AsyncClient(transport=transport)
+    both(mode, instance.rank, "q", ["a", "b"])
+    assert json.loads(recorder.requests[0].content)["truncate"] == "END"
+    assert "extra_body" in instance.model_dump()
+
+
+@pytest.mark.parametrize("bad", [["x"], {1: "x"}, {"x": object()}])
+def test_extra_body_that_cannot_be_sent_is_refused(bad: Any) -> None:
+    with pytest.raises(TypeError, match="extra_body"):
+        RerankClient("https://h", extra_body=bad)
