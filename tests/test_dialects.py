@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, MockAPI, run_mode
+from support import API_KEY, MockAPI, run_mode
 
 from rerank_integrations import (
     APIStatusError,
