@@ -11,6 +11,7 @@ from .data import (
     keyword_score,
     rank_body,
 )
+from .fixtures import FIXTURES, Exchange, fixture_names, load_fixture
 from .mock_api import MockAPI, MockReply, Sleeps, run_mode
 from .server import (
     DROP,
@@ -30,12 +31,14 @@ from .services import SERVICES, Asked, Reject, Service, as_logit, limit_message,
 __all__ = [
     "API_KEY",
     "DROP",
+    "FIXTURES",
     "SEED_DOCUMENTS",
     "SEED_QUERY",
     "SEED_RESPONSE",
     "SERVICES",
     "Asked",
     "Drop",
+    "Exchange",
     "HugeBody",
     "MockAPI",
     "MockReply",
@@ -50,9 +53,11 @@ __all__ = [
     "TrickleBody",
     "TrickleHeaders",
     "as_logit",
+    "fixture_names",
     "json_reply",
     "keyword_score",
     "limit_message",
+    "load_fixture",
     "rank_body",
     "run_mode",
     "served_score",
