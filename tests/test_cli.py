@@ -8,13 +8,12 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ScriptedServer, json_reply
 
 from rerank_integrations import __version__
 from rerank_integrations.cli import CommandError, main, read_documents
@@ -60,51 +59,16 @@ def locked_server() -> Iterator[LocalRerankServer]:
         yield running
 
 
-class FixedAnswerServer:
-    """A stdlib HTTP server answering every POST with one fixed JSON body."""
-
-    def __init__(self, body: dict[str, Any], status: int = 200) -> None:
-        payload = json.dumps(body).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-        self._thread.start()
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def fixed_answer() -> Iterator[type[FixedAnswerServer]]:
-    """Start :class:`FixedAnswerServer` instances, closed after the test."""
-    started: list[FixedAnswerServer] = []
+def fixed_answer(
+    start_server: Callable[..., ScriptedServer],
+) -> Callable[..., ScriptedServer]:
+    """Start servers that answer every request with one fixed JSON body (and status)."""
 
-    class Tracked(FixedAnswerServer):
-        def __init__(self, body: dict[str, Any], status: int = 200) -> None:
-            super().__init__(body, status)
-            started.append(self)
+    def start(body: dict[str, Any], status: int = 200) -> ScriptedServer:
+        return start_server(always=json_reply(status, body))
 
-    yield Tracked
-    for item in started:
-        item.close()
+    return start
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -524,7 +488,7 @@ def test_check_wrong_path(capsys: pytest.CaptureFixture[str], server: LocalReran
 
 
 def test_check_a_server_answering_in_another_format(
-    capsys: pytest.CaptureFixture[str], fixed_answer: type[FixedAnswerServer]
+    capsys: pytest.CaptureFixture[str], fixed_answer: Callable[..., ScriptedServer]
 ) -> None:
     other = fixed_answer({"foo": 1})
 
@@ -540,7 +504,7 @@ def test_check_a_server_answering_in_another_format(
 
 
 def test_check_a_ranking_that_makes_no_sense(
-    capsys: pytest.CaptureFixture[str], fixed_answer: type[FixedAnswerServer]
+    capsys: pytest.CaptureFixture[str], fixed_answer: Callable[..., ScriptedServer]
 ) -> None:
     backwards = fixed_answer(
         {"results": [{"index": 0, "relevance_score": 0.9}, {"index": 1, "relevance_score": 0.1}]}
@@ -927,7 +891,7 @@ def test_check_a_failed_request_is_no_round_trip(
     capsys: pytest.CaptureFixture[str],
     server: LocalRerankServer,
     locked_server: LocalRerankServer,
-    fixed_answer: type[FixedAnswerServer],
+    fixed_answer: Callable[..., ScriptedServer],
 ) -> None:
     failing = [
         f"{server.base_url}/api/v9/nothing/rerank",  # 404

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import (
+from support import (
     API_KEY,
     SEED_DOCUMENTS,
     SEED_QUERY,

@@ -3,15 +3,14 @@ sync and async, including calls with more documents than the dialect takes in on
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from dialect_server import DialectServer, limit_message, served_score
+from support import ScriptedServer, limit_message, run_mode, served_score
 
 from rerank_integrations import (
     AuthenticationError,
@@ -20,8 +19,6 @@ from rerank_integrations import (
     RerankResponse,
 )
 from rerank_integrations._dialects import DIALECTS
-
-T = TypeVar("T")
 
 KEY = "sk-dialect-SECRET-42"
 MODEL = "test-reranker"
@@ -49,9 +46,9 @@ UNITS = {"cohere", "pinecone"}
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, DialectServer]]:
+def servers() -> Iterator[dict[str, ScriptedServer]]:
     """One server per dialect for the whole module, started on first use."""
-    started: dict[str, DialectServer] = {}
+    started: dict[str, ScriptedServer] = {}
     yield started
     for server in started.values():
         server.close()
@@ -64,27 +61,16 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 
 @pytest.fixture
-def server(target: Target, servers: dict[str, DialectServer]) -> DialectServer:
+def server(target: Target, servers: dict[str, ScriptedServer]) -> ScriptedServer:
     """The server of ``target``'s dialect, with no requests recorded."""
     if target.dialect not in servers:
-        servers[target.dialect] = DialectServer(target.dialect, api_key=KEY)
+        servers[target.dialect] = ScriptedServer(target.dialect, api_key=KEY)
     found = servers[target.dialect]
-    found.clear()
+    found.reset()
     return found
 
 
-def run(mode: str, sync_call: Callable[[], T], async_call: Callable[[], Awaitable[T]]) -> T:
-    """``sync_call()``, or ``async_call()`` awaited in a fresh event loop."""
-    if mode == "sync":
-        return sync_call()
-
-    async def main() -> T:
-        return await async_call()
-
-    return asyncio.run(main())
-
-
-def make_client(server: DialectServer, target: Target, **kwargs: Any) -> RerankClient:
+def make_client(server: ScriptedServer, target: Target, **kwargs: Any) -> RerankClient:
     kwargs.setdefault("api_key", KEY)
     kwargs.setdefault("model", MODEL)
     return RerankClient(
@@ -106,7 +92,7 @@ def rerank(mode: str, client: RerankClient, query: str, documents: list[str], **
             await client.aclose()
 
     try:
-        return run(mode, lambda: client.rerank(query, documents, **kw), in_loop)
+        return run_mode(mode, lambda: client.rerank(query, documents, **kw), in_loop)
     finally:
         client.close()
 
@@ -119,7 +105,7 @@ def expected(dialect: str, query: str, documents: list[str], top_n: int) -> list
     return order[:top_n]
 
 
-def test_ranking_in_every_dialect(mode: str, target: Target, server: DialectServer) -> None:
+def test_ranking_in_every_dialect(mode: str, target: Target, server: ScriptedServer) -> None:
     client = make_client(server, target)
     response = rerank(mode, client, QUERY, DOCUMENTS, top_n=5)
 
@@ -149,7 +135,7 @@ def test_ranking_in_every_dialect(mode: str, target: Target, server: DialectServ
 
 
 def test_more_documents_than_the_limit_are_batched(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     name = target.dialect
     limit = DIALECTS[name].max_documents_per_request
@@ -172,7 +158,7 @@ def test_more_documents_than_the_limit_are_batched(
 
 
 def test_the_server_refuses_more_than_its_limit(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     limit = DIALECTS[target.dialect].max_documents_per_request
     client = make_client(server, target, max_documents_per_request=limit + 1)
@@ -184,7 +170,7 @@ def test_the_server_refuses_more_than_its_limit(
 
 
 def test_a_wrong_key_is_refused_with_the_server_message(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     client = make_client(server, target, api_key="sk-wrong-key")
     with pytest.raises(AuthenticationError) as info:
@@ -214,7 +200,7 @@ except ImportError:  # pragma: no cover - the adapter or LlamaIndex is not there
     RerankPostprocessor = None  # type: ignore[assignment,misc]
 
 
-def adapter_settings(server: DialectServer, target: Target) -> dict[str, Any]:
+def adapter_settings(server: ScriptedServer, target: Target) -> dict[str, Any]:
     return {
         "base_url": server.base_url + target.suffix,
         "api_key": KEY,
@@ -227,7 +213,7 @@ def adapter_settings(server: DialectServer, target: Target) -> dict[str, Any]:
 
 @pytest.mark.skipif(RerankCompressor is None, reason="the LangChain adapter does not import")
 def test_langchain_compressor_in_every_dialect(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     compressor = RerankCompressor(**adapter_settings(server, target))
     documents = [Document(page_content=text, metadata={"i": i}) for i, text in enumerate(DOCUMENTS)]
@@ -239,7 +225,7 @@ def test_langchain_compressor_in_every_dialect(
             await compressor.rerank_client.aclose()
 
     try:
-        out = run(mode, lambda: compressor.compress_documents(documents, QUERY), in_loop)
+        out = run_mode(mode, lambda: compressor.compress_documents(documents, QUERY), in_loop)
     finally:
         compressor.rerank_client.close()
     best = expected(target.dialect, QUERY, DOCUMENTS, 2)
@@ -252,7 +238,7 @@ def test_langchain_compressor_in_every_dialect(
 
 @pytest.mark.skipif(RerankPostprocessor is None, reason="the LlamaIndex adapter does not import")
 def test_llama_index_postprocessor_in_every_dialect(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     postprocessor = RerankPostprocessor(**adapter_settings(server, target))
     nodes = [
@@ -267,7 +253,9 @@ def test_llama_index_postprocessor_in_every_dialect(
             await postprocessor.rerank_client.aclose()
 
     try:
-        out = run(mode, lambda: postprocessor.postprocess_nodes(nodes, query_str=QUERY), in_loop)
+        out = run_mode(
+            mode, lambda: postprocessor.postprocess_nodes(nodes, query_str=QUERY), in_loop
+        )
     finally:
         postprocessor.rerank_client.close()
     best = expected(target.dialect, QUERY, DOCUMENTS, 2)

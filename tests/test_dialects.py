@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, MockAPI, run_mode
+from support import API_KEY, Exchange, MockAPI, fixture_names, load_fixture, run_mode
 
 from rerank_integrations import (
     APIStatusError,
@@ -37,7 +37,8 @@ from rerank_integrations._dialects import (
     get_dialect,
 )
 
-REFERENCE = Path(__file__).parents[2] / "shared" / "reference" / "dialects"
+# The examples live in tests/fixtures/dialects (see the README there).
+FOLDER = "dialects"
 
 
 # -- the reference examples, one row per file --------------------------------------------
@@ -90,19 +91,19 @@ TABLE: dict[str, Row] = {
     "cohere_v2_rerank.json": row("cohere", units=1),
     "cohere_error_401.json": row("cohere", message="message", error=AuthenticationError),
     "cohere_error_429.json": row("cohere", message="message", error=RateLimitError),
-    "dashscope_native_rerank.json": row("dashscope", results="output.results", tokens=79),
-    "infinity_rerank.json": row("generic", tokens=22, added=NO_ECHO),
+    "dashscope_native_rerank.json": row("dashscope", results="output.results", tokens=64),
+    "infinity_rerank.json": row("generic", tokens=27, added=NO_ECHO),
     "infinity_error_422.json": row("generic", message="detail.0.msg", error=BadRequestError),
-    "jina_rerank.json": row("generic", tokens=815, added=NO_ECHO),
+    "jina_rerank.json": row("generic", tokens=96, added=NO_ECHO),
     "litellm_rerank.json": row("generic", units=1, added=NO_ECHO),
-    "llamacpp_v1_rerank.json": row("generic", tokens=60, added=NO_ECHO),
+    "llamacpp_v1_rerank.json": row("generic", tokens=41, added=NO_ECHO),
     "llamacpp_error_503.json": row("generic", message="error.message", error=ServerError),
     # return_input (echo the input) defaults to false: left out.
     "mixedbread_reranking.json": row(
-        "mixedbread", results="data", score="score", tokens=162, left_out={"return_input"}
+        "mixedbread", results="data", score="score", tokens=71, left_out={"return_input"}
     ),
     "mixedbread_error_429.json": row("mixedbread", message="message", error=RateLimitError),
-    "newapi_gateway_rerank.json": row("generic", tokens=815, added=NO_ECHO),
+    "newapi_gateway_rerank.json": row("generic", tokens=58, added=NO_ECHO),
     # truncate defaults to the server's setting: left out (pass truncate="END" as extra body).
     "nim_v1_ranking.json": row("nim", results="rankings", score="logit", left_out={"truncate"}),
     # The document id is the caller's own field and parameters.truncate an option.
@@ -115,21 +116,21 @@ TABLE: dict[str, Row] = {
     ),
     # Baidu Qianfan v1 reports errors with HTTP 200: the status comes from the body.
     "qianfan_error_400.json": row("generic", message="error_msg", error=BadRequestError),
-    "siliconflow_rerank.json": row("generic", tokens=150, units=1),
+    "siliconflow_rerank.json": row("generic", tokens=44, units=1),
     "siliconflow_error_400.json": row("generic", message="message", error=BadRequestError),
     "tei_rerank.json": row("tei", results="", score="score"),
     "tei_error_401.json": row("tei", error=AuthenticationError),
     # Together takes strings or objects (ranked by rank_fields); we send strings.
     "together_rerank.json": row(
-        "generic", tokens=1837, left_out={"rank_fields"}, loose={"documents"}
+        "generic", tokens=212, left_out={"rank_fields"}, loose={"documents"}
     ),
-    "vllm_v1_rerank.json": row("generic", tokens=56, added=NO_ECHO),
+    "vllm_v1_rerank.json": row("generic", tokens=33, added=NO_ECHO),
     "vllm_error_400.json": row("generic", message="error.message", error=BadRequestError),
-    "voyage_rerank.json": row("voyage", results="data", tokens=112, added=NO_ECHO),
+    "voyage_rerank.json": row("voyage", results="data", tokens=47, added=NO_ECHO),
     "voyage_error_400.json": row("voyage", message="detail", error=BadRequestError),
-    "xinference_rerank.json": row("generic", tokens=87, left_out={"return_len"}),
+    "xinference_rerank.json": row("generic", tokens=53, left_out={"return_len"}),
     "xinference_error_500.json": row("generic", message="detail", error=ServerError),
-    "zhipu_rerank.json": row("generic", tokens=72, added=NO_ECHO),
+    "zhipu_rerank.json": row("generic", tokens=39, added=NO_ECHO),
 }
 
 SKIPPED = {
@@ -139,23 +140,21 @@ SKIPPED = {
     ),
 }
 
-REFERENCE_FILES = (
-    sorted(path.name for path in REFERENCE.glob("*.json")) if REFERENCE.is_dir() else []
-)
+REFERENCE_FILES = fixture_names(FOLDER)
 # Error examples carry requests made to fail (too many documents, a wrong model): their
 # answers are checked, their requests are not.
 REQUEST_FILES = [name for name in REFERENCE_FILES if "_error_" not in name]
-NO_REFERENCE = f"the shared reference folder {REFERENCE} is not present beside the repository"
+# Without the folder every test below fails (it does not skip): the examples are part of
+# the repository.
+NO_REFERENCE = "(the fixture folder tests/fixtures/dialects is missing)"
 
 
-def load(name: str) -> dict[str, Any]:
-    if not REFERENCE_FILES:
-        pytest.skip(NO_REFERENCE)
+def load(name: str) -> Exchange:
+    example = load_fixture(FOLDER, name)
     if name in SKIPPED:
         pytest.skip(SKIPPED[name])
     assert name in TABLE, f"reference file {name} has no row in TABLE: add one"
-    data: dict[str, Any] = json.loads((REFERENCE / name).read_text(encoding="utf-8"))
-    return data
+    return example
 
 
 def dig(value: Any, path: str) -> Any:
@@ -207,19 +206,19 @@ def shape(value: Any, skip: set[str], loose: set[str], here: str = "") -> Any:
     return type(value).__name__
 
 
-@pytest.mark.parametrize("name", REQUEST_FILES or ["(no reference folder)"])
+@pytest.mark.parametrize("name", REQUEST_FILES or [NO_REFERENCE])
 def test_reference_request_has_the_documented_fields(name: str) -> None:
     example = load(name)
     table_row = TABLE[name]
     dialect = get_dialect(table_row.dialect)
-    query, documents, top_n, model = asked_of(dialect.name, example["request"])
+    query, documents, top_n, model = asked_of(dialect.name, example.request)
     if top_n is not None:
         top_n = min(top_n, len(documents))  # the core never asks for more than a batch has
-    request = RankingRequest(query, documents, top_n, model, example["path"])
+    request = RankingRequest(query, documents, top_n, model, example.path)
     body = json.loads(json.dumps(dialect.build_body(request)))
 
     assert shape(body, set(table_row.added), set(table_row.loose)) == shape(
-        example["request"], set(table_row.left_out), set(table_row.loose)
+        example.request, set(table_row.left_out), set(table_row.loose)
     )
     # The same values travel in the same places.
     ours = asked_of(dialect.name, body)
@@ -232,16 +231,15 @@ def test_reference_request_has_the_documented_fields(name: str) -> None:
         assert holder.get("return_documents", False) is False
 
 
-@pytest.mark.parametrize("name", REFERENCE_FILES or ["(no reference folder)"])
+@pytest.mark.parametrize("name", REFERENCE_FILES or [NO_REFERENCE])
 def test_reference_answer_parses_or_raises(name: str) -> None:
     example = load(name)
     table_row = TABLE[name]
     dialect = get_dialect(table_row.dialect)
-    status = example["response_status"]
-    response = example["response"]
+    status = example.status
+    response = example.response
     content = b"" if response is None else json.dumps(response).encode()
-    request = example["request"]
-    count = len(asked_of(dialect.name, request)[1])
+    count = len(asked_of(dialect.name, example.request)[1])
 
     if table_row.error is None:
         ranking = decode_response(dialect, status, content, count)
@@ -258,9 +256,7 @@ def test_reference_answer_parses_or_raises(name: str) -> None:
             decode_response(dialect, status, content, count)
         error = info.value
     else:
-        error = make_status_error(
-            dialect, status, "Error", content, example.get("response_headers", {}), None
-        )
+        error = make_status_error(dialect, status, "Error", content, example.response_headers, None)
     # The file name carries the status the error stands for (qianfan_error_400 is a 200).
     assert isinstance(error, table_row.error)
     assert error.status_code == int(Path(name).stem.rsplit("_", 1)[1])
@@ -272,8 +268,7 @@ def test_reference_answer_parses_or_raises(name: str) -> None:
 
 
 def test_every_reference_file_has_a_row() -> None:
-    if not REFERENCE_FILES:
-        pytest.skip(NO_REFERENCE)
+    assert REFERENCE_FILES, NO_REFERENCE
     assert sorted(set(REFERENCE_FILES) - set(SKIPPED)) == sorted(TABLE)
 
 

@@ -10,28 +10,27 @@ import json
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from conftest import (
-    API_KEY,
-    SEED_DOCUMENTS,
-    SEED_QUERY,
-    SEED_RESPONSE,
-    MockAPI,
-    keyword_score,
-    rank_body,
-    run_mode,
-)
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_classic.retrievers.document_compressors import DocumentCompressorPipeline
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ValidationError
+from support import (
+    API_KEY,
+    SEED_DOCUMENTS,
+    SEED_QUERY,
+    SEED_RESPONSE,
+    MockAPI,
+    ScriptedServer,
+    keyword_score,
+    run_mode,
+)
 
 from rerank_integrations import AuthenticationError, ConfigurationError, RerankClient
 from rerank_integrations.langchain import SCORE_KEY, RerankCompressor
@@ -540,43 +539,17 @@ class WireServer:
 
     base_url: str
     kind: str
-    paths: list[str] = field(default_factory=list)
+    scripted: ScriptedServer | None = None
+
+    @property
+    def paths(self) -> list[str]:
+        """The paths the scripted server was asked for (none recorded for the BM25 one)."""
+        return self.scripted.paths if self.scripted is not None else []
 
 
-def _stdlib_server(paths: list[str]) -> ThreadingHTTPServer:
-    """A minimal threaded rerank server answering the generic format like ``rank_body``."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            paths.append(self.path)
-            if self.headers.get("Authorization") != f"Bearer {API_KEY}":
-                status = 401
-                payload: dict[str, Any] = {
-                    "error": {"message": "invalid api key", "type": "authentication_error"}
-                }
-            else:
-                status, payload = 200, rank_body(json.loads(raw))
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    return server
-
-
-@pytest.fixture(params=["bm25", "stdlib"])
+@pytest.fixture(params=["bm25", "scripted"])
 def wire_server(request: pytest.FixtureRequest) -> Iterator[WireServer]:
-    """The package's own BM25 server when it is there, and a minimal stdlib one."""
+    """The package's own BM25 server when it is there, and a scripted generic one."""
     if request.param == "bm25":
         try:
             from rerank_integrations.server import serve_in_thread
@@ -585,17 +558,8 @@ def wire_server(request: pytest.FixtureRequest) -> Iterator[WireServer]:
         with serve_in_thread(api_key=API_KEY) as bm25:
             yield WireServer(bm25.base_url, "bm25")
         return
-    paths: list[str] = []
-    server = _stdlib_server(paths)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    try:
-        yield WireServer(f"http://{host!s}:{port}", "stdlib", paths)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with ScriptedServer(api_key=API_KEY) as scripted:
+        yield WireServer(scripted.base_url, "scripted", scripted)
 
 
 def run_and_close(
@@ -662,7 +626,7 @@ def test_over_http(mode: str, wire_server: WireServer, monkeypatch: pytest.Monke
         assert out.page_content == source.page_content
         assert out.metadata == {**source.metadata, SCORE_KEY: out.metadata[SCORE_KEY]}
     assert documents == seed_documents()
-    if wire_server.kind == "stdlib":
+    if wire_server.kind == "scripted":
         order = expected_order(SEED_QUERY, SEED_DOCUMENTS)
         assert [r["index"] for r in ranked] == order
         assert wire_server.paths == ["/v1/rerank"] * 3

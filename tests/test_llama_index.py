@@ -9,21 +9,10 @@ import json
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
-from conftest import (
-    API_KEY,
-    SEED_DOCUMENTS,
-    SEED_QUERY,
-    SEED_RESPONSE,
-    MockAPI,
-    keyword_score,
-    rank_body,
-    run_mode,
-)
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler
@@ -35,6 +24,16 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 from pydantic import Field, ValidationError
+from support import (
+    API_KEY,
+    SEED_DOCUMENTS,
+    SEED_QUERY,
+    SEED_RESPONSE,
+    MockAPI,
+    ScriptedServer,
+    keyword_score,
+    run_mode,
+)
 
 from rerank_integrations import ConfigurationError, RerankClient
 from rerank_integrations.llama_index import RETRIEVAL_SCORE_KEY, SCORE_KEY, RerankPostprocessor
@@ -643,64 +642,28 @@ def test_inside_a_query_engine(
 # -- over the wire ----------------------------------------------------------------------
 
 
-class _GenericHandler(BaseHTTPRequestHandler):
-    """Answers the generic dialect like :func:`conftest.rank_body`."""
-
-    protocol_version = "HTTP/1.1"
-    requests_seen: list[dict[str, Any]]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-        self.requests_seen.append(body)
-        answer = json.dumps(rank_body(body)).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-
 class WireServer:
     """A real rerank endpoint on 127.0.0.1: the package's local server when it is
-    available, else a small ``http.server`` speaking the generic dialect."""
+    available, else a scripted one speaking the generic dialect."""
 
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
-        self._seen: list[dict[str, Any]] = []
         self.local = False
         try:
             from rerank_integrations.server import serve_in_thread
         except ImportError:
-            self.base_url = self._start_fallback()
+            self._scripted = self._stack.enter_context(ScriptedServer())
+            self.base_url = self._scripted.base_url
         else:
             server = self._stack.enter_context(serve_in_thread())
             self.base_url = server.base_url
             self._stats = server.stats
             self.local = True
 
-    def _start_fallback(self) -> str:
-        handler = type("Handler", (_GenericHandler,), {"requests_seen": self._seen})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-
-        @self._stack.callback
-        def stop() -> None:
-            httpd.shutdown()
-            httpd.server_close()
-            thread.join(timeout=5)
-
-        host, port = httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
     @property
     def requests(self) -> int:
         """Rerank requests received so far."""
-        return self._stats.requests if self.local else len(self._seen)
+        return self._stats.requests if self.local else len(self._scripted.received)
 
     def close(self) -> None:
         self._stack.close()

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import MockAPI, run_mode
 from langchain_core.documents import Document
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
+from support import MockAPI, run_mode
 
 from rerank_integrations import AuthenticationError, ServerError
 from rerank_integrations.langchain import RerankCompressor

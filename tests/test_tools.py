@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, MockAPI, keyword_score, run_mode
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
@@ -20,6 +19,7 @@ from llama_index.core.base.llms.types import ToolCallBlock
 from llama_index.core.llms import ChatMessage, MessageRole
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool, ToolOutput
+from support import API_KEY, MockAPI, keyword_score, run_mode
 
 from rerank_integrations import AuthenticationError, RerankClient
 from rerank_integrations._tools import DEFAULT_TOOL_NAME, ToolInputError

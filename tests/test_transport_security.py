@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import ScriptedServer, run_mode
+from support import Reply, ScriptedServer, run_mode
 
 from rerank_integrations import APIStatusError, RerankClient
 
@@ -40,8 +40,8 @@ def test_own_pools_verify_tls() -> None:
     client.close()
 
 
-def redirect_to(url: str) -> tuple[int, dict[str, str], bytes]:
-    return (307, {"Location": url}, b"")
+def redirect_to(url: str) -> Reply:
+    return Reply(307, headers={"Location": url})
 
 
 def test_own_pools_do_not_follow_redirects(

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import (
+from support import (
     DROP,
     SEED_DOCUMENTS,
     SEED_QUERY,
     SEED_RESPONSE,
+    Reply,
     ScriptedServer,
     Sleeps,
+    Stall,
+    json_reply,
     keyword_score,
 )
 
@@ -44,14 +46,6 @@ def call(mode: str, client: RerankClient, *args: Any, **kwargs: Any) -> RerankRe
         return await client.arerank(*args, **kwargs)
 
     return asyncio.run(run())
-
-
-def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> tuple[Any, ...]:
-    return (
-        status,
-        {"Content-Type": "application/json", **(headers or {})},
-        json.dumps(body).encode(),
-    )
 
 
 def test_seed_example_over_the_wire(
@@ -100,7 +94,7 @@ def test_html_502_then_success(
     mode: str, client: RerankClient, scripted_server: ScriptedServer
 ) -> None:
     page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>"
-    scripted_server.queue((502, {"Content-Type": "text/html"}, page))
+    scripted_server.queue(Reply(502, page, {"Content-Type": "text/html"}))
     assert call(mode, client, "apple", ["pear", "apple"]).results[0].index == 1
 
 
@@ -108,7 +102,7 @@ def test_html_502_exhausted_names_the_page_title(
     mode: str, scripted_server: ScriptedServer, sleeps: Sleeps
 ) -> None:
     page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-    scripted_server.queue(*[(502, {"Content-Type": "text/html"}, page)] * 2)
+    scripted_server.queue(*[Reply(502, page, {"Content-Type": "text/html"})] * 2)
     client = RerankClient(scripted_server.base_url, max_retries=1)
     with pytest.raises(ServerError, match="502 Bad Gateway"):
         call(mode, client, "q", ["a"])
@@ -135,7 +129,7 @@ def test_dropped_connections_exhaust_into_connection_error(
 
 
 def test_stall_past_the_timeout(mode: str, scripted_server: ScriptedServer) -> None:
-    scripted_server.queue(("stall", 1.0))
+    scripted_server.queue(Stall(1.0))
     client = RerankClient(scripted_server.base_url, timeout=0.2, max_retries=0)
     with client, pytest.raises(APITimeoutError):
         call(mode, client, "q", ["a"])
@@ -144,7 +138,7 @@ def test_stall_past_the_timeout(mode: str, scripted_server: ScriptedServer) -> N
 def test_stall_then_retry_succeeds(
     mode: str, scripted_server: ScriptedServer, sleeps: Sleeps
 ) -> None:
-    scripted_server.queue(("stall", 1.0))
+    scripted_server.queue(Stall(1.0))
     client = RerankClient(scripted_server.base_url, timeout=0.2, max_retries=1)
     assert call(mode, client, "apple", ["pear", "apple"]).results[0].index == 1
     client.close()
@@ -153,7 +147,7 @@ def test_stall_then_retry_succeeds(
 def test_auth_error_is_not_retried_over_the_wire(
     mode: str, client: RerankClient, scripted_server: ScriptedServer
 ) -> None:
-    scripted_server.queue((401, {}, b""))
+    scripted_server.queue(Reply(401))
     with pytest.raises(AuthenticationError) as info:
         call(mode, client, "q", ["a"])
     assert "sk-wire-key" not in str(info.value)
@@ -211,7 +205,7 @@ def test_cancelling_an_async_call_leaves_nothing_running(scripted_server: Script
 def test_deadline_bounds_a_stalled_call(mode: str, scripted_server: ScriptedServer) -> None:
     import time
 
-    scripted_server.queue(("stall", 3.0), ("stall", 3.0))
+    scripted_server.queue(Stall(3.0), Stall(3.0))
     client = RerankClient(scripted_server.base_url, timeout=30, max_retries=3)
     started = time.monotonic()
     with pytest.raises(APITimeoutError):

@@ -1,48 +1,42 @@
-"""A loopback rerank server that speaks one chosen wire dialect, for wire tests.
+"""How each rerank service reads a request, answers it and refuses it: the behaviour behind
+:class:`~support.server.ScriptedServer`'s ``dialect`` option.
 
-It checks each request the way the real service would: the endpoint path, the auth header,
-the body's field names and types, and the per-request document limit (more documents than
-the dialect's limit get a 4xx in the service's own error envelope). It scores with a simple
-keyword rule and answers in the dialect's response shape.
+A service checks a request the way the real one does: the endpoint path, the auth header, the
+body's field names and types, and its per-request document limit (more documents than that get
+a 4xx in the service's own error envelope). It scores with :func:`~support.data.keyword_score`
+and answers in its own response shape.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
-from rerank_integrations._dialects import DIALECTS
+from .data import WORD, keyword_score
 
-_WORD = re.compile(r"\w+")
-
-
-def keyword_score(query: str, document: str) -> float:
-    """The share of query words found in the document, plus a tiny length term so that
-    scores rarely tie; between 0 and about 1."""
-    words = set(_WORD.findall(query.lower()))
-    found = set(_WORD.findall(document.lower()))
-    share = len(words & found) / len(words) if words else 0.0
-    return round(share + min(len(document), 999) / 1e6, 9)
+DASHSCOPE_PATH = "/api/v1/services/rerank/text-rerank/text-rerank"
 
 
 def as_logit(score: float) -> float:
-    """How the NIM server turns a keyword score into a raw logit (negative below 0.5)."""
+    """How the NIM service turns a keyword score into a raw logit (negative below 0.5)."""
     return round((score - 0.5) * 20.0, 6)
 
 
 def served_score(dialect: str, query: str, document: str) -> float:
-    """The score this server gives ``document`` in ``dialect``."""
+    """The score a service of ``dialect`` gives ``document``."""
     score = keyword_score(query, document)
     return as_logit(score) if dialect == "nim" else score
 
 
+def limit_message(count: int, limit: int) -> str:
+    """The message a service gives a request with too many documents."""
+    return f"batch size {count} > maximum allowed batch size {limit}"
+
+
 class Reject(Exception):
-    """A request the service would refuse: answered with ``status`` and ``message``."""
+    """A request the service refuses: answered with ``status`` and ``message``."""
 
     def __init__(self, status: int, message: str, kind: str = "invalid") -> None:
         super().__init__(message)
@@ -60,16 +54,6 @@ class Asked:
     top_n: int | None
     model: str | None
     wants_documents: bool = False
-
-
-@dataclass
-class Received:
-    """One request as it arrived."""
-
-    path: str
-    headers: dict[str, str]
-    body: Any
-    asked: Asked | None = None
 
 
 def _need(condition: bool, message: str) -> None:
@@ -261,7 +245,12 @@ def _ranked(dialect: str, asked: Asked, keep_all: bool = False) -> list[tuple[in
 
 
 def _tokens(asked: Asked) -> int:
-    return sum(len(_WORD.findall(text)) for text in [asked.query, *asked.documents])
+    return sum(len(WORD.findall(text)) for text in [asked.query, *asked.documents])
+
+
+def _usage(asked: Asked) -> dict[str, int]:
+    tokens = _tokens(asked)
+    return {"prompt_tokens": tokens, "total_tokens": tokens}
 
 
 def _answer_generic(asked: Asked) -> Any:
@@ -272,11 +261,6 @@ def _answer_generic(asked: Asked) -> Any:
             item["document"] = {"text": asked.documents[index]}
         results.append(item)
     return {"model": asked.model or "served-model", "results": results, "usage": _usage(asked)}
-
-
-def _usage(asked: Asked) -> dict[str, int]:
-    tokens = _tokens(asked)
-    return {"prompt_tokens": tokens, "total_tokens": tokens}
 
 
 def _answer_cohere(asked: Asked) -> Any:
@@ -402,130 +386,68 @@ def _error_dashscope(reject: Reject) -> bytes:
     ).encode()
 
 
+# -- auth -----------------------------------------------------------------------------------
+
+
+def _bearer(headers: dict[str, str], api_key: str | None) -> None:
+    if api_key is not None and headers.get("authorization") != f"Bearer {api_key}":
+        raise Reject(401, "invalid api token", "auth")
+
+
+def _pinecone_auth(headers: dict[str, str], api_key: str | None) -> None:
+    if headers.get("x-pinecone-api-version") != "2025-10":
+        raise Reject(400, "missing X-Pinecone-Api-Version header")
+    if api_key is None:
+        return
+    if "authorization" in headers or headers.get("api-key") != api_key:
+        raise Reject(401, "Invalid API Key", "auth")
+
+
 @dataclass(frozen=True)
-class _Service:
+class Service:
+    """One rerank service's wire behaviour.
+
+    Attributes:
+        paths: the endpoint paths it answers (the first is its usual one).
+        limit: the most documents it takes in one request, as its documentation states.
+        read: reads a request body (given the path) into :class:`Asked`, or raises
+            :class:`Reject`.
+        answer: the JSON answer to an :class:`Asked`.
+        error: the error body for a :class:`Reject`.
+        check_auth: raises :class:`Reject` unless the headers carry the key (any request
+            passes when the key is ``None``).
+        limit_status: the status of an answer to too many documents.
+    """
+
     paths: tuple[str, ...]
+    limit: int
     read: Callable[[Any, str], Asked]
     answer: Callable[[Asked], Any]
     error: Callable[[Reject], bytes]
+    check_auth: Callable[[dict[str, str], str | None], None] = _bearer
     limit_status: int = 400
 
 
-_SERVICES: dict[str, _Service] = {
-    "generic": _Service(("/v1/rerank",), _read_generic, _answer_generic, _error_generic),
-    "cohere": _Service(
-        ("/v2/rerank", "/v1/rerank"), _read_cohere, _answer_cohere, _error_message_only
+SERVICES: dict[str, Service] = {
+    "generic": Service(("/v1/rerank",), 1000, _read_generic, _answer_generic, _error_generic),
+    "cohere": Service(
+        ("/v2/rerank", "/v1/rerank"), 1000, _read_cohere, _answer_cohere, _error_message_only
     ),
-    "voyage": _Service(("/v1/rerank",), _read_voyage, _answer_voyage, _error_detail),
-    "tei": _Service(("/rerank",), _read_tei, _answer_tei, _error_tei, limit_status=413),
-    "nim": _Service(("/v1/ranking",), _read_nim, _answer_nim, _error_detail),
-    "mixedbread": _Service(
-        ("/v1/reranking",), _read_mixedbread, _answer_mixedbread, _error_mixedbread, 422
+    "voyage": Service(("/v1/rerank",), 1000, _read_voyage, _answer_voyage, _error_detail),
+    "tei": Service(("/rerank",), 32, _read_tei, _answer_tei, _error_tei, limit_status=413),
+    "nim": Service(("/v1/ranking",), 512, _read_nim, _answer_nim, _error_detail),
+    "mixedbread": Service(
+        ("/v1/reranking",),
+        1000,
+        _read_mixedbread,
+        _answer_mixedbread,
+        _error_mixedbread,
+        limit_status=422,
     ),
-    "pinecone": _Service(("/rerank",), _read_pinecone, _answer_pinecone, _error_pinecone),
-    "dashscope": _Service(
-        ("/api/v1/services/rerank/text-rerank/text-rerank",),
-        _read_dashscope,
-        _answer_dashscope,
-        _error_dashscope,
+    "pinecone": Service(
+        ("/rerank",), 100, _read_pinecone, _answer_pinecone, _error_pinecone, _pinecone_auth
+    ),
+    "dashscope": Service(
+        (DASHSCOPE_PATH,), 500, _read_dashscope, _answer_dashscope, _error_dashscope
     ),
 }
-
-
-def limit_message(count: int, limit: int) -> str:
-    """The message this server gives a request with too many documents."""
-    return f"batch size {count} > maximum allowed batch size {limit}"
-
-
-@dataclass
-class DialectServer:
-    """A threaded HTTP server on 127.0.0.1 answering in ``dialect``.
-
-    Attributes:
-        dialect: the dialect it speaks.
-        api_key: the key it expects.
-        limit: the most documents it takes in one request (the dialect's default limit).
-        received: every request, in arrival order.
-    """
-
-    dialect: str
-    api_key: str = "sk-dialect-SECRET-42"
-    limit: int = 0
-    received: list[Received] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.service = _SERVICES[self.dialect]
-        if not self.limit:
-            self.limit = DIALECTS[self.dialect].max_documents_per_request
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                status, payload = server._handle(self.path, headers, raw)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.base_url = f"http://{host}:{port}"
-
-    def _check_auth(self, headers: dict[str, str]) -> None:
-        if self.dialect == "pinecone":
-            if headers.get("x-pinecone-api-version") != "2025-10":
-                raise Reject(400, "missing X-Pinecone-Api-Version header")
-            if "authorization" in headers or headers.get("api-key") != self.api_key:
-                raise Reject(401, "Invalid API Key", "auth")
-        elif headers.get("authorization") != f"Bearer {self.api_key}":
-            raise Reject(401, "invalid api token", "auth")
-
-    def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes]:
-        record = Received(path, headers, None)
-        try:
-            try:
-                record.body = json.loads(raw)
-            except ValueError:
-                raise Reject(400, "the body is not JSON") from None
-            if path not in self.service.paths:
-                raise Reject(404, f"no route {path}", "not_found")
-            self._check_auth(headers)
-            if not headers.get("content-type", "").startswith("application/json"):
-                raise Reject(415, "Content-Type must be application/json")
-            asked = self.service.read(record.body, path)
-            record.asked = asked
-            if len(asked.documents) > self.limit:
-                raise Reject(
-                    self.service.limit_status, limit_message(len(asked.documents), self.limit)
-                )
-            return 200, json.dumps(self.service.answer(asked)).encode()
-        except Reject as reject:
-            return reject.status, self.service.error(reject)
-        finally:
-            with self._lock:
-                self.received.append(record)
-
-    def clear(self) -> None:
-        """Forget the requests received so far."""
-        with self._lock:
-            self.received.clear()
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

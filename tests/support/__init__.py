@@ -1,0 +1,64 @@
+"""Helpers shared by the tests: example data, in-process fakes and a loopback rerank server.
+
+Import from here (``from support import ...``); ``conftest.py`` holds only fixtures.
+"""
+
+from .data import (
+    API_KEY,
+    SEED_DOCUMENTS,
+    SEED_QUERY,
+    SEED_RESPONSE,
+    keyword_score,
+    rank_body,
+)
+from .fixtures import FIXTURES, Exchange, fixture_names, load_fixture
+from .mock_api import MockAPI, MockReply, Sleeps, run_mode
+from .server import (
+    DROP,
+    Drop,
+    HugeBody,
+    Received,
+    Reply,
+    ScriptedReply,
+    ScriptedServer,
+    Stall,
+    TrickleBody,
+    TrickleHeaders,
+    json_reply,
+)
+from .services import SERVICES, Asked, Reject, Service, as_logit, limit_message, served_score
+
+__all__ = [
+    "API_KEY",
+    "DROP",
+    "FIXTURES",
+    "SEED_DOCUMENTS",
+    "SEED_QUERY",
+    "SEED_RESPONSE",
+    "SERVICES",
+    "Asked",
+    "Drop",
+    "Exchange",
+    "HugeBody",
+    "MockAPI",
+    "MockReply",
+    "Received",
+    "Reject",
+    "Reply",
+    "ScriptedReply",
+    "ScriptedServer",
+    "Service",
+    "Sleeps",
+    "Stall",
+    "TrickleBody",
+    "TrickleHeaders",
+    "as_logit",
+    "fixture_names",
+    "json_reply",
+    "keyword_score",
+    "limit_message",
+    "load_fixture",
+    "rank_body",
+    "run_mode",
+    "served_score",
+]

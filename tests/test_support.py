@@ -1,0 +1,336 @@
+"""The test support itself: the scripted server's record, its reply kinds and its shutdown."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from support import (
+    DROP,
+    SERVICES,
+    HugeBody,
+    Reply,
+    ScriptedServer,
+    Stall,
+    TrickleBody,
+    TrickleHeaders,
+    json_reply,
+    keyword_score,
+    limit_message,
+)
+
+BODY = {"query": "apple pie", "documents": ["pear tart", "apple pie recipe", "bicycle"]}
+ORDER = [1, 0, 2]  # no shared word: the longer text goes first
+
+
+def post(server: ScriptedServer, body: Any = BODY, **kwargs: Any) -> httpx.Response:
+    kwargs.setdefault("timeout", 5)
+    return httpx.post(server.endpoint, json=body, **kwargs)
+
+
+def raw_exchange(server: ScriptedServer, body: Any = BODY) -> tuple[bytes, list[float]]:
+    """Send one POST over a plain socket and read until the server hangs up: everything it
+    sent, and when each piece arrived (seconds after the request went out)."""
+    payload = json.dumps(body).encode()
+    request = (
+        f"POST /v1/rerank HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+    port = int(server.base_url.rsplit(":", 1)[1])
+    received, times = b"", []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(request)
+        while piece := sock.recv(65536):
+            received += piece
+            times.append(time.monotonic() - started)
+    return received, times
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    stop = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < stop, "the server did not get there in time"
+        time.sleep(0.01)
+
+
+# -- the record and the service's own answers ----------------------------------------------
+
+
+def test_every_request_is_recorded(scripted_server: ScriptedServer) -> None:
+    response = post(scripted_server, headers={"X-Trace": "t-1"})
+
+    assert response.status_code == 200
+    assert [r["index"] for r in response.json()["results"]] == ORDER
+    (record,) = scripted_server.received
+    assert (record.method, record.path, record.body) == ("POST", "/v1/rerank", BODY)
+    assert record.headers["x-trace"] == "t-1"  # names in lower case
+    assert json.loads(record.raw) == BODY
+    assert record.asked is not None and record.asked.documents == BODY["documents"]
+    assert (record.reply, record.complete) == ("service", True)
+    assert record.sent > len(response.content)
+    assert scripted_server.bodies == [BODY]
+    assert scripted_server.paths == ["/v1/rerank"]
+    assert scripted_server.headers == [record.headers]
+    wait_until(lambda: scripted_server.in_flight == 0)  # counted down after the last byte
+
+
+def test_scores_follow_the_keyword_rule(scripted_server: ScriptedServer) -> None:
+    results = post(scripted_server).json()["results"]
+
+    assert [r["relevance_score"] for r in results] == sorted(
+        (keyword_score(BODY["query"], d) for d in BODY["documents"]), reverse=True
+    )
+    assert results[0]["document"] == {"text": "apple pie recipe"}  # Jina echoes by default
+
+
+def test_a_key_is_checked_only_when_set(start_server: Callable[..., ScriptedServer]) -> None:
+    locked = start_server(api_key="sk-right")
+
+    assert post(locked, headers={"Authorization": "Bearer sk-right"}).status_code == 200
+    refused = post(locked, headers={"Authorization": "Bearer sk-wrong"})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["type"] == "authentication_error"
+    assert post(start_server()).status_code == 200  # no key set: any request will do
+
+
+def dialect_body(dialect: str, texts: list[str]) -> dict[str, Any]:
+    """A valid request body of ``dialect`` for ``texts``."""
+    if dialect == "tei":
+        return {"query": "q", "texts": texts}
+    if dialect == "nim":
+        return {"model": "m", "query": {"text": "q"}, "passages": [{"text": t} for t in texts]}
+    if dialect == "mixedbread":
+        return {"query": "q", "input": texts}
+    if dialect == "pinecone":
+        return {"model": "m", "query": "q", "documents": [{"text": t} for t in texts]}
+    if dialect == "dashscope":
+        return {"model": "m", "input": {"query": "q", "documents": texts}}
+    return {"model": "m", "query": "q", "documents": texts}
+
+
+@pytest.mark.parametrize("dialect", sorted(SERVICES))
+def test_each_dialect_answers_at_its_path_up_to_its_limit(
+    dialect: str, start_server: Callable[..., ScriptedServer]
+) -> None:
+    server = start_server(dialect, limit=2)
+    headers = {"X-Pinecone-Api-Version": "2025-10"}
+
+    def send(path: str, body: Any) -> httpx.Response:
+        return httpx.post(server.base_url + path, json=body, headers=headers, timeout=5)
+
+    assert send(server.service.paths[0], dialect_body(dialect, ["a", "b"])).status_code == 200
+    refused = send(server.service.paths[0], dialect_body(dialect, ["a", "b", "c"]))
+    assert refused.status_code == server.service.limit_status
+    assert limit_message(3, 2) in refused.text
+    assert send(server.service.paths[0], {"unexpected": True}).status_code == 400
+    assert send("/nowhere", dialect_body(dialect, ["a"])).status_code == 404
+    assert [len(r.asked.documents) for r in server.received if r.asked] == [2, 3]
+    assert SERVICES[dialect].limit > 2  # the service's own limit, unless one is given
+
+
+def test_more_documents_than_the_limit_get_the_service_envelope(
+    start_server: Callable[..., ScriptedServer],
+) -> None:
+    server = start_server("mixedbread", limit=2)
+
+    response = post(server, {"query": "q", "input": ["a", "b", "c"]})
+
+    assert response.status_code == 422
+    assert response.json()["message"] == limit_message(3, 2)
+    assert response.json()["type"] == "validation_error"
+
+
+def test_an_unknown_dialect_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown dialect 'bedrock'"):
+        ScriptedServer("bedrock")
+
+
+# -- scripted replies -------------------------------------------------------------------------
+
+
+def test_queued_replies_answer_in_order_then_the_service(scripted_server: ScriptedServer) -> None:
+    scripted_server.queue(Reply(503, b"busy", {"Retry-After": "2"}), json_reply(200, {"ok": 1}))
+
+    first, second, third = (post(scripted_server) for _ in range(3))
+
+    assert (first.status_code, first.content, first.headers["retry-after"]) == (503, b"busy", "2")
+    assert second.json() == {"ok": 1}
+    assert "results" in third.json()
+    assert [r.reply for r in scripted_server.received] == ["Reply", "Reply", "service"]
+
+
+def test_always_answers_what_no_queued_reply_answers(
+    start_server: Callable[..., ScriptedServer],
+) -> None:
+    server = start_server(always=json_reply(200, {"foo": 1}))
+    server.queue(Reply(500))
+
+    assert [post(server).status_code for _ in range(3)] == [500, 200, 200]
+    assert post(server).json() == {"foo": 1}
+    assert [r.reply for r in server.received] == ["Reply", "always", "always", "always"]
+
+
+def test_queue_takes_reply_kinds_only(scripted_server: ScriptedServer) -> None:
+    with pytest.raises(TypeError, match="not a reply kind"):
+        scripted_server.queue((500, {}, b""))  # type: ignore[arg-type]
+
+
+def test_drop_closes_the_connection_without_an_answer(scripted_server: ScriptedServer) -> None:
+    scripted_server.queue(DROP)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(scripted_server)
+    assert post(scripted_server).status_code == 200
+    assert len(scripted_server.bodies) == 2
+    assert scripted_server.received[0].sent == 0
+
+
+def test_stall_answers_late(scripted_server: ScriptedServer) -> None:
+    scripted_server.queue(Stall(0.3))
+
+    started = time.monotonic()
+    response = post(scripted_server)
+
+    assert time.monotonic() - started >= 0.3
+    assert response.status_code == 200 and "results" in response.json()
+
+
+def test_delay_and_requests_in_flight(scripted_server: ScriptedServer) -> None:
+    scripted_server.delay = 0.3
+    threads = [threading.Thread(target=post, args=(scripted_server,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: scripted_server.in_flight == 3)
+    for thread in threads:
+        thread.join(timeout=5)
+
+    assert (scripted_server.in_flight, scripted_server.max_in_flight) == (0, 3)
+    scripted_server.reset()
+    assert (scripted_server.received, scripted_server.max_in_flight) == ([], 0)
+
+
+# -- slow and oversized answers (what a whole-attempt bound has to cope with) ----------------
+
+
+def test_trickled_headers_stop_by_themselves(scripted_server: ScriptedServer) -> None:
+    scripted_server.queue(TrickleHeaders(interval=0.05, limit=0.5))
+
+    received, times = raw_exchange(scripted_server)
+
+    assert 2 <= len(received) <= 11  # a byte each 0.05 s for 0.5 s, never the whole answer
+    assert b"HTTP/1.1 200 OK\r\n".startswith(received[:17])
+    assert 0.45 <= times[-1] < 3.0
+    (record,) = scripted_server.received
+    assert (record.reply, record.complete, record.sent) == ("TrickleHeaders", False, len(received))
+
+
+def test_trickled_body_stops_by_itself(scripted_server: ScriptedServer) -> None:
+    scripted_server.queue(TrickleBody(interval=0.05, limit=0.5))
+
+    received, times = raw_exchange(scripted_server)
+
+    head, _, body = received.partition(b"\r\n\r\n")
+    headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    length = int(headers[b"Content-Length"])
+    assert 1 <= len(body) <= 11 < length  # the headers promised far more than ever came
+    assert 0.45 <= times[-1] < 3.0
+    assert scripted_server.received[0].complete is False
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [TrickleHeaders(interval=0.05, limit=0.8), TrickleBody(interval=0.05, limit=0.8)],
+    ids=["headers", "body"],
+)
+def test_a_trickle_outlasts_a_read_timeout(
+    scripted_server: ScriptedServer, reply: TrickleHeaders | TrickleBody
+) -> None:
+    scripted_server.queue(reply)
+
+    started = time.monotonic()
+    # Every read gets a byte well within 0.3 s: no read times out, the call just goes on.
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(scripted_server, timeout=0.3)
+
+    assert time.monotonic() - started >= 0.75
+
+
+def test_a_quick_trickle_is_a_whole_answer(scripted_server: ScriptedServer) -> None:
+    scripted_server.queue(TrickleBody(interval=0.0, limit=5.0))
+
+    assert [r["index"] for r in post(scripted_server).json()["results"]] == ORDER
+    assert scripted_server.received[0].complete is True
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_huge_body_is_valid_json_of_the_size_asked(
+    scripted_server: ScriptedServer, chunked: bool
+) -> None:
+    size = 3 * 1024 * 1024 + 17
+    scripted_server.queue(HugeBody(size, chunked=chunked))
+
+    response = post(scripted_server)
+
+    assert len(response.content) == size
+    assert response.headers.get("content-length") == (None if chunked else str(size))
+    assert [r["index"] for r in response.json()["results"]] == ORDER
+    assert scripted_server.received[0].complete is True
+
+
+def test_a_huge_body_ends_when_the_client_stops_reading(scripted_server: ScriptedServer) -> None:
+    size = 1024 * 1024 * 1024  # far more than the socket buffers hold
+    scripted_server.queue(HugeBody(size))
+
+    with httpx.stream("POST", scripted_server.endpoint, json=BODY, timeout=5) as response:
+        assert response.headers["content-length"] == str(size)
+        next(response.iter_bytes())
+    wait_until(lambda: scripted_server.in_flight == 0)
+
+    record = scripted_server.received[0]
+    assert record.complete is False
+    assert record.sent < size // 4
+    assert post(scripted_server).status_code == 200  # and it serves the next request
+
+
+# -- shutting down ----------------------------------------------------------------------------
+
+
+def test_close_ends_a_stall_and_frees_the_port() -> None:
+    server = ScriptedServer()
+    server.queue(Stall(60.0))
+    failures: list[BaseException] = []
+
+    def stalled_call() -> None:
+        try:
+            post(server, timeout=30)
+        except httpx.HTTPError as exc:
+            failures.append(exc)
+
+    caller = threading.Thread(target=stalled_call)
+    caller.start()
+    wait_until(lambda: server.in_flight == 1)
+    started = time.monotonic()
+    server.close()
+    caller.join(timeout=5)
+
+    assert time.monotonic() - started < 2.0
+    assert not caller.is_alive() and len(failures) == 1
+    with pytest.raises(httpx.ConnectError):
+        post(server, timeout=1)
+    server.close()  # closing twice is harmless
+
+
+def test_close_hangs_up_idle_keep_alive_connections() -> None:
+    with ScriptedServer() as server, httpx.Client(timeout=5) as client:
+        assert client.post(server.endpoint, json=BODY).status_code == 200
+        started = time.monotonic()
+        server.close()
+        assert time.monotonic() - started < 2.0
+        assert server._connections == {}
