@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from ._config import ClientSettings, TimeoutTypes, resolve_settings
 from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT
-from ._core import BatchRanking, check_score_transform, merge_rankings, plan_rerank
+from ._core import BatchRanking, check_score_transform, merge_rankings
 from ._exceptions import RerankError
 from ._flow import (
     Answer,
@@ -246,7 +246,9 @@ class RerankClient:
             TypeError, ValueError: bad arguments, before anything is sent.
             RerankError: a subclass saying what went wrong with the server.
         """
-        call = self._start_call(query, documents, top_n, model, deadline, extra_body, fields)
+        call = start_call(
+            self._settings, query, documents, top_n, model, deadline, extra_body, fields
+        )
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
         client = self._get_http_client()
@@ -283,7 +285,9 @@ class RerankClient:
     ) -> RerankResponse:
         """The async twin of :meth:`rerank`: batches are sent as concurrent tasks, at most
         ``max_concurrency`` at a time; cancelling the call cancels them all."""
-        call = self._start_call(query, documents, top_n, model, deadline, extra_body, fields)
+        call = start_call(
+            self._settings, query, documents, top_n, model, deadline, extra_body, fields
+        )
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
         client = await self._get_async_http_client()
@@ -359,20 +363,6 @@ class RerankClient:
         await self.aclose()
 
     # -- calls ------------------------------------------------------------------------------
-
-    def _start_call(
-        self,
-        query: object,
-        documents: object,
-        top_n: object,
-        model: str | NotGiven | None,
-        deadline: float | NotGiven | None,
-        extra_body: object,
-        fields: Mapping[str, Any],
-    ) -> Call:
-        """Check the arguments and plan the call, before anything is sent."""
-        plan = plan_rerank(query, documents, top_n, self._settings.max_documents_per_request)
-        return start_call(self._settings, plan, model, deadline, extra_body, fields)
 
     def _flow(self, call: Call, number: int) -> Flow[BatchRanking]:
         return batch_flow(self._settings, call, number, self._path, self._random.random)

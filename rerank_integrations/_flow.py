@@ -28,6 +28,7 @@ from ._core import (
     encode_request,
     make_status_error,
     merge_fields,
+    plan_rerank,
 )
 from ._exceptions import APIConnectionError, APITimeoutError, RerankError
 from ._retry import next_wait
@@ -168,17 +169,20 @@ class Call:
 
 def start_call(
     settings: ClientSettings,
-    plan: RerankPlan,
+    query: object,
+    documents: object,
+    top_n: object,
     model: str | NotGiven | None,
     deadline: float | NotGiven | None,
     extra_body: object,
     fields: Mapping[str, Any],
 ) -> Call:
-    """Check the per-call overrides and start the clock, before anything is sent.
+    """Check the arguments, plan the batches and start the clock, before anything is sent.
 
     The request's extra fields are the client's ``extra_body``, then the call's, then the
     call's keyword fields, each merged one level deep over the one before.
     """
+    plan = plan_rerank(query, documents, top_n, settings.max_documents_per_request)
     check_extra_fields(fields)
     extra = settings.extra_body
     for more in (check_extra_body(extra_body), check_extra_body(fields, "extra fields")):

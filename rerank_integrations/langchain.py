@@ -50,13 +50,13 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
     left unchanged. At most ``top_n`` come back (``None``: all), and none that scores below
     ``score_threshold``.
 
-    Every setting (``model``, ``top_n``, ``score_threshold``, ``base_url``, ``api_key``,
-    ``dialect``, ``timeout``, ``max_retries``, ``max_documents_per_request``,
-    ``max_concurrency``, ``headers``, ``client``) is a keyword argument; unknown ones are
-    refused. Connection settings left out are read from the ``RERANK_*`` environment
-    variables (see ``RerankClient``); with no base URL anywhere, construction raises
-    :class:`~rerank_integrations.ConfigurationError`. The API key is never serialized or
-    shown.
+    Each setting is a keyword argument, documented on its field: the call's (``model``,
+    ``top_n``, ``score_threshold``, ``on_error``), the connection's (``base_url``,
+    ``api_key``, ``dialect``, ``timeout``, ``deadline``, ``retry``, ``score_transform``,
+    ``extra_body``, ...) or a ready ``client``. Unknown ones are refused. Connection
+    settings left out are read from the ``RERANK_*`` environment variables; with no base
+    URL anywhere, construction raises :class:`~rerank_integrations.ConfigurationError`.
+    The API key is never serialized or shown.
 
     ``acompress_documents`` and :meth:`arerank` are truly asynchronous: they await the
     client's async API on the running event loop, with no worker thread.
@@ -147,34 +147,17 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
     # -- agent tool ----------------------------------------------------------------------
 
     def as_tool(self, *, name: str = DEFAULT_TOOL_NAME, description: str | None = None) -> BaseTool:
-        """This reranker as a LangChain tool that an agent can call on passages it holds.
+        """This reranker as a LangChain ``StructuredTool`` for agents (sync and async).
 
-        The tool takes ``query`` (string), ``passages`` (list of strings) and optionally
-        ``top_n`` (integer >= 1; left out, this compressor's ``top_n``). It answers with the
-        best passages first, as a list of ``{"index", "relevance_score", "text"}`` where
-        ``index`` is the position in ``passages``; ``score_threshold`` applies too.
-
-        The tool uses ``response_format="content_and_artifact"``: the LLM reads that list as
-        one line of JSON text (the ``ToolMessage`` content, also what ``tool.invoke(args)``
-        returns), and code gets the list itself as ``ToolMessage.artifact``. Both ``invoke``
-        and ``ainvoke`` work; ``ainvoke`` awaits the async API with no worker thread.
-
-        Invalid arguments raise nothing and send no request: the tool answers with a message
-        naming each bad argument (for a tool call, as an error ``ToolMessage`` with
-        ``status="error"``), so the agent can correct its call. Errors of the rerank API
-        itself (``RerankError`` subclasses) are raised.
-
-        Args:
-            name: the tool's name (letters, digits, ``_``, ``-``; at most 64).
-            description: what the LLM is told; ``None`` for a description that states this
-                compressor's ``top_n`` and ``score_threshold``.
-
-        Returns:
-            A ``StructuredTool`` that uses this compressor (later changes to its settings
-            apply).
+        The tool ranks the ``passages`` it is given for a ``query`` (and an optional
+        ``top_n``) with this compressor's settings. The LLM reads the best passages as one
+        line of JSON, ``[{"index", "relevance_score", "text"}]``; code gets the list as
+        ``ToolMessage.artifact``. Bad arguments send nothing and come back to the LLM as an
+        error ``ToolMessage`` naming each; API failures raise ``RerankError``.
 
         Raises:
-            ValueError: ``name`` or ``description`` cannot be used.
+            ValueError: ``name`` (1-64 letters, digits, ``_``, ``-``) or ``description``
+                cannot be used.
         """
         runner = RerankToolRunner(self, name=name, description=description)
 

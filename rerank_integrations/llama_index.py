@@ -109,38 +109,19 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     def as_tool(
         self, *, name: str = DEFAULT_TOOL_NAME, description: str | None = None
     ) -> FunctionTool:
-        """This reranker as a LlamaIndex tool that an agent can call on passages it holds.
+        """This reranker as a LlamaIndex ``FunctionTool`` for agents (``call`` and ``acall``).
 
-        The tool takes ``query`` (string), ``passages`` (list of strings) and optionally
-        ``top_n`` (integer >= 1; left out, this postprocessor's ``top_n``), and ranks the
-        passages as given (``metadata_mode`` plays no part: there are no nodes).
-        ``tool.call(...)`` / ``await tool.acall(...)`` return a ``ToolOutput`` whose
-        ``raw_output`` is the best passages first, as a list of
-        ``{"index", "relevance_score", "text"}`` (``index``: the position in
-        ``passages``; ``score_threshold`` applies), and whose ``content`` is that list as
-        one line of JSON text.
-
-        The content is JSON because it is the exact text the agent's LLM reads (the tool
-        message of ``FunctionAgent``, the observation of ``ReActAgent``): LlamaIndex would
-        otherwise send the Python ``repr`` of the list, and JSON is what function-calling
-        models are trained to read back; it is also the same text the LangChain tool sends.
-
-        Bad arguments raise :class:`ValueError` (``ToolInputError``) naming each of them;
-        LlamaIndex agents pass that message to the LLM as an error output, so it can correct
-        its call. Errors of the rerank API raise ``RerankError`` subclasses, which agents
-        report the same way. ``acall`` awaits the async API with no worker thread.
-
-        Args:
-            name: the tool's name (letters, digits, ``_``, ``-``; at most 64).
-            description: what the LLM is told; ``None`` for a description that states this
-                postprocessor's ``top_n`` and ``score_threshold``.
-
-        Returns:
-            A ``FunctionTool`` that uses this postprocessor (later changes to its settings
-            apply).
+        The tool ranks the ``passages`` it is given for a ``query`` (and an optional
+        ``top_n``) with this postprocessor's settings; ``metadata_mode`` plays no part. The
+        ``ToolOutput``'s ``raw_output`` is the best passages, ``[{"index",
+        "relevance_score", "text"}]``, and its ``content`` that list as one line of JSON,
+        the same text the LangChain tool gives (LlamaIndex would otherwise show the LLM a
+        Python ``repr``). Bad arguments raise ``ToolInputError`` naming each, which agents
+        hand back to the LLM; API failures raise ``RerankError``.
 
         Raises:
-            ValueError: ``name`` or ``description`` cannot be used.
+            ValueError: ``name`` (1-64 letters, digits, ``_``, ``-``) or ``description``
+                cannot be used.
         """
         runner = RerankToolRunner(self, name=name, description=description)
         return FunctionTool.from_defaults(
