@@ -22,12 +22,13 @@ import httpx
 from pydantic import SecretStr
 
 from ._config import ClientSettings, TimeoutTypes, resolve_settings
-from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT
+from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from ._core import BatchRanking, check_score_transform, merge_rankings
-from ._exceptions import RerankError
+from ._exceptions import APITimeoutError, RerankError, ResponseFormatError
 from ._flow import (
     Answer,
     Call,
+    Connection,
     Flow,
     Send,
     adrive,
@@ -37,6 +38,9 @@ from ._flow import (
     transport_error,
 )
 from ._retry import RetryPolicy, seconds_to_sleep
+from ._secrets import HiddenHeaders, Scrubber, as_secret, secret_values
+from ._text import display_url
+from ._transport import BodyReader, DeadlineTransport, attempt_deadline
 from ._types import NOT_GIVEN, NotGiven, RerankResponse
 from ._version import __version__
 
@@ -110,7 +114,11 @@ class RerankClient:
         headers: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        # Secrets leave this frame's locals at once: error trackers record them.
+        api_key = as_secret(api_key)
+        headers = HiddenHeaders(headers) if isinstance(headers, Mapping) else headers
         self._settings: ClientSettings = resolve_settings(
             base_url=base_url,
             api_key=api_key,
@@ -124,6 +132,7 @@ class RerankClient:
             deadline=deadline,
             score_transform=score_transform,
             extra_body=extra_body,
+            max_response_bytes=max_response_bytes,
             headers=headers,
             user_agent=f"rerank-integrations/{__version__}",
         )
@@ -141,7 +150,15 @@ class RerankClient:
                 "async_http_client must be an httpx.AsyncClient, "
                 f"got {type(async_http_client).__name__}"
             )
-        self._path = urlsplit(self._settings.endpoint).path
+        settings = self._settings
+        headers = settings.wire_headers()
+        self._connection = Connection(
+            url=settings.endpoint,
+            shown_url=display_url(settings.endpoint),
+            headers=headers,
+            scrubber=Scrubber(secret_values(settings.api_key, headers, settings.endpoint)),
+            path=urlsplit(settings.endpoint).path,
+        )
         self._transform = check_score_transform(self._settings.score_transform)
         self._user_http_client = http_client
         self._user_async_http_client = async_http_client
@@ -253,17 +270,10 @@ class RerankClient:
             return RerankResponse(results=[], model=call.model)
         client = self._get_http_client()
 
+        shown = self._connection.shown_url
+
         def send(action: Send) -> Answer | RerankError:
-            try:
-                response = client.post(
-                    action.url,
-                    content=action.content,
-                    headers=action.headers,
-                    timeout=action.timeout,
-                )
-            except httpx.TransportError as exc:
-                return transport_error(exc, self._settings.endpoint)
-            return _answer(response)
+            return _send(client, action, shown)
 
         def run(number: int) -> BatchRanking:
             return drive(self._flow(call, number), send, _sleep)
@@ -292,17 +302,10 @@ class RerankClient:
             return RerankResponse(results=[], model=call.model)
         client = await self._get_async_http_client()
 
+        shown = self._connection.shown_url
+
         async def send(action: Send) -> Answer | RerankError:
-            try:
-                response = await client.post(
-                    action.url,
-                    content=action.content,
-                    headers=action.headers,
-                    timeout=action.timeout,
-                )
-            except httpx.TransportError as exc:
-                return transport_error(exc, self._settings.endpoint)
-            return _answer(response)
+            return await _asend(client, action, shown)
 
         count = len(call.plan.batches)
         if count == 1:
@@ -365,7 +368,7 @@ class RerankClient:
     # -- calls ------------------------------------------------------------------------------
 
     def _flow(self, call: Call, number: int) -> Flow[BatchRanking]:
-        return batch_flow(self._settings, call, number, self._path, self._random.random)
+        return batch_flow(self._settings, self._connection, call, number, self._random.random)
 
     # -- connection pools -----------------------------------------------------------------
 
@@ -377,7 +380,9 @@ class RerankClient:
             with self._lock:
                 if self._http_client is None:
                     self._http_client = httpx.Client(
-                        timeout=self._settings.timeout, follow_redirects=False
+                        transport=DeadlineTransport(),
+                        timeout=self._settings.timeout,
+                        follow_redirects=False,
                     )
                     # A client dropped without close() still releases its connections.
                     weakref.finalize(self, self._http_client.close)
@@ -439,8 +444,70 @@ class _LoopPool:
             await self.client.aclose()
 
 
-def _answer(response: httpx.Response) -> Answer:
-    return Answer(response.status_code, response.reason_phrase, response.headers, response.content)
+def _send(client: httpx.Client, action: Send, url: str) -> Answer | RerankError:
+    """One attempt on the sync path: the whole answer by ``action.limit``, read in chunks."""
+    expires = None if action.limit is None else time.monotonic() + action.limit
+    try:
+        with attempt_deadline(expires):
+            request = client.build_request(
+                "POST",
+                action.url,
+                content=action.content,
+                headers=action.headers,
+                timeout=action.timeout,
+            )
+            response = client.send(request, stream=True)
+            try:
+                reader = BodyReader(response, action.max_bytes, expires, url)
+                for chunk in response.iter_bytes():
+                    if not reader.feed(chunk):
+                        break
+            finally:
+                response.close()
+    except httpx.TransportError as exc:
+        return transport_error(exc, url)
+    except ResponseFormatError as exc:
+        return exc
+    return Answer(response.status_code, response.reason_phrase, response.headers, reader.content())
+
+
+async def _asend(client: httpx.AsyncClient, action: Send, url: str) -> Answer | RerankError:
+    """One attempt on the async path: the whole answer by ``action.limit``."""
+    try:
+        if _timeout is None:  # Python 3.10
+            return await asyncio.wait_for(_attempt(client, action, url), action.limit)
+        async with _timeout(action.limit):
+            return await _attempt(client, action, url)
+    except asyncio.TimeoutError:
+        return APITimeoutError(f"no complete answer from {url} within {action.limit:g}s")
+
+
+async def _attempt(client: httpx.AsyncClient, action: Send, url: str) -> Answer | RerankError:
+    try:
+        request = client.build_request(
+            "POST",
+            action.url,
+            content=action.content,
+            headers=action.headers,
+            timeout=action.timeout,
+        )
+        response = await client.send(request, stream=True)
+        try:
+            reader = BodyReader(response, action.max_bytes, None, url)
+            async for chunk in response.aiter_bytes():
+                if not reader.feed(chunk):
+                    break
+        finally:
+            await response.aclose()
+    except httpx.TransportError as exc:
+        return transport_error(exc, url)
+    except ResponseFormatError as exc:
+        return exc
+    return Answer(response.status_code, response.reason_phrase, response.headers, reader.content())
+
+
+#: ``asyncio.timeout`` (Python 3.11+), which bounds a block without a task of its own.
+_timeout: Any = getattr(asyncio, "timeout", None)
 
 
 def _sleep(seconds: float) -> None:

@@ -25,6 +25,7 @@ from ._core import check_extra_body, check_score_transform
 from ._dialects import Dialect, get_dialect, is_version_segment
 from ._exceptions import ConfigurationError
 from ._retry import RetryPolicy
+from ._secrets import HiddenHeaders, as_secret, is_secret_header
 
 ENV_DIALECT = "RERANK_DIALECT"
 
@@ -46,7 +47,24 @@ class ClientSettings:
     deadline: float | None
     score_transform: str | None
     extra_body: Mapping[str, Any]
-    headers: Mapping[str, str] = field(repr=False)  # holds the key: never shown
+    max_response_bytes: int
+    #: Every request's headers; those that carry credentials are ``SecretStr``.
+    headers: Mapping[str, str | SecretStr] = field(repr=False)
+
+    @property
+    def attempt_seconds(self) -> float | None:
+        """How long one attempt may take in all, connect to last byte: the longest phase of
+        ``timeout``; ``None`` when a phase is unbounded."""
+        phases = (self.timeout.connect, self.timeout.read, self.timeout.write, self.timeout.pool)
+        finite = [phase for phase in phases if phase is not None]
+        return max(finite) if len(finite) == len(phases) else None
+
+    def wire_headers(self) -> HiddenHeaders:
+        """The headers as sent, secrets in the clear (in a mapping whose repr hides them)."""
+        return HiddenHeaders(
+            (name, value.get_secret_value() if isinstance(value, SecretStr) else value)
+            for name, value in self.headers.items()
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         # A dialect holds functions; it travels by name and is looked up again.
@@ -201,6 +219,7 @@ def resolve_settings(
     deadline: float | None,
     score_transform: str | None,
     extra_body: Mapping[str, Any] | None,
+    max_response_bytes: int,
     headers: Mapping[str, str] | None,
     user_agent: str,
 ) -> ClientSettings:
@@ -235,16 +254,23 @@ def resolve_settings(
         if max_documents_per_request is None
         else _positive_int("max_documents_per_request", max_documents_per_request, 1)
     )
-    merged: dict[str, str] = {
+    merged: dict[str, str | SecretStr] = {
         "Accept": "application/json",
         "Content-Type": "application/json",
         "User-Agent": user_agent,
     }
     merged.update(resolved_dialect.static_headers)
     if secret is not None:
-        merged.update(resolved_dialect.auth_headers(secret.get_secret_value()))
+        auth = resolved_dialect.auth_headers(secret.get_secret_value())
+        merged.update((name, SecretStr(value)) for name, value in auth.items())
     if headers:
-        merged.update(headers)
+        if not isinstance(headers, Mapping):
+            raise TypeError(f"headers must be a dict of strings, got {type(headers).__name__}")
+        for name, value in headers.items():
+            if not isinstance(name, str) or not isinstance(value, (str, SecretStr)):
+                raise TypeError(f"headers must map strings to strings, got {name!r}: ...")
+            secret_value = isinstance(value, SecretStr) or is_secret_header(name)
+            merged[name] = as_secret(value) if secret_value else value  # type: ignore[assignment]
 
     warn_if_key_in_clear(endpoint, secret is not None)
     return ClientSettings(
@@ -259,5 +285,6 @@ def resolve_settings(
         deadline=check_deadline(deadline),
         score_transform=None if check_score_transform(score_transform) is None else score_transform,
         extra_body=dict(check_extra_body(extra_body)),
+        max_response_bytes=_positive_int("max_response_bytes", max_response_bytes, 1),
         headers=merged,
     )

@@ -8,6 +8,8 @@ into a typed exception. The sync and async clients call these and only add the s
 from __future__ import annotations
 
 import heapq
+import html
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,9 +21,11 @@ from ._answers import EmbeddedAPIError, ParsedRanking, ResponseShapeError, messa
 from ._constants import BODY_EXCERPT_CHARS
 from ._dialects import Dialect, RankingRequest
 from ._exceptions import APIStatusError, ResponseFormatError, status_error_class
+from ._secrets import Scrubber
 from ._types import RerankResponse, RerankResult, Usage
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-trace-id", "cf-ray")
+_NO_SECRETS = Scrubber()
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,21 +212,6 @@ def body_excerpt(content: bytes, limit: int = BODY_EXCERPT_CHARS) -> str:
     return shorten(content[: limit * 4].decode("utf-8", errors="replace"), limit)
 
 
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
-    if secret and secret in text:
-        return text.replace(secret, "***")
-    return text
-
-
-def scrub(content: bytes, secret: str | None) -> bytes:
-    """A body with every occurrence of ``secret`` replaced by ``***``, before anything
-    (message, excerpt, decoded body kept on the error) is derived from it."""
-    if secret:
-        return content.replace(secret.encode(), b"***")
-    return content
-
-
 def request_id_from(headers: Mapping[str, str]) -> str | None:
     """The server's request id, from the usual headers."""
     for name in _REQUEST_ID_HEADERS:
@@ -232,11 +221,29 @@ def request_id_from(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _decode_error_body(content: bytes) -> Any:
+def _scrubbed_body(content: bytes, scrubber: Scrubber) -> tuple[Any, str]:
+    """An error body, decoded and scrubbed, and the excerpt to quote from it.
+
+    The excerpt of a JSON body is taken from the scrubbed value encoded again, so that a
+    secret the server escaped in its own way (``\u002f``) cannot slip through.
+    """
+    content = scrubber.bytes(content)
+    if not content:
+        return "", ""
     try:
-        return _json.loads(content) if content else ""
+        body = scrubber.value(_json.loads(content))
     except _json.JSONDecodeError:
-        return content.decode("utf-8", errors="replace")
+        text = scrubber.text(html.unescape(content.decode("utf-8", errors="replace")))
+        return text, shorten(text)
+    except RecursionError:
+        body = content.decode("utf-8", errors="replace")
+        return body, body_excerpt(content)
+    if not scrubber:
+        return body, body_excerpt(content)
+    try:
+        return body, shorten(json.dumps(body, ensure_ascii=False))
+    except (RecursionError, ValueError):
+        return body, body_excerpt(content)
 
 
 def make_status_error(
@@ -245,11 +252,13 @@ def make_status_error(
     reason: str,
     content: bytes,
     headers: Mapping[str, str],
-    secret: str | None,
+    scrubber: Scrubber | None = None,
+    url: str = "",
 ) -> APIStatusError:
-    """The typed error for an error answer, with the server's message and a body excerpt."""
-    content = scrub(content, secret)
-    body = _decode_error_body(content)
+    """The typed error for an error answer: the status, the server's own message, the URL
+    and a body excerpt, with every secret scrubbed."""
+    scrubber = scrubber or _NO_SECRETS
+    body, excerpt = _scrubbed_body(content, scrubber)
     try:
         server_message = (
             message_from_text(body) if isinstance(body, str) else dialect.error_message(body)
@@ -258,11 +267,12 @@ def make_status_error(
         server_message = None  # an odd body must not hide the status error behind another
 
     if server_message:
-        server_message = shorten(server_message)
+        server_message = shorten(scrubber.text(server_message))
     request_id = request_id_from(headers)
-    excerpt = body_excerpt(content)
     message = f"HTTP {status_code} {reason}".rstrip()
     message += f": {server_message}" if server_message else " (no message from the server)"
+    if url:
+        message += f" (POST {url})"
     if request_id:
         message += f" [request id {request_id}]"
     if excerpt and excerpt != server_message:
@@ -274,17 +284,7 @@ def make_status_error(
         status_code=status_code,
         body=body,
         request_id=request_id,
-    )
-
-
-def _format_error(
-    message: str, status_code: int, content: bytes, secret: str | None
-) -> ResponseFormatError:
-    excerpt = body_excerpt(scrub(content, secret))
-    return ResponseFormatError(
-        f"invalid rerank answer (HTTP {status_code}): {message} | body: {excerpt or '(empty)'}",
-        status_code=status_code,
-        body_excerpt=excerpt,
+        url=url or None,
     )
 
 
@@ -293,18 +293,30 @@ def decode_response(
     status_code: int,
     content: bytes,
     batch_size: int,
-    secret: str | None = None,
+    scrubber: Scrubber | None = None,
+    url: str = "",
+    expected: int | None = None,
 ) -> BatchRanking:
     """Decode a successful answer to a batch of ``batch_size`` documents and check it.
 
     Every index must be an integer in range and appear at most once; every score must be a
-    finite number. An answer that reports an error inside a 2xx status raises the matching
+    finite number; at least ``expected`` results (default: one per document) must come
+    back. An answer that reports an error inside a 2xx status raises the matching
     :class:`APIStatusError`; anything else that is not a ranking raises
     :class:`ResponseFormatError`.
     """
+    scrubber = scrubber or _NO_SECRETS
 
     def fail(message: str) -> ResponseFormatError:
-        return _format_error(message, status_code, content, secret)
+        excerpt = _scrubbed_body(content, scrubber)[1]
+        where = f" from {url}" if url else ""
+        return ResponseFormatError(
+            f"invalid rerank answer (HTTP {status_code}{where}): {message}"
+            f" | body: {excerpt or '(empty)'}",
+            status_code=status_code,
+            body_excerpt=excerpt,
+            url=url or None,
+        )
 
     try:
         body = _json.loads(content)
@@ -318,19 +330,16 @@ def decode_response(
         # A parser tripped over a shape it did not foresee: still a bad answer, not a crash.
         raise fail(f"unreadable answer ({type(exc).__name__})") from None
     except EmbeddedAPIError as exc:
-        scrubbed = scrub(content, secret)
+        scrubbed, excerpt = _scrubbed_body(content, scrubber)
+        where = f" from {url}" if url else ""
         raise status_error_class(exc.status_code)(
-            redact(
-                f"HTTP {status_code} answer reports an error: {exc.message}"
-                f" | body: {body_excerpt(scrubbed)}",
-                secret,
-            ),
+            f"HTTP {status_code} answer{where} reports an error: "
+            f"{scrubber.text(exc.message)} | body: {excerpt}",
             status_code=exc.status_code,
-            body=_decode_error_body(scrubbed),
+            body=scrubbed,
+            url=url or None,
         ) from None
 
-    if not parsed.pairs and batch_size:
-        raise fail(f"no results for {batch_size} documents")
     seen = bytearray(batch_size)
     pairs: list[tuple[int, float]] = []
     for index, score in parsed.pairs:
@@ -350,6 +359,11 @@ def decode_response(
         if not math.isfinite(value):
             raise fail(f"score of index {index} is not finite: {score!r}")
         pairs.append((index, value))
+    wanted = batch_size if expected is None else min(expected, batch_size)
+    if len(pairs) < wanted:
+        # A ranking that leaves out documents it was asked to rank would drop them silently.
+        got = f"{len(pairs)} results" if pairs else "no results"
+        raise fail(f"{got} for {batch_size} documents sent, {wanted} expected")
     return BatchRanking(pairs, parsed.model, parsed.total_tokens, parsed.billed_units)
 
 

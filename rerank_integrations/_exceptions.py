@@ -41,6 +41,18 @@ __all__ = [
 class RerankError(Exception):
     """Base class of every error raised by ``rerank_integrations``."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors do not survive pickle's default (``cls(*args)``), and
+        # errors travel between processes (worker pools, Ray).
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[RerankError], args: tuple[Any, ...], state: dict[str, Any]) -> RerankError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigurationError(RerankError, ValueError):
     """The client's settings cannot work (for example, no base URL was given anywhere).
@@ -61,8 +73,9 @@ class APIStatusError(RerankError):
     Attributes:
         status_code: the HTTP status of the answer.
         message: the full error message.
-        body: the decoded JSON body, or the body text when it is not JSON.
+        body: the decoded JSON body, or the body text when it is not JSON (secrets scrubbed).
         request_id: the server's request id header, when it sent one.
+        url: the URL that answered, without credentials.
     """
 
     def __init__(
@@ -72,12 +85,14 @@ class APIStatusError(RerankError):
         status_code: int,
         body: Any = None,
         request_id: str | None = None,
+        url: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.body = body
         self.request_id = request_id
+        self.url = url
 
 
 class AuthenticationError(APIStatusError):
@@ -113,13 +128,22 @@ class ResponseFormatError(RerankError):
     Attributes:
         status_code: the HTTP status of the answer.
         body_excerpt: the start of the body, for diagnosis.
+        url: the URL that answered, without credentials.
     """
 
-    def __init__(self, message: str, *, status_code: int = 200, body_excerpt: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 200,
+        body_excerpt: str = "",
+        url: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.body_excerpt = body_excerpt
+        self.url = url
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -13,13 +13,13 @@ import difflib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
 from ._config import ClientSettings, check_deadline, shorten_timeout
-from ._constants import LOGGER_NAME
+from ._constants import DEFAULT_MAX_RESPONSE_BYTES, LOGGER_NAME
 from ._core import (
     BatchRanking,
     RerankPlan,
@@ -32,11 +32,13 @@ from ._core import (
 )
 from ._exceptions import APIConnectionError, APITimeoutError, RerankError
 from ._retry import next_wait
+from ._secrets import Scrubber
 from ._types import NOT_GIVEN, NotGiven
 
 __all__ = [
     "Answer",
     "Call",
+    "Connection",
     "Flow",
     "Send",
     "Sleep",
@@ -55,12 +57,18 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send one POST request and report the answer."""
+    """Send one POST request and report the whole answer.
+
+    ``timeout`` bounds each phase as httpx does; ``limit`` bounds the attempt as a whole,
+    connect to last byte (``None``: no bound); the body may be at most ``max_bytes`` long.
+    """
 
     url: str
     content: bytes
-    headers: Mapping[str, str]
-    timeout: httpx.Timeout
+    headers: Mapping[str, str] = field(repr=False)  # carries credentials
+    timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(None))
+    limit: float | None = None
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,33 +208,71 @@ def start_call(
 # -- one batch --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class Connection:
+    """What every request of one client shares: where it goes, what it sends, what to hide.
+
+    Attributes:
+        url: the endpoint.
+        shown_url: the endpoint without credentials, for messages and logs.
+        headers: every request's headers, credentials in the clear (the repr hides them).
+        scrubber: removes every secret of the client from what is shown.
+        path: the endpoint's path, for dialects whose versions differ by path.
+    """
+
+    url: str
+    shown_url: str
+    headers: Mapping[str, str]
+    scrubber: Scrubber
+    path: str
+
+    def __repr__(self) -> str:
+        return f"Connection({self.shown_url!r})"
+
+
 def batch_flow(
     settings: ClientSettings,
+    connection: Connection,
     call: Call,
     number: int,
-    path: str,
     random: Callable[[], float],
 ) -> Flow[BatchRanking]:
     """Send batch ``number`` of ``call``, retrying as the policy says; return its ranking."""
     plan = call.plan
     batch = plan.batches[number]
     dialect = settings.dialect
-    body = encode_request(dialect, plan, batch, call.model, call.extra_body, path)
-    label = f"batch {number + 1}/{len(plan.batches)} ({len(batch.texts)} documents)"
-    logger.debug("POST %s %s, %d bytes", settings.endpoint, label, len(body))
-    secret = None if settings.api_key is None else settings.api_key.get_secret_value()
+    size = len(batch.texts)
+    body = encode_request(dialect, plan, batch, call.model, call.extra_body, connection.path)
+    label = f"batch {number + 1}/{len(plan.batches)} ({size} documents)"
+    logger.debug("POST %s %s, %d bytes", connection.shown_url, label, len(body))
     policy = settings.retry
     retries_done = 0
     while True:
         left = call.time_left()
         if left is not None and left <= 0:
             raise call.deadline_error(retries_done + 1)
+        attempt = settings.attempt_seconds
+        limit = left if attempt is None else attempt if left is None else min(attempt, left)
         timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
-        outcome = yield Send(settings.endpoint, body, settings.headers, timeout)
+        outcome = yield Send(
+            connection.url,
+            body,
+            connection.headers,
+            timeout,
+            limit,
+            settings.max_response_bytes,
+        )
         if isinstance(outcome, Answer):
+            status: int | None = outcome.status_code
             if 200 <= outcome.status_code < 300:
                 return decode_response(
-                    dialect, outcome.status_code, outcome.content, len(batch.texts), secret
+                    dialect,
+                    outcome.status_code,
+                    outcome.content,
+                    size,
+                    connection.scrubber,
+                    connection.shown_url,
+                    batch.top_n,
                 )
             error: RerankError = make_status_error(
                 dialect,
@@ -234,17 +280,22 @@ def batch_flow(
                 outcome.reason,
                 outcome.content,
                 outcome.headers,
-                secret,
+                connection.scrubber,
+                connection.shown_url,
             )
-            status: int | None = outcome.status_code
             headers: Mapping[str, str] = outcome.headers
             cause = f"HTTP {outcome.status_code}"
-        else:
-            assert outcome is not None
+        elif isinstance(outcome, APIConnectionError):
             error, status, headers = outcome, None, {}
             cause = type(outcome).__name__
+        else:
+            assert outcome is not None
+            raise outcome  # an answer refused while it arrived: sending again cannot help
         wait = next_wait(policy, retries_done, status, headers, random(), call.time_left())
         if wait is None:
+            left = call.time_left()
+            if isinstance(error, APITimeoutError) and left is not None and left <= 0:
+                raise call.deadline_error(retries_done + 1) from error
             raise error
         logger.warning(
             "rerank %s failed (%s); retry %d of %d in %.2fs",

@@ -337,7 +337,9 @@ def test_failed_batch_fails_the_call(mode: str, make_client: Any, mock_api: Mock
 
 
 def mock_api_reply_ok(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json={"results": [{"index": 0, "relevance_score": 0.5}]})
+    count = len(json.loads(request.content)["documents"])
+    results = [{"index": i, "relevance_score": 0.5} for i in range(count)]
+    return httpx.Response(200, json={"results": results})
 
 
 # -- retries -------------------------------------------------------------------------------

@@ -239,10 +239,11 @@ def test_reference_answer_parses_or_raises(name: str) -> None:
     status = example.status
     response = example.response
     content = b"" if response is None else json.dumps(response).encode()
-    count = len(asked_of(dialect.name, example.request)[1])
+    _, documents, top_n, _ = asked_of(dialect.name, example.request)
+    count = len(documents)
 
     if table_row.error is None:
-        ranking = decode_response(dialect, status, content, count)
+        ranking = decode_response(dialect, status, content, count, expected=top_n)
         items = dig(response, table_row.results)
         assert ranking.pairs == [(item["index"], float(item[table_row.score])) for item in items]
         assert ranking.total_tokens == table_row.tokens
@@ -374,7 +375,8 @@ def test_endpoint_rules_cover_every_dialect() -> None:
 @pytest.mark.parametrize("name", sorted(DIALECTS))
 def test_auth_headers(name: str) -> None:
     client = RerankClient("https://h", api_key=API_KEY, dialect=name)
-    headers = {key.lower(): value for key, value in client.settings.headers.items()}
+    headers = {key.lower(): value for key, value in client.settings.wire_headers().items()}
+    assert API_KEY not in repr(client.settings.headers)  # the settings hold it as a SecretStr
     if name == "pinecone":
         assert headers["api-key"] == API_KEY
         assert headers["x-pinecone-api-version"] == "2025-10"

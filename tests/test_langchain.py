@@ -294,7 +294,7 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     client = compressor.rerank_client
     assert client.endpoint == "https://env.rerank.test/v1/rerank"
     assert client.model == "env-model"
-    assert client.settings.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert client.settings.wire_headers()["Authorization"] == f"Bearer {API_KEY}"
     assert compressor.base_url is None  # arguments stay as given
     overridden = RerankCompressor(base_url="https://arg.rerank.test")
     assert overridden.rerank_client.endpoint == "https://arg.rerank.test/v1/rerank"
