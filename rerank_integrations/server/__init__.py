@@ -1,18 +1,16 @@
-"""A local rerank server: a real rerank HTTP endpoint with no API key or model.
+"""A local rerank server: a real HTTP rerank endpoint with no key, no model and no download.
 
-It serves the Jina-style rerank format of OpenAI-compatible gateways on
-``POST /v1/rerank`` (also ``/rerank`` and ``/v2/rerank``), ranks documents
-with Okapi BM25 over the request's own documents, and can inject latency,
-drops, stalls, rate limits and errors for testing clients.
-
-Run it from Python::
+It answers the generic (Jina-style) format of OpenAI-compatible gateways on
+``POST /v1/rerank`` (also ``/rerank`` and ``/v2/rerank``), ranks with Okapi BM25 over each
+request's own documents, and injects latency, drops, stalls, rate limits and errors, so a
+client can be tested against what real services do::
 
     from rerank_integrations.server import serve_in_thread
 
     with serve_in_thread(latency_ms=10) as server:
         ...  # send requests to server.base_url
 
-Requires the ``server`` extra: ``pip install "rerank-integrations[server]"``.
+It needs the ``server`` extra: ``pip install "rerank-integrations[server]"``.
 """
 
 from __future__ import annotations
@@ -25,14 +23,9 @@ _INSTALL_HINT = (
 )
 
 try:
-    from ._app import (
-        FAULT_KINDS,
-        RERANK_PATHS,
-        SCORING_MODES,
-        ServerConfig,
-        ServerStats,
-        create_app,
-    )
+    from ._app import RERANK_PATHS, create_app
+    from ._config import FAULT_KINDS, SCORING_MODES, ServerConfig
+    from ._stats import ServerStats
     from ._thread import LocalRerankServer, serve_in_thread
 except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the environment
     if _exc.name is not None and _exc.name.partition(".")[0] in {"starlette", "uvicorn"}:

@@ -1,0 +1,75 @@
+"""Request counters a test reads to see what its client really sent."""
+
+from __future__ import annotations
+
+import threading
+
+from ._config import FAULT_KINDS
+
+__all__ = ["ServerStats"]
+
+
+class ServerStats:
+    """The counters of one running application.
+
+    The server writes them from its event loop, tests read them from their own thread, so
+    every access takes a lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._faults = dict.fromkeys(FAULT_KINDS, 0)
+
+    @property
+    def requests(self) -> int:
+        """Rerank requests received since the start or the last :meth:`reset`."""
+        with self._lock:
+            return self._requests
+
+    @property
+    def in_flight(self) -> int:
+        """Rerank requests being handled now."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most rerank requests handled at once: how concurrent the client really was."""
+        with self._lock:
+            return self._max_in_flight
+
+    @property
+    def faults(self) -> dict[str, int]:
+        """Injected faults by kind (a copy; the kinds are :data:`FAULT_KINDS`)."""
+        with self._lock:
+            return dict(self._faults)
+
+    def reset(self) -> None:
+        """Zero the counters; ``max_in_flight`` restarts from the requests still in flight."""
+        with self._lock:
+            self._requests = 0
+            self._max_in_flight = self._in_flight
+            self._faults = dict.fromkeys(FAULT_KINDS, 0)
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._requests += 1
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _record_fault(self, kind: str) -> None:
+        with self._lock:
+            self._faults[kind] += 1
+
+    def __repr__(self) -> str:
+        return (
+            f"ServerStats(requests={self.requests}, in_flight={self.in_flight}, "
+            f"max_in_flight={self.max_in_flight}, faults={self.faults})"
+        )
