@@ -15,7 +15,7 @@ It needs the ``server`` extra: ``pip install "rerank-integrations[server]"``.
 
 from __future__ import annotations
 
-from ._bm25 import bm25_scores, to_relevance, tokenize
+from ._bm25 import SPELLING_VARIANTS, STOP_WORDS, analyze, bm25_scores, to_relevance, tokenize
 
 _INSTALL_HINT = (
     "rerank_integrations.server needs Starlette and uvicorn; "
@@ -37,9 +37,12 @@ __all__ = [
     "FAULT_KINDS",
     "RERANK_PATHS",
     "SCORING_MODES",
+    "SPELLING_VARIANTS",
+    "STOP_WORDS",
     "LocalRerankServer",
     "ServerConfig",
     "ServerStats",
+    "analyze",
     "bm25_scores",
     "create_app",
     "serve_in_thread",

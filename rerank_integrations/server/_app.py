@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._bm25 import score_tokens, to_relevance, tokenize
+from ._bm25 import score_tokens, terms_of, to_relevance, tokenize
 from ._config import ServerConfig
 from ._faults import DroppedResponse, FaultPlan, error_fault, rate_limit_fault
 from ._stats import ServerStats
@@ -69,7 +69,7 @@ def _rank(request: RerankRequest, scoring: str) -> tuple[list[int], list[float],
     else:
         query_tokens = tokenize(request.query)
         document_tokens = [tokenize(text) for text in documents]
-        raw = score_tokens(query_tokens, document_tokens)
+        raw = score_tokens(terms_of(query_tokens), [terms_of(tokens) for tokens in document_tokens])
         relevance = [to_relevance(score) for score in raw]
         tokens = len(query_tokens) + sum(map(len, document_tokens))
 

@@ -5,8 +5,11 @@ Tokens: the text is NFKC-normalised and case-folded (full-width letters, ligatur
 all match), then split into runs of word characters (``\\w``: letters, digits, ``_``).
 Chinese, Japanese and Korean runs become overlapping character bigrams, since those scripts
 put no spaces between words; a one-character run is that character. ``"iPhone15手机"`` splits
-at the script boundary into ``["iphone15", "手机"]``. No stop words are removed; the IDF
-weighs common terms down.
+at the script boundary into ``["iphone15", "手机"]``.
+
+Terms: the tokens without :data:`STOP_WORDS`, British spellings folded into American ones
+(:data:`SPELLING_VARIANTS`); :mod:`._lexicon` says why. :func:`tokenize` keeps every token,
+:func:`analyze` gives the terms BM25 scores.
 
 Scores: Okapi BM25 with the request's own documents as the collection, and the IDF
 ``ln(1 + (N - df + 0.5) / (df + 0.5))``, which stays positive even for one document.
@@ -18,14 +21,20 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+from ._lexicon import SPELLING_VARIANTS, STOP_WORDS
 
 __all__ = [
     "DEFAULT_B",
     "DEFAULT_K1",
     "RELEVANCE_HALF_SCORE",
+    "SPELLING_VARIANTS",
+    "STOP_WORDS",
+    "analyze",
     "bm25_scores",
     "score_tokens",
+    "terms_of",
     "to_relevance",
     "tokenize",
 ]
@@ -105,6 +114,22 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def terms_of(tokens: Iterable[str]) -> list[str]:
+    """The terms of :func:`tokenize`'s ``tokens``: stop words left out, spellings folded."""
+    stop, variants = STOP_WORDS, SPELLING_VARIANTS
+    return [variants.get(token, token) for token in tokens if token not in stop]
+
+
+def analyze(text: str) -> list[str]:
+    """The terms of ``text`` that BM25 scores.
+
+    Examples:
+        >>> analyze("How do I fix a flat tyre?")
+        ['fix', 'flat', 'tire']
+    """
+    return terms_of(tokenize(text))
+
+
 def _check_parameters(k1: float, b: float) -> None:
     """A ``ValueError`` unless ``k1 >= 0`` and ``0 <= b <= 1``."""
     if not (math.isfinite(k1) and k1 >= 0):
@@ -178,13 +203,13 @@ def bm25_scores(
     b: float = DEFAULT_B,
 ) -> list[float]:
     """The Okapi BM25 score of each document for ``query``, in order; ``0.0`` for one that
-    shares no term with it.
+    shares no term (:func:`analyze`) with it.
 
     The documents are the whole collection: document frequencies and the average length
     come from them alone, as a reranker sees only the candidates it is sent. Each distinct
     query term counts once. ``ValueError`` when ``k1 < 0`` or ``b`` is outside 0..1.
     """
-    return score_tokens(tokenize(query), [tokenize(doc) for doc in documents], k1, b)
+    return score_tokens(analyze(query), [analyze(doc) for doc in documents], k1, b)
 
 
 def to_relevance(score: float, half_score: float = RELEVANCE_HALF_SCORE) -> float:
