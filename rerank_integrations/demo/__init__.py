@@ -15,8 +15,9 @@ from rerank_integrations.demo._embedding import (
     cosine,
     hashing_embedding,
     hashing_tokens,
+    langchain_embeddings,
+    llama_index_embedding,
 )
-from rerank_integrations.demo._embeddings import langchain_embeddings, llama_index_embedding
 from rerank_integrations.demo._metrics import (
     Run,
     hit_at_k,
@@ -24,14 +25,14 @@ from rerank_integrations.demo._metrics import (
     mrr_at_k,
     reciprocal_rank,
 )
-from rerank_integrations.demo._pipeline import (
+from rerank_integrations.demo._pipeline import run_demo
+from rerank_integrations.demo._report import (
     DemoExample,
     DemoReport,
     ExampleRow,
     PipelineFigures,
     StageFigures,
     format_report,
-    run_demo,
 )
 
 __all__ = [
