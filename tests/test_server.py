@@ -24,6 +24,7 @@ from rerank_integrations.server import (
     ServerConfig,
     _cli,
     bm25_scores,
+    count_tokens,
     serve_in_thread,
     to_relevance,
     tokenize,
@@ -313,7 +314,7 @@ def test_response_shape_order_and_usage(default_server: LocalRerankServer) -> No
     assert all(0.0 <= score < 1.0 for score in scores)
     expected_scores = [to_relevance(s) for s in bm25_scores(query, MULTILINGUAL)]
     assert all(item["relevance_score"] == expected_scores[item["index"]] for item in results)
-    tokens = len(tokenize(query)) + sum(len(tokenize(d)) for d in MULTILINGUAL)
+    tokens = sum(count_tokens(query) + count_tokens(d) for d in MULTILINGUAL)  # query per pair
     assert body["usage"] == {
         "prompt_tokens": tokens,
         "completion_tokens": 0,
@@ -380,7 +381,7 @@ def test_empty_documents_list_gives_empty_results(default_server: LocalRerankSer
     assert response.status_code == 200
     body = response.json()
     assert body["results"] == []
-    assert body["usage"]["total_tokens"] == 1
+    assert body["usage"]["total_tokens"] == 0  # no document, no query-document pair
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 It answers the generic (Jina-style) format of OpenAI-compatible gateways on
 ``POST /v1/rerank`` (also ``/rerank`` and ``/v2/rerank``), ranks with Okapi BM25 over each
-request's own documents, and injects latency, drops, stalls, rate limits and errors, so a
-client can be tested against what real services do::
+request's own documents, refuses what is too big as real services refuse it (nginx's 413,
+TEI's token limit, a batch token budget), and injects latency, drops, stalls, rate limits
+and errors, so a client can be tested against what real services do::
 
     from rerank_integrations.server import serve_in_thread
 
@@ -15,7 +16,16 @@ It needs the ``server`` extra: ``pip install "rerank-integrations[server]"``.
 
 from __future__ import annotations
 
-from ._bm25 import SPELLING_VARIANTS, STOP_WORDS, analyze, bm25_scores, to_relevance, tokenize
+from ._bm25 import (
+    SPELLING_VARIANTS,
+    STOP_WORDS,
+    analyze,
+    bm25_scores,
+    count_tokens,
+    to_relevance,
+    tokenize,
+    truncate_tokens,
+)
 
 _INSTALL_HINT = (
     "rerank_integrations.server needs Starlette and uvicorn; "
@@ -24,7 +34,7 @@ _INSTALL_HINT = (
 
 try:
     from ._app import RERANK_PATHS, create_app
-    from ._config import FAULT_KINDS, SCORING_MODES, ServerConfig
+    from ._config import FAULT_KINDS, LIMIT_KINDS, SCORING_MODES, ServerConfig
     from ._stats import ServerStats
     from ._thread import LocalRerankServer, serve_in_thread
 except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the environment
@@ -35,6 +45,7 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the environ
 
 __all__ = [
     "FAULT_KINDS",
+    "LIMIT_KINDS",
     "RERANK_PATHS",
     "SCORING_MODES",
     "SPELLING_VARIANTS",
@@ -44,8 +55,10 @@ __all__ = [
     "ServerStats",
     "analyze",
     "bm25_scores",
+    "count_tokens",
     "create_app",
     "serve_in_thread",
     "to_relevance",
     "tokenize",
+    "truncate_tokens",
 ]

@@ -3,11 +3,14 @@
 A rerank request goes through, in this order:
 
 1. it is counted (:class:`ServerStats`);
-2. the key is checked when one is set: a 401 draws no fault;
-3. one draw picks the request's fault, if any;
-4. the body is read and ``latency_ms`` waited;
-5. the fault is applied (a stall waits, then serves normally);
-6. the body is validated (4xx in the OpenAI envelope) and scored.
+2. with ``max_request_bytes``, the body is read and a larger one refused, as the proxy in
+   front of a gateway refuses it before the application sees it;
+3. the key is checked when one is set: a 401 draws no fault;
+4. one draw picks the request's fault, if any;
+5. the body is read and ``latency_ms`` waited;
+6. the fault is applied (a stall waits, then serves normally);
+7. the body is validated (4xx in the OpenAI envelope), held to the token limits (see
+   :mod:`._limits`) and scored.
 
 Faults come before validation, so even a malformed request can meet one, and the fault
 sequence depends only on the order in which authenticated requests arrive.
@@ -19,6 +22,7 @@ import asyncio
 import heapq
 import hmac
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,9 +31,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._bm25 import score_tokens, terms_of, to_relevance, tokenize
+from ._bm25 import analyze, score_tokens, to_relevance
 from ._config import ServerConfig
 from ._faults import DroppedResponse, FaultPlan, error_fault, rate_limit_fault
+from ._limits import DocumentTooLong, fit_documents, read_body, request_entity_too_large
 from ._stats import ServerStats
 from ._wire import (
     RequestError,
@@ -48,8 +53,10 @@ RERANK_PATHS: tuple[str, ...] = ("/v1/rerank", "/rerank", "/v2/rerank")
 _SHUTDOWN_POLL_SECONDS = 0.05
 
 
-def _estimate_tokens(characters: int) -> int:
-    """About 4 characters a token: ``"cheap"`` scoring must not tokenize."""
+def _estimate_tokens(query: str, documents: Sequence[str]) -> int:
+    """About 4 characters a token, the query once per document: ``"cheap"`` scoring with no
+    token limit does not count tokens, so its cost stays constant per document."""
+    characters = len(query) * len(documents) + sum(map(len, documents))
     return (characters + 3) // 4
 
 
@@ -59,29 +66,26 @@ def _cheap_score(index: int, text: str) -> float:
     return mixed / 1000003
 
 
-def _rank(request: RerankRequest, scoring: str) -> tuple[list[int], list[float], int]:
-    """The chosen document indexes best first, every document's relevance, and the tokens."""
-    documents = request.documents
+def _rank(
+    query: str, documents: Sequence[str], top_n: int | None, scoring: str
+) -> tuple[list[int], list[float]]:
+    """The chosen document indexes best first, and every document's relevance."""
     if scoring == "cheap":
         raw = [_cheap_score(i, text) for i, text in enumerate(documents)]
         relevance = raw
-        tokens = _estimate_tokens(len(request.query) + sum(map(len, documents)))
     else:
-        query_tokens = tokenize(request.query)
-        document_tokens = [tokenize(text) for text in documents]
-        raw = score_tokens(terms_of(query_tokens), [terms_of(tokens) for tokens in document_tokens])
+        raw = score_tokens(analyze(query), [analyze(text) for text in documents])
         relevance = [to_relevance(score) for score in raw]
-        tokens = len(query_tokens) + sum(map(len, document_tokens))
 
     def key(i: int) -> tuple[float, int]:
         return (-raw[i], i)
 
     count = len(documents)
-    if request.top_n is not None and request.top_n < count:
-        order = heapq.nsmallest(request.top_n, range(count), key=key)
+    if top_n is not None and top_n < count:
+        order = heapq.nsmallest(top_n, range(count), key=key)
     else:
         order = sorted(range(count), key=key)
-    return order, relevance, tokens
+    return order, relevance
 
 
 def _check_auth(request: Request, api_key: str) -> Response | None:
@@ -135,16 +139,26 @@ class _RerankService:
 
     async def _handle(self, request: Request) -> Response:
         config = self._config
+        body: bytes | None = None
+        if config.max_request_bytes is not None:
+            try:
+                body, too_large = await read_body(request, config.max_request_bytes)
+            except ClientDisconnect:
+                return Response(status_code=400)
+            if too_large:
+                self._stats._record_refusal("request_bytes")
+                return request_entity_too_large()
         if config.api_key is not None:
             denied = _check_auth(request, config.api_key)
             if denied is not None:
                 return denied
 
         fault = self._faults.draw()
-        try:
-            body = await request.body()
-        except ClientDisconnect:
-            return Response(status_code=400)
+        if body is None:
+            try:
+                body = await request.body()
+            except ClientDisconnect:
+                return Response(status_code=400)
         if config.latency_ms > 0:
             await self._sleep(config.latency_ms / 1000.0)
 
@@ -168,6 +182,8 @@ class _RerankService:
         try:
             rerank_request = parse_request(body, config.max_documents)
         except RequestError as exc:
+            if exc.code == "too_many_documents":
+                self._stats._record_refusal("documents")
             return exc.response()
         return self._rerank(rerank_request)
 
@@ -188,8 +204,28 @@ class _RerankService:
             await asyncio.sleep(min(remaining, _SHUTDOWN_POLL_SECONDS))
 
     def _rerank(self, request: RerankRequest) -> Response:
-        order, relevance, tokens = _rank(request, self._config.scoring)
-        documents = request.documents
+        config = self._config
+        documents: Sequence[str] = request.documents
+        if (
+            config.scoring == "cheap"
+            and config.max_tokens_per_document is None
+            and config.max_tokens_per_request is None
+        ):
+            tokens = _estimate_tokens(request.query, documents)
+        else:
+            try:
+                fitted = fit_documents(request, config)
+            except DocumentTooLong as exc:
+                self._stats._record_refusal("document_tokens")
+                return exc.response()
+            except RequestError as exc:
+                self._stats._record_refusal("request_tokens")
+                return exc.response()
+            if fitted.truncated:
+                self._stats._record_truncated(fitted.truncated)
+            documents, tokens = fitted.documents, fitted.tokens
+        order, relevance = _rank(request.query, documents, request.top_n, config.scoring)
+        documents = request.documents  # the answer shows each document whole, as it was sent
         results: list[dict[str, Any]] = []
         for index in order:
             item: dict[str, Any] = {"index": index, "relevance_score": relevance[index]}

@@ -66,6 +66,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest number of documents per request (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse larger request bodies with nginx's 413 page (default: no limit)",
+    )
+    parser.add_argument(
+        "--max-tokens-per-document",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "refuse a document whose tokens with the query's are more, with TEI's 413 "
+            "(default: no limit)"
+        ),
+    )
+    parser.add_argument(
+        "--max-tokens-per-request",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "refuse a request with more tokens, the query counted once per document, "
+            "with a 400 (default: no limit)"
+        ),
+    )
+    parser.add_argument(
+        "--auto-truncate",
+        action="store_true",
+        help=(
+            "score a too-long document on its first tokens instead of refusing it, unless "
+            "the request says truncate: false"
+        ),
+    )
+    parser.add_argument(
         "--latency-ms",
         type=float,
         default=_DEFAULTS.latency_ms,
@@ -149,6 +184,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         api_key=api_key,
         max_documents=_option(args, "max_documents"),
+        max_request_bytes=_option(args, "max_request_bytes"),
+        max_tokens_per_document=_option(args, "max_tokens_per_document"),
+        max_tokens_per_request=_option(args, "max_tokens_per_request"),
+        auto_truncate=bool(_option(args, "auto_truncate")),
         latency_ms=_option(args, "latency_ms"),
         error_rate=_option(args, "error_rate"),
         error_status=_option(args, "error_status"),

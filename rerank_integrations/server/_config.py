@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["FAULT_KINDS", "FAULT_RATE_FIELDS", "SCORING_MODES", "ServerConfig"]
+__all__ = ["FAULT_KINDS", "FAULT_RATE_FIELDS", "LIMIT_KINDS", "SCORING_MODES", "ServerConfig"]
 
 SCORING_MODES: tuple[str, ...] = ("bm25", "cheap")
 """The values of :attr:`ServerConfig.scoring`."""
@@ -24,6 +24,10 @@ FAULT_RATE_FIELDS: dict[str, str] = {
     "error": "error_rate",
 }
 """The :class:`ServerConfig` field that holds each fault's probability."""
+
+LIMIT_KINDS: tuple[str, ...] = ("documents", "request_bytes", "document_tokens", "request_tokens")
+"""The size limits a request can be refused for: ``max_documents``, ``max_request_bytes``,
+``max_tokens_per_document`` and ``max_tokens_per_request``."""
 
 # Rates read from a command line (0.1 + 0.2 + ...) may sum to a hair over 1.
 _RATE_TOLERANCE = 1e-9
@@ -65,6 +69,16 @@ class ServerConfig:
         api_key: the bearer token rerank requests must send (401 otherwise); ``None`` lets
             every request in.
         max_documents: the most documents one request may carry (413 past it).
+        max_request_bytes: the largest request body, as behind nginx's
+            ``client_max_body_size`` (413 with nginx's HTML page past it); ``None``: no limit.
+        max_tokens_per_document: the most tokens of the query plus one document, as a model's
+            input length (413 with TEI's message past it, unless truncating); ``None``: no
+            limit. Tokens are :func:`~rerank_integrations.server.count_tokens`.
+        max_tokens_per_request: the most tokens of a whole request, the query counted once per
+            document (400 past it, after any truncation); ``None``: no limit.
+        auto_truncate: score a too-long document on its first tokens instead of refusing it,
+            when the request does not say (TEI's ``--auto-truncate``; a request's
+            ``"truncate"`` field wins).
         latency_ms: added to every authenticated rerank request, faulty or invalid ones too,
             to stand in for a network.
         error_rate: the probability of answering ``error_status``.
@@ -88,6 +102,10 @@ class ServerConfig:
 
     api_key: str | None = None
     max_documents: int = 1000
+    max_request_bytes: int | None = None
+    max_tokens_per_document: int | None = None
+    max_tokens_per_request: int | None = None
+    auto_truncate: bool = False
     latency_ms: float = 0
     error_rate: float = 0
     error_status: int = 503
@@ -105,6 +123,13 @@ class ServerConfig:
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ValueError("api_key must be a non-empty string or None")
         _check_count("max_documents", self.max_documents, optional=False)
+        for name in (
+            "max_request_bytes",
+            "max_tokens_per_document",
+            "max_tokens_per_request",
+        ):
+            _check_count(name, getattr(self, name), optional=True)
+        _check_bool("auto_truncate", self.auto_truncate)
         _check_non_negative("latency_ms", self.latency_ms)
         _check_non_negative("retry_after", self.retry_after)
         _check_non_negative("stall_seconds", self.stall_seconds)

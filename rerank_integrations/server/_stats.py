@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from ._config import FAULT_KINDS
+from ._config import FAULT_KINDS, LIMIT_KINDS
 
 __all__ = ["ServerStats"]
 
@@ -22,6 +22,8 @@ class ServerStats:
         self._in_flight = 0
         self._max_in_flight = 0
         self._faults = dict.fromkeys(FAULT_KINDS, 0)
+        self._refused = dict.fromkeys(LIMIT_KINDS, 0)
+        self._truncated = 0
 
     @property
     def requests(self) -> int:
@@ -47,12 +49,27 @@ class ServerStats:
         with self._lock:
             return dict(self._faults)
 
+    @property
+    def refused(self) -> dict[str, int]:
+        """Requests refused for their size, by limit (a copy; the limits are
+        :data:`LIMIT_KINDS`)."""
+        with self._lock:
+            return dict(self._refused)
+
+    @property
+    def truncated(self) -> int:
+        """Documents scored on their first tokens only, because they were too long."""
+        with self._lock:
+            return self._truncated
+
     def reset(self) -> None:
         """Zero the counters; ``max_in_flight`` restarts from the requests still in flight."""
         with self._lock:
             self._requests = 0
             self._max_in_flight = self._in_flight
             self._faults = dict.fromkeys(FAULT_KINDS, 0)
+            self._refused = dict.fromkeys(LIMIT_KINDS, 0)
+            self._truncated = 0
 
     def _enter(self) -> None:
         with self._lock:
@@ -68,8 +85,17 @@ class ServerStats:
         with self._lock:
             self._faults[kind] += 1
 
+    def _record_refusal(self, limit: str) -> None:
+        with self._lock:
+            self._refused[limit] += 1
+
+    def _record_truncated(self, documents: int) -> None:
+        with self._lock:
+            self._truncated += documents
+
     def __repr__(self) -> str:
         return (
             f"ServerStats(requests={self.requests}, in_flight={self.in_flight}, "
-            f"max_in_flight={self.max_in_flight}, faults={self.faults})"
+            f"max_in_flight={self.max_in_flight}, faults={self.faults}, "
+            f"refused={self.refused}, truncated={self.truncated})"
         )

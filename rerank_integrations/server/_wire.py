@@ -56,6 +56,8 @@ class RerankRequest:
     documents: list[str]
     top_n: int | None
     return_documents: bool
+    truncate: bool | None = None
+    """Cut too-long documents instead of refusing them; ``None``: the server's default."""
 
 
 def error_response(
@@ -187,4 +189,24 @@ def parse_request(body: bytes, max_documents: int) -> RerankRequest:
             "'return_documents' must be a boolean.", code="invalid_type", param="return_documents"
         )
 
-    return RerankRequest(model, query, documents, top_n, return_documents)
+    return RerankRequest(
+        model, query, documents, top_n, return_documents, _truncate(payload.get("truncate"))
+    )
+
+
+# NIM and Cohere v1 spell the same choice as a string.
+_TRUNCATE_WORDS = {"END": True, "NONE": False}
+
+
+def _truncate(value: object) -> bool | None:
+    """The ``truncate`` field: ``true``/``false`` as TEI has it, ``"END"``/``"NONE"`` as NIM
+    and Cohere v1 have it, or absent."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.upper() in _TRUNCATE_WORDS:
+        return _TRUNCATE_WORDS[value.upper()]
+    raise RequestError(
+        '\'truncate\' must be a boolean, "END" or "NONE".',
+        code="invalid_type",
+        param="truncate",
+    )
