@@ -1,5 +1,5 @@
-"""The local server's size limits: its token count, and each limit refused as the service
-that has it refuses it (nginx's 413 page, TEI's 413, a batch token budget's 400)."""
+"""The local server's limits: its token count, and each limit refused as the service that
+has it refuses it (nginx's 413 page, TEI's 413, a batch token budget's 400, OpenAI's 429)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from rerank_integrations.server import (
     serve_in_thread,
     truncate_tokens,
 )
+from rerank_integrations.server._limits import RateLimiter
 
 NGINX_413 = (
     "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
@@ -307,3 +308,101 @@ def test_refusals_are_counted_by_limit_and_reset() -> None:
         server.stats.reset()
         assert server.stats.refused == dict.fromkeys(LIMIT_KINDS, 0)
         assert server.stats.truncated == 0
+
+
+# --------------------------------------------------------------------------- requests a minute
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_limiter_spreads_a_minute_over_its_seconds() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(600, clock=clock)  # 10 a second
+
+    assert [limiter.acquire() for _ in range(10)] == [0.0] * 10  # one second's worth at once
+    assert limiter.acquire() == pytest.approx(0.1)  # then one every tenth of a second
+    clock.now += 0.05
+    assert limiter.acquire() == pytest.approx(0.05)
+    clock.now += 0.05
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == pytest.approx(0.1)
+    clock.now += 60  # an idle minute refills one second's worth, no more
+    assert [limiter.acquire() for _ in range(11)][-2:] == [0.0, pytest.approx(0.1)]
+
+
+def test_a_low_rate_still_lets_one_request_through_at_a_time() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock)  # one every 6 seconds
+
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == pytest.approx(6.0)
+    clock.now += 5.0
+    assert limiter.acquire() == pytest.approx(1.0)
+    clock.now += 1.0
+    assert limiter.acquire() == 0.0
+
+
+def test_a_request_past_the_rate_gets_openais_429() -> None:
+    with serve_in_thread(rate_limit_rpm=60) as server:  # one a second
+        assert rerank(server, {"query": "q", "documents": ["a"]}).status_code == 200
+        response = rerank(server, {"query": "q", "documents": ["a"]})
+        stats = server.stats
+
+    assert response.status_code == 429
+    assert response.json()["error"]["type"] == "requests"
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    assert response.json()["error"]["param"] is None
+    message = response.json()["error"]["message"]
+    assert message.startswith("Rate limit reached on requests per min (RPM): Limit 60, ")
+    assert "Please try again in " in message
+    wait_ms = int(response.headers["retry-after-ms"])
+    assert 900 <= wait_ms <= 1000
+    assert response.headers["retry-after"] == "1"  # whole seconds, rounded up
+    assert response.headers["x-ratelimit-limit-requests"] == "60"
+    assert response.headers["x-ratelimit-remaining-requests"] == "0"
+    assert (stats.requests, stats.rate_limited, stats.faults["rate_limit"]) == (2, 1, 0)
+
+
+def test_a_client_that_honours_retry_after_gets_in_on_its_next_try() -> None:
+    calls = 30
+    with (
+        serve_in_thread(rate_limit_rpm=1200) as server,  # 20 a second, 20 at once
+        RerankClient(server.base_url, max_retries=10) as client,
+    ):
+        rankings = [
+            client.rerank("apple", ["pear", "apple"]).results[0].index for _ in range(calls)
+        ]
+        requests, limited = server.stats.requests, server.stats.rate_limited
+
+    assert rankings == [1] * calls
+    assert limited >= 1  # the burst beyond one second's worth had to wait
+    assert requests - limited == calls
+    assert limited <= calls - 20  # and each wait was long enough: one 429 per late call
+
+
+def test_the_rate_limit_comes_after_the_key() -> None:
+    with serve_in_thread(rate_limit_rpm=60, api_key="sk-key") as server:
+        for _ in range(3):
+            assert rerank(server, {"query": "q", "documents": ["a"]}).status_code == 401
+        headers = {"Authorization": "Bearer sk-key"}
+        assert (
+            rerank(server, {"query": "q", "documents": ["a"]}, headers=headers).status_code == 200
+        )
+        assert server.stats.rate_limited == 0
+
+
+def test_bad_rates_are_refused_and_the_option_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    for bad in (0, -5, 1.5, True):
+        with pytest.raises(ValueError, match="rate_limit_rpm"):
+            ServerConfig(rate_limit_rpm=bad)  # type: ignore[arg-type]
+    monkeypatch.delenv(_cli.API_KEY_ENV, raising=False)
+    parser = argparse.ArgumentParser()
+    _cli.add_arguments(parser)
+    args = parser.parse_args(["--rate-limit-rpm", "60"])
+    assert _cli.config_from_args(args) == ServerConfig(rate_limit_rpm=60)

@@ -6,14 +6,15 @@ A rerank request goes through, in this order:
 2. with ``max_request_bytes``, the body is read and a larger one refused, as the proxy in
    front of a gateway refuses it before the application sees it;
 3. the key is checked when one is set: a 401 draws no fault;
-4. one draw picks the request's fault, if any;
-5. the body is read and ``latency_ms`` waited;
-6. the fault is applied (a stall waits, then serves normally);
-7. the body is validated (4xx in the OpenAI envelope), held to the token limits (see
+4. with ``rate_limit_rpm``, a request past the rate gets a 429 and draws no fault;
+5. one draw picks the request's fault, if any;
+6. the body is read and ``latency_ms`` waited;
+7. the fault is applied (a stall waits, then serves normally);
+8. the body is validated (4xx in the OpenAI envelope), held to the token limits (see
    :mod:`._limits`) and scored.
 
 Faults come before validation, so even a malformed request can meet one, and the fault
-sequence depends only on the order in which authenticated requests arrive.
+sequence depends only on the order in which authenticated requests within the rate arrive.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from starlette.routing import Route
 from ._bm25 import analyze, score_tokens, to_relevance
 from ._config import ServerConfig
 from ._faults import DroppedResponse, FaultPlan, error_fault, rate_limit_fault
-from ._limits import DocumentTooLong, fit_documents, read_body, request_entity_too_large
+from ._limits import (
+    DocumentTooLong,
+    RateLimiter,
+    fit_documents,
+    rate_limited,
+    read_body,
+    request_entity_too_large,
+)
 from ._stats import ServerStats
 from ._wire import (
     RequestError,
@@ -128,6 +136,8 @@ class _RerankService:
         self._stats = stats
         self._shutdown_event = shutdown_event
         self._faults = FaultPlan(config)
+        rpm = config.rate_limit_rpm
+        self._limiter = RateLimiter(rpm) if rpm is not None else None
 
     async def handle(self, request: Request) -> Response:
         """Serve one rerank request."""
@@ -152,6 +162,11 @@ class _RerankService:
             denied = _check_auth(request, config.api_key)
             if denied is not None:
                 return denied
+        if self._limiter is not None:
+            wait = self._limiter.acquire()
+            if wait > 0:
+                self._stats._record_rate_limited()
+                return rate_limited(self._limiter.requests_per_minute, wait)
 
         fault = self._faults.draw()
         if body is None:

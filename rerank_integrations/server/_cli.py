@@ -127,7 +127,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate-limit-rate",
         type=float,
         default=_DEFAULTS.rate_limit_rate,
-        help="probability of answering 429 with Retry-After (default: %(default)s)",
+        help="probability of a random 429 with Retry-After, a fault (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rate-limit-rpm",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "take N requests a minute, at most a second's worth at once; answer the rest "
+            "429 with Retry-After (default: no limit)"
+        ),
     )
     parser.add_argument(
         "--retry-after",
@@ -188,6 +198,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_tokens_per_document=_option(args, "max_tokens_per_document"),
         max_tokens_per_request=_option(args, "max_tokens_per_request"),
         auto_truncate=bool(_option(args, "auto_truncate")),
+        rate_limit_rpm=_option(args, "rate_limit_rpm"),
         latency_ms=_option(args, "latency_ms"),
         error_rate=_option(args, "error_rate"),
         error_status=_option(args, "error_status"),

@@ -79,12 +79,16 @@ class ServerConfig:
         auto_truncate: score a too-long document on its first tokens instead of refusing it,
             when the request does not say (TEI's ``--auto-truncate``; a request's
             ``"truncate"`` field wins).
+        rate_limit_rpm: the requests a minute the server takes, spread over the minute (at
+            most one second's worth at once); past it, 429 with ``Retry-After``; ``None``: no
+            limit.
         latency_ms: added to every authenticated rerank request, faulty or invalid ones too,
             to stand in for a network.
         error_rate: the probability of answering ``error_status``.
         error_status: the status of the error fault (400-599).
         error_html: answer the error fault with a proxy's HTML page instead of JSON.
-        rate_limit_rate: the probability of a 429 with ``Retry-After``.
+        rate_limit_rate: the probability of a 429 with ``Retry-After``: a fault, drawn at
+            random, unlike ``rate_limit_rpm``.
         retry_after: the seconds the rate-limit fault asks for (fractions to 3 decimals).
         drop_rate: the probability of sending the headers and part of the body, then
             dropping the connection.
@@ -106,6 +110,7 @@ class ServerConfig:
     max_tokens_per_document: int | None = None
     max_tokens_per_request: int | None = None
     auto_truncate: bool = False
+    rate_limit_rpm: int | None = None
     latency_ms: float = 0
     error_rate: float = 0
     error_status: int = 503
@@ -127,6 +132,7 @@ class ServerConfig:
             "max_request_bytes",
             "max_tokens_per_document",
             "max_tokens_per_request",
+            "rate_limit_rpm",
         ):
             _check_count(name, getattr(self, name), optional=True)
         _check_bool("auto_truncate", self.auto_truncate)

@@ -1,4 +1,4 @@
-"""Size limits, refused the way the services that have them refuse.
+"""Limits, refused the way the services that have them refuse.
 
 Each answer copies a real one, so a client tested here meets what it will meet in production:
 
@@ -10,7 +10,9 @@ Each answer copies a real one, so a client tested here meets what it will meet i
   tokens scored, as a model reads only its first 512;
 - a request over ``max_tokens_per_request`` (the query counted once per document, after any
   truncation): a 400 in the OpenAI envelope worded as Voyage words it, "the max allowed
-  tokens per submitted batch is N".
+  tokens per submitted batch is N";
+- a request past ``rate_limit_rpm``: OpenAI's 429, with ``Retry-After`` (whole seconds, as
+  HTTP has it), ``retry-after-ms`` (exact) and its ``x-ratelimit-*`` headers.
 
 A per-document refusal is a 413, as TEI's is, although halving the batch cannot help it: a
 client must tell it from a batch that is too big by its message.
@@ -18,7 +20,10 @@ client must tell it from a batch that is too big by its message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -26,12 +31,14 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 from ._bm25 import count_tokens, truncate_tokens
 from ._config import ServerConfig
-from ._wire import RequestError, RerankRequest, html_error_page
+from ._wire import RequestError, RerankRequest, error_response, format_seconds, html_error_page
 
 __all__ = [
     "DocumentTooLong",
     "Fitted",
+    "RateLimiter",
     "fit_documents",
+    "rate_limited",
     "read_body",
     "request_entity_too_large",
 ]
@@ -129,3 +136,59 @@ def fit_documents(request: RerankRequest, config: ServerConfig) -> Fitted:
             param="documents",
         )
     return Fitted(documents, tokens, truncated)
+
+
+_EPSILON = 1e-9
+
+
+class RateLimiter:
+    """Requests a minute, spread over the minute: a token bucket that holds one second's
+    worth of requests (at least one) and refills continuously.
+
+    600 a minute thus means about 10 a second from the start, never 600 at once, which is
+    how quota-enforcing APIs behave and what a client's own limiter must be tested against.
+    """
+
+    def __init__(
+        self, requests_per_minute: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.requests_per_minute = requests_per_minute
+        self._rate = requests_per_minute / 60.0  # requests a second
+        self._capacity = max(1.0, self._rate)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """``0.0`` when a request may go now (it takes its place), else the seconds until one
+        may: the exact wait, so a client that honours it gets in on its next try."""
+        with self._lock:
+            now = self._clock()
+            elapsed = max(now - self._updated, 0.0)
+            self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
+            self._updated = now
+            if self._tokens >= 1.0 - _EPSILON:  # refills summed in floats fall a hair short
+                self._tokens = max(self._tokens - 1.0, 0.0)
+                return 0.0
+            return (1.0 - self._tokens) / self._rate
+
+
+def rate_limited(requests_per_minute: int, wait: float) -> JSONResponse:
+    """OpenAI's 429 for a requests-per-minute limit, asking for ``wait`` seconds."""
+    millis = max(1, math.ceil(wait * 1000))
+    seconds = format_seconds(millis / 1000)
+    return error_response(
+        429,
+        f"Rate limit reached on requests per min (RPM): Limit {requests_per_minute}, "
+        f"Requested 1. Please try again in {seconds}s.",
+        error_type="requests",
+        code="rate_limit_exceeded",
+        headers={
+            "Retry-After": str(math.ceil(millis / 1000)),
+            "retry-after-ms": str(millis),
+            "x-ratelimit-limit-requests": str(requests_per_minute),
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": f"{seconds}s",
+        },
+    )

@@ -24,6 +24,7 @@ class ServerStats:
         self._faults = dict.fromkeys(FAULT_KINDS, 0)
         self._refused = dict.fromkeys(LIMIT_KINDS, 0)
         self._truncated = 0
+        self._rate_limited = 0
 
     @property
     def requests(self) -> int:
@@ -57,6 +58,13 @@ class ServerStats:
             return dict(self._refused)
 
     @property
+    def rate_limited(self) -> int:
+        """Requests answered 429 by ``rate_limit_rpm`` (the rate-limit fault counts in
+        :attr:`faults`)."""
+        with self._lock:
+            return self._rate_limited
+
+    @property
     def truncated(self) -> int:
         """Documents scored on their first tokens only, because they were too long."""
         with self._lock:
@@ -70,6 +78,7 @@ class ServerStats:
             self._faults = dict.fromkeys(FAULT_KINDS, 0)
             self._refused = dict.fromkeys(LIMIT_KINDS, 0)
             self._truncated = 0
+            self._rate_limited = 0
 
     def _enter(self) -> None:
         with self._lock:
@@ -89,6 +98,10 @@ class ServerStats:
         with self._lock:
             self._refused[limit] += 1
 
+    def _record_rate_limited(self) -> None:
+        with self._lock:
+            self._rate_limited += 1
+
     def _record_truncated(self, documents: int) -> None:
         with self._lock:
             self._truncated += documents
@@ -97,5 +110,6 @@ class ServerStats:
         return (
             f"ServerStats(requests={self.requests}, in_flight={self.in_flight}, "
             f"max_in_flight={self.max_in_flight}, faults={self.faults}, "
-            f"refused={self.refused}, truncated={self.truncated})"
+            f"rate_limited={self.rate_limited}, refused={self.refused}, "
+            f"truncated={self.truncated})"
         )
