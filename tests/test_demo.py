@@ -18,6 +18,7 @@ from rerank_integrations.demo import (
     hashing_embedding,
     langchain_embeddings,
     llama_index_embedding,
+    load_passages,
     run_demo,
 )
 from rerank_integrations.demo._pipeline import _tie_ordered
@@ -92,13 +93,46 @@ def test_the_text_report(embedded: tuple[DemoReport, str]) -> None:
     assert "After reranking" in text
     assert f'"{example.query}"' in text
     assert len(example.before) == len(example.after) == report.top_n == 5
-    # The example is the query reranking helped most: a relevant passage first after.
+    # The example is the showcase: a relevant passage first after reranking.
     assert example.after[0].relevant
     assert any(line.startswith("  LangChain ") for line in lines)
     assert any(line.startswith("  LlamaIndex ") for line in lines)
     marked = [line for line in lines if " * p" in line]
     assert len(marked) == sum(row.relevant for row in example.before + example.after)
     assert f"{report.pipelines[0].reranked.mrr_at_10:.3f}" in text
+
+
+def test_the_showcase_lifts_its_answer_and_stays_on_topic(embedded: tuple[DemoReport, str]) -> None:
+    report, text = embedded
+    example = report.example
+    topics = {passage.id: passage.topic for passage in load_passages()}
+    topic = topics[example.relevant[0]]
+
+    assert example.after[0].relevant
+    assert example.after[0].first_stage_rank > report.top_n  # it was not even shown before
+    assert [topics[row.passage_id] for row in example.after] == [topic] * report.top_n
+    assert example.chosen.startswith("the showcase: answer from #")
+    assert example.chosen in text
+
+
+def test_one_line_says_what_runs_while_the_queries_run(embedded: tuple[DemoReport, str]) -> None:
+    report, text = embedded
+    first, blank, title = text.splitlines()[:3]
+
+    assert first.startswith(f"Reranking {report.queries} queries x {report.top_k} candidates")
+    assert first.endswith(" s.")
+    assert (blank, title.split(":")[0]) == ("", "Rerank demo")
+
+
+def test_a_free_text_flat_tyre_query_ranks_a_bicycle_passage_first() -> None:
+    topics = {passage.id: passage.topic for passage in load_passages()}
+
+    report = run_demo(query="how do I fix a flat tyre", out=io.StringIO())
+
+    best = report.example.after[0]
+    assert topics[best.passage_id] == "bicycle", best.text
+    assert "tire" in best.text
+    assert best.score > 0
 
 
 def test_the_example_rows_match_the_corpus(embedded: tuple[DemoReport, str]) -> None:

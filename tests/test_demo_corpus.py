@@ -263,11 +263,26 @@ def _bm25_tokens(text: str) -> list[str]:
     return tokens
 
 
+def _lexicon() -> tuple[frozenset[str], dict[str, str]]:
+    """The package's stop words and spelling variants; none where they cannot be imported."""
+    try:
+        from rerank_integrations.server._lexicon import SPELLING_VARIANTS, STOP_WORDS
+    except ImportError:
+        return frozenset(), {}
+    return STOP_WORDS, SPELLING_VARIANTS
+
+
+def _bm25_terms(text: str) -> list[str]:
+    """The tokens without stop words, British spellings folded into American ones."""
+    stop_words, variants = _lexicon()
+    return [variants.get(token, token) for token in _bm25_tokens(text) if token not in stop_words]
+
+
 def _reference_bm25(
     query: str, documents: Sequence[str], k1: float = 1.2, b: float = 0.75
 ) -> list[float]:
     """Okapi BM25 of ``query`` against each document, statistics taken over ``documents``."""
-    docs = [Counter(_bm25_tokens(document)) for document in documents]
+    docs = [Counter(_bm25_terms(document)) for document in documents]
     lengths = [sum(doc.values()) for doc in docs]
     count = len(docs)
     average = sum(lengths) / count if count else 0.0
@@ -277,7 +292,7 @@ def _reference_bm25(
     scores = []
     for doc, length in zip(docs, lengths, strict=True):
         score = 0.0
-        for term in set(_bm25_tokens(query)):
+        for term in set(_bm25_terms(query)):
             frequency = doc.get(term, 0)
             if not frequency:
                 continue

@@ -24,11 +24,18 @@ from rerank_integrations.server import (
     ServerConfig,
     _cli,
     bm25_scores,
+    count_tokens,
     serve_in_thread,
     to_relevance,
     tokenize,
 )
-from rerank_integrations.server._bm25 import RELEVANCE_HALF_SCORE, score_tokens
+from rerank_integrations.server._bm25 import (
+    RELEVANCE_HALF_SCORE,
+    SPELLING_VARIANTS,
+    STOP_WORDS,
+    analyze,
+    score_tokens,
+)
 
 # Example documents of the rerank API's documentation, plus unrelated ones.
 ENGLISH_SKINCARE = (
@@ -134,6 +141,51 @@ def test_tokenize_is_deterministic_and_yields_clean_tokens(text: str) -> None:
     assert all(token and not any(ch.isspace() for ch in token) for token in tokens)
 
 
+# --------------------------------------------------------------------------- stop words
+
+
+def test_every_stop_word_and_spelling_is_a_token_of_its_own() -> None:
+    words = [*STOP_WORDS, *SPELLING_VARIANTS, *SPELLING_VARIANTS.values()]
+    assert [word for word in words if tokenize(word) != [word]] == []
+    assert not STOP_WORDS & {*SPELLING_VARIANTS, *SPELLING_VARIANTS.values()}
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("How do I fix a flat tyre?", ["fix", "flat", "tire"]),
+        ("Wie wechsle ich den Schlauch am Fahrrad?", ["wechsle", "schlauch", "fahrrad"]),
+        (
+            "¿Cómo reparo un pinchazo en la cámara de la bicicleta?",
+            ["reparo", "pinchazo", "cámara", "bicicleta"],
+        ),
+        ("Comment réparer une crevaison sur mon vélo ?", ["réparer", "crevaison", "vélo"]),
+        ("如何冲咖啡", ["何冲", "冲咖", "咖啡"]),
+        ("多肉植物应该怎么浇水？", ["多肉", "肉植", "植物", "物应", "该怎", "么浇", "浇水"]),
+    ],
+)
+def test_analyze_leaves_out_the_stop_words_of_each_language(text: str, terms: list[str]) -> None:
+    assert analyze(text) == terms
+
+
+def test_content_words_of_one_language_are_not_stop_words_of_another() -> None:
+    # French "pour" and "car", German "hat", "man", "die" and "dir", and command-line options.
+    kept = "pour car hat man die dir python m venv pip install e"
+    text = "pour car hat man die dir: python -m venv, pip install -e"
+    assert analyze(text) == kept.split()
+
+
+def test_stop_words_keep_function_words_from_deciding_the_ranking() -> None:
+    query = "how do I fix a flat tyre"
+    coffee = "Here is how I do it: a cup a day, and I do like it a lot when it is strong."
+    bicycle = "To fix a flat tire, take the wheel off and patch the inner tube."
+    raw = score_tokens(tokenize(query), [tokenize(coffee), tokenize(bicycle)])
+    assert raw[0] > raw[1]  # what the server did with every token counted
+    scores = bm25_scores(query, [coffee, bicycle])
+    assert scores[0] == 0.0
+    assert scores[1] > 0.0
+
+
 # --------------------------------------------------------------------------- BM25
 
 
@@ -177,13 +229,13 @@ def test_bm25_edge_cases() -> None:
 
 
 def test_bm25_matches_the_formula() -> None:
-    documents = ["a b c", "a a d e f", "g"]
+    documents = ["x b c", "x x d e f", "g"]  # no stop words, so every token is a term
     n, avgdl, k1, b = 3, 9 / 3, 1.2, 0.75
-    df_a = 2
-    idf = math.log(1 + (n - df_a + 0.5) / (df_a + 0.5))
+    df_x = 2
+    idf = math.log(1 + (n - df_x + 0.5) / (df_x + 0.5))
     expected0 = idf * 1 * (k1 + 1) / (1 + k1 * (1 - b + b * 3 / avgdl))
     expected1 = idf * 2 * (k1 + 1) / (2 + k1 * (1 - b + b * 5 / avgdl))
-    scores = bm25_scores("a", documents)
+    scores = bm25_scores("x", documents)
     assert scores[0] == pytest.approx(expected0)
     assert scores[1] == pytest.approx(expected1)
     assert scores[2] == 0.0
@@ -262,7 +314,7 @@ def test_response_shape_order_and_usage(default_server: LocalRerankServer) -> No
     assert all(0.0 <= score < 1.0 for score in scores)
     expected_scores = [to_relevance(s) for s in bm25_scores(query, MULTILINGUAL)]
     assert all(item["relevance_score"] == expected_scores[item["index"]] for item in results)
-    tokens = len(tokenize(query)) + sum(len(tokenize(d)) for d in MULTILINGUAL)
+    tokens = sum(count_tokens(query) + count_tokens(d) for d in MULTILINGUAL)  # query per pair
     assert body["usage"] == {
         "prompt_tokens": tokens,
         "completion_tokens": 0,
@@ -329,7 +381,7 @@ def test_empty_documents_list_gives_empty_results(default_server: LocalRerankSer
     assert response.status_code == 200
     body = response.json()
     assert body["results"] == []
-    assert body["usage"]["total_tokens"] == 1
+    assert body["usage"]["total_tokens"] == 0  # no document, no query-document pair
 
 
 @pytest.mark.parametrize(

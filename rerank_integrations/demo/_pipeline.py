@@ -13,7 +13,8 @@ package's adapters:
 
 The endpoint is ``base_url``, else ``RERANK_BASE_URL``, else a BM25 server started
 in-process for the run (:class:`~rerank_integrations.server.LocalRerankServer`), so the demo
-runs offline with no key. :func:`run_demo` prints a report and returns the figures.
+runs offline with no key. :func:`run_demo` prints a report (:mod:`._report`) and returns the
+figures.
 """
 
 from __future__ import annotations
@@ -23,36 +24,39 @@ import concurrent.futures
 import importlib.util
 import json
 import os
-import shutil
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from rerank_integrations._adapters import SCORE_KEY
 from rerank_integrations._client import RerankClient
 from rerank_integrations._constants import ENV_BASE_URL
-from rerank_integrations._text import cut_to_width, display_url
+from rerank_integrations._text import display_url
 from rerank_integrations.demo._corpus import LabelledQuery, Passage, load_passages, load_queries
-from rerank_integrations.demo._embedding import DEFAULT_DIMENSIONS
-from rerank_integrations.demo._embeddings import langchain_embeddings, llama_index_embedding
-from rerank_integrations.demo._metrics import Run, hit_rate_at_k, mrr_at_k, reciprocal_rank
+from rerank_integrations.demo._embedding import (
+    DEFAULT_DIMENSIONS,
+    langchain_embeddings,
+    llama_index_embedding,
+)
+from rerank_integrations.demo._metrics import Run, hit_rate_at_k, mrr_at_k
+from rerank_integrations.demo._report import (
+    EMBEDDED_LATENCY_MS,
+    DemoExample,
+    DemoReport,
+    ExampleRow,
+    PipelineFigures,
+    StageFigures,
+    format_report,
+    terminal_width,
+)
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
     from langchain_core.vectorstores import InMemoryVectorStore
 
-__all__ = [
-    "DemoExample",
-    "DemoReport",
-    "ExampleRow",
-    "PipelineFigures",
-    "StageFigures",
-    "format_report",
-    "run_demo",
-]
+__all__ = ["run_demo"]
 
 T = TypeVar("T")
 
@@ -62,214 +66,8 @@ _INSTALL_HINT = (
     '[demo]"'
 )
 
-#: Milliseconds the embedded server waits before each answer, standing in for the network
-#: between an application and a rerank API (without it, concurrency would have nothing to
-#: overlap).
-EMBEDDED_LATENCY_MS = 10
-
 LANGCHAIN = "LangChain"
 LLAMA_INDEX = "LlamaIndex"
-
-
-# -- the figures ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StageFigures:
-    """The metrics of one stage of one pipeline over every labelled query.
-
-    Attributes:
-        mrr_at_10: mean reciprocal rank of the first relevant passage within the top 10.
-        hit_at_1: share of queries whose first result is relevant.
-        hit_at_3: share of queries with a relevant passage in the top 3.
-        seconds: wall time of the stage's loop over all queries (the reranked stage includes
-            its first stage).
-    """
-
-    mrr_at_10: float
-    hit_at_1: float
-    hit_at_3: float
-    seconds: float
-
-    def same_scores(self, other: StageFigures) -> bool:
-        """Whether ``other`` has the same metrics (wall time aside)."""
-        return _metrics(self) == _metrics(other)
-
-
-def _metrics(figures: StageFigures) -> tuple[float, float, float]:
-    return (
-        round(figures.mrr_at_10, 12),
-        round(figures.hit_at_1, 12),
-        round(figures.hit_at_3, 12),
-    )
-
-
-@dataclass(frozen=True)
-class PipelineFigures:
-    """One framework's figures, before and after reranking.
-
-    Attributes:
-        name: ``"LangChain"`` or ``"LlamaIndex"``.
-        mode: how its queries ran: ``"sync"`` (one after another) or ``"async"`` (all at once).
-        first_stage: the vector store's own order.
-        reranked: the order after the rerank endpoint.
-    """
-
-    name: str
-    mode: str
-    first_stage: StageFigures
-    reranked: StageFigures
-
-
-@dataclass(frozen=True)
-class ExampleRow:
-    """One candidate of the example query, as shown before or after reranking.
-
-    Attributes:
-        rank: 1-based position in this list.
-        passage_id: the passage's id.
-        score: cosine similarity (before) or relevance score (after).
-        relevant: whether the passage is judged relevant to the query.
-        first_stage_rank: the passage's 1-based position before reranking.
-        text: the passage.
-    """
-
-    rank: int
-    passage_id: str
-    score: float
-    relevant: bool
-    first_stage_rank: int
-    text: str
-
-
-@dataclass(frozen=True)
-class DemoExample:
-    """One query's top candidates before and after reranking (from the LangChain pipeline).
-
-    Attributes:
-        query_id: the labelled query's id, or ``None`` for a free-text query.
-        query: the query text.
-        relevant: ids of the passages judged relevant (empty for a free-text query).
-        before: the first ``top_n`` candidates in first-stage order, with cosine scores.
-        after: the first ``top_n`` after reranking, with relevance scores.
-        chosen: why this query is shown.
-    """
-
-    query_id: str | None
-    query: str
-    relevant: tuple[str, ...]
-    before: tuple[ExampleRow, ...]
-    after: tuple[ExampleRow, ...]
-    chosen: str
-
-
-@dataclass(frozen=True)
-class DemoReport:
-    """Everything the demo measured.
-
-    Attributes:
-        endpoint: the rerank URL used (without credentials).
-        embedded: whether it was the BM25 server started for this run.
-        passages: passages in the corpus.
-        queries: labelled queries evaluated.
-        top_k: candidates fetched by the first stage and reranked, per query.
-        top_n: candidates shown for the example.
-        example: the example query.
-        pipelines: LangChain's and LlamaIndex's figures, in that order.
-        differing_queries: ids of the queries on which the two pipelines' rankings differ.
-        seconds: wall time of the whole run.
-        model: the model asked for, or ``None`` for the server's default.
-        moved_up: queries whose first relevant passage reranking moved up (LangChain).
-        moved_down: queries whose first relevant passage reranking moved down (LangChain).
-    """
-
-    endpoint: str
-    embedded: bool
-    passages: int
-    queries: int
-    top_k: int
-    top_n: int
-    example: DemoExample
-    pipelines: tuple[PipelineFigures, ...]
-    differing_queries: tuple[str, ...]
-    seconds: float
-    model: str | None = None
-    moved_up: int = 0
-    moved_down: int = 0
-
-    def pipeline(self, name: str) -> PipelineFigures:
-        """The figures of the pipeline called ``name`` (``"LangChain"`` or ``"LlamaIndex"``)."""
-        for figures in self.pipelines:
-            if figures.name.lower() == name.lower():
-                return figures
-        raise KeyError(name)
-
-    @property
-    def figures_agree(self) -> bool:
-        """Whether every pipeline has the same metrics, stage by stage."""
-        first, *others = self.pipelines
-        return all(
-            other.first_stage.same_scores(first.first_stage)
-            and other.reranked.same_scores(first.reranked)
-            for other in others
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data (what ``--json`` prints)."""
-
-        def stage(figures: StageFigures) -> dict[str, float]:
-            return {
-                "mrr_at_10": figures.mrr_at_10,
-                "hit_at_1": figures.hit_at_1,
-                "hit_at_3": figures.hit_at_3,
-                "seconds": round(figures.seconds, 4),
-            }
-
-        def rows(items: Sequence[ExampleRow]) -> list[dict[str, Any]]:
-            return [
-                {
-                    "rank": row.rank,
-                    "id": row.passage_id,
-                    "score": row.score,
-                    "relevant": row.relevant,
-                    "first_stage_rank": row.first_stage_rank,
-                    "text": row.text,
-                }
-                for row in items
-            ]
-
-        example = self.example
-        return {
-            "endpoint": self.endpoint,
-            "embedded_server": self.embedded,
-            "model": self.model,
-            "passages": self.passages,
-            "queries": self.queries,
-            "top_k": self.top_k,
-            "top_n": self.top_n,
-            "example": {
-                "query_id": example.query_id,
-                "query": example.query,
-                "relevant": list(example.relevant),
-                "chosen": example.chosen,
-                "before": rows(example.before),
-                "after": rows(example.after),
-            },
-            "pipelines": [
-                {
-                    "name": figures.name,
-                    "mode": figures.mode,
-                    "first_stage": stage(figures.first_stage),
-                    "reranked": stage(figures.reranked),
-                }
-                for figures in self.pipelines
-            ],
-            "figures_agree": self.figures_agree,
-            "moved_up": self.moved_up,
-            "moved_down": self.moved_down,
-            "differing_queries": list(self.differing_queries),
-            "seconds": round(self.seconds, 4),
-        }
 
 
 # -- running it -------------------------------------------------------------------------------
@@ -292,13 +90,15 @@ def run_demo(
             unset too, starts the embedded BM25 server for the run. The key, model and
             dialect of an endpoint come from ``RERANK_API_KEY``, ``RERANK_MODEL`` and
             ``RERANK_DIALECT``.
-        query_id: the labelled query to show as the example; by default the one whose first
-            relevant passage reranking moved up the most.
+        query_id: the labelled query to show as the example; by default the showcase (see
+            :func:`_showcase`): reranking puts its answer first from furthest down, and the
+            rest of what it shows stays on the query's topic.
         query: a free-text query to show instead (no relevance marks); not with ``query_id``.
         top_k: candidates per query fetched by the first stage and reranked.
         top_n: candidates of the example shown before and after.
-        out: where the report goes (default ``sys.stdout``).
-        as_json: print the report as JSON instead of text.
+        out: where the report goes (default ``sys.stdout``); in text mode one line there
+            says what runs while the queries run, so a slow endpoint does not look hung.
+        as_json: print the report as JSON instead of text (and nothing before it).
 
     Returns:
         The :class:`DemoReport`.
@@ -319,20 +119,22 @@ def run_demo(
 
     with _endpoint(base_url) as client:
         texts = {passage.id: passage.text for passage in passages}
+        topics = {passage.id: passage.topic for passage in passages}
         labels = {labelled.id: labelled for labelled in queries}
 
-        langchain = _LangChainPipeline(passages, client, top_k)
-        langchain_figures, langchain_runs = langchain.evaluate(queries)
-        llama_index_figures, llama_index_runs = _run_coroutine(
-            lambda: _evaluate_llama_index(passages, queries, client, top_k)
-        )
+        with _progress_line(stream if not as_json else None, len(queries), top_k):
+            langchain = _LangChainPipeline(passages, client, top_k)
+            langchain_figures, langchain_runs = langchain.evaluate(queries)
+            llama_index_figures, llama_index_runs = _run_coroutine(
+                lambda: _evaluate_llama_index(passages, queries, client, top_k)
+            )
 
         relevant: tuple[str, ...] = ()
         if query is not None:
             example_query, chosen = query, "the query asked for"
         else:
             if query_id is None:
-                query_id, chosen = _most_improved(queries, langchain_runs, top_k)
+                query_id, chosen = _showcase(queries, langchain_runs, topics, top_n)
             else:
                 chosen = "the query asked for"
             example_query, relevant = labels[query_id].query, labels[query_id].relevant
@@ -371,7 +173,7 @@ def run_demo(
         json.dump(report.to_dict(), stream, indent=2, ensure_ascii=False)
         stream.write("\n")
     else:
-        stream.write(format_report(report, width=_width()))
+        stream.write(format_report(report, width=terminal_width()))
     stream.flush()
     return report
 
@@ -473,32 +275,79 @@ def _pipeline_figures(
     )
 
 
-def _most_improved(
-    queries: Sequence[LabelledQuery], rankings: _Rankings, top_k: int
+def _showcase(
+    queries: Sequence[LabelledQuery],
+    rankings: _Rankings,
+    topics: Mapping[str, str],
+    top_n: int,
 ) -> tuple[str, str]:
-    """The query whose first relevant passage reranking moved up the most (the first such
-    query on ties), and a note saying so."""
-    best_id, best_gain = queries[0].id, 0.0
+    """The query that shows what reranking does, and a note saying why it was chosen.
+
+    Of the queries whose answer reranking puts first, the one whose ``top_n`` shown after
+    reranking stay most on its topic, then the one whose answer came from furthest down
+    (the first on ties). Choosing by the answer alone showed a tail of off-topic passages:
+    true, but a query where the reranker had nothing better to offer. When reranking puts
+    no answer first, the first query whose answer it moved up the most is shown instead,
+    and the note says so.
+    """
+    best: tuple[int, int] | None = None
+    best_id = queries[0].id
+    best_note = "the first labelled query (reranking put no answer first)"
     for labelled in queries:
         before, after = rankings[labelled.id]
-        gain = reciprocal_rank(after, labelled.relevant, top_k) - reciprocal_rank(
-            before, labelled.relevant, top_k
-        )
-        if gain > best_gain + 1e-12:
-            best_id, best_gain = labelled.id, gain
-    if best_gain == 0.0:
-        return best_id, "the first labelled query (reranking moved no relevant passage up)"
-    return best_id, "the query whose first relevant passage reranking moved up the most"
+        if not after or after[0] not in labelled.relevant:
+            continue
+        topic = topics[labelled.relevant[0]]
+        on_topic = sum(topics[passage_id] == topic for passage_id in after[:top_n])
+        was = _position(before, labelled.relevant) + 1
+        if best is None or (on_topic, was) > best:
+            best, best_id = (on_topic, was), labelled.id
+            shown = min(top_n, len(after))
+            stays = f"all {shown}" if on_topic == shown else f"{on_topic} of {shown}"
+            best_note = f"the showcase: answer from #{was} to #1, {stays} shown on {topic}"
+    if best is None:
+        gains = [
+            (_position(b, q.relevant) - _position(a, q.relevant), q.id)
+            for q in queries
+            for b, a in [rankings[q.id]]
+        ]
+        gain, query_id = max(gains, key=lambda pair: pair[0])
+        if gain > 0:
+            return query_id, "the query whose answer reranking moved up the most"
+    return best_id, best_note
+
+
+def _position(ranking: Sequence[str], relevant: Sequence[str]) -> int:
+    """The 0-based position of the first relevant id, ``len(ranking)`` when there is none."""
+    for rank, passage_id in enumerate(ranking):
+        if passage_id in relevant:
+            return rank
+    return len(ranking)
+
+
+@contextmanager
+def _progress_line(stream: TextIO | None, queries: int, top_k: int) -> Iterator[None]:
+    """One line on ``stream`` while the queries run, finished with how long they took."""
+    if stream is None:
+        yield
+        return
+    stream.write(f"Reranking {queries} queries x {top_k} candidates in LangChain and LlamaIndex...")
+    stream.flush()
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        stream.write(" failed.\n")
+        stream.flush()
+        raise
+    stream.write(f" done in {time.perf_counter() - started:.1f} s.\n\n")
+    stream.flush()
 
 
 def _move(rankings: tuple[list[str], list[str]], relevant: Sequence[str]) -> int:
     """``1`` when reranking moved the first relevant passage up, ``-1`` down, else ``0``."""
 
-    def position(ranking: list[str]) -> int:
-        found = [rank for rank, passage_id in enumerate(ranking) if passage_id in relevant]
-        return found[0] if found else len(ranking)
-
-    before, after = (position(ranking) for ranking in rankings)
+    before, after = (_position(ranking, relevant) for ranking in rankings)
     return (after < before) - (after > before)
 
 
@@ -650,112 +499,3 @@ async def _evaluate_llama_index(
 def _node_scores(nodes: Sequence[Any]) -> list[tuple[str, float]]:
     """``(node id, score)`` of LlamaIndex ``NodeWithScore`` objects, ties ordered by id."""
     return _tie_ordered([(str(item.node.node_id), float(item.score or 0.0)) for item in nodes])
-
-
-# -- the text report --------------------------------------------------------------------------
-
-
-def _width() -> int:
-    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
-
-
-def format_report(report: DemoReport, *, width: int = 100) -> str:
-    """The text report of ``report``, lines cut to ``width`` characters."""
-    lines: list[str] = []
-    add = lines.append
-    add(
-        f"Rerank demo: {report.passages} passages, {report.queries} labelled queries, "
-        f"{report.top_k} candidates per query"
-    )
-    add(f"Endpoint:    {report.endpoint}")
-    if report.embedded:
-        add(
-            f"             the embedded BM25 server, started for this run; it answers after "
-            f"{EMBEDDED_LATENCY_MS} ms,"
-        )
-        add("             like an API across a network (set RERANK_BASE_URL to use your own)")
-    else:
-        add(f"             from --base-url / RERANK_BASE_URL, model: {report.model or 'default'}")
-    add(f"First stage: {DEFAULT_DIMENSIONS}-dim hashing embedding, cosine similarity")
-    add("             LangChain InMemoryVectorStore / LlamaIndex VectorStoreIndex")
-    add("")
-
-    example = report.example
-    label = f"Example {example.query_id}" if example.query_id else "Example"
-    add(cut_to_width(f'{label}: "{example.query}"', width))
-    add(cut_to_width(f"  ({example.chosen}; LangChain pipeline)", width))
-    if example.relevant:
-        add(f"  relevant passages, marked *: {', '.join(example.relevant)}")
-    else:
-        add("  no relevance judgements for a free-text query")
-    add("")
-    add("  Before reranking (first stage, cosine similarity):")
-    lines.extend(_example_rows(example.before, width, after=False))
-    add("  After reranking (relevance score from the endpoint; 'was' = first-stage rank):")
-    lines.extend(_example_rows(example.after, width, after=True))
-    add("")
-
-    add(f"All {report.queries} labelled queries, {report.top_k} candidates each:")
-    add(f"  {'pipeline':<11} {'stage':<12} {'MRR@10':>7} {'hit@1':>7} {'hit@3':>7}   wall time")
-    for figures in report.pipelines:
-        how = (
-            "one query at a time (sync)"
-            if figures.mode == "sync"
-            else f"{report.queries} queries at once (async)"
-        )
-        for name, stage, note in (
-            (figures.name, "first stage", ""),
-            ("", "reranked", f"  {how}"),
-        ):
-            values = figures.first_stage if stage == "first stage" else figures.reranked
-            add(
-                f"  {name:<11} {stage:<12} {values.mrr_at_10:>7.3f} {values.hit_at_1:>7.3f} "
-                f"{values.hit_at_3:>7.3f}   {values.seconds:>6.2f} s{note}"
-            )
-    add("")
-
-    if report.figures_agree and not report.differing_queries:
-        add(f"LangChain and LlamaIndex agree: the same rankings for all {report.queries} queries.")
-    elif report.figures_agree:
-        add(
-            f"LangChain and LlamaIndex give the same figures; their rankings differ on "
-            f"{len(report.differing_queries)} queries only where cosine scores tie."
-        )
-    else:
-        shown = ", ".join(report.differing_queries[:6])
-        more = ", ..." if len(report.differing_queries) > 6 else ""
-        add(
-            cut_to_width(
-                f"LangChain and LlamaIndex figures DIFFER: their rankings differ on "
-                f"{len(report.differing_queries)} queries ({shown}{more}).",
-                width,
-            )
-        )
-        add("  (their vector stores break ties between equal cosine scores differently)")
-    first = report.pipelines[0]
-    add(
-        f"Reranking moves MRR@10 from {first.first_stage.mrr_at_10:.3f} to "
-        f"{first.reranked.mrr_at_10:.3f} and hit@3 from {first.first_stage.hit_at_3:.3f} to "
-        f"{first.reranked.hit_at_3:.3f}."
-    )
-    unchanged = report.queries - report.moved_up - report.moved_down
-    add(
-        f"The first relevant passage moved up in {report.moved_up} queries, down in "
-        f"{report.moved_down}, and stayed put in {unchanged}."
-    )
-    add(f"Done in {report.seconds:.1f} s.")
-    add("")
-    add("Try: rerank-integrations demo --query-id q05, or --query 'your own question'")
-    add("     RERANK_BASE_URL=https://... RERANK_API_KEY=... rerank-integrations demo")
-    return "\n".join(lines) + "\n"
-
-
-def _example_rows(rows: Sequence[ExampleRow], width: int, *, after: bool) -> list[str]:
-    header = f"    {'#':>2}  {'score':>7}    {'id':<5}{'  was' if after else ''}  text"
-    lines = [header]
-    for row in rows:
-        mark = "*" if row.relevant else " "
-        was = f"  {row.first_stage_rank:>3}" if after else ""
-        start = f"    {row.rank:>2}  {row.score:>7.3f}  {mark} {row.passage_id:<5}{was}  "
-        lines.append(start + cut_to_width(row.text, width - len(start)))
-    return lines

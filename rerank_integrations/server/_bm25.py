@@ -1,26 +1,22 @@
-"""Okapi BM25 scoring and a small multilingual tokenizer.
+"""Okapi BM25 and a small multilingual tokenizer: pure, deterministic, the same on every
+platform, so a test can predict the server's ranking exactly.
 
-Everything here is pure and deterministic: the same inputs always give the
-same tokens and the same scores, on every platform.
+Tokens: the text is NFKC-normalised and case-folded (full-width letters, ligatures and case
+all match), then split into runs of word characters (``\\w``: letters, digits, ``_``).
+Chinese, Japanese and Korean runs become overlapping character bigrams, since those scripts
+put no spaces between words; a one-character run is that character. ``"iPhone15手机"`` splits
+at the script boundary into ``["iphone15", "手机"]``.
 
-Tokenization rules:
+Terms: the tokens without :data:`STOP_WORDS`, British spellings folded into American ones
+(:data:`SPELLING_VARIANTS`); :mod:`._lexicon` says why. :func:`tokenize` keeps every token,
+:func:`analyze` gives the terms BM25 scores.
 
-* The text is normalised with Unicode NFKC and then case-folded, so
-  full-width Latin letters, ligatures and case differences match.
-* Text is split into runs of word characters (``\\w``, digits and ``_``
-  included).  Anything else (spaces, punctuation, symbols) separates tokens.
-* Runs of Chinese, Japanese or Korean characters (Han ideographs, Hiragana,
-  Katakana, Hangul) become overlapping character bigrams, because these
-  scripts are not written with spaces between words.  A run of a single CJK
-  character yields that character.  Other word runs become one token each.
-  Mixed text such as ``"iPhone15手机"`` is split at the script boundary
-  (``["iphone15", "手机"]``).
-* No stopwords are removed; BM25's IDF already gives very common terms a
-  low weight.
+Scores: Okapi BM25 with the request's own documents as the collection, and the IDF
+``ln(1 + (N - df + 0.5) / (df + 0.5))``, which stays positive even for one document.
 
-Scoring is Okapi BM25 computed over the documents of one request as the
-whole collection, with the non-negative IDF variant
-``ln(1 + (N - df + 0.5) / (df + 0.5))``.
+Token counts (:func:`count_tokens`) are the server's measure of size, for its limits and its
+usage figures: what a model's tokenizer would count, roughly, and exactly defined so that a
+client's estimate can be checked against it.
 """
 
 from __future__ import annotations
@@ -29,26 +25,35 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from functools import cache
+
+from ._lexicon import SPELLING_VARIANTS, STOP_WORDS
 
 __all__ = [
     "DEFAULT_B",
     "DEFAULT_K1",
     "RELEVANCE_HALF_SCORE",
+    "SPELLING_VARIANTS",
+    "STOP_WORDS",
+    "analyze",
     "bm25_scores",
+    "count_tokens",
     "score_tokens",
+    "terms_of",
     "to_relevance",
     "tokenize",
+    "truncate_tokens",
 ]
 
 DEFAULT_K1 = 1.2
-"""Default BM25 term-frequency saturation parameter ``k1``."""
+"""How fast repeating a term stops adding to the score (BM25's ``k1``)."""
 
 DEFAULT_B = 0.75
-"""Default BM25 document-length normalisation parameter ``b``."""
+"""How much a long document is penalised for its length (BM25's ``b``)."""
 
 RELEVANCE_HALF_SCORE = 4.0
-"""BM25 score that :func:`to_relevance` maps to exactly ``0.5``."""
+"""The BM25 score :func:`to_relevance` maps to ``0.5``."""
 
 # Characters of scripts written without spaces between words.  Only word
 # characters are listed (punctuation such as U+30FB KATAKANA MIDDLE DOT is
@@ -90,15 +95,8 @@ _ASCII_TABLE = bytes(
 
 
 def tokenize(text: str) -> list[str]:
-    """Split ``text`` into normalised tokens.
-
-    Args:
-        text: Any Unicode text.
-
-    Returns:
-        The tokens in reading order: case-folded words for space-separated
-        scripts and character bigrams for Chinese, Japanese and Korean runs.
-        Empty or punctuation-only text gives an empty list.
+    """The tokens of ``text`` in reading order: case-folded words, and bigrams for Chinese,
+    Japanese and Korean runs; none for empty or punctuation-only text.
 
     Examples:
         >>> tokenize("Organic SKINCARE, 2024!")
@@ -123,8 +121,90 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+# -- token counts --------------------------------------------------------------------------
+
+# Characters of scripts written without spaces, counted one token each: the tokenizer's
+# class, and the half-width katakana and Hangul it reaches through NFKC.
+_COUNT_CJK = _CJK_CLASS + "\uff66-\uff9f\uffa0-\uffdc"
+_ASCII_TOKEN_RE = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
+
+
+@cache
+def _token_re() -> re.Pattern[str]:
+    """The counting pattern for any text, built on first use (it lists every combining mark
+    Python knows, about 60 ms of work that ASCII text never needs)."""
+    ranges: list[str] = []
+    start = previous = -1
+    for code in range(0x30000):
+        if unicodedata.category(chr(code))[0] == "M":
+            if start < 0:
+                start = code
+            previous = code
+        elif start >= 0:
+            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(previous))}")
+            start = -1
+    marks = "".join(ranges) + "\U000e0100-\U000e01ef"  # variation selectors supplement
+    word = f"[^\\W{_COUNT_CJK}]"
+    return re.compile(
+        f"{word}+(?:[{marks}]+{word}*)*"  # a word run, with the combining marks inside it
+        f"|[{_COUNT_CJK}][{marks}]*"  # one CJK character
+        f"|[^\\w\\s][{marks}]*"  # anything else but white space: punctuation, a symbol
+    )
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    return _ASCII_TOKEN_RE if text.isascii() else _token_re()
+
+
+def count_tokens(text: str) -> int:
+    """The number of tokens the server counts in ``text``: its measure for
+    ``max_tokens_per_document``, ``max_tokens_per_request`` and ``usage``.
+
+    Each run of letters, digits and ``_`` (with its combining marks) is one token, each
+    Chinese, Japanese or Korean character is one, and each other character that is not
+    white space (punctuation, a symbol, an emoji) is one. White space counts nothing.
+    This is close to what a WordPiece or BPE tokenizer counts for CJK text and punctuation,
+    and a lower bound for words, which those split further; it is exact and cheap, so a
+    client's estimate can be tested against it.
+
+    Examples:
+        >>> count_tokens("Don't over-steep: 4 minutes, max!")
+        12
+        >>> count_tokens("手冲咖啡 V60")
+        5
+    """
+    return len(_pattern(text).findall(text))
+
+
+def truncate_tokens(text: str, max_tokens: int) -> str:
+    """``text`` cut after its first ``max_tokens`` tokens (:func:`count_tokens`'s), the part
+    a model with that input length reads; the whole text when it is no longer."""
+    if max_tokens <= 0:
+        return ""
+    for count, match in enumerate(_pattern(text).finditer(text), start=1):
+        if count == max_tokens:
+            return text[: match.end()]
+    return text
+
+
+def terms_of(tokens: Iterable[str]) -> list[str]:
+    """The terms of :func:`tokenize`'s ``tokens``: stop words left out, spellings folded."""
+    stop, variants = STOP_WORDS, SPELLING_VARIANTS
+    return [variants.get(token, token) for token in tokens if token not in stop]
+
+
+def analyze(text: str) -> list[str]:
+    """The terms of ``text`` that BM25 scores.
+
+    Examples:
+        >>> analyze("How do I fix a flat tyre?")
+        ['fix', 'flat', 'tire']
+    """
+    return terms_of(tokenize(text))
+
+
 def _check_parameters(k1: float, b: float) -> None:
-    """Raise ``ValueError`` unless ``k1`` and ``b`` are valid BM25 parameters."""
+    """A ``ValueError`` unless ``k1 >= 0`` and ``0 <= b <= 1``."""
     if not (math.isfinite(k1) and k1 >= 0):
         raise ValueError(f"k1 must be a finite number >= 0, got {k1!r}")
     if not (math.isfinite(b) and 0 <= b <= 1):
@@ -137,23 +217,12 @@ def score_tokens(
     k1: float = DEFAULT_K1,
     b: float = DEFAULT_B,
 ) -> list[float]:
-    """Score already tokenized documents against already tokenized query terms.
+    """:func:`bm25_scores` of texts already tokenized, for callers that need the tokens
+    anyway and should tokenize once.
 
-    This is the core of :func:`bm25_scores`; it exists so that callers that
-    need the tokens anyway (for example to count them) tokenize only once.
-
-    Args:
-        query_tokens: Query tokens; each distinct term counts once.
-        document_tokens: One token sequence per document; together they form
-            the collection used for document frequencies and average length.
-        k1: Term-frequency saturation, ``>= 0``.
-        b: Length normalisation, between 0 and 1.
-
-    Returns:
-        One non-negative score per document, in input order.
-
-    Raises:
-        ValueError: If ``k1`` or ``b`` is out of range.
+    Each distinct query term counts once; the documents are the collection for document
+    frequencies and the average length. Returns one score ``>= 0`` per document, in order;
+    ``ValueError`` when ``k1 < 0`` or ``b`` is outside 0..1.
     """
     _check_parameters(k1, b)
     n_docs = len(document_tokens)
@@ -206,46 +275,22 @@ def bm25_scores(
     k1: float = DEFAULT_K1,
     b: float = DEFAULT_B,
 ) -> list[float]:
-    """Score ``documents`` against ``query`` with Okapi BM25.
+    """The Okapi BM25 score of each document for ``query``, in order; ``0.0`` for one that
+    shares no term (:func:`analyze`) with it.
 
-    The documents themselves are the collection: document frequencies and
-    the average document length come from ``documents`` only.  The IDF is
-    ``ln(1 + (N - df + 0.5) / (df + 0.5))``, which stays positive even for a
-    single document.  Each distinct query term is counted once.
-
-    Args:
-        query: The search query.
-        documents: The candidate documents.
-        k1: Term-frequency saturation, ``>= 0`` (default 1.2).
-        b: Length normalisation, between 0 and 1 (default 0.75).
-
-    Returns:
-        One non-negative score per document, in input order; ``0.0`` for a
-        document that shares no term with the query.
-
-    Raises:
-        ValueError: If ``k1`` or ``b`` is out of range.
+    The documents are the whole collection: document frequencies and the average length
+    come from them alone, as a reranker sees only the candidates it is sent. Each distinct
+    query term counts once. ``ValueError`` when ``k1 < 0`` or ``b`` is outside 0..1.
     """
-    return score_tokens(tokenize(query), [tokenize(doc) for doc in documents], k1, b)
+    return score_tokens(analyze(query), [analyze(doc) for doc in documents], k1, b)
 
 
 def to_relevance(score: float, half_score: float = RELEVANCE_HALF_SCORE) -> float:
-    """Map a BM25 score to a relevance in ``[0, 1)``.
+    """A BM25 score as a relevance in ``[0, 1)``, the range rerank APIs answer in.
 
-    The map is ``score / (score + half_score)``: strictly increasing for
-    positive scores, ``0`` stays ``0`` and ``half_score`` (default
-    :data:`RELEVANCE_HALF_SCORE`, 4.0) maps to ``0.5``.  Negative or NaN
-    scores map to ``0.0`` and an infinite score to ``1.0``.
-
-    Args:
-        score: A BM25 score.
-        half_score: The positive score that maps to ``0.5``.
-
-    Returns:
-        The relevance.
-
-    Raises:
-        ValueError: If ``half_score`` is not a positive finite number.
+    ``score / (score + half_score)``: strictly increasing, ``0`` stays ``0``, ``half_score``
+    (4.0) gives ``0.5``; a negative or NaN score gives ``0.0``, an infinite one ``1.0``.
+    ``ValueError`` unless ``half_score`` is a positive finite number.
     """
     if not (math.isfinite(half_score) and half_score > 0):
         raise ValueError(f"half_score must be a positive finite number, got {half_score!r}")

@@ -1,8 +1,8 @@
-"""Command-line front end of the local rerank server (``rerank-integrations serve``).
+"""``rerank-integrations serve``: the local server in the foreground.
 
-The console command owns the parser; this module only adds the ``serve``
-options (:func:`add_arguments`) and runs the server in the foreground
-(:func:`run`).
+The console command owns the parser; this module adds the ``serve`` options
+(:func:`add_arguments`) and runs the server (:func:`run`). Each option's default is the
+:class:`ServerConfig` default, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 import uvicorn
 
-from ._app import SCORING_MODES, ServerConfig, create_app
+from ._app import create_app
+from ._config import SCORING_MODES, ServerConfig
 from ._thread import bind_socket, format_base_url
 
 __all__ = [
@@ -27,24 +28,20 @@ __all__ = [
 ]
 
 API_KEY_ENV = "RERANK_SERVER_API_KEY"
-"""Environment variable read when ``--api-key`` is not given."""
+"""Read when ``--api-key`` is not given, so a key need not show in the process list."""
 
 DEFAULT_HOST = "127.0.0.1"
-"""Default listening address (loopback only)."""
+"""Loopback only: exposing the server is a choice made with ``--host``."""
 
 DEFAULT_PORT = 8080
-"""Default listening port."""
+"""The default port."""
 
 _PROG = "rerank-integrations"
 _DEFAULTS = ServerConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``serve`` options to ``parser``.
-
-    Args:
-        parser: The parser (or sub-parser) of the ``serve`` command.
-    """
+    """Add the ``serve`` options to ``parser``, the ``serve`` command's (sub-)parser."""
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)"
     )
@@ -67,6 +64,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=_DEFAULTS.max_documents,
         help="largest number of documents per request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse larger request bodies with nginx's 413 page (default: no limit)",
+    )
+    parser.add_argument(
+        "--max-tokens-per-document",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "refuse a document whose tokens with the query's are more, with TEI's 413 "
+            "(default: no limit)"
+        ),
+    )
+    parser.add_argument(
+        "--max-tokens-per-request",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "refuse a request with more tokens, the query counted once per document, "
+            "with a 400 (default: no limit)"
+        ),
+    )
+    parser.add_argument(
+        "--auto-truncate",
+        action="store_true",
+        help=(
+            "score a too-long document on its first tokens instead of refusing it, unless "
+            "the request says truncate: false"
+        ),
     )
     parser.add_argument(
         "--latency-ms",
@@ -95,7 +127,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate-limit-rate",
         type=float,
         default=_DEFAULTS.rate_limit_rate,
-        help="probability of answering 429 with Retry-After (default: %(default)s)",
+        help="probability of a random 429 with Retry-After, a fault (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rate-limit-rpm",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "take N requests a minute, at most a second's worth at once; answer the rest "
+            "429 with Retry-After (default: no limit)"
+        ),
     )
     parser.add_argument(
         "--retry-after",
@@ -136,18 +178,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _option(args: argparse.Namespace, name: str) -> Any:
-    """Return ``args.<name>``, falling back to the :class:`ServerConfig` default."""
+    """``args.<name>``, else the :class:`ServerConfig` default (a namespace built by hand may
+    lack options)."""
     return getattr(args, name, getattr(_DEFAULTS, name))
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    """Build a :class:`ServerConfig` from parsed ``serve`` options.
+    """The :class:`ServerConfig` of parsed ``serve`` options; ``ValueError`` for a bad value.
 
-    ``--api-key`` falls back to the ``RERANK_SERVER_API_KEY`` environment
-    variable; an empty variable means no authentication.
-
-    Raises:
-        ValueError: If a value is invalid.
+    ``--api-key`` falls back to ``RERANK_SERVER_API_KEY``; an empty variable means no key.
     """
     api_key = getattr(args, "api_key", None)
     if api_key is None:
@@ -155,6 +194,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         api_key=api_key,
         max_documents=_option(args, "max_documents"),
+        max_request_bytes=_option(args, "max_request_bytes"),
+        max_tokens_per_document=_option(args, "max_tokens_per_document"),
+        max_tokens_per_request=_option(args, "max_tokens_per_request"),
+        auto_truncate=bool(_option(args, "auto_truncate")),
+        rate_limit_rpm=_option(args, "rate_limit_rpm"),
         latency_ms=_option(args, "latency_ms"),
         error_rate=_option(args, "error_rate"),
         error_status=_option(args, "error_status"),
@@ -170,19 +214,16 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def _fail(message: str, code: int) -> int:
-    """Print a one-line error to stderr and return ``code``."""
+    """Print one error line on stderr and return ``code``."""
     print(f"{_PROG}: error: {message}", file=sys.stderr)
     return code
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve in the foreground until interrupted.
+    """Serve in the foreground until Ctrl+C, after one line naming the URL.
 
-    Prints one line with the URL once the port is bound.
-
-    Returns:
-        ``0`` after a normal shutdown (Ctrl+C), ``2`` for invalid options and
-        ``1`` if the address cannot be bound.  Errors are one line on stderr.
+    Returns the exit status: ``0`` after Ctrl+C, ``2`` for a bad option, ``1`` when the
+    address cannot be bound; each error is one line on stderr.
     """
     try:
         config = config_from_args(args)

@@ -1,7 +1,5 @@
-"""Run the local rerank server in a background thread.
-
-Used by tests, notebooks and benchmarks that need a real HTTP endpoint in the
-same process::
+"""The local server in a background thread, for tests, notebooks and benchmarks that want a
+real HTTP endpoint inside their own process::
 
     with serve_in_thread(latency_ms=20) as server:
         httpx.post(server.rerank_url, json={"query": "q", "documents": ["a"]})
@@ -25,7 +23,9 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from ._app import ServerConfig, ServerStats, create_app
+from ._app import create_app
+from ._config import ServerConfig
+from ._stats import ServerStats
 
 __all__ = ["LocalRerankServer", "serve_in_thread"]
 
@@ -34,16 +34,16 @@ _FORCED_EXIT_SECONDS = 5.0
 
 
 def format_base_url(host: str, port: int) -> str:
-    """Return ``http://host:port``, bracketing IPv6 addresses."""
+    """``http://host:port``, with an IPv6 address in brackets."""
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"http://{shown}:{port}"
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """Create a TCP socket bound to ``host``:``port`` (``0`` picks a free port).
+    """A TCP socket bound to ``host``:``port`` (``0``: any free port).
 
-    Raises:
-        OSError: If the address cannot be bound.
+    Binding before uvicorn starts lets the caller learn the port at once and report a busy
+    one as an ``OSError``.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # An explicit IPPROTO_TCP matters: asyncio only enables TCP_NODELAY on
@@ -63,9 +63,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 class LocalRerankServer:
-    """A rerank server running uvicorn in a daemon thread on a loopback port.
-
-    Example::
+    """The rerank server, run by uvicorn in a daemon thread::
 
         server = LocalRerankServer(ServerConfig(api_key="secret")).start()
         try:
@@ -73,9 +71,8 @@ class LocalRerankServer:
         finally:
             server.stop()
 
-    It is also a context manager that starts on enter and stops on exit.
-    A stopped server can be started again (with ``port=0`` it then gets a
-    new port); the counters in :attr:`stats` are kept across restarts.
+    As a context manager it starts on enter and stops on exit. A stopped server can start
+    again (on a new port when ``port=0``); :attr:`stats` keeps counting across restarts.
     """
 
     def __init__(
@@ -90,12 +87,12 @@ class LocalRerankServer:
         """Prepare a server; nothing is bound until :meth:`start`.
 
         Args:
-            config: Server behaviour (defaults to :class:`ServerConfig`).
-            host: Address to listen on.
-            port: Port to listen on; ``0`` picks a free port.
-            startup_timeout: Seconds :meth:`start` waits for the server.
-            shutdown_timeout: Seconds :meth:`stop` lets requests in progress
-                finish before forcing the server to exit.
+            config: how it behaves (default: :class:`ServerConfig()`).
+            host: the address to listen on.
+            port: the port; ``0`` picks a free one.
+            startup_timeout: seconds :meth:`start` waits for uvicorn to serve.
+            shutdown_timeout: seconds :meth:`stop` gives requests in progress before it
+                forces uvicorn to exit.
         """
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {port!r}")
@@ -115,60 +112,52 @@ class LocalRerankServer:
 
     @property
     def config(self) -> ServerConfig:
-        """The server configuration."""
+        """How the server behaves."""
         return self._config
 
     @property
     def app(self) -> Starlette:
-        """The served Starlette application."""
+        """The Starlette application it serves."""
         return self._app
 
     @property
     def stats(self) -> ServerStats:
-        """Request counters (``requests``, ``max_in_flight``, ``reset()``, ...)."""
+        """The request counters (``requests``, ``max_in_flight``, ``reset()``...)."""
         return self._stats
 
     @property
     def host(self) -> str:
-        """The address the server listens on."""
+        """The address it listens on."""
         return self._host
 
     @property
     def port(self) -> int:
-        """The bound port.
-
-        Raises:
-            RuntimeError: If the server is not running.
-        """
+        """The bound port; a ``RuntimeError`` when the server is not running."""
         if self._port is None:
             raise RuntimeError("the server is not running; call start() first")
         return self._port
 
     @property
     def base_url(self) -> str:
-        """Root URL such as ``http://127.0.0.1:54321`` (no trailing slash)."""
+        """The root URL, such as ``http://127.0.0.1:54321`` (no trailing slash)."""
         return format_base_url(self._host, self.port)
 
     @property
     def rerank_url(self) -> str:
-        """Full URL of the ``POST /v1/rerank`` endpoint."""
+        """The full URL of ``POST /v1/rerank``."""
         return f"{self.base_url}/v1/rerank"
 
     @property
     def running(self) -> bool:
-        """Whether the server thread is serving requests."""
+        """Whether the server thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> LocalRerankServer:
-        """Bind the port, start uvicorn in a daemon thread and wait until it serves.
+        """Bind the port, start uvicorn in a daemon thread and return once it serves.
 
-        Returns:
-            This server, for chaining.
-
-        Raises:
-            RuntimeError: If the server is already running, or does not start
-                within ``startup_timeout`` seconds.
-            OSError: If the address cannot be bound.
+        Returns this server, for chaining. Raises ``OSError`` when the address cannot be
+        bound, and ``RuntimeError`` when the server already runs or does not start within
+        ``startup_timeout``.
         """
         if self._thread is not None:
             raise RuntimeError("the server is already running")
@@ -207,18 +196,17 @@ class LocalRerankServer:
         return self
 
     def _run(self, server: uvicorn.Server, sock: socket.socket) -> None:
-        """Thread body: serve until asked to exit, keeping any crash for start()."""
+        """The thread: serve until told to exit; a crash is kept for :meth:`start` to raise."""
         try:
             asyncio.run(server.serve(sockets=[sock]))
         except BaseException as exc:  # reported by start()
             self._error = exc
 
     def stop(self) -> None:
-        """Shut the server down and join its thread.
+        """Shut the server down and join its thread; on a stopped server, nothing.
 
-        Requests in progress get ``shutdown_timeout`` seconds to finish
-        (stalls are cut short and answered with a 503); after that the server
-        is forced to exit.  Calling ``stop`` on a stopped server does nothing.
+        Requests in progress get ``shutdown_timeout`` seconds (stalls end at once, with a
+        503); then uvicorn is forced to exit.
         """
         thread, server = self._thread, self._server
         if thread is None or server is None:
@@ -248,7 +236,7 @@ class LocalRerankServer:
         self._port = None
 
     def __enter__(self) -> LocalRerankServer:
-        """Start the server (if not running) and return it."""
+        """Start the server unless it runs, and return it."""
         if self._thread is None:
             self.start()
         return self
@@ -263,7 +251,7 @@ class LocalRerankServer:
         self.stop()
 
     def __repr__(self) -> str:
-        """Show the address and state."""
+        """The address, or that it is not running."""
         where = self.base_url if self._port is not None else "not running"
         return f"LocalRerankServer({where})"
 
@@ -276,21 +264,11 @@ def serve_in_thread(
     port: int = 0,
     **overrides: Any,
 ) -> Iterator[LocalRerankServer]:
-    """Run a :class:`LocalRerankServer` for the duration of a ``with`` block.
+    """A :class:`LocalRerankServer` running for the ``with`` block.
 
-    Args:
-        config: Base configuration (defaults to :class:`ServerConfig`).
-        host: Address to listen on.
-        port: Port to listen on; ``0`` picks a free port.
-        **overrides: :class:`ServerConfig` fields to replace, for example
-            ``latency_ms=50`` or ``error_rate=1.0``.
-
-    Yields:
-        The running server.
-
-    Raises:
-        TypeError: If an override is not a :class:`ServerConfig` field.
-        ValueError: If an override value is invalid.
+    ``overrides`` are :class:`ServerConfig` fields that replace those of ``config``
+    (``latency_ms=50``, ``error_rate=1.0``...): a name that is not a field raises
+    ``TypeError``, a bad value ``ValueError``, before anything starts.
     """
     base = config if config is not None else ServerConfig()
     if overrides:
