@@ -20,8 +20,14 @@ def mock_api() -> MockAPI:
 
 
 @pytest.fixture(autouse=True)
-def sleeps() -> Iterator[Sleeps]:
-    """Every test runs under the package's testing switch: waits are recorded, not slept."""
+def sleeps(request: pytest.FixtureRequest) -> Iterator[Sleeps]:
+    """Every test runs under the package's testing switch: waits are recorded, not slept.
+
+    A test marked ``real_waits`` (one that checks a server's clock) really waits.
+    """
+    if request.node.get_closest_marker("real_waits"):
+        yield []
+        return
     with testing.no_waits() as waits:
         yield waits
 

@@ -369,6 +369,7 @@ def test_a_request_past_the_rate_gets_openais_429() -> None:
     assert (stats.requests, stats.rate_limited, stats.faults["rate_limit"]) == (2, 1, 0)
 
 
+@pytest.mark.real_waits  # the server's limiter runs on the real clock
 def test_a_client_that_honours_retry_after_gets_in_on_its_next_try() -> None:
     calls = 30
     with (
