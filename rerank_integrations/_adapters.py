@@ -7,16 +7,30 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from ._client import RerankClient
-from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, LOGGER_NAME
+from ._constants import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    LOGGER_NAME,
+)
 from ._exceptions import ConfigurationError, RerankError
 from ._retry import RetryPolicy
+from ._secrets import HiddenHeaders, redact_url
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
 #: The metadata key that carries the relevance score on returned documents and nodes.
@@ -41,6 +55,7 @@ CLIENT_SETTINGS = (
     "deadline",
     "score_transform",
     "extra_body",
+    "max_response_bytes",
     "headers",
 )
 
@@ -53,6 +68,7 @@ class RerankSettings(BaseModel):
         arbitrary_types_allowed=True,
         protected_namespaces=(),
         hide_input_in_errors=True,  # inputs may hold the key
+        validate_assignment=True,  # a bad value fails when set, not at the next call
     )
 
     model: str | None = None
@@ -88,6 +104,8 @@ class RerankSettings(BaseModel):
     extra_body: dict[str, Any] | None = None
     """Fields added to every request body, for a vendor's own options (NIM's ``truncate``,
     Voyage's ``truncation``, Infinity's ``raw_scores``, Cohere's ``max_tokens_per_doc``)."""
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1)
+    """The largest answer accepted, in bytes; a larger one is refused while it arrives."""
     headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
     """Extra HTTP headers for every request (not serialized: they may carry credentials)."""
     client: SkipJsonSchema[RerankClient | None] = Field(default=None, exclude=True, repr=False)
@@ -106,6 +124,11 @@ class RerankSettings(BaseModel):
                 ConfigurationError: the settings cannot work (e.g. no base URL anywhere).
                 pydantic.ValidationError: a field has a wrong type or value, or is unknown.
             """
+            # Secrets leave this frame's locals at once: error trackers record them.
+            if isinstance(data.get("api_key"), str):
+                data["api_key"] = SecretStr(data["api_key"])
+            if isinstance(data.get("headers"), Mapping):
+                data["headers"] = HiddenHeaders(data["headers"])
             try:
                 super().__init__(**data)
             except ValidationError as exc:
@@ -116,6 +139,14 @@ class RerankSettings(BaseModel):
                     if isinstance(error, ConfigurationError):
                         raise error from None
                 raise
+
+    @field_serializer("base_url")
+    def _serialize_base_url(self, base_url: str | None) -> str | None:
+        return redact_url(base_url)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "base_url" else value
 
     def model_post_init(self, context: Any, /) -> None:
         """Build the client now, so that settings that cannot work fail at construction."""

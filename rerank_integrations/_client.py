@@ -226,9 +226,13 @@ class RerankClient:
         return self._settings
 
     def __repr__(self) -> str:
+        settings: ClientSettings | None = getattr(self, "_settings", None)
+        if settings is None:  # a client whose construction failed; a repr never raises
+            return "RerankClient(<not configured>)"
         return (
-            f"RerankClient(endpoint={self.endpoint!r}, model={self.model!r}, "
-            f"dialect={self.dialect!r}, api_key={'***' if self._settings.api_key else None})"
+            f"RerankClient(endpoint={display_url(settings.endpoint)!r}, "
+            f"model={settings.model!r}, dialect={settings.dialect.name!r}, "
+            f"api_key={'***' if settings.api_key else None})"
         )
 
     def rerank(

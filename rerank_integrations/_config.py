@@ -26,6 +26,7 @@ from ._dialects import Dialect, get_dialect, is_version_segment
 from ._exceptions import ConfigurationError
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header
+from ._text import display_url
 
 ENV_DIALECT = "RERANK_DIALECT"
 
@@ -50,6 +51,13 @@ class ClientSettings:
     max_response_bytes: int
     #: Every request's headers; those that carry credentials are ``SecretStr``.
     headers: Mapping[str, str | SecretStr] = field(repr=False)
+
+    def __repr__(self) -> str:
+        # The endpoint without credentials; secret header values are SecretStr anyway.
+        values = {item.name: getattr(self, item.name) for item in fields(self) if item.repr}
+        values["endpoint"] = display_url(self.endpoint)
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        return f"ClientSettings({shown})"
 
     @property
     def attempt_seconds(self) -> float | None:

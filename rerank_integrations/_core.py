@@ -259,6 +259,7 @@ def make_status_error(
     and a body excerpt, with every secret scrubbed."""
     scrubber = scrubber or _NO_SECRETS
     body, excerpt = _scrubbed_body(content, scrubber)
+    content = b""  # only the scrubbed body is kept in this frame
     try:
         server_message = (
             message_from_text(body) if isinstance(body, str) else dialect.error_message(body)
@@ -288,6 +289,14 @@ def make_status_error(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why an answer is not a ranking; ``status`` for an error reported inside a 2xx."""
+
+    message: str
+    status: int | None = None
+
+
 def decode_response(
     dialect: Dialect,
     status_code: int,
@@ -305,40 +314,51 @@ def decode_response(
     :class:`APIStatusError`; anything else that is not a ranking raises
     :class:`ResponseFormatError`.
     """
+    outcome = _read_ranking(dialect, content, batch_size, expected)
+    if isinstance(outcome, BatchRanking):
+        return outcome
+    # From here on only scrubbed text is kept: the frames of a traceback (which error
+    # trackers record) must not hold what a hostile server echoed.
     scrubber = scrubber or _NO_SECRETS
-
-    def fail(message: str) -> ResponseFormatError:
-        excerpt = _scrubbed_body(content, scrubber)[1]
-        where = f" from {url}" if url else ""
-        return ResponseFormatError(
-            f"invalid rerank answer (HTTP {status_code}{where}): {message}"
-            f" | body: {excerpt or '(empty)'}",
-            status_code=status_code,
-            body_excerpt=excerpt,
+    message, status = scrubber.text(outcome.message), outcome.status
+    del outcome
+    body, excerpt = _scrubbed_body(content, scrubber)
+    content = b""
+    where = f" from {url}" if url else ""
+    if status is not None:
+        raise status_error_class(status)(
+            f"HTTP {status_code} answer{where} reports an error: {message} | body: {excerpt}",
+            status_code=status,
+            body=body,
             url=url or None,
         )
+    raise ResponseFormatError(
+        f"invalid rerank answer (HTTP {status_code}{where}): {message}"
+        f" | body: {excerpt or '(empty)'}",
+        status_code=status_code,
+        body_excerpt=excerpt,
+        url=url or None,
+    )
 
+
+def _read_ranking(
+    dialect: Dialect, content: bytes, batch_size: int, expected: int | None
+) -> BatchRanking | _Refusal:
+    """The checked ranking in an answer, or why there is none (never raised, so that no
+    frame holding the answer ends up in a traceback)."""
     try:
         body = _json.loads(content)
     except _json.JSONDecodeError:
-        raise fail("the body is not JSON") from None
+        return _Refusal("the body is not JSON")
     try:
         parsed: ParsedRanking = dialect.parse_body(body)
     except ResponseShapeError as exc:
-        raise fail(str(exc)) from None
+        return _Refusal(str(exc))
     except (RecursionError, LookupError, TypeError, ValueError, AttributeError) as exc:
         # A parser tripped over a shape it did not foresee: still a bad answer, not a crash.
-        raise fail(f"unreadable answer ({type(exc).__name__})") from None
+        return _Refusal(f"unreadable answer ({type(exc).__name__})")
     except EmbeddedAPIError as exc:
-        scrubbed, excerpt = _scrubbed_body(content, scrubber)
-        where = f" from {url}" if url else ""
-        raise status_error_class(exc.status_code)(
-            f"HTTP {status_code} answer{where} reports an error: "
-            f"{scrubber.text(exc.message)} | body: {excerpt}",
-            status_code=exc.status_code,
-            body=scrubbed,
-            url=url or None,
-        ) from None
+        return _Refusal(exc.message, exc.status_code)
 
     seen = bytearray(batch_size)
     pairs: list[tuple[int, float]] = []
@@ -347,23 +367,23 @@ def decode_response(
             if isinstance(index, float) and index.is_integer():
                 index = int(index)
             else:
-                raise fail(f"index {index!r} is not an integer")
+                return _Refusal(f"index {index!r} is not an integer")
         if not 0 <= index < batch_size:
-            raise fail(f"index {index} is out of range for {batch_size} documents")
+            return _Refusal(f"index {index} is out of range for {batch_size} documents")
         if seen[index]:
-            raise fail(f"index {index} appears more than once")
+            return _Refusal(f"index {index} appears more than once")
         seen[index] = 1
         if isinstance(score, bool) or not isinstance(score, (int, float)):
-            raise fail(f"score of index {index} is not a number: {score!r}")
+            return _Refusal(f"score of index {index} is not a number: {score!r}")
         value = float(score)
         if not math.isfinite(value):
-            raise fail(f"score of index {index} is not finite: {score!r}")
+            return _Refusal(f"score of index {index} is not finite: {score!r}")
         pairs.append((index, value))
     wanted = batch_size if expected is None else min(expected, batch_size)
     if len(pairs) < wanted:
         # A ranking that leaves out documents it was asked to rank would drop them silently.
         got = f"{len(pairs)} results" if pairs else "no results"
-        raise fail(f"{got} for {batch_size} documents sent, {wanted} expected")
+        return _Refusal(f"{got} for {batch_size} documents sent, {wanted} expected")
     return BatchRanking(pairs, parsed.model, parsed.total_tokens, parsed.billed_units)
 
 

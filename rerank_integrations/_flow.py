@@ -63,8 +63,8 @@ class Send:
     connect to last byte (``None``: no bound); the body may be at most ``max_bytes`` long.
     """
 
-    url: str
-    content: bytes
+    url: str = field(repr=False)  # may carry credentials in its query
+    content: bytes = field(repr=False)  # the caller's documents
     headers: Mapping[str, str] = field(repr=False)  # carries credentials
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(None))
     limit: float | None = None
@@ -84,8 +84,8 @@ class Answer:
 
     status_code: int
     reason: str
-    headers: Mapping[str, str]
-    content: bytes
+    headers: Mapping[str, str] = field(repr=False)  # a hostile server may echo secrets
+    content: bytes = field(repr=False)
 
 
 #: What a flow is sent back: the answer to a :class:`Send`, or the error it failed with;

@@ -13,17 +13,26 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
-__all__ = ["HiddenHeaders", "Scrubber", "as_secret", "is_secret_header", "secret_values"]
+__all__ = [
+    "HiddenHeaders",
+    "Scrubber",
+    "as_secret",
+    "is_secret_header",
+    "redact_url",
+    "secret_values",
+]
 
 #: Secrets shorter than this are scrubbed only where they stand as a whole word, so that a
 #: one-letter test key does not turn every "k" of a message into "***".
 _WHOLE_WORD_BELOW = 8
 _MASK = "***"
-_SECRET_HEADER = re.compile(r"auth|key|token|secret|passw|cookie|credential|signature", re.I)
+_SECRET_HEADER = re.compile(
+    r"auth|key|token|secret|passw|cookie|credential|signature|^sig$|^code$", re.I
+)
 _SCHEME = re.compile(r"^(?:bearer|basic|token|apikey|api-key|key)\s+", re.I)
 #: How deep :meth:`Scrubber.value` walks nested lists and objects.
 _MAX_DEPTH = 32
@@ -56,8 +65,28 @@ def secret_values(
     if url:
         parts = urlsplit(url)
         found.append(parts.password or "")
-        found.extend(value for _, value in parse_qsl(parts.query))
+        found.extend(value for name, value in parse_qsl(parts.query) if is_secret_header(name))
     return [value for value in dict.fromkeys(found) if value.strip()]
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` with its password and the values of query parameters that look secret
+    (``key``, ``token``, ``sig``, ...) replaced by ``***``; ``api-version`` and the like stay."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if password:
+        netloc = netloc.replace(f":{password}@", ":***@", 1)
+    query = "&".join(
+        f"{name}=***" if is_secret_header(name) else f"{name}={value}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class Scrubber:

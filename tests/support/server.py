@@ -269,12 +269,13 @@ class ScriptedServer:
         try:
             if record.body is None:
                 raise Reject(400, "the body is not JSON")
-            if record.path not in self.service.paths:
-                raise Reject(404, f"no route {record.path}", "not_found")
+            route = record.path.partition("?")[0]  # a query string does not change the route
+            if route not in self.service.paths:
+                raise Reject(404, f"no route {route}", "not_found")
             self.service.check_auth(record.headers, self.api_key)
             if not record.headers.get("content-type", "").startswith("application/json"):
                 raise Reject(415, "Content-Type must be application/json")
-            asked = self.service.read(record.body, record.path)
+            asked = self.service.read(record.body, route)
             record.asked = asked
             if len(asked.documents) > self.limit:
                 raise Reject(
