@@ -102,6 +102,10 @@ class Report:
         except ServerFailed as exc:
             self.failures.append(str(exc))
             print(f"\n!! {exc}", flush=True)
+        except Exception as exc:  # one server's trouble must not stop the others' cases
+            self.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            print(f"\n!! {name}: {type(exc).__name__}: {exc}", flush=True)
+            traceback.print_exc()
         finally:
             self.timings[name] = time.monotonic() - started
 
@@ -199,10 +203,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with _litellm.upstreams() as upstream:
                     config = work / "litellm-config.yaml"
                     _litellm.write_config(config, upstream, infinity_base)
+                    open_config = work / "litellm-open-config.yaml"
+                    _litellm.write_config(open_config, upstream, infinity_base, master_key=False)
                     server, base = _litellm.start(processes, REPO_ROOT, work, config)
+                    open_server, open_base = _litellm.start(
+                        processes, REPO_ROOT, work, open_config, name="litellm-open"
+                    )
+                    _litellm.wait_ready(server, base)
+                    _litellm.wait_ready(open_server, open_base)
                     info = _litellm.server_info()
                     info.version = installed_version("litellm")
-                    report.run(info, only(_litellm.cases(base)), record)
+                    cases = [*_litellm.cases(base), *_litellm.open_cases(open_base)]
+                    report.run(info, only(cases), record)
+                    processes.stop(open_server)
                     processes.stop(server)
 
             report.timed("litellm", litellm)
@@ -224,5 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+def run() -> int:
+    try:
+        return main()
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted ({exc or 'Ctrl-C'}); every server started was stopped", flush=True)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

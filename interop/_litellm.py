@@ -59,8 +59,10 @@ def upstreams() -> Iterator[dict[str, str]]:
         }
 
 
-def write_config(path: Path, upstream: dict[str, str], infinity_url: str) -> None:
-    """The proxy's config.yaml (JSON is valid YAML)."""
+def write_config(
+    path: Path, upstream: dict[str, str], infinity_url: str, *, master_key: bool = True
+) -> None:
+    """The proxy's config.yaml (JSON is valid YAML); without a master key, auth is off."""
 
     def model(name: str, provider_model: str, api_base: str, **more: object) -> dict[str, object]:
         params: dict[str, object] = {
@@ -82,7 +84,7 @@ def write_config(path: Path, upstream: dict[str, str], infinity_url: str) -> Non
             model("fault-429", "cohere/rerank-bm25", upstream["429"]),
             model("fault-stall", "cohere/rerank-bm25", upstream["stall"], timeout=2),
         ],
-        "general_settings": {"master_key": MASTER_KEY},
+        "general_settings": {"master_key": MASTER_KEY} if master_key else {},
         # No retries or fallbacks inside the proxy: each fault reaches our client as is.
         "litellm_settings": {"num_retries": 0, "request_timeout": 20, "telemetry": False},
         "router_settings": {"num_retries": 0},
@@ -90,12 +92,14 @@ def write_config(path: Path, upstream: dict[str, str], infinity_url: str) -> Non
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
-def start(processes: Processes, root: Path, work: Path, config: Path) -> tuple[ServerProcess, str]:
+def start(
+    processes: Processes, root: Path, work: Path, config: Path, *, name: str = "litellm"
+) -> tuple[ServerProcess, str]:
     port = free_port()
     venv = root / ".venv-interop-litellm"
     server = processes.start(
         ServerProcess(
-            "litellm",
+            name,
             [
                 str(venv / "bin" / "litellm"),
                 "--config",
@@ -107,7 +111,7 @@ def start(processes: Processes, root: Path, work: Path, config: Path) -> tuple[S
                 "--num_workers",
                 "1",
             ],
-            log_path=work / "logs" / "litellm.log",
+            log_path=work / "logs" / f"{name}.log",
             env={
                 # The model cost map ships with the package; never fetch it.
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -117,9 +121,11 @@ def start(processes: Processes, root: Path, work: Path, config: Path) -> tuple[S
             },
         )
     )
-    base = f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(server: ServerProcess, base: str) -> None:
     server.wait_for_http(f"{base}/health/liveliness", timeout=180)
-    return server, base
 
 
 def server_info() -> Server:
@@ -132,6 +138,28 @@ def server_info() -> Server:
         ),
         secrets=[MASTER_KEY, UPSTREAM_KEY],
     )
+
+
+def open_cases(base: str) -> list[Case]:
+    """Against a second proxy started without a master key: auth is off."""
+    endpoint = f"{base}/v1/rerank"
+    return [
+        Case(
+            name="auth-off",
+            title="a proxy without a master key: no key needed",
+            base_url=base,
+            model="bm25-jina",
+            raw_url=endpoint,
+        ),
+        Case(
+            name="auth-off-any-key",
+            title="a proxy without a master key takes any key",
+            base_url=base,
+            model="bm25-jina",
+            api_key="sk-anything",
+            raw_url=endpoint,
+        ),
+    ]
 
 
 def cases(base: str) -> list[Case]:

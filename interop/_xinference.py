@@ -198,6 +198,20 @@ def cases(base: str, api_key: str) -> list[Case]:
             },
         ),
         case(
+            "unknown-model-cached",
+            "the same unknown model again: Xinference caches the miss and says '(cached, retry "
+            "after 10.0s)' in a 404; a wait stated in a message must not make a 404 retryable",
+            model="no-such-model",
+            max_retries=2,
+            expect_raw_ranking=False,
+            expected={
+                "error": ["BadRequestError"],
+                "status_code": 404,
+                "message_contains": ["retry after"],
+                "requests": 1,
+            },
+        ),
+        case(
             "no-model",
             "no model: 500 text/plain 'model field required'; not retried, and the message "
             "says to set model= or RERANK_MODEL",

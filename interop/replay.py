@@ -30,8 +30,9 @@ FORMAT = 1
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS_DIR = REPO_ROOT / "tests" / "fixtures" / "recorded"
 
-#: Relative tolerance on scores: float32 noise when a server pads pairs into one batch.
-SCORE_TOLERANCE = 1e-6
+#: Relative tolerance on scores: float32 noise (seen up to 3e-6) when a server pads pairs of
+#: concurrent requests into one batch of its own.
+SCORE_TOLERANCE = 1e-5
 
 #: Log lines of the client that speak of a score scale (the warning of issue 12).
 _SCALE_WARNING = re.compile(r"(?i)(scale|logit|0\.\.1|probabilit)")
