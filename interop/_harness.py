@@ -45,6 +45,21 @@ _VOLATILE_HEADERS = frozenset(
 
 MODES = ("sync", "async", "langchain", "langchain-async", "llamaindex", "llamaindex-async")
 
+#: Free ports differ on every run; recordings show each server's usual port instead, so that
+#: a new run changes a recording only where the server's answer changed.
+_STABLE_PORTS: dict[int, int] = {}
+
+
+def stable_port(real: int, shown: int) -> None:
+    """Write ``shown`` for ``real`` in every recording from now on."""
+    _STABLE_PORTS[real] = shown
+
+
+def _stable_text(text: str) -> str:
+    for real, shown in _STABLE_PORTS.items():
+        text = text.replace(f"127.0.0.1:{real}", f"127.0.0.1:{shown}")
+    return text
+
 
 @dataclass
 class Server:
@@ -167,7 +182,7 @@ class Recorder:
                     if name.lower() not in _VOLATILE_HEADERS
                 },
                 "body": self.scrub(response.content.decode("utf-8", errors="replace")),
-                "seconds": round(seconds, 3),
+                "seconds": round(seconds, 1),
             },
         }
         with self._lock:
@@ -556,7 +571,8 @@ def write_recording(
         "raw_exchanges": raw_recorder.exchanges,
         "raw_statuses": derived.get("raw_statuses"),
     }
-    path.write_text(json.dumps(recording, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = _stable_text(json.dumps(recording, indent=2, ensure_ascii=False))
+    path.write_text(text + "\n", encoding="utf-8")
     return path
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from interop._harness import Case, Server
+from interop._harness import Case, Server, stable_port
 from interop._processes import Processes, ServerProcess, free_port
 from interop.corpus import DOCUMENTS, MANY_DOCUMENTS
 
@@ -29,6 +29,7 @@ def start(
     processes: Processes, root: Path, work: Path, model_dir: Path, *, api_key: str | None
 ) -> tuple[ServerProcess, str]:
     port = free_port()
+    stable_port(port, 7998 if api_key else 7997)
     venv = root / ".venv-interop-infinity"
     argv = [
         str(venv / "bin" / "infinity_emb"),

@@ -7,8 +7,8 @@ groups and what stands behind them:
 - ``bm25-cohere``, ``bm25-jina``, ``bm25-vllm``: the local server, at most 8 documents a
   request, with its own upstream key;
 - ``tiny-infinity``: Infinity serving the tiny cross-encoder;
-- ``fault-503``, ``fault-502-html``, ``fault-429``: local servers that always answer 503, an
-  HTML 502 page, or 429 with ``Retry-After: 5``;
+- ``fault-503``, ``fault-502-html``, ``fault-504``, ``fault-429``: local servers that always
+  answer 503, an HTML 502 page, 504, or 429 with ``Retry-After: 5``;
 - ``fault-stall``: a local server that stalls for 30 s, with a 2 s timeout in LiteLLM.
 """
 
@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from interop._harness import DOCS, Case, Server
+from interop._harness import DOCS, Case, Server, stable_port
 from interop._processes import Processes, ServerProcess, free_port
 from interop.corpus import DOCUMENTS
 from rerank_integrations import __version__ as package_version
@@ -45,14 +45,18 @@ def upstreams() -> Iterator[dict[str, str]]:
             serve_in_thread(api_key=UPSTREAM_KEY, max_documents=UPSTREAM_LIMIT, seed=1)
         )
         unavailable = stack.enter_context(serve_in_thread(error_rate=1.0, error_status=503))
+        gateway = stack.enter_context(serve_in_thread(error_rate=1.0, error_status=504))
         html = stack.enter_context(
             serve_in_thread(error_rate=1.0, error_status=502, error_html=True)
         )
         limited = stack.enter_context(serve_in_thread(rate_limit_rate=1.0, retry_after=5))
         stalled = stack.enter_context(serve_in_thread(stall_rate=1.0, stall_seconds=30))
+        for shown, server in enumerate([ok, unavailable, gateway, html, limited, stalled], 18080):
+            stable_port(server.port, shown)
         yield {
             "ok": ok.base_url,
             "503": unavailable.base_url,
+            "504": gateway.base_url,
             "502-html": html.base_url,
             "429": limited.base_url,
             "stall": stalled.base_url,
@@ -81,6 +85,7 @@ def write_config(
             model("tiny-infinity", "infinity/tiny-reranker", infinity_url),
             model("fault-503", "cohere/rerank-bm25", upstream["503"]),
             model("fault-502-html", "cohere/rerank-bm25", upstream["502-html"]),
+            model("fault-504", "cohere/rerank-bm25", upstream["504"]),
             model("fault-429", "cohere/rerank-bm25", upstream["429"]),
             model("fault-stall", "cohere/rerank-bm25", upstream["stall"], timeout=2),
         ],
@@ -96,6 +101,7 @@ def start(
     processes: Processes, root: Path, work: Path, config: Path, *, name: str = "litellm"
 ) -> tuple[ServerProcess, str]:
     port = free_port()
+    stable_port(port, 4001 if name.endswith("open") else 4000)
     venv = root / ".venv-interop-litellm"
     server = processes.start(
         ServerProcess(
@@ -349,6 +355,21 @@ def cases(base: str) -> list[Case]:
                 "requests": 2,
             },
             pending=_UNWRAP + " (here an HTML page: its title)",
+        ),
+        case(
+            "fault-504",
+            "the upstream answers 504: a gateway timeout, which must be a typed timeout error "
+            "(and still a ServerError), retried once",
+            model="fault-504",
+            max_retries=1,
+            expect_raw_ranking=False,
+            expected={
+                "error": ["ServerError", "APITimeoutError"],
+                "status_code": 504,
+                "requests": 2,
+            },
+            pending="408 and 504 raise a typed timeout error that catching APITimeoutError "
+            "catches too",
         ),
         case(
             "fault-429",

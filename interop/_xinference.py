@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from interop._harness import Case, Server
+from interop._harness import Case, Server, stable_port
 from interop._processes import Processes, ServerProcess, free_port, log_tail
 from interop.corpus import DOCUMENTS, MANY_DOCUMENTS
 
@@ -44,6 +44,7 @@ def start(processes: Processes, root: Path, work: Path, model_dir: Path) -> Xinf
     home = work / "xinference-home"
     shutil.rmtree(home, ignore_errors=True)  # a fresh home: the first-run setup every time
     port = free_port()
+    stable_port(port, 9997)
     venv = root / ".venv-interop-xinference"
     server = processes.start(
         ServerProcess(
