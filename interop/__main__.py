@@ -229,6 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 info.version = installed_version("xinference")
                 report.run(info, only(_xinference.cases(setup.base, setup.api_key)), record)
                 processes.stop(setup.server)
+                open_setup = _xinference.start(processes, REPO_ROOT, work, model_dir, auth=False)
+                open_info = _xinference.server_info("", auth=False)
+                open_info.version = info.version
+                report.run(open_info, only(_xinference.open_cases(open_setup.base)), record)
+                processes.stop(open_setup.server)
 
             report.timed("xinference", xinference)
     report.write_json(work / "report.json")

@@ -40,18 +40,24 @@ class XinferenceSetup:
         self.api_key = api_key
 
 
-def start(processes: Processes, root: Path, work: Path, model_dir: Path) -> XinferenceSetup:
-    home = work / "xinference-home"
+def start(
+    processes: Processes, root: Path, work: Path, model_dir: Path, *, auth: bool = True
+) -> XinferenceSetup:
+    """Start Xinference with a fresh home; with ``auth``, do the first-run setup and create an
+    API key; then register and launch the tiny model."""
+    name = "xinference" if auth else "xinference-open"
+    home = work / f"{name}-home"
     shutil.rmtree(home, ignore_errors=True)  # a fresh home: the first-run setup every time
     port = free_port()
-    stable_port(port, 9997)
+    stable_port(port, 9997 if auth else 9998)
     venv = root / ".venv-interop-xinference"
     server = processes.start(
         ServerProcess(
-            "xinference",
+            name,
             [str(venv / "bin" / "xinference-local"), "-H", "127.0.0.1", "-p", str(port)],
-            log_path=work / "logs" / "xinference.log",
+            log_path=work / "logs" / f"{name}.log",
             env={
+                "XINFERENCE_AUTH_ADVANCED": "true" if auth else "false",
                 "XINFERENCE_HOME": str(home),
                 "XINFERENCE_AUTH_JWT_SECRET_KEY": secrets.token_hex(32),
                 "XINFERENCE_AUTH_ENCRYPTION_KEY": secrets.token_hex(32),
@@ -63,6 +69,11 @@ def start(processes: Processes, root: Path, work: Path, model_dir: Path) -> Xinf
         )
     )
     base = f"http://127.0.0.1:{port}"
+    if not auth:
+        server.wait_for_http(f"{base}/v1/models", timeout=300)
+        with httpx.Client(base_url=base, timeout=600) as http:
+            _register_and_launch(server, http, model_dir, {})
+        return XinferenceSetup(server, base, "")
     server.wait_for_http(f"{base}/v1/admin/setup/status", timeout=300)
 
     token_line = re.search(r"Setup token: (\S+)", server.log_path.read_text(errors="replace"))
@@ -84,35 +95,40 @@ def start(processes: Processes, root: Path, work: Path, model_dir: Path) -> Xinf
         answer = http.post("/v1/admin/keys", json={"name": "interop"}, headers=admin)
         _ok(server, answer, "API key creation")
         api_key = str(answer.json()["key"])
-
-        family = {
-            "version": 2,
-            "model_name": MODEL,
-            "language": ["en"],
-            "type": "normal",
-            "max_tokens": 512,
-            "model_specs": [
-                {"model_format": "pytorch", "model_uri": str(model_dir), "quantization": "none"}
-            ],
-        }
-        answer = http.post(
-            "/v1/model_registrations/rerank",
-            json={"model": json.dumps(family), "persist": False},
-            headers=admin,
-        )
-        _ok(server, answer, "model registration")
-        answer = http.post(
-            "/v1/models",
-            json={
-                "model_uid": MODEL,
-                "model_name": MODEL,
-                "model_type": "rerank",
-                "model_engine": "sentence_transformers",
-            },
-            headers=admin,
-        )
-        _ok(server, answer, "model launch")
+        _register_and_launch(server, http, model_dir, admin)
     return XinferenceSetup(server, base, api_key)
+
+
+def _register_and_launch(
+    server: ServerProcess, http: httpx.Client, model_dir: Path, admin: dict[str, str]
+) -> None:
+    family = {
+        "version": 2,
+        "model_name": MODEL,
+        "language": ["en"],
+        "type": "normal",
+        "max_tokens": 512,
+        "model_specs": [
+            {"model_format": "pytorch", "model_uri": str(model_dir), "quantization": "none"}
+        ],
+    }
+    answer = http.post(
+        "/v1/model_registrations/rerank",
+        json={"model": json.dumps(family), "persist": False},
+        headers=admin,
+    )
+    _ok(server, answer, "model registration")
+    answer = http.post(
+        "/v1/models",
+        json={
+            "model_uid": MODEL,
+            "model_name": MODEL,
+            "model_type": "rerank",
+            "model_engine": "sentence_transformers",
+        },
+        headers=admin,
+    )
+    _ok(server, answer, "model launch")
 
 
 def _ok(server: ServerProcess, answer: httpx.Response, step: str) -> None:
@@ -120,17 +136,39 @@ def _ok(server: ServerProcess, answer: httpx.Response, step: str) -> None:
         raise server.fail(f"{step} failed: HTTP {answer.status_code} {answer.text[:500]}")
 
 
-def server_info(api_key: str) -> Server:
+def server_info(api_key: str, *, auth: bool = True) -> Server:
+    mode = "auth on: first-run admin setup and an API key" if auth else "auth off"
     return Server(
         name="xinference",
         version=VERSION,
         notes=(
-            f"xinference {VERSION} (xinference-local, auth on: first-run admin setup and an "
-            "API key), the tiny cross-encoder registered as a custom rerank model, engine "
-            "sentence_transformers on CPU"
+            f"xinference {VERSION} (xinference-local, {mode}), the tiny cross-encoder "
+            "registered as a custom rerank model, engine sentence_transformers on CPU"
         ),
-        secrets=[api_key],
+        secrets=[api_key] if api_key else [],
     )
+
+
+def open_cases(base: str) -> list[Case]:
+    """Against a second Xinference started with XINFERENCE_AUTH_ADVANCED=false."""
+    endpoint = f"{base}/v1/rerank"
+    return [
+        Case(
+            name="auth-off",
+            title="XINFERENCE_AUTH_ADVANCED=false: no key needed",
+            base_url=base,
+            model=MODEL,
+            raw_url=endpoint,
+        ),
+        Case(
+            name="auth-off-any-key",
+            title="XINFERENCE_AUTH_ADVANCED=false: any key is ignored",
+            base_url=base,
+            model=MODEL,
+            api_key="xf-anything",
+            raw_url=endpoint,
+        ),
+    ]
 
 
 def cases(base: str, api_key: str) -> list[Case]:
