@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
+INTEROP_SERVERS := litellm infinity xinference
+INTEROP_STAMPS := $(foreach server,$(INTEROP_SERVERS),.venv-interop-$(server)/.installed)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench interop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +25,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check rerank_integrations tests notebooks benchmarks
-	$(BIN)/ruff format --check rerank_integrations tests notebooks benchmarks
+	$(BIN)/ruff check rerank_integrations tests notebooks benchmarks interop
+	$(BIN)/ruff format --check rerank_integrations tests notebooks benchmarks interop
 	$(BIN)/mypy --strict rerank_integrations
 
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
@@ -37,5 +39,24 @@ $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.run --out BENCHMARKS.md
 
+# One environment per server: their pins clash (Infinity needs transformers < 4.49,
+# Xinference 4.1 wants transformers 5). Our client runs from $(VENV); only the servers run here.
+.venv-interop-%/.installed: interop/requirements-%.txt
+	rm -rf .venv-interop-$*
+	$(PYTHON) -m venv .venv-interop-$*
+	.venv-interop-$*/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	.venv-interop-$*/bin/python -m pip install --quiet -r interop/requirements-$*.txt
+	if [ "$*" = xinference ]; then .venv-interop-$*/bin/python -m pip uninstall --quiet -y torchvision; fi
+	@# A package that starts code at every interpreter start is how the compromised LiteLLM
+	@# releases worked: refuse any .pth file but setuptools' own.
+	@bad=$$(find .venv-interop-$*/lib -name '*.pth' ! -name 'distutils-precedence.pth' ! -name '_virtualenv.pth' ! -name '__editable__*'); \
+	  if [ -n "$$bad" ]; then echo "unexpected .pth files: $$bad"; exit 1; fi
+	touch $@
+
+## interop: run the client against LiteLLM, Infinity and Xinference and record their answers
+interop: $(STAMP) $(INTEROP_STAMPS)
+	$(BIN)/python -m interop
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .venv-interop-litellm .venv-interop-infinity \
+	  .venv-interop-xinference .interop .pytest_cache .mypy_cache .ruff_cache
