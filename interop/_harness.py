@@ -32,7 +32,7 @@ from interop.replay import (
     _WarningCatcher,
     check_outcome,
 )
-from rerank_integrations import RerankClient, RerankError
+from rerank_integrations import RerankClient, RerankError, testing
 from rerank_integrations.cli import advice_for
 
 #: Most cases send the first eight documents: under every server's per-request limit here.
@@ -330,21 +330,6 @@ def run_raw(case: Case, recorder: Recorder) -> dict[str, Any]:
 # -- one run ----------------------------------------------------------------------------------
 
 
-def _wait_recorder(client: RerankClient, outcome: Outcome) -> None:
-    """Record each retry wait and sleep at most 0.2 s of it, so faults stay quick."""
-
-    def wait(seconds: float) -> None:
-        outcome.waits.append(seconds)
-        time.sleep(min(seconds, 0.2))
-
-    async def await_wait(seconds: float) -> None:
-        outcome.waits.append(seconds)
-        await asyncio.sleep(min(seconds, 0.2))
-
-    client._sleep = wait
-    client._async_sleep = await_wait
-
-
 def run_client(case: Case, recorder: Recorder, *, use_async: bool) -> Outcome:
     outcome = Outcome()
     kwargs = case.client_kwargs()
@@ -361,20 +346,26 @@ def run_client(case: Case, recorder: Recorder, *, use_async: bool) -> Outcome:
     except (RerankError, TypeError, ValueError) as exc:
         outcome.error = exc
         return outcome
-    _wait_recorder(client, outcome)
-    try:
-        if use_async:
+    # Each retry wait is recorded, not slept, so faults stay quick.
+    with testing.no_waits() as waits:
+        try:
+            if use_async:
 
-            async def go() -> Any:
-                async with client:
-                    return await client.arerank(case.query, case.documents, **case.call_kwargs())
+                async def go() -> Any:
+                    async with client:
+                        return await client.arerank(
+                            case.query, case.documents, **case.call_kwargs()
+                        )
 
-            outcome.response = asyncio.run(go())
-        else:
-            with client:
-                outcome.response = client.rerank(case.query, case.documents, **case.call_kwargs())
-    except (RerankError, TypeError, ValueError) as exc:
-        outcome.error = exc
+                outcome.response = asyncio.run(go())
+            else:
+                with client:
+                    outcome.response = client.rerank(
+                        case.query, case.documents, **case.call_kwargs()
+                    )
+        except (RerankError, TypeError, ValueError) as exc:
+            outcome.error = exc
+    outcome.waits = waits
     return outcome
 
 

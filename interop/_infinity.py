@@ -116,14 +116,12 @@ def cases(base: str, auth_base: str) -> list[Case]:
             "{'detail': 'Not Found'}; the client must then try /rerank",
             base_url=base,
             expected={"requests": 2},
-            pending=_FALLBACK,
         ),
         case(
             "base-url-v1",
             "base_url ends in /v1: /v1/rerank is a 404 here too; the client must then try /rerank",
             base_url=f"{base}/v1",
             expected={"requests": 2},
-            pending=_FALLBACK,
         ),
         case(
             "base-url-full-wrong",
@@ -138,7 +136,6 @@ def cases(base: str, auth_base: str) -> list[Case]:
                 "message_names_url": True,
                 "requests": 1,
             },
-            pending="every 4xx/5xx message names the URL it was sent to",
         ),
         case(
             "raw-scores",
@@ -152,13 +149,11 @@ def cases(base: str, auth_base: str) -> list[Case]:
             extra={"raw_scores": True},
             adapters=False,
             expected={"scale_warning": True},
-            pending="warn once per client when the scores do not fit the declared scale",
         ),
         case(
             "extra-body",
             "extra_body={'raw_scores': True} on the client and both adapters",
             extra_body={"raw_scores": True},
-            pending="extra_body on the client and both adapters",
         ),
         case(
             "unknown-model",
@@ -166,7 +161,17 @@ def cases(base: str, auth_base: str) -> list[Case]:
             model="no-such-model",
         ),
         case("no-model", "no model: Infinity serves its one model (200)", model=None),
-        case("empty-query", "an empty query is scored like any other (200)", query=""),
+        case(
+            "empty-query",
+            "an empty query, which the server would score (200), is refused before sending",
+            query="",
+            expect_raw_ranking=False,
+            expected={
+                "error": ["ValueError"],
+                "message_contains": ["query must not be empty"],
+                "requests": 0,
+            },
+        ),
         case(
             "too-many-documents",
             f"{len(MANY_DOCUMENTS)} documents in one request, over Infinity's "

@@ -206,7 +206,6 @@ def cases(base: str, api_key: str) -> list[Case]:
             "extra-body",
             "extra_body={'return_len': True} on the client and both adapters",
             extra_body={"return_len": True},
-            pending="extra_body on the client and both adapters",
         ),
         case(
             "auth-missing",
@@ -263,9 +262,18 @@ def cases(base: str, api_key: str) -> list[Case]:
                 "message_contains": ["RERANK_MODEL"],
                 "requests": 1,
             },
-            pending=_NO_MODEL,
         ),
-        case("empty-query", "an empty query is scored like any other (200)", query=""),
+        case(
+            "empty-query",
+            "an empty query, which the server would score (200), is refused before sending",
+            query="",
+            expect_raw_ranking=False,
+            expected={
+                "error": ["ValueError"],
+                "message_contains": ["query must not be empty"],
+                "requests": 0,
+            },
+        ),
         case(
             "many-documents",
             f"{len(MANY_DOCUMENTS)} documents in one request: Xinference sets no limit",

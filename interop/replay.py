@@ -12,6 +12,7 @@ Only the standard library, ``httpx`` and ``rerank_integrations`` are needed here
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import re
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 
 import rerank_integrations
-from rerank_integrations import RerankClient, RerankError, RerankResponse
+from rerank_integrations import RerankClient, RerankError, RerankResponse, testing
 
 FORMAT = 1
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,7 @@ class Outcome:
 
 
 def _error_class(name: str) -> type[BaseException]:
-    found = getattr(rerank_integrations, name, None)
+    found = getattr(rerank_integrations, name, None) or getattr(builtins, name, None)
     if isinstance(found, type) and issubclass(found, BaseException):
         return found
     raise ValueError(f"unknown error class {name!r} in a recording")
@@ -302,25 +303,17 @@ def replay(recording: Mapping[str, Any], *, use_async: bool) -> tuple[Outcome, R
         except (RerankError, TypeError, ValueError) as exc:
             outcome.error = exc
             return outcome, server
-        waits = outcome.waits
-
-        def record_wait(seconds: float) -> None:
-            waits.append(seconds)
-
-        async def record_async_wait(seconds: float) -> None:
-            waits.append(seconds)
-
-        client._sleep = record_wait
-        client._async_sleep = record_async_wait
         query, documents, kwargs = _call_arguments(recording)
-        try:
-            if use_async:
-                outcome.response = asyncio.run(_arerank(client, query, documents, kwargs))
-            else:
-                with client:
-                    outcome.response = client.rerank(query, documents, **kwargs)
-        except (RerankError, TypeError, ValueError) as exc:
-            outcome.error = exc
+        with testing.no_waits() as waits:
+            try:
+                if use_async:
+                    outcome.response = asyncio.run(_arerank(client, query, documents, kwargs))
+                else:
+                    with client:
+                        outcome.response = client.rerank(query, documents, **kwargs)
+            except (RerankError, TypeError, ValueError) as exc:
+                outcome.error = exc
+        outcome.waits = waits
     finally:
         logger.removeHandler(catcher)
     outcome.requests = server.requests

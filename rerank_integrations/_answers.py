@@ -8,7 +8,9 @@ or be absent (it is never used: results point back into the caller's own texts b
 
 from __future__ import annotations
 
+import ast
 import html
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -21,7 +23,9 @@ __all__ = [
     "ResponseShapeError",
     "extract_error_message",
     "message_from_text",
+    "missing_field",
     "parse_ranking",
+    "unwrap_gateway_message",
 ]
 
 
@@ -108,9 +112,60 @@ def extract_error_message(body: Any) -> str | None:
     SiliconFlow), ``{detail}`` (FastAPI: Voyage, Infinity, Xinference, NIM; a string or a
     list of ``{loc, msg}``), ``{error_msg}`` (Baidu Qianfan) and ``{msg}``.
     """
-    if isinstance(body, str):
-        return message_from_text(body)
-    return _as_message(body)
+    message = message_from_text(body) if isinstance(body, str) else _as_message(body)
+    return None if message is None else unwrap_gateway_message(message)
+
+
+# LiteLLM passes an upstream's error on as the upstream's whole body, as text, followed by
+# the model group: "<body>. Received Model Group=X\nAvailable Model Group Fallbacks=None".
+_MODEL_GROUP = re.compile(r"\.?\s*Received Model Group=(?P<group>[^\n]*)(?:\n.*)?$", re.DOTALL)
+_STATUS_PREFIX = re.compile(r"^\d{3}:\s*")
+#: The longest nested body read for its message (a Python literal is parsed, so bounded).
+_NESTED_LIMIT = 20_000
+
+
+def unwrap_gateway_message(message: str) -> str:
+    """A gateway's message with the upstream's own message taken out of the upstream body
+    it carries (JSON, a Python dict's repr, an HTML page), and the model group as context."""
+    found = _MODEL_GROUP.search(message)
+    if found is None:
+        return message
+    group = found["group"].strip()
+    own = _message_in(message[: found.start()].strip()) or message[: found.start()].strip()
+    return f"{own} (model group {group})" if group and own else own or message
+
+
+def _message_in(text: str) -> str | None:
+    """The message in a body that came as text: JSON, a Python literal or a page."""
+    text = _STATUS_PREFIX.sub("", text, count=1)
+    if text[:1] in ("{", "[") and len(text) <= _NESTED_LIMIT:
+        for parse in (json.loads, ast.literal_eval):
+            try:
+                decoded = parse(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+            return extract_error_message(decoded)
+    return message_from_text(text)
+
+
+def missing_field(message: str) -> str | None:
+    """The request field a server's error says is missing (``model`` for "'model'" or
+    "model field required"), ``""`` when it names none; ``None`` when it says no such thing."""
+    text = message.strip()
+    for pattern in _MISSING_FIELD:
+        found = pattern.search(text)
+        if found:
+            return found.groupdict().get("field") or ""
+    return None
+
+
+_MISSING_FIELD = (
+    re.compile(r"^'(?P<field>\w+)'$"),  # a KeyError's repr
+    re.compile(r"\b(?P<field>\w+)\s+field required", re.IGNORECASE),  # pydantic
+    re.compile(r"missing required (?:field|parameter|argument)s?[:\s]+'?(?P<field>\w+)", re.I),
+    re.compile(r"'(?P<field>\w+)' is a required (?:property|field)", re.IGNORECASE),
+    re.compile(r"\bfield required\b", re.IGNORECASE),
+)
 
 
 # -- reading answers --------------------------------------------------------------------------

@@ -158,6 +158,9 @@ class RerankClient:
             headers=headers,
             scrubber=Scrubber(secret_values(settings.api_key, headers, settings.endpoint)),
             path=urlsplit(settings.endpoint).path,
+            alternate=settings.alternate_endpoint,
+            logits_expected=settings.dialect.score_scale == "logit"
+            or settings.score_transform == "sigmoid",
         )
         self._transform = check_score_transform(self._settings.score_transform)
         self._user_http_client = http_client

@@ -38,6 +38,9 @@ class ClientSettings:
     """Everything a client needs to send requests, resolved and checked once."""
 
     endpoint: str
+    #: The other common rerank path (``/rerank`` for ``/v1/rerank`` and back), tried once on
+    #: a 404 when the endpoint was derived from a base URL; ``None`` for a full endpoint given.
+    alternate_endpoint: str | None
     api_key: SecretStr | None
     model: str | None
     dialect: Dialect
@@ -131,6 +134,25 @@ def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
     if not full_path.startswith("/"):
         full_path = "/" + full_path
     return urlunsplit((parts.scheme, parts.netloc, full_path, parts.query, ""))
+
+
+def _plain(url: str) -> str:
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") or "/", parts.query, ""))
+
+
+def alternate_endpoint(endpoint: str) -> str | None:
+    """``endpoint`` with ``/v1/rerank`` and ``/rerank`` swapped (servers differ: Infinity and
+    TEI serve ``/rerank``, gateways ``/v1/rerank``); ``None`` for any other path."""
+    parts = urlsplit(endpoint)
+    path = parts.path
+    if path.endswith("/v1/rerank"):
+        other = path[: -len("/v1/rerank")] + "/rerank"
+    elif path.endswith("/rerank"):
+        other = path[: -len("/rerank")] + "/v1/rerank"
+    else:
+        return None
+    return urlunsplit((parts.scheme, parts.netloc, other, parts.query, ""))
 
 
 def is_loopback_host(host: str) -> bool:
@@ -241,6 +263,7 @@ def resolve_settings(
             setting="base_url",
         )
     endpoint = resolve_endpoint(url, resolved_dialect)
+    alternate = None if endpoint == _plain(url) else alternate_endpoint(endpoint)
 
     if api_key is None:
         env_key = _env(ENV_API_KEY)
@@ -283,6 +306,7 @@ def resolve_settings(
     warn_if_key_in_clear(endpoint, secret is not None)
     return ClientSettings(
         endpoint=endpoint,
+        alternate_endpoint=alternate,
         api_key=secret,
         model=model or None,
         dialect=resolved_dialect,

@@ -286,7 +286,33 @@ def make_status_error(
         body=body,
         request_id=request_id,
         url=url or None,
+        server_message=server_message,
     )
+
+
+def scale_mismatch(logits_expected: bool, scores: Sequence[float]) -> str | None:
+    """Why ``scores`` do not look like the scale expected, or ``None`` when they may.
+
+    0..1 probabilities are expected unless the dialect returns logits or ``"sigmoid"`` is
+    asked for. Scores outside 0..1 mean raw scores (``raw_scores`` sent, a llama.cpp server);
+    three or more scores all within 0..1 while logits are expected mean probabilities (a
+    proxy that dropped ``raw_scores``), which a sigmoid would squash twice.
+    """
+    if not scores:
+        return None
+    low, high = min(scores), max(scores)
+    if not logits_expected and (low < -1e-9 or high > 1 + 1e-9):
+        return (
+            f"scores from {low:.4g} to {high:.4g} are not 0..1 probabilities: the server sends "
+            "raw scores (logits); set score_transform='sigmoid' to map them to 0..1"
+        )
+    if logits_expected and len(scores) >= 3 and low >= 0 and high <= 1 and low < high:
+        return (
+            f"scores all within 0..1 ({low:.4g} to {high:.4g}) where logits were expected: "
+            "they look like probabilities already (a proxy may have dropped raw_scores), and "
+            "score_transform='sigmoid' would squash them twice"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,11 @@ Class tree::
     │   ├── AuthenticationError     401, 403
     │   ├── BadRequestError         400, 404, 413, 422
     │   ├── RateLimitError          429
+    │   ├── RequestTimeoutError     408, also an APITimeoutError
     │   └── ServerError             5xx
+    │       └── GatewayTimeoutError 504, also an APITimeoutError
     ├── APIConnectionError          no answer: connection refused, reset or dropped
-    │   └── APITimeoutError         no answer in time
+    │   └── APITimeoutError         no answer in time (a 408 or 504 from a gateway too)
     └── ResponseFormatError         an answer that is not a valid ranking
 
     ToolInputError (a ValueError)   an agent called a rerank tool with bad arguments
@@ -30,7 +32,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "GatewayTimeoutError",
     "RateLimitError",
+    "RequestTimeoutError",
     "RerankError",
     "ResponseFormatError",
     "ServerError",
@@ -76,6 +80,7 @@ class APIStatusError(RerankError):
         body: the decoded JSON body, or the body text when it is not JSON (secrets scrubbed).
         request_id: the server's request id header, when it sent one.
         url: the URL that answered, without credentials.
+        server_message: the server's own words, taken out of its envelope, when it gave any.
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class APIStatusError(RerankError):
         body: Any = None,
         request_id: str | None = None,
         url: str | None = None,
+        server_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -93,6 +99,7 @@ class APIStatusError(RerankError):
         self.body = body
         self.request_id = request_id
         self.url = url
+        self.server_message = server_message
 
 
 class AuthenticationError(APIStatusError):
@@ -146,22 +153,33 @@ class ResponseFormatError(RerankError):
         self.url = url
 
 
+class RequestTimeoutError(APIStatusError, APITimeoutError):
+    """408: a gateway gave up waiting (LiteLLM's "litellm.Timeout"); caught as a timeout too."""
+
+
+class GatewayTimeoutError(ServerError, APITimeoutError):
+    """504: a gateway's upstream did not answer in time; caught as a timeout too."""
+
+
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
     403: AuthenticationError,
     404: BadRequestError,
     413: BadRequestError,
+    408: RequestTimeoutError,
     422: BadRequestError,
     429: RateLimitError,
+    504: GatewayTimeoutError,
 }
 
 
 def status_error_class(status_code: int) -> type[APIStatusError]:
     """Return the most specific :class:`APIStatusError` subclass for an HTTP status."""
-    if status_code >= 500:
-        return ServerError
-    return _STATUS_CLASSES.get(status_code, APIStatusError)
+    found = _STATUS_CLASSES.get(status_code)
+    if found is not None:
+        return found
+    return ServerError if status_code >= 500 else APIStatusError
 
 
 class ToolInputError(ValueError):

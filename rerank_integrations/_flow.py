@@ -9,17 +9,21 @@ all that differs between the two paths.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
+from ._answers import missing_field
 from ._config import ClientSettings, check_deadline, shorten_timeout
-from ._constants import DEFAULT_MAX_RESPONSE_BYTES, LOGGER_NAME
+from ._constants import DEFAULT_MAX_RESPONSE_BYTES, ENV_MODEL, LOGGER_NAME
 from ._core import (
     BatchRanking,
     RerankPlan,
@@ -29,10 +33,13 @@ from ._core import (
     make_status_error,
     merge_fields,
     plan_rerank,
+    scale_mismatch,
 )
-from ._exceptions import APIConnectionError, APITimeoutError, RerankError
+from ._dialects import Dialect
+from ._exceptions import APIConnectionError, APIStatusError, APITimeoutError, RerankError
 from ._retry import next_wait
 from ._secrets import Scrubber
+from ._text import display_url
 from ._types import NOT_GIVEN, NotGiven
 
 __all__ = [
@@ -208,9 +215,10 @@ def start_call(
 # -- one batch --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(slots=True, repr=False)
 class Connection:
-    """What every request of one client shares: where it goes, what it sends, what to hide.
+    """What every request of one client shares: where it goes, what it sends, what to hide,
+    and what the client has learned on the way.
 
     Attributes:
         url: the endpoint.
@@ -218,6 +226,9 @@ class Connection:
         headers: every request's headers, credentials in the clear (the repr hides them).
         scrubber: removes every secret of the client from what is shown.
         path: the endpoint's path, for dialects whose versions differ by path.
+        alternate: the other common rerank path, still to try once on a 404.
+        logits_expected: whether scores should be raw logits rather than 0..1.
+        scale_warned: whether the scores have already been found off their scale.
     """
 
     url: str
@@ -225,9 +236,26 @@ class Connection:
     headers: Mapping[str, str]
     scrubber: Scrubber
     path: str
+    alternate: str | None = None
+    logits_expected: bool = False
+    scale_warned: bool = False
 
     def __repr__(self) -> str:
         return f"Connection({self.shown_url!r})"
+
+    def move_to(self, url: str) -> None:
+        """Send every later request to ``url``: it answered where the endpoint did not."""
+        logger.info("%s is not a rerank endpoint; using %s", self.shown_url, display_url(url))
+        self.url, self.shown_url, self.path = url, display_url(url), urlsplit(url).path
+
+    def check_scale(self, ranking: BatchRanking) -> None:
+        """Warn, once for this client, when scores do not fit the scale expected."""
+        if self.scale_warned:
+            return
+        problem = scale_mismatch(self.logits_expected, [score for _, score in ranking.pairs])
+        if problem is not None:
+            self.scale_warned = True
+            logger.warning("rerank scores from %s: %s", self.shown_url, problem)
 
 
 def batch_flow(
@@ -246,6 +274,7 @@ def batch_flow(
     label = f"batch {number + 1}/{len(plan.batches)} ({size} documents)"
     logger.debug("POST %s %s, %d bytes", connection.shown_url, label, len(body))
     policy = settings.retry
+    max_bytes = settings.max_response_bytes
     retries_done = 0
     while True:
         left = call.time_left()
@@ -254,18 +283,26 @@ def batch_flow(
         attempt = settings.attempt_seconds
         limit = left if attempt is None else attempt if left is None else min(attempt, left)
         timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
-        outcome = yield Send(
-            connection.url,
-            body,
-            connection.headers,
-            timeout,
-            limit,
-            settings.max_response_bytes,
-        )
+        send = Send(connection.url, body, connection.headers, timeout, limit, max_bytes)
+        outcome = yield send
+        if (
+            isinstance(outcome, Answer)
+            and outcome.status_code == 404
+            and connection.alternate
+            and _no_such_path(dialect, outcome)
+        ):
+            # A path we derived may be the wrong one of the two common ones: try the other
+            # once for the client's life, and keep it if it is a rerank endpoint.
+            other, connection.alternate = connection.alternate, None
+            answer = yield dataclasses.replace(send, url=other)
+            if isinstance(answer, Answer) and answer.status_code not in (404, 405):
+                connection.move_to(other)
+                outcome = answer
+        message: str | None = None
         if isinstance(outcome, Answer):
             status: int | None = outcome.status_code
             if 200 <= outcome.status_code < 300:
-                return decode_response(
+                ranking = decode_response(
                     dialect,
                     outcome.status_code,
                     outcome.content,
@@ -274,7 +311,9 @@ def batch_flow(
                     connection.shown_url,
                     batch.top_n,
                 )
-            error: RerankError = make_status_error(
+                connection.check_scale(ranking)
+                return ranking
+            status_error = make_status_error(
                 dialect,
                 outcome.status_code,
                 outcome.reason,
@@ -283,6 +322,12 @@ def batch_flow(
                 connection.scrubber,
                 connection.shown_url,
             )
+            message = status_error.server_message
+            field = missing_field(message or "") if outcome.status_code >= 500 else None
+            if field is not None:
+                # The request lacks something the server needs: sending it again cannot help.
+                raise _with_hint(status_error, field)
+            error: RerankError = status_error
             headers: Mapping[str, str] = outcome.headers
             cause = f"HTTP {outcome.status_code}"
         elif isinstance(outcome, APIConnectionError):
@@ -291,7 +336,7 @@ def batch_flow(
         else:
             assert outcome is not None
             raise outcome  # an answer refused while it arrived: sending again cannot help
-        wait = next_wait(policy, retries_done, status, headers, random(), call.time_left())
+        wait = next_wait(policy, retries_done, status, headers, random(), call.time_left(), message)
         if wait is None:
             left = call.time_left()
             if isinstance(error, APITimeoutError) and left is not None and left <= 0:
@@ -307,6 +352,35 @@ def batch_flow(
         )
         yield Sleep(wait)
         retries_done += 1
+
+
+#: How servers say that they have no such path (as opposed to, say, no such model).
+_NO_SUCH_PATH = re.compile(
+    r"^(?:(?:http )?404:?\s*)?(?:not found|no route\b.*|cannot post\b.*|"
+    r"the requested url was not found.*|page not found)\.?$",
+    re.IGNORECASE,
+)
+
+
+def _no_such_path(dialect: Dialect, answer: Answer) -> bool:
+    """Whether a 404 says the path does not exist, rather than a model or anything else."""
+    error = make_status_error(dialect, 404, answer.reason, answer.content, answer.headers)
+    message = (error.server_message or "").strip()
+    return not message or _NO_SUCH_PATH.match(message) is not None
+
+
+def _with_hint(error: APIStatusError, field: str) -> APIStatusError:
+    """``error`` with what to do about the missing field added to its message."""
+    if field == "model":
+        hint = f"; the server needs a model: pass model=... or set {ENV_MODEL}"
+    elif field:
+        hint = f"; the server needs the field {field!r} (send it with extra_body=...)"
+    else:
+        hint = "; the server says a required field is missing"
+    head, sep, tail = error.message.partition(" | body: ")
+    error.message = f"{head}{hint}{sep}{tail}"
+    error.args = (error.message,)
+    return error
 
 
 def transport_error(exc: httpx.TransportError, endpoint: str) -> RerankError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -142,6 +143,25 @@ def backoff_delay(retries_done: int, policy: RetryPolicy, random_value: float) -
     return max(0.0, base * (1.0 - policy.jitter * random_value))
 
 
+_STATED_WAIT = re.compile(
+    r"(?:try again|retry)(?: the request)?\s+(?:in|after)\s+(?P<amount>\d+(?:\.\d+)?)\s*"
+    r"(?P<unit>ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?)\b",
+    re.IGNORECASE,
+)
+
+
+def wait_stated_in(message: str | None) -> float | None:
+    """Seconds an error message asks to wait ("Try again in 5 seconds", "retry after
+    200ms"), or ``None``; gateways that drop ``Retry-After`` often keep this."""
+    found = _STATED_WAIT.search(message or "")
+    if found is None:
+        return None
+    amount, unit = float(found["amount"]), found["unit"].lower()
+    if unit.startswith(("ms", "milli")):
+        return amount / 1000.0
+    return amount * 60.0 if unit.startswith("m") else amount
+
+
 def next_wait(
     policy: RetryPolicy,
     retries_done: int,
@@ -149,6 +169,7 @@ def next_wait(
     headers: Mapping[str, str],
     random_value: float,
     time_left: float | None = None,
+    message: str | None = None,
 ) -> float | None:
     """Seconds to wait before retrying a failed attempt, or ``None`` to give up.
 
@@ -159,6 +180,8 @@ def next_wait(
         headers: the answer's headers (``{}`` when there was no answer).
         random_value: uniform in [0, 1), for the jitter.
         time_left: seconds left before the call's deadline; ``None`` for no deadline.
+        message: the server's error message, for a wait it states when no header gives one
+            (used up to ``max_retry_after``).
 
     Gives up when the retries are used up, the status is not retryable, the server asks
     for a wait longer than ``max_retry_after``, or the retry could not finish in time.
@@ -168,7 +191,10 @@ def next_wait(
     if status_code is not None and status_code not in policy.retry_statuses:
         return None
     asked = parse_retry_after(headers)
-    if asked is None:
+    stated = wait_stated_in(message) if asked is None else None
+    if stated is not None:
+        wait = min(stated, policy.max_retry_after)
+    elif asked is None:
         wait = backoff_delay(retries_done, policy, random_value)
     elif asked > policy.max_retry_after:
         return None

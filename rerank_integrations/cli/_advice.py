@@ -73,8 +73,24 @@ def _dialect_advice(dialect: str) -> str:
     )
 
 
+#: How gateways without a key database say that they refused a key (LiteLLM answers a wrong
+#: key with 400 "No connected db.").
+_REFUSED_KEY = re.compile(r"no connected db|invalid (?:api[ _-]?)?key|incorrect api key", re.I)
+
+
+def refused_key(exc: RerankError) -> bool:
+    """Whether the server refused the key: a 401/403, or a gateway's 400 that says so."""
+    if isinstance(exc, AuthenticationError):
+        return True
+    if not isinstance(exc, APIStatusError) or exc.status_code != 400:
+        return False
+    return bool(exc.server_message and _REFUSED_KEY.search(exc.server_message))
+
+
 def advice_for(exc: RerankError, *, dialect: str = "generic", key_sent: bool = True) -> str:
     """One line of concrete advice for an error from the rerank endpoint."""
+    if refused_key(exc) and not isinstance(exc, AuthenticationError):
+        return f"the gateway refused the key: check {ENV_API_KEY} / --api-key"
     if isinstance(exc, AuthenticationError):
         if not key_sent:
             return f"the server wants an API key: set {ENV_API_KEY} or pass --api-key"
@@ -97,6 +113,8 @@ def advice_for(exc: RerankError, *, dialect: str = "generic", key_sent: bool = T
     if isinstance(exc, RateLimitError):
         return "the server is rate-limiting: wait and retry, or check the key's quota"
     if isinstance(exc, ServerError):
+        if "the server needs a model" in exc.message:
+            return f"the server needs a model: pass --model NAME or set {ENV_MODEL}"
         return "the server failed: check its logs, or retry later or with more --max-retries"
     if isinstance(exc, APIStatusError):
         if exc.status_code in (404, 405):

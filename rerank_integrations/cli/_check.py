@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .._client import RerankClient
+from .._constants import ENV_MODEL
 from .._exceptions import (
     APIConnectionError,
-    AuthenticationError,
     ConfigurationError,
     RerankError,
     ResponseFormatError,
 )
 from .._text import display_url
-from ._advice import advice_for, connect_failed, error_text
+from ._advice import advice_for, connect_failed, error_text, refused_key
 from ._common import client_from_args
 
 #: Seconds allowed per request unless ``--timeout`` says otherwise.
@@ -65,6 +65,11 @@ def command_check(args: argparse.Namespace) -> int:
         # leaves nothing on stdout but its one error line on stderr.
         steps = run_check(client)
     print(heading)
+    if client.model is None:
+        print(
+            "  note: no model is set, so the server picks one; gateways such as LiteLLM and "
+            f"Xinference need one: --model NAME or {ENV_MODEL}"
+        )
     width = max(len(step.name) for step in steps)
     for step in steps:
         print(f"  {step.status:<4}  {step.name:<{width}}  {step.detail}".rstrip())
@@ -155,7 +160,7 @@ def _failed_steps(
     round_trip = CheckStep(
         "round trip", SKIP, f"the sample request failed after {elapsed * 1000:.0f} ms"
     )
-    if isinstance(exc, AuthenticationError):
+    if refused_key(exc):
         steps = [answered, CheckStep("key accepted", FAIL, detail, advice)]
         return _pad(steps, round_trip)
     key_ok = CheckStep("key accepted", OK, _key_accepted(key_sent))

@@ -140,6 +140,7 @@ class ScriptedServer:
         api_key: the key it wants, in the dialect's auth header; ``None`` takes any request.
         limit: the most documents it takes in one request; ``None`` is the service's own.
         delay: seconds to wait before each answer of the service's own (settable).
+        routes: the paths it answers (default: the service's own); others get a 404.
         always: a reply for every request no queued reply answers, instead of the service's
             own answer (settable).
 
@@ -157,11 +158,13 @@ class ScriptedServer:
         limit: int | None = None,
         delay: float = 0.0,
         always: Reply | None = None,
+        routes: tuple[str, ...] | None = None,
     ) -> None:
         if dialect not in SERVICES:
             raise ValueError(f"unknown dialect {dialect!r}: one of {', '.join(sorted(SERVICES))}")
         self.dialect = dialect
         self.service = SERVICES[dialect]
+        self.routes = routes or self.service.paths
         self.api_key = api_key
         self.limit = limit or self.service.limit
         self.delay = delay
@@ -193,7 +196,7 @@ class ScriptedServer:
     @property
     def endpoint(self) -> str:
         """The URL of the service's usual rerank path."""
-        return self.base_url + self.service.paths[0]
+        return self.base_url + self.routes[0]
 
     @property
     def bodies(self) -> list[Any]:
@@ -270,7 +273,7 @@ class ScriptedServer:
             if record.body is None:
                 raise Reject(400, "the body is not JSON")
             route = record.path.partition("?")[0]  # a query string does not change the route
-            if route not in self.service.paths:
+            if route not in self.routes:
                 raise Reject(404, f"no route {route}", "not_found")
             self.service.check_auth(record.headers, self.api_key)
             if not record.headers.get("content-type", "").startswith("application/json"):
