@@ -42,6 +42,10 @@ CLIENT_SETTINGS = (
     "score_transform",
     "extra_body",
     "headers",
+    "auth_url",
+    "credentials",
+    "project",
+    "location",
 )
 
 
@@ -90,6 +94,15 @@ class RerankSettings(BaseModel):
     Voyage's ``truncation``, Infinity's ``raw_scores``, Cohere's ``max_tokens_per_doc``)."""
     headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
     """Extra HTTP headers for every request (not serialized: they may carry credentials)."""
+    auth_url: str | None = None
+    """IAM token endpoint of the ``watsonx`` dialect; ``None``: IBM Cloud's."""
+    credentials: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
+    """Cloud credentials (``google.auth`` for ``vertex``, botocore for ``bedrock``) instead of
+    the provider's usual chain. Never serialized or shown."""
+    project: str | None = None
+    """Google Cloud project of the ``vertex`` endpoint; ``None``: the credentials' own."""
+    location: str | None = None
+    """``vertex`` location (default ``global``) or ``bedrock`` AWS region."""
     client: SkipJsonSchema[RerankClient | None] = Field(default=None, exclude=True, repr=False)
     """A ready ``RerankClient`` to use instead of building one from the settings above."""
 

@@ -65,6 +65,7 @@ class BatchRanking:
     model: str | None
     total_tokens: int | None
     billed_units: float | None
+    next_page: str | None = None
 
 
 def check_query(query: object) -> str:
@@ -163,10 +164,12 @@ def encode_request(
     model: str | None,
     extra_body: Mapping[str, Any],
     path: str,
+    location: str | None = None,
 ) -> bytes:
     """The JSON body of one batch's request, as bytes."""
     documents = batch.texts if isinstance(batch.texts, list) else list(batch.texts)
-    body = dialect.body(RankingRequest(plan.query, documents, batch.top_n, model, path))
+    request = RankingRequest(plan.query, documents, batch.top_n, model, path, location)
+    body = dialect.body(request)
     return _json.dumps(merge_fields(body, extra_body) if extra_body else body)
 
 
@@ -350,7 +353,34 @@ def decode_response(
         if not math.isfinite(value):
             raise fail(f"score of index {index} is not finite: {score!r}")
         pairs.append((index, value))
-    return BatchRanking(pairs, parsed.model, parsed.total_tokens, parsed.billed_units)
+    return BatchRanking(
+        pairs, parsed.model, parsed.total_tokens, parsed.billed_units, parsed.next_page
+    )
+
+
+def merge_pages(pages: Sequence[BatchRanking], batch_size: int) -> BatchRanking:
+    """One batch's ranking from the pages of a paged answer; an index may appear once in all.
+
+    Raises:
+        ResponseFormatError: a page repeats an index an earlier page gave.
+    """
+    seen = bytearray(batch_size)
+    pairs: list[tuple[int, float]] = []
+    for page in pages:
+        for index, score in page.pairs:
+            if seen[index]:
+                raise ResponseFormatError(
+                    f"invalid rerank answer: index {index} appears on more than one page"
+                )
+            seen[index] = 1
+            pairs.append((index, score))
+    models = [page.model for page in pages if page.model]
+    return BatchRanking(
+        pairs,
+        models[0] if models else None,
+        _sum_optional([page.total_tokens for page in pages]),
+        _sum_optional([page.billed_units for page in pages]),
+    )
 
 
 def _sum_optional(values: Sequence[float | int | None]) -> Any:

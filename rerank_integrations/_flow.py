@@ -1,23 +1,27 @@
 """One batch's exchange with the server, written once for both the sync and the async client.
 
 :func:`batch_flow` is a generator that does no I/O: it yields what to do next (:class:`Send`
-a request, :class:`Sleep` a while) and is sent back what happened (an :class:`Answer`, or the
-:class:`~rerank_integrations.RerankError` a failed send maps to). :func:`drive` and
-:func:`adrive` carry it out, the one with blocking calls and the other with awaits; that is
-all that differs between the two paths.
+a request, :class:`Sleep` a while, :class:`Run` a blocking credential call) and is sent back
+what happened (an :class:`Answer`, or the :class:`~rerank_integrations.RerankError` a failed
+send maps to). :func:`drive` and :func:`adrive` carry it out, the one with blocking calls and
+the other with awaits; that is all that differs between the two paths. Credentials that are
+exchanged or signed per request come from an :class:`~._auth.Authorizer`'s own flow.
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
+from ._actions import Answer, Flow, Run, Send, Sleep
+from ._auth import Authorizer
 from ._config import ClientSettings, check_deadline, shorten_timeout
 from ._constants import LOGGER_NAME
 from ._core import (
@@ -28,8 +32,16 @@ from ._core import (
     encode_request,
     make_status_error,
     merge_fields,
+    merge_pages,
+    scrub,
 )
-from ._exceptions import APIConnectionError, APITimeoutError, RerankError
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    RerankError,
+    ResponseFormatError,
+)
 from ._retry import next_wait
 from ._types import NOT_GIVEN, NotGiven
 
@@ -37,6 +49,7 @@ __all__ = [
     "Answer",
     "Call",
     "Flow",
+    "Run",
     "Send",
     "Sleep",
     "adrive",
@@ -52,50 +65,26 @@ logger = logging.getLogger(LOGGER_NAME)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send one POST request and report the answer."""
-
-    url: str
-    content: bytes
-    headers: Mapping[str, str]
-    timeout: httpx.Timeout
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    """Wait this many seconds, then carry on."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the server answered: status, reason phrase, headers and the whole body."""
-
-    status_code: int
-    reason: str
-    headers: Mapping[str, str]
-    content: bytes
-
-
-#: What a flow is sent back: the answer to a :class:`Send`, or the error it failed with;
-#: ``None`` after a :class:`Sleep`.
-Outcome = Answer | RerankError | None
-Flow = Generator[Send | Sleep, Outcome, T]
+def _run(action: Run) -> Any:
+    try:
+        return action.function()
+    except Exception as exc:  # handed back to the flow, which decides what it means
+        return exc
 
 
 def drive(
     flow: Flow[T], send: Callable[[Send], Answer | RerankError], sleep: Callable[[float], None]
 ) -> T:
-    """Run ``flow`` to its end with blocking ``send`` and ``sleep``; return its value."""
-    outcome: Outcome = None
+    """Run ``flow`` to its end with blocking ``send``, ``sleep`` and calls; return its value."""
+    outcome: Any = None
     try:
         while True:
             action = flow.send(outcome)
             if isinstance(action, Sleep):
                 sleep(action.seconds)
                 outcome = None
+            elif isinstance(action, Run):
+                outcome = _run(action)
             else:
                 outcome = send(action)
     except StopIteration as stop:
@@ -107,14 +96,16 @@ async def adrive(
     send: Callable[[Send], Awaitable[Answer | RerankError]],
     sleep: Callable[[float], Awaitable[None]],
 ) -> T:
-    """The async twin of :func:`drive`."""
-    outcome: Outcome = None
+    """The async twin of :func:`drive`; a blocking call runs in a worker thread."""
+    outcome: Any = None
     try:
         while True:
             action = flow.send(outcome)
             if isinstance(action, Sleep):
                 await sleep(action.seconds)
                 outcome = None
+            elif isinstance(action, Run):
+                outcome = await asyncio.to_thread(_run, action)
             else:
                 outcome = await send(action)
     except StopIteration as stop:
@@ -202,43 +193,96 @@ def batch_flow(
     number: int,
     path: str,
     random: Callable[[], float],
+    authorizer: Authorizer | None = None,
 ) -> Flow[BatchRanking]:
-    """Send batch ``number`` of ``call``, retrying as the policy says; return its ranking."""
+    """Send batch ``number`` of ``call``, retrying as the policy says; return its ranking.
+
+    An API that pages its answer (``dialect.next_page_field``) is asked for each next page
+    until it has none; the pages make one ranking.
+    """
     plan = call.plan
     batch = plan.batches[number]
     dialect = settings.dialect
-    body = encode_request(dialect, plan, batch, call.model, call.extra_body, path)
+    url = dialect.request_url(settings.endpoint, call.model)
     label = f"batch {number + 1}/{len(plan.batches)} ({len(batch.texts)} documents)"
-    logger.debug("POST %s %s, %d bytes", settings.endpoint, label, len(body))
+    auth = authorizer or _NO_AUTHORIZER
+    pages: list[BatchRanking] = []
+    token: str | None = None
+    while True:
+        extra = call.extra_body
+        if token is not None and dialect.next_page_field:
+            extra = merge_fields(extra, {dialect.next_page_field: token})
+        body = encode_request(dialect, plan, batch, call.model, extra, path, settings.location)
+        count = len(batch.texts)
+        page = yield from _exchange(settings, call, url, body, label, count, random, auth)
+        pages.append(page)
+        if page.next_page is None or dialect.next_page_field is None:
+            break
+        if page.next_page == token or len(pages) > len(batch.texts):
+            raise ResponseFormatError(
+                f"the answer to {label} keeps asking for another page (nextToken); giving up"
+            )
+        token = page.next_page
+    return pages[0] if len(pages) == 1 else merge_pages(pages, len(batch.texts))
+
+
+_NO_AUTHORIZER = Authorizer()
+
+
+def _exchange(
+    settings: ClientSettings,
+    call: Call,
+    url: str,
+    body: bytes,
+    label: str,
+    count: int,
+    random: Callable[[], float],
+    auth: Authorizer,
+) -> Flow[BatchRanking]:
+    """One request's attempts: credentials, send, retry decision, decoding."""
+    dialect = settings.dialect
+    logger.debug("POST %s %s, %d bytes", url, label, len(body))
     secret = None if settings.api_key is None else settings.api_key.get_secret_value()
     policy = settings.retry
     retries_done = 0
+    refreshed = False
     while True:
         left = call.time_left()
         if left is not None and left <= 0:
             raise call.deadline_error(retries_done + 1)
         timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
-        outcome = yield Send(settings.endpoint, body, settings.headers, timeout)
-        if isinstance(outcome, Answer):
-            if 200 <= outcome.status_code < 300:
-                return decode_response(
-                    dialect, outcome.status_code, outcome.content, len(batch.texts), secret
-                )
-            error: RerankError = make_status_error(
-                dialect,
-                outcome.status_code,
-                outcome.reason,
-                outcome.content,
-                outcome.headers,
-                secret,
-            )
-            status: int | None = outcome.status_code
-            headers: Mapping[str, str] = outcome.headers
-            cause = f"HTTP {outcome.status_code}"
+        request = Send(url, body, settings.headers, timeout)
+        headers: Mapping[str, str] = {}
+        status: int | None = None
+        try:
+            request = yield from auth.authorize(request)
+        except (APIStatusError, APIConnectionError) as failure:  # getting credentials failed
+            error: RerankError = failure
+            status = failure.status_code if isinstance(failure, APIStatusError) else None
+            cause = f"credentials: {type(failure).__name__}"
         else:
-            assert outcome is not None
-            error, status, headers = outcome, None, {}
-            cause = type(outcome).__name__
+            outcome = yield request
+            if isinstance(outcome, Answer):
+                content = outcome.content
+                for live in auth.secrets():
+                    content = scrub(content, live)
+                if 200 <= outcome.status_code < 300:
+                    return decode_response(dialect, outcome.status_code, content, count, secret)
+                if outcome.status_code == 401 and auth.refreshable and not refreshed:
+                    # An expired or revoked token: a new one, at once, and only once.
+                    auth.invalidate(request)
+                    refreshed = True
+                    logger.warning("rerank %s: token refused (HTTP 401); fetching a new one", label)
+                    continue
+                error = make_status_error(
+                    dialect, outcome.status_code, outcome.reason, content, outcome.headers, secret
+                )
+                status, headers = outcome.status_code, outcome.headers
+                cause = f"HTTP {outcome.status_code}"
+            else:
+                assert outcome is not None
+                error = outcome
+                cause = type(outcome).__name__
         wait = next_wait(policy, retries_done, status, headers, random(), call.time_left())
         if wait is None:
             raise error

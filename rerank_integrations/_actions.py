@@ -1,0 +1,66 @@
+"""What a sans-IO flow asks its driver to do, and what it is told back.
+
+A flow (a generator) yields :class:`Send` (post a request), :class:`Sleep` (wait) or
+:class:`Run` (call a blocking function: a credential library's own refresh) and is sent back
+an :class:`Answer` or the :class:`~rerank_integrations.RerankError` a failed send maps to,
+``None`` after a sleep, and the function's result (or the exception it raised) after a run.
+The batch flow (``_flow``) and the credential flows (``_auth``) share these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from ._exceptions import RerankError
+
+__all__ = ["Answer", "Flow", "Outcome", "Run", "Send", "Sleep"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send one POST request and report the answer.
+
+    ``headers`` carry the content type: JSON for rerank requests, a form for token requests.
+    """
+
+    url: str
+    content: bytes
+    headers: Mapping[str, str]
+    timeout: httpx.Timeout
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait this many seconds, then carry on."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Call ``function`` (it may block: the async driver runs it in a worker thread) and
+    report what it returned, or the exception it raised."""
+
+    function: Callable[[], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the server answered: status, reason phrase, headers and the whole body."""
+
+    status_code: int
+    reason: str
+    headers: Mapping[str, str]
+    content: bytes
+
+
+#: What a flow is sent back: the answer to a :class:`Send`, or the error it failed with;
+#: ``None`` after a :class:`Sleep`; anything after a :class:`Run`.
+Outcome = Answer | RerankError | None
+Flow = Generator[Send | Sleep | Run, Any, T]
