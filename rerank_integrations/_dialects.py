@@ -626,8 +626,8 @@ DEEPINFRA = Dialect(
 )
 
 
-def _sglang_body(request: RankingRequest) -> dict[str, Any]:
-    # SGLang's request model ignores fields it does not know; it always echoes documents.
+def _plain_body(request: RankingRequest) -> dict[str, Any]:
+    """The generic body without ``return_documents``, for APIs that do not document it."""
     body = {**_optional(model=request.model), "query": request.query, "documents": _texts(request)}
     return {**body, **_optional(top_n=_top_n(request))}
 
@@ -655,6 +655,7 @@ PRESETS: tuple[Dialect, ...] = (
         ),
         base_url="https://qianfan.baidubce.com",
         max_documents_per_request=64,
+        build_body=_plain_body,
         model_required=True,
     ),
     Dialect(
@@ -689,6 +690,7 @@ PRESETS: tuple[Dialect, ...] = (
         ),
         base_url="https://api.zeroentropy.dev",
         max_request_bytes=5_000_000,
+        build_body=_plain_body,
     ),
     Dialect(
         name="contextual",
@@ -698,6 +700,7 @@ PRESETS: tuple[Dialect, ...] = (
             "field (instruction=... on the call)."
         ),
         base_url="https://api.contextual.ai",
+        build_body=_plain_body,
         model_required=True,
     ),
     Dialect(
@@ -732,7 +735,7 @@ PRESETS: tuple[Dialect, ...] = (
             "SGLang in the generic format: a bare list of raw scores, documents always echoed."
         ),
         score_scale="logit",
-        build_body=_sglang_body,
+        build_body=_plain_body,
     ),
 )
 
