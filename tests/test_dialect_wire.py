@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
-from dialect_server import DialectServer, limit_message, served_score
+from dialect_server import IAM_UNKNOWN_KEY, DialectServer, limit_message, served_score
 
 from rerank_integrations import (
     AuthenticationError,
@@ -44,8 +44,37 @@ class Target:
 TARGETS = [Target(name) for name in sorted(DIALECTS)] + [Target("cohere", "/v1")]
 
 # What each dialect reports: tokens, billing units, or nothing.
-TOKENS = {"generic", "voyage", "mixedbread", "dashscope"}
 UNITS = {"cohere", "pinecone"}
+NO_USAGE = {"tei", "nim", "vertex", "bedrock", "zeroentropy", "contextual", "sglang"}
+TOKENS = set(DIALECTS) - UNITS - NO_USAGE
+# Dialects whose requests carry no top_n: every document is scored, we trim.
+NO_TOP_N = {"tei", "nim", "deepinfra"}
+
+AWS_KEY, AWS_SECRET = "AKIDWIRETEST", "aws-wire-SECRET-7"
+REGION = "us-east-1"
+# The model as each server reads it back.
+SERVED_MODEL = {
+    "tei": None,
+    "bedrock": f"arn:aws:bedrock:{REGION}::foundation-model/{MODEL}",
+}
+
+
+def connection(server: DialectServer, target: Target, api_key: str = KEY) -> dict[str, Any]:
+    """The settings that reach ``server`` in its dialect: the base URL and the credentials
+    (an IBM API key and the server's IAM endpoint, AWS keys, a token or a key)."""
+    settings: dict[str, Any] = {"base_url": server.base_url + target.suffix}
+    if target.dialect == "watsonx":
+        settings.update(api_key=api_key, auth_url=server.token_url)
+        settings["extra_body"] = {"project_id": "test-project"}
+    elif target.dialect == "bedrock":
+        secret = AWS_SECRET if api_key == KEY else api_key
+        settings.update(location=REGION)
+        settings["credentials"] = {"aws_access_key_id": AWS_KEY, "aws_secret_access_key": secret}
+    elif target.dialect == "vertex":
+        settings.update(api_key=api_key, project="test-project")
+    else:
+        settings["api_key"] = api_key
+    return settings
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +96,8 @@ def target(request: pytest.FixtureRequest) -> Target:
 def server(target: Target, servers: dict[str, DialectServer]) -> DialectServer:
     """The server of ``target``'s dialect, with no requests recorded."""
     if target.dialect not in servers:
-        servers[target.dialect] = DialectServer(target.dialect, api_key=KEY)
+        secrets = {AWS_KEY: AWS_SECRET}
+        servers[target.dialect] = DialectServer(target.dialect, api_key=KEY, aws_secrets=secrets)
     found = servers[target.dialect]
     found.clear()
     return found
@@ -85,15 +115,9 @@ def run(mode: str, sync_call: Callable[[], T], async_call: Callable[[], Awaitabl
 
 
 def make_client(server: DialectServer, target: Target, **kwargs: Any) -> RerankClient:
-    kwargs.setdefault("api_key", KEY)
+    settings = connection(server, target, kwargs.pop("api_key", KEY))
     kwargs.setdefault("model", MODEL)
-    return RerankClient(
-        server.base_url + target.suffix,
-        dialect=target.dialect,
-        max_retries=0,
-        timeout=10,
-        **kwargs,
-    )
+    return RerankClient(dialect=target.dialect, max_retries=0, timeout=10, **settings, **kwargs)
 
 
 def rerank(mode: str, client: RerankClient, query: str, documents: list[str], **kw: Any) -> Any:
@@ -134,11 +158,11 @@ def test_ranking_in_every_dialect(mode: str, target: Target, server: DialectServ
         assert response.results[-1].relevance_score < 0
 
     first = server.received[0]
-    assert first.path == urlsplit(client.endpoint).path
+    assert first.path == urlsplit(client.settings.dialect.request_url(client.endpoint, MODEL)).path
     assert first.asked is not None
     assert first.asked.wants_documents is False
-    assert first.asked.model == (None if name == "tei" else MODEL)
-    assert first.asked.top_n == (None if name in ("tei", "nim") else 5)
+    assert first.asked.model == SERVED_MODEL.get(name, MODEL)
+    assert first.asked.top_n == (None if name in NO_TOP_N else 5)
     usage = response.usage
     if name in TOKENS:
         assert usage is not None and usage.total_tokens and usage.billed_units is None
@@ -193,6 +217,11 @@ def test_a_wrong_key_is_refused_with_the_server_message(
     assert "sk-wrong-key" not in message
     if target.dialect == "tei":
         assert "empty body" in message  # TEI answers a bad key with a bare 401
+    elif target.dialect == "watsonx":
+        assert IAM_UNKNOWN_KEY in message  # IAM refuses to exchange it
+        assert not server.received
+    elif target.dialect == "bedrock":
+        assert "signature we calculated does not match" in message
     else:
         assert "Invalid API Key" in message or "invalid api token" in message
 
@@ -216,8 +245,7 @@ except ImportError:  # pragma: no cover - the adapter or LlamaIndex is not there
 
 def adapter_settings(server: DialectServer, target: Target) -> dict[str, Any]:
     return {
-        "base_url": server.base_url + target.suffix,
-        "api_key": KEY,
+        **connection(server, target),
         "model": MODEL,
         "dialect": target.dialect,
         "top_n": 2,
@@ -276,3 +304,40 @@ def test_llama_index_postprocessor_in_every_dialect(
         served_score(target.dialect, QUERY, DOCUMENTS[i]) for i in best
     ]
     assert len(server.received) == 1
+
+
+# -- what only some dialects do -------------------------------------------------------------
+
+
+def test_bedrock_pages_make_one_ranking(mode: str, servers: dict[str, DialectServer]) -> None:
+    target = Target("bedrock")
+    if "bedrock" not in servers:
+        secrets = {AWS_KEY: AWS_SECRET}
+        servers["bedrock"] = DialectServer("bedrock", api_key=KEY, aws_secrets=secrets)
+    server = servers["bedrock"]
+    server.clear()
+    server.page_size = 2
+    try:
+        response = rerank(mode, make_client(server, target), QUERY, DOCUMENTS, top_n=5)
+    finally:
+        server.page_size = None
+    best = expected("bedrock", QUERY, DOCUMENTS, 5)
+    assert [r.index for r in response.results] == best
+    tokens = [r.asked.page_token for r in server.received if r.asked is not None]
+    assert len(tokens) == 3 and tokens[0] is None and None not in tokens[1:]
+
+
+def test_watsonx_exchanges_the_key_once_for_every_batch(
+    mode: str, servers: dict[str, DialectServer]
+) -> None:
+    target = Target("watsonx")
+    if "watsonx" not in servers:
+        servers["watsonx"] = DialectServer("watsonx", api_key=KEY)
+    server = servers["watsonx"]
+    server.clear()
+    documents = [f"doc {i} apple" for i in range(40)]
+    client = make_client(server, target, max_documents_per_request=4, max_concurrency=8)
+    response = rerank(mode, client, "apple", documents, top_n=3)
+    assert len(response.results) == 3
+    assert len(server.received) == 10
+    assert len(server.token_requests) == 1  # fetched once, before the batches fan out
