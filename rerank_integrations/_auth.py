@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -479,8 +480,22 @@ def aws_credentials(credentials: object, location: str | None) -> tuple[Any, str
                 "or instance role); configure them or pass credentials=...",
                 setting="credentials",
             )
-        location = location or session.get_config_variable("region")
+    if not location:
+        # AWS_REGION is what the current SDKs read first; botocore reads AWS_DEFAULT_REGION
+        # and the config file's region.
+        region = os.environ.get("AWS_REGION", "").strip()
+        location = region or (session or botocore.session.Session()).get_config_variable("region")
     return credentials, location or None
+
+
+class _NoCanonicalRequests(logging.Filter):
+    """Drops botocore's DEBUG record of each canonical request: it holds the session token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("CanonicalRequest")
+
+
+_SIGNER_LOG_FILTER = _NoCanonicalRequests()
 
 
 class SigV4Authorizer(Authorizer):
@@ -489,6 +504,9 @@ class SigV4Authorizer(Authorizer):
 
     def __init__(self, credentials: Any, region: str, service: str = AWS_SERVICE) -> None:
         self._botocore = _import_botocore()
+        signer_log = logging.getLogger("botocore.auth")
+        if _SIGNER_LOG_FILTER not in signer_log.filters:
+            signer_log.addFilter(_SIGNER_LOG_FILTER)
         self._credentials = credentials
         self.region = region
         self.service = service

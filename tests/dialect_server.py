@@ -949,15 +949,15 @@ class MetadataServer:
         if flavor != "Google":
             return 403, b'"Missing Metadata-Flavor:Google header."'
         path = urlsplit(target).path
-        account = "/computeMetadata/v1/instance/service-accounts/default/"
-        if path == account:
+        found = re.fullmatch(r"/computeMetadata/v1/instance/service-accounts/[^/]+/(token)?", path)
+        if found and not found.group(1):
             info = {
                 "email": "reranker@test-project.iam.gserviceaccount.com",
                 "aliases": ["default"],
                 "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
             }
             return 200, json.dumps(info).encode()
-        if path == account + "token":
+        if found and found.group(1):
             with self._lock:
                 token = f"{self.prefix}-token-{len(self.tokens) + 1}"
                 self.tokens.append(token)
