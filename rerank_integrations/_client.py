@@ -194,6 +194,7 @@ class RerankClient:
         copy = object.__new__(RerankClient)
         copy._settings = self._settings
         copy._start(self._user_http_client, self._user_async_http_client)
+        copy._authorizer = self._authorizer  # one token cache for a client and its copies
         return copy
 
     def __getstate__(self) -> dict[str, Any]:

@@ -340,6 +340,31 @@ def test_adapters_never_dump_the_key() -> None:
     assert compressor.model_dump()["auth_url"] == DEFAULT_IAM_URL
 
 
+def test_cloud_credentials_are_never_dumped(no_aws_config: None) -> None:
+    pytest.importorskip("botocore")
+    pytest.importorskip("llama_index.core")
+    from rerank_integrations.llama_index import RerankPostprocessor
+
+    credentials = {
+        "aws_access_key_id": AWS_KEY,
+        "aws_secret_access_key": AWS_SECRET,
+        "aws_session_token": SESSION_TOKEN,
+    }
+    postprocessor = RerankPostprocessor(
+        dialect="bedrock", credentials=credentials, location="us-east-1", model="m"
+    )
+    dumps = [
+        repr(postprocessor),
+        str(postprocessor.to_dict()),
+        postprocessor.to_json(),
+        postprocessor.model_dump_json(),
+        repr(postprocessor.rerank_client),
+        repr(postprocessor.rerank_client.settings),
+    ]
+    assert_nowhere([AWS_SECRET, SESSION_TOKEN], *dumps)
+    assert postprocessor.to_dict()["location"] == "us-east-1"
+
+
 # -- Google ---------------------------------------------------------------------------------
 
 

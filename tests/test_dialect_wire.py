@@ -341,3 +341,52 @@ def test_watsonx_exchanges_the_key_once_for_every_batch(
     assert len(response.results) == 3
     assert len(server.received) == 10
     assert len(server.token_requests) == 1  # fetched once, before the batches fan out
+
+
+@pytest.mark.skipif(
+    RerankCompressor is None or RerankPostprocessor is None, reason="an adapter does not import"
+)
+@pytest.mark.parametrize("adapter", ["langchain", "llama_index"])
+def test_adapters_batch_at_the_dialects_limit(
+    mode: str, target: Target, server: DialectServer, adapter: str
+) -> None:
+    limit = DIALECTS[target.dialect].max_documents_per_request
+    texts = [f"doc {i} apple" if i % 5 == 2 else f"doc {i} pear" for i in range(limit + 1)]
+    settings = {**adapter_settings(server, target), "top_n": 3}
+    best = expected(target.dialect, "apple", texts, 3)
+    if adapter == "langchain":
+        compressor = RerankCompressor(**settings)
+        documents = [Document(page_content=t, metadata={"i": i}) for i, t in enumerate(texts)]
+        client = compressor.rerank_client
+
+        def sync_call() -> list[int]:
+            return [d.metadata["i"] for d in compressor.compress_documents(documents, "apple")]
+
+        async def async_call() -> list[int]:
+            out = await compressor.acompress_documents(documents, "apple")
+            return [d.metadata["i"] for d in out]
+    else:
+        postprocessor = RerankPostprocessor(**settings)
+        nodes = [NodeWithScore(node=TextNode(text=t, id_=str(i))) for i, t in enumerate(texts)]
+        client = postprocessor.rerank_client
+
+        def sync_call() -> list[int]:
+            out = postprocessor.postprocess_nodes(nodes, query_str="apple")
+            return [int(item.node.node_id) for item in out]
+
+        async def async_call() -> list[int]:
+            out = await postprocessor.apostprocess_nodes(nodes, query_str="apple")
+            return [int(item.node.node_id) for item in out]
+
+    async def in_loop() -> list[int]:
+        try:
+            return await async_call()
+        finally:
+            await client.aclose()
+
+    try:
+        assert run(mode, sync_call, in_loop) == best
+    finally:
+        client.close()
+    sizes = sorted(len(r.asked.documents) for r in server.received if r.asked is not None)
+    assert sizes == [1, limit]
