@@ -57,6 +57,10 @@ CLIENT_SETTINGS = (
     "extra_body",
     "max_response_bytes",
     "headers",
+    "auth_url",
+    "credentials",
+    "project",
+    "location",
 )
 
 
@@ -108,6 +112,15 @@ class RerankSettings(BaseModel):
     """The largest answer accepted, in bytes; a larger one is refused while it arrives."""
     headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
     """Extra HTTP headers for every request (not serialized: they may carry credentials)."""
+    auth_url: str | None = None
+    """IAM token endpoint of the ``watsonx`` dialect; ``None``: IBM Cloud's."""
+    credentials: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
+    """Cloud credentials (``google.auth`` for ``vertex``, botocore for ``bedrock``) instead of
+    the provider's usual chain. Never serialized or shown."""
+    project: str | None = None
+    """Google Cloud project of the ``vertex`` endpoint; ``None``: the credentials' own."""
+    location: str | None = None
+    """``vertex`` location (default ``global``) or ``bedrock`` AWS region."""
     client: SkipJsonSchema[RerankClient | None] = Field(default=None, exclude=True, repr=False)
     """A ready ``RerankClient`` to use instead of building one from the settings above."""
 

@@ -51,12 +51,15 @@ class ParsedRanking:
         model: the model the server names, if any.
         total_tokens: tokens the server reports, if any.
         billed_units: billing units the server reports (search or rerank units), if any.
+        next_page: the token to ask for the rest of the results with, for an API that pages
+            its answers (Bedrock's ``nextToken``); ``None`` when this is the last page.
     """
 
     pairs: list[tuple[object, object]]
     model: str | None = None
     total_tokens: int | None = None
     billed_units: float | None = None
+    next_page: str | None = None
 
 
 # -- error messages ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
+from ._auth import Authorizer, authorizer_for
 from ._config import ClientSettings, TimeoutTypes, resolve_settings
 from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
 from ._core import BatchRanking, check_score_transform, merge_rankings
@@ -48,6 +49,8 @@ __all__ = ["RerankClient"]
 
 T = TypeVar("T")
 
+_USER_AGENT = f"rerank-integrations/{__version__}"
+
 
 class RerankClient:
     """A client for an HTTP rerank API, with a sync and an async method.
@@ -62,7 +65,13 @@ class RerankClient:
     - ``RERANK_DIALECT``: the wire dialect (default ``generic``).
 
     ``base_url`` may be a host root (``https://h``), a versioned root (``https://h/v1``) or the
-    full endpoint (``https://h/v1/rerank``).
+    full endpoint (``https://h/v1/rerank``); a dialect named after a hosted service knows its
+    public base URL.
+
+    Cloud dialects take their credentials where those clouds keep them: ``watsonx`` exchanges
+    the API key for an IAM token; ``vertex`` uses Google application default credentials
+    (``google-auth``, extra ``google``) unless an access token is passed as ``api_key``;
+    ``bedrock`` signs with AWS SigV4 (``botocore``, extra ``aws``) and the usual AWS chain.
 
     Args:
         base_url: where the API lives.
@@ -85,6 +94,17 @@ class RerankClient:
         extra_body: fields added to every request body (a vendor's own options, such as NIM's
             ``truncate`` or Infinity's ``raw_scores``), merged one level deep.
         headers: extra headers for every request.
+        auth_url: the IAM token endpoint of the ``watsonx`` dialect (default IBM Cloud's,
+            ``https://iam.cloud.ibm.com/identity/token``), for private clouds and tests.
+        credentials: cloud credentials instead of the provider's usual chain: any
+            ``google.auth`` credentials for ``vertex``; botocore credentials, a botocore
+            session or a mapping of ``aws_access_key_id``/``aws_secret_access_key``/
+            ``aws_session_token`` for ``bedrock``. Never shown.
+        project: the Google Cloud project of the ``vertex`` endpoint (default: the one the
+            application default credentials name).
+        location: where the cloud service runs: the ``vertex`` location (default
+            ``global``) or the ``bedrock`` AWS region (default: the endpoint's, else the
+            AWS configuration's).
         http_client: an ``httpx.Client`` to use instead of the client's own; not closed by us.
         async_http_client: an ``httpx.AsyncClient`` to use instead of the client's own (then
             all async calls must run on that client's event loop); not closed by us.
@@ -112,6 +132,10 @@ class RerankClient:
         score_transform: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        auth_url: str | None = None,
+        credentials: object = None,
+        project: str | None = None,
+        location: str | None = None,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -134,7 +158,11 @@ class RerankClient:
             extra_body=extra_body,
             max_response_bytes=max_response_bytes,
             headers=headers,
-            user_agent=f"rerank-integrations/{__version__}",
+            user_agent=_USER_AGENT,
+            auth_url=auth_url,
+            credentials=credentials,
+            project=project,
+            location=location,
         )
         self._start(http_client, async_http_client)
 
@@ -162,6 +190,7 @@ class RerankClient:
             logits_expected=settings.dialect.score_scale == "logit"
             or settings.score_transform == "sigmoid",
         )
+        self._authorizer: Authorizer | None = authorizer_for(self._settings, _USER_AGENT)
         self._transform = check_score_transform(self._settings.score_transform)
         self._user_http_client = http_client
         self._user_async_http_client = async_http_client
@@ -185,6 +214,7 @@ class RerankClient:
         copy = object.__new__(RerankClient)
         copy._settings = self._settings
         copy._start(self._user_http_client, self._user_async_http_client)
+        copy._authorizer = self._authorizer  # one token cache for a client and its copies
         return copy
 
     def __getstate__(self) -> dict[str, Any]:
@@ -277,15 +307,15 @@ class RerankClient:
             return RerankResponse(results=[], model=call.model)
         client = self._get_http_client()
 
-        shown = self._connection.shown_url
-
         def send(action: Send) -> Answer | RerankError:
-            return _send(client, action, shown)
+            return _send(client, action)
 
         def run(number: int) -> BatchRanking:
             return drive(self._flow(call, number), send, _sleep)
 
         count = len(call.plan.batches)
+        if count > 1:
+            drive(self._warm_up(), send, _sleep)
         rankings = [run(0)] if count == 1 else _run_in_pool(self._get_executor(), run, count)
         return merge_rankings(call.plan, rankings, call.model, self._transform)
 
@@ -309,12 +339,12 @@ class RerankClient:
             return RerankResponse(results=[], model=call.model)
         client = await self._get_async_http_client()
 
-        shown = self._connection.shown_url
-
         async def send(action: Send) -> Answer | RerankError:
-            return await _asend(client, action, shown)
+            return await _asend(client, action)
 
         count = len(call.plan.batches)
+        if count > 1:
+            await _within(adrive(self._warm_up(), send, _asleep), call)
         if count == 1:
             rankings = [await _within(adrive(self._flow(call, 0), send, _asleep), call)]
         else:
@@ -375,7 +405,20 @@ class RerankClient:
     # -- calls ------------------------------------------------------------------------------
 
     def _flow(self, call: Call, number: int) -> Flow[BatchRanking]:
-        return batch_flow(self._settings, self._connection, call, number, self._random.random)
+        return batch_flow(
+            self._settings, self._connection, call, number, self._random.random, self._authorizer
+        )
+
+    def _warm_up(self) -> Flow[None]:
+        """Fetch a token before a call's batches fan out, so that they share one exchange
+        instead of each making its own. A failure here is left to each batch's retries."""
+        if self._authorizer is None:
+            return
+        probe = Send(self.endpoint, b"", {}, self._settings.timeout)
+        try:
+            yield from self._authorizer.authorize(probe)
+        except RerankError:
+            return
 
     # -- connection pools -----------------------------------------------------------------
 
@@ -451,8 +494,9 @@ class _LoopPool:
             await self.client.aclose()
 
 
-def _send(client: httpx.Client, action: Send, url: str) -> Answer | RerankError:
+def _send(client: httpx.Client, action: Send) -> Answer | RerankError:
     """One attempt on the sync path: the whole answer by ``action.limit``, read in chunks."""
+    url = display_url(action.url)
     expires = None if action.limit is None else time.monotonic() + action.limit
     try:
         with attempt_deadline(expires):
@@ -478,8 +522,9 @@ def _send(client: httpx.Client, action: Send, url: str) -> Answer | RerankError:
     return Answer(response.status_code, response.reason_phrase, response.headers, reader.content())
 
 
-async def _asend(client: httpx.AsyncClient, action: Send, url: str) -> Answer | RerankError:
+async def _asend(client: httpx.AsyncClient, action: Send) -> Answer | RerankError:
     """One attempt on the async path: the whole answer by ``action.limit``."""
+    url = display_url(action.url)
     try:
         if _timeout is None:  # Python 3.10
             return await asyncio.wait_for(_attempt(client, action, url), action.limit)

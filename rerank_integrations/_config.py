@@ -10,11 +10,12 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 from pydantic import SecretStr
 
+from ._auth import DEFAULT_IAM_URL, aws_credentials, google_credentials, region_from_host
 from ._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     ENV_API_KEY,
@@ -22,7 +23,7 @@ from ._constants import (
     ENV_MODEL,
 )
 from ._core import check_extra_body, check_score_transform
-from ._dialects import Dialect, get_dialect, is_version_segment
+from ._dialects import DIALECTS, Dialect, get_dialect, is_version_segment
 from ._exceptions import ConfigurationError
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header
@@ -54,6 +55,10 @@ class ClientSettings:
     max_response_bytes: int
     #: Every request's headers; those that carry credentials are ``SecretStr``.
     headers: Mapping[str, str | SecretStr] = field(repr=False)
+    auth_url: str | None = None
+    credentials: Any = field(default=None, repr=False)  # cloud credentials: never shown
+    project: str | None = None
+    location: str | None = None
 
     def __repr__(self) -> str:
         # The endpoint without credentials; secret header values are SecretStr anyway.
@@ -93,15 +98,26 @@ def _env(name: str) -> str | None:
     return value.strip() or None if value is not None else None
 
 
-def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
+def resolve_endpoint(
+    base_url: str, dialect: Dialect, fill: Mapping[str, str | None] | None = None
+) -> str:
     """The full endpoint URL for a base URL, by this rule:
 
     - a URL whose path ends with a ranking endpoint (a last segment containing ``rank``:
-      ``.../rerank``, ``.../reranks``, ``.../reranking``, ``.../ranking``) is used as is;
+      ``.../rerank``, ``.../reranks``, ``.../reranking``, ``.../ranking``), or that goes on
+      past the fixed start of a path naming the model (``/v1/inference/BAAI/...``), is used
+      as is;
     - a URL whose path ends with a version segment (``https://h/v1``) gets the rest of the
       dialect's path after its version (``/rerank``);
     - any other URL (a host root such as ``https://h``, or a prefix) gets the dialect's whole
       default path (``/v1/rerank``).
+
+    Settings the default path names (``{project}``, ``{location}``) are filled from
+    ``fill``; ``{model}`` stays for each call to fill. The dialect's query parameters are
+    added unless the URL sets them.
+
+    Raises:
+        ConfigurationError: the URL is malformed, or a setting the path needs is missing.
     """
     if not isinstance(base_url, str):
         raise ConfigurationError(
@@ -123,7 +139,12 @@ def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
     path = parts.path.rstrip("/")
     default_segments = [segment for segment in dialect.default_path.split("/") if segment]
     segments = [segment for segment in path.split("/") if segment]
+    fixed_start = dialect.default_path.split("{", 1)[0] if "{model}" in dialect.default_path else ""
     if segments and (segments[-1] == default_segments[-1] or "rank" in segments[-1].lower()):
+        full_path = path
+    elif fixed_start and path.endswith(fixed_start.rstrip("/")):
+        full_path = path + dialect.default_path[len(fixed_start) - 1 :]
+    elif fixed_start and fixed_start in path + "/":
         full_path = path
     elif segments and is_version_segment(segments[-1]):
         versions = [i for i, seg in enumerate(default_segments) if is_version_segment(seg)]
@@ -133,7 +154,29 @@ def resolve_endpoint(base_url: str, dialect: Dialect) -> str:
         full_path = "/".join([path, *default_segments])
     if not full_path.startswith("/"):
         full_path = "/" + full_path
-    return urlunsplit((parts.scheme, parts.netloc, full_path, parts.query, ""))
+    full_path = _fill_path(full_path, dialect, fill or {})
+    query = parts.query
+    given = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
+    missing = {k: v for k, v in dialect.query_params.items() if k not in given}
+    if missing:
+        query = "&".join(filter(None, [query, urlencode(missing)]))
+    return urlunsplit((parts.scheme, parts.netloc, full_path, query, ""))
+
+
+def _fill_path(path: str, dialect: Dialect, fill: Mapping[str, str | None]) -> str:
+    for name in sorted(dialect.path_settings() - {"model"}):
+        placeholder = "{" + name + "}"
+        if placeholder not in path:
+            continue
+        value = fill.get(name)
+        if not value:
+            raise ConfigurationError(
+                f"the {dialect.name} dialect needs {name}=... (its endpoint names the {name}), "
+                f"or the full endpoint as base_url",
+                setting=name,
+            )
+        path = path.replace(placeholder, value.strip("/"))
+    return path
 
 
 def _plain(url: str) -> str:
@@ -252,18 +295,34 @@ def resolve_settings(
     max_response_bytes: int,
     headers: Mapping[str, str] | None,
     user_agent: str,
+    auth_url: str | None = None,
+    credentials: object = None,
+    project: str | None = None,
+    location: str | None = None,
 ) -> ClientSettings:
-    """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings."""
+    """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings.
+
+    For the cloud dialects this also finds the credentials (Google application default
+    credentials, the AWS chain) and the project and region they name, so that a client that
+    cannot work fails here, when it is built.
+    """
     resolved_dialect = get_dialect(dialect or _env(ENV_DIALECT) or "generic")
     url = base_url if base_url is not None else _env(ENV_BASE_URL)
+    url = url or resolved_dialect.base_url
     if not url:
         raise ConfigurationError(
             "no base URL: pass base_url=... (e.g. 'https://api.example.com/v1') "
             f"or set the {ENV_BASE_URL} environment variable",
             setting="base_url",
         )
-    endpoint = resolve_endpoint(url, resolved_dialect)
-    alternate = None if endpoint == _plain(url) else alternate_endpoint(endpoint)
+    if not isinstance(url, str):
+        raise ConfigurationError(
+            f"base_url must be a string, got {type(url).__name__}", setting="base_url"
+        )
+    for name, value in (("auth_url", auth_url), ("project", project), ("location", location)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigurationError(f"{name} must be a non-empty string or None", setting=name)
+    _check_cloud_settings(resolved_dialect, auth_url, credentials, project, location)
 
     if api_key is None:
         env_key = _env(ENV_API_KEY)
@@ -280,6 +339,34 @@ def resolve_settings(
     elif not isinstance(model, str):
         raise TypeError(f"model must be a string or None, got {type(model).__name__}")
 
+    user_authorization = any(name.lower() == "authorization" for name in headers or {})
+    scheme = resolved_dialect.auth
+    if scheme == "google" and secret is None and not user_authorization:
+        credentials, found_project = google_credentials(credentials)
+        project = project or found_project
+    elif scheme == "aws_sigv4":
+        if api_key is not None:
+            raise ConfigurationError(
+                "the bedrock dialect signs requests with AWS credentials (SigV4), not an API "
+                "key: pass credentials=... or configure the AWS credential chain",
+                setting="api_key",
+            )
+        secret = None  # a RERANK_API_KEY meant for another service is not sent
+        location = location or region_from_host(url)
+        credentials, location = aws_credentials(credentials, location)
+        if not location:
+            raise ConfigurationError(
+                "the bedrock dialect needs an AWS region: pass location=... (e.g. "
+                "'us-east-1'), set AWS_REGION, or give the regional endpoint as base_url",
+                setting="location",
+            )
+    if scheme == "google":
+        location = location or "global"
+    if "{location}" in url:
+        url = url.replace("{location}", location or "{location}")
+    endpoint = resolve_endpoint(url, resolved_dialect, {"project": project, "location": location})
+    alternate = None if endpoint == _plain(url) else alternate_endpoint(endpoint)
+
     limit = (
         resolved_dialect.max_documents_per_request
         if max_documents_per_request is None
@@ -291,7 +378,8 @@ def resolve_settings(
         "User-Agent": user_agent,
     }
     merged.update(resolved_dialect.static_headers)
-    if secret is not None:
+    key_in_header = scheme in ("api_key", "google")  # a Google key is an access token
+    if secret is not None and key_in_header:
         auth = resolved_dialect.auth_headers(secret.get_secret_value())
         merged.update((name, SecretStr(value)) for name, value in auth.items())
     if headers:
@@ -303,7 +391,11 @@ def resolve_settings(
             secret_value = isinstance(value, SecretStr) or is_secret_header(name)
             merged[name] = as_secret(value) if secret_value else value  # type: ignore[assignment]
 
-    warn_if_key_in_clear(endpoint, secret is not None)
+    if scheme == "ibm_iam":
+        auth_url = resolve_token_url(auth_url or DEFAULT_IAM_URL)
+        warn_if_key_in_clear(auth_url, secret is not None)
+    else:
+        warn_if_key_in_clear(endpoint, secret is not None)
     return ClientSettings(
         endpoint=endpoint,
         alternate_endpoint=alternate,
@@ -319,4 +411,50 @@ def resolve_settings(
         extra_body=dict(check_extra_body(extra_body)),
         max_response_bytes=_positive_int("max_response_bytes", max_response_bytes, 1),
         headers=merged,
+        auth_url=auth_url,
+        credentials=credentials,
+        project=project,
+        location=location,
     )
+
+
+#: Which dialect schemes use each cloud setting.
+_CLOUD_SETTINGS: dict[str, tuple[str, ...]] = {
+    "auth_url": ("ibm_iam",),
+    "credentials": ("google", "aws_sigv4"),
+    "project": ("google",),
+    "location": ("google", "aws_sigv4"),
+}
+
+
+def _check_cloud_settings(
+    dialect: Dialect, auth_url: object, credentials: object, project: object, location: object
+) -> None:
+    """Refuse a cloud setting given to a dialect that would ignore it."""
+    given = {"auth_url": auth_url, "credentials": credentials, "project": project}
+    given["location"] = location
+    for name, value in given.items():
+        if value is not None and dialect.auth not in _CLOUD_SETTINGS[name]:
+            users = sorted(d.name for d in _dialects_using(_CLOUD_SETTINGS[name]))
+            raise ConfigurationError(
+                f"{name}= is not used by the {dialect.name} dialect (only by {', '.join(users)})",
+                setting=name,
+            )
+
+
+def _dialects_using(schemes: tuple[str, ...]) -> list[Dialect]:
+    return [dialect for dialect in DIALECTS.values() if dialect.auth in schemes]
+
+
+def resolve_token_url(auth_url: str) -> str:
+    """``auth_url`` checked as an http(s) URL with a host.
+
+    Raises:
+        ConfigurationError: it is not one.
+    """
+    parts = urlsplit(auth_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"auth_url {auth_url!r} is not an http(s) URL with a host", setting="auth_url"
+        )
+    return auth_url.strip()

@@ -69,6 +69,7 @@ class BatchRanking:
     model: str | None
     total_tokens: int | None
     billed_units: float | None
+    next_page: str | None = None
 
 
 def check_query(query: object) -> str:
@@ -167,10 +168,12 @@ def encode_request(
     model: str | None,
     extra_body: Mapping[str, Any],
     path: str,
+    location: str | None = None,
 ) -> bytes:
     """The JSON body of one batch's request, as bytes."""
     documents = batch.texts if isinstance(batch.texts, list) else list(batch.texts)
-    body = dialect.body(RankingRequest(plan.query, documents, batch.top_n, model, path))
+    request = RankingRequest(plan.query, documents, batch.top_n, model, path, location)
+    body = dialect.body(request)
     return _json.dumps(merge_fields(body, extra_body) if extra_body else body)
 
 
@@ -406,11 +409,39 @@ def _read_ranking(
             return _Refusal(f"score of index {index} is not finite: {score!r}")
         pairs.append((index, value))
     wanted = batch_size if expected is None else min(expected, batch_size)
-    if len(pairs) < wanted:
-        # A ranking that leaves out documents it was asked to rank would drop them silently.
+    if len(pairs) < wanted and parsed.next_page is None:
+        # A ranking that leaves out documents it was asked to rank would drop them silently
+        # (a paged answer is counted once all its pages are in).
         got = f"{len(pairs)} results" if pairs else "no results"
         return _Refusal(f"{got} for {batch_size} documents sent, {wanted} expected")
-    return BatchRanking(pairs, parsed.model, parsed.total_tokens, parsed.billed_units)
+    return BatchRanking(
+        pairs, parsed.model, parsed.total_tokens, parsed.billed_units, parsed.next_page
+    )
+
+
+def merge_pages(pages: Sequence[BatchRanking], batch_size: int) -> BatchRanking:
+    """One batch's ranking from the pages of a paged answer; an index may appear once in all.
+
+    Raises:
+        ResponseFormatError: a page repeats an index an earlier page gave.
+    """
+    seen = bytearray(batch_size)
+    pairs: list[tuple[int, float]] = []
+    for page in pages:
+        for index, score in page.pairs:
+            if seen[index]:
+                raise ResponseFormatError(
+                    f"invalid rerank answer: index {index} appears on more than one page"
+                )
+            seen[index] = 1
+            pairs.append((index, score))
+    models = [page.model for page in pages if page.model]
+    return BatchRanking(
+        pairs,
+        models[0] if models else None,
+        _sum_optional([page.total_tokens for page in pages]),
+        _sum_optional([page.billed_units for page in pages]),
+    )
 
 
 def _sum_optional(values: Sequence[float | int | None]) -> Any:

@@ -1,29 +1,33 @@
 """One batch's exchange with the server, written once for both the sync and the async client.
 
 :func:`batch_flow` is a generator that does no I/O: it yields what to do next (:class:`Send`
-a request, :class:`Sleep` a while) and is sent back what happened (an :class:`Answer`, or the
-:class:`~rerank_integrations.RerankError` a failed send maps to). :func:`drive` and
-:func:`adrive` carry it out, the one with blocking calls and the other with awaits; that is
-all that differs between the two paths.
+a request, :class:`Sleep` a while, :class:`Run` a blocking credential call) and is sent back
+what happened (an :class:`Answer`, or the :class:`~rerank_integrations.RerankError` a failed
+send maps to). :func:`drive` and :func:`adrive` carry it out, the one with blocking calls and
+the other with awaits; that is all that differs between the two paths. Credentials that are
+exchanged or signed per request come from an :class:`~._auth.Authorizer`'s own flow.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import difflib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
+from ._actions import Answer, Flow, Run, Send, Sleep
 from ._answers import missing_field
+from ._auth import Authorizer
 from ._config import ClientSettings, check_deadline, shorten_timeout
-from ._constants import DEFAULT_MAX_RESPONSE_BYTES, ENV_MODEL, LOGGER_NAME
+from ._constants import ENV_MODEL, LOGGER_NAME
 from ._core import (
     BatchRanking,
     RerankPlan,
@@ -32,11 +36,18 @@ from ._core import (
     encode_request,
     make_status_error,
     merge_fields,
+    merge_pages,
     plan_rerank,
     scale_mismatch,
 )
 from ._dialects import Dialect
-from ._exceptions import APIConnectionError, APIStatusError, APITimeoutError, RerankError
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    RerankError,
+    ResponseFormatError,
+)
 from ._retry import next_wait
 from ._secrets import Scrubber
 from ._text import display_url
@@ -47,6 +58,7 @@ __all__ = [
     "Call",
     "Connection",
     "Flow",
+    "Run",
     "Send",
     "Sleep",
     "adrive",
@@ -62,56 +74,26 @@ logger = logging.getLogger(LOGGER_NAME)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send one POST request and report the whole answer.
-
-    ``timeout`` bounds each phase as httpx does; ``limit`` bounds the attempt as a whole,
-    connect to last byte (``None``: no bound); the body may be at most ``max_bytes`` long.
-    """
-
-    url: str = field(repr=False)  # may carry credentials in its query
-    content: bytes = field(repr=False)  # the caller's documents
-    headers: Mapping[str, str] = field(repr=False)  # carries credentials
-    timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(None))
-    limit: float | None = None
-    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    """Wait this many seconds, then carry on."""
-
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the server answered: status, reason phrase, headers and the whole body."""
-
-    status_code: int
-    reason: str
-    headers: Mapping[str, str] = field(repr=False)  # a hostile server may echo secrets
-    content: bytes = field(repr=False)
-
-
-#: What a flow is sent back: the answer to a :class:`Send`, or the error it failed with;
-#: ``None`` after a :class:`Sleep`.
-Outcome = Answer | RerankError | None
-Flow = Generator[Send | Sleep, Outcome, T]
+def _run(action: Run) -> Any:
+    try:
+        return action.function()
+    except Exception as exc:  # handed back to the flow, which decides what it means
+        return exc
 
 
 def drive(
     flow: Flow[T], send: Callable[[Send], Answer | RerankError], sleep: Callable[[float], None]
 ) -> T:
-    """Run ``flow`` to its end with blocking ``send`` and ``sleep``; return its value."""
-    outcome: Outcome = None
+    """Run ``flow`` to its end with blocking ``send``, ``sleep`` and calls; return its value."""
+    outcome: Any = None
     try:
         while True:
             action = flow.send(outcome)
             if isinstance(action, Sleep):
                 sleep(action.seconds)
                 outcome = None
+            elif isinstance(action, Run):
+                outcome = _run(action)
             else:
                 outcome = send(action)
     except StopIteration as stop:
@@ -123,14 +105,16 @@ async def adrive(
     send: Callable[[Send], Awaitable[Answer | RerankError]],
     sleep: Callable[[float], Awaitable[None]],
 ) -> T:
-    """The async twin of :func:`drive`."""
-    outcome: Outcome = None
+    """The async twin of :func:`drive`; a blocking call runs in a worker thread."""
+    outcome: Any = None
     try:
         while True:
             action = flow.send(outcome)
             if isinstance(action, Sleep):
                 await sleep(action.seconds)
                 outcome = None
+            elif isinstance(action, Run):
+                outcome = await asyncio.to_thread(_run, action)
             else:
                 outcome = await send(action)
     except StopIteration as stop:
@@ -239,9 +223,21 @@ class Connection:
     alternate: str | None = None
     logits_expected: bool = False
     scale_warned: bool = False
+    _scrubbers: dict[tuple[str, ...], Scrubber] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Connection({self.shown_url!r})"
+
+    def scrubber_with(self, secrets: Sequence[str]) -> Scrubber:
+        """The scrubber, also of ``secrets`` that change (a token fetched with the key)."""
+        if not secrets:
+            return self.scrubber
+        key = tuple(secrets)
+        cached = self._scrubbers.get(key)
+        if cached is None:
+            cached = Scrubber([*self.scrubber.secrets, *secrets])
+            self._scrubbers = {key: cached}  # the token changes rarely: keep the latest
+        return cached
 
     def move_to(self, url: str) -> None:
         """Send every later request to ``url``: it answered where the endpoint did not."""
@@ -264,18 +260,71 @@ def batch_flow(
     call: Call,
     number: int,
     random: Callable[[], float],
+    authorizer: Authorizer | None = None,
 ) -> Flow[BatchRanking]:
-    """Send batch ``number`` of ``call``, retrying as the policy says; return its ranking."""
+    """Send batch ``number`` of ``call``, retrying as the policy says; return its ranking.
+
+    An API that pages its answer (``dialect.next_page_field``) is asked for each next page
+    until it has none; the pages make one ranking.
+    """
     plan = call.plan
     batch = plan.batches[number]
     dialect = settings.dialect
     size = len(batch.texts)
-    body = encode_request(dialect, plan, batch, call.model, call.extra_body, connection.path)
     label = f"batch {number + 1}/{len(plan.batches)} ({size} documents)"
-    logger.debug("POST %s %s, %d bytes", connection.shown_url, label, len(body))
+    auth = authorizer or _NO_AUTHORIZER
+    pages: list[BatchRanking] = []
+    token: str | None = None
+    while True:
+        extra = call.extra_body
+        if token is not None and dialect.next_page_field:
+            extra = merge_fields(extra, {dialect.next_page_field: token})
+        body = encode_request(
+            dialect, plan, batch, call.model, extra, connection.path, settings.location
+        )
+        page = yield from _exchange(
+            settings, connection, call, batch.top_n, size, body, label, random, auth
+        )
+        pages.append(page)
+        if page.next_page is None or dialect.next_page_field is None:
+            break
+        if page.next_page == token or len(pages) > size:
+            raise ResponseFormatError(
+                f"the answer to {label} keeps asking for another page (nextToken); giving up"
+            )
+        token = page.next_page
+    ranking = pages[0] if len(pages) == 1 else merge_pages(pages, size)
+    wanted = size if batch.top_n is None else min(batch.top_n, size)
+    if dialect.next_page_field and len(ranking.pairs) < wanted:  # counted once all are in
+        raise ResponseFormatError(
+            f"invalid rerank answer from {connection.shown_url}: {len(ranking.pairs)} results "
+            f"in {len(pages)} pages for {size} documents sent, {wanted} expected"
+        )
+    return ranking
+
+
+_NO_AUTHORIZER = Authorizer()
+
+
+def _exchange(
+    settings: ClientSettings,
+    connection: Connection,
+    call: Call,
+    top_n: int | None,
+    size: int,
+    body: bytes,
+    label: str,
+    random: Callable[[], float],
+    auth: Authorizer,
+) -> Flow[BatchRanking]:
+    """One request's attempts: credentials, send, retry decision, decoding."""
+    dialect = settings.dialect
+    url = dialect.request_url(connection.url, call.model)
+    logger.debug("POST %s %s, %d bytes", display_url(url), label, len(body))
     policy = settings.retry
     max_bytes = settings.max_response_bytes
     retries_done = 0
+    refreshed = False
     while True:
         left = call.time_left()
         if left is not None and left <= 0:
@@ -283,59 +332,75 @@ def batch_flow(
         attempt = settings.attempt_seconds
         limit = left if attempt is None else attempt if left is None else min(attempt, left)
         timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
-        send = Send(connection.url, body, connection.headers, timeout, limit, max_bytes)
-        outcome = yield send
-        if (
-            isinstance(outcome, Answer)
-            and outcome.status_code == 404
-            and connection.alternate
-            and _no_such_path(dialect, outcome)
-        ):
-            # A path we derived may be the wrong one of the two common ones: try the other
-            # once for the client's life, and keep it if it is a rerank endpoint.
-            other, connection.alternate = connection.alternate, None
-            answer = yield dataclasses.replace(send, url=other)
-            if isinstance(answer, Answer) and answer.status_code not in (404, 405):
-                connection.move_to(other)
-                outcome = answer
+        send = Send(url, body, connection.headers, timeout, limit, max_bytes)
         message: str | None = None
-        if isinstance(outcome, Answer):
-            status: int | None = outcome.status_code
-            if 200 <= outcome.status_code < 300:
-                ranking = decode_response(
+        headers: Mapping[str, str] = {}
+        status: int | None = None
+        try:
+            send = yield from auth.authorize(send)
+        except (APIStatusError, APIConnectionError) as failure:  # getting credentials failed
+            error: RerankError = failure
+            status = failure.status_code if isinstance(failure, APIStatusError) else None
+            cause = f"credentials: {type(failure).__name__}"
+        else:
+            outcome = yield send
+            if (
+                isinstance(outcome, Answer)
+                and outcome.status_code == 404
+                and connection.alternate
+                and _no_such_path(dialect, outcome)
+            ):
+                # A path we derived may be the wrong one of the two common ones: try the
+                # other once for the client's life, and keep it if it is a rerank endpoint.
+                other, connection.alternate = connection.alternate, None
+                answer = yield dataclasses.replace(send, url=other)
+                if isinstance(answer, Answer) and answer.status_code not in (404, 405):
+                    connection.move_to(other)
+                    url, outcome = other, answer
+            if isinstance(outcome, Answer):
+                scrubber = connection.scrubber_with(auth.secrets())
+                status = outcome.status_code
+                if 200 <= outcome.status_code < 300:
+                    ranking = decode_response(
+                        dialect,
+                        outcome.status_code,
+                        outcome.content,
+                        size,
+                        scrubber,
+                        connection.shown_url,
+                        0 if dialect.next_page_field else top_n,  # pages: counted in all
+                    )
+                    connection.check_scale(ranking)
+                    return ranking
+                if outcome.status_code == 401 and auth.refreshable and not refreshed:
+                    # An expired or revoked token: a new one, at once, and only once.
+                    auth.invalidate(send)
+                    refreshed = True
+                    logger.warning("rerank %s: token refused (HTTP 401); fetching a new one", label)
+                    continue
+                status_error = make_status_error(
                     dialect,
                     outcome.status_code,
+                    outcome.reason,
                     outcome.content,
-                    size,
-                    connection.scrubber,
+                    outcome.headers,
+                    scrubber,
                     connection.shown_url,
-                    batch.top_n,
                 )
-                connection.check_scale(ranking)
-                return ranking
-            status_error = make_status_error(
-                dialect,
-                outcome.status_code,
-                outcome.reason,
-                outcome.content,
-                outcome.headers,
-                connection.scrubber,
-                connection.shown_url,
-            )
-            message = status_error.server_message
-            field = missing_field(message or "") if outcome.status_code >= 500 else None
-            if field is not None:
-                # The request lacks something the server needs: sending it again cannot help.
-                raise _with_hint(status_error, field)
-            error: RerankError = status_error
-            headers: Mapping[str, str] = outcome.headers
-            cause = f"HTTP {outcome.status_code}"
-        elif isinstance(outcome, APIConnectionError):
-            error, status, headers = outcome, None, {}
-            cause = type(outcome).__name__
-        else:
-            assert outcome is not None
-            raise outcome  # an answer refused while it arrived: sending again cannot help
+                message = status_error.server_message
+                field = missing_field(message or "") if outcome.status_code >= 500 else None
+                if field is not None:
+                    # The request lacks something the server needs: sending again cannot help.
+                    raise _with_hint(status_error, field)
+                error = status_error
+                headers = outcome.headers
+                cause = f"HTTP {outcome.status_code}"
+            elif isinstance(outcome, APIConnectionError):
+                error = outcome
+                cause = type(outcome).__name__
+            else:
+                assert outcome is not None
+                raise outcome  # an answer refused while it arrived: sending again cannot help
         wait = next_wait(policy, retries_done, status, headers, random(), call.time_left(), message)
         if wait is None:
             left = call.time_left()

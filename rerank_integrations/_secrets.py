@@ -97,11 +97,12 @@ class Scrubber:
     ones only where they stand as a whole word.
     """
 
-    __slots__ = ("_bytes", "_text")
+    __slots__ = ("_bytes", "_secrets", "_text")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = tuple(secrets)
         forms: set[str] = set()
-        for secret in secrets:
+        for secret in self._secrets:
             forms.update(_forms(secret))
         longest_first = sorted(forms, key=len, reverse=True)
         parts = [
@@ -115,6 +116,11 @@ class Scrubber:
 
     def __bool__(self) -> bool:
         return self._text is not None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets this scrubber removes (for one that removes these and more)."""
+        return self._secrets
 
     def __repr__(self) -> str:
         return "Scrubber(***)" if self else "Scrubber()"

@@ -3,14 +3,15 @@ sync and async, including calls with more documents than the dialect takes in on
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
-from support import ScriptedServer, limit_message, run_mode, served_score
+from dialect_server import IAM_UNKNOWN_KEY, DialectServer, limit_message, served_score
 
 from rerank_integrations import (
     AuthenticationError,
@@ -19,6 +20,8 @@ from rerank_integrations import (
     RerankResponse,
 )
 from rerank_integrations._dialects import DIALECTS
+
+T = TypeVar("T")
 
 KEY = "sk-dialect-SECRET-42"
 MODEL = "test-reranker"
@@ -41,14 +44,43 @@ class Target:
 TARGETS = [Target(name) for name in sorted(DIALECTS)] + [Target("cohere", "/v1")]
 
 # What each dialect reports: tokens, billing units, or nothing.
-TOKENS = {"generic", "voyage", "mixedbread", "dashscope"}
 UNITS = {"cohere", "pinecone"}
+NO_USAGE = {"tei", "nim", "vertex", "bedrock", "zeroentropy", "contextual", "sglang"}
+TOKENS = set(DIALECTS) - UNITS - NO_USAGE
+# Dialects whose requests carry no top_n: every document is scored, we trim.
+NO_TOP_N = {"tei", "nim", "deepinfra"}
+
+AWS_KEY, AWS_SECRET = "AKIDWIRETEST", "aws-wire-SECRET-7"
+REGION = "us-east-1"
+# The model as each server reads it back.
+SERVED_MODEL = {
+    "tei": None,
+    "bedrock": f"arn:aws:bedrock:{REGION}::foundation-model/{MODEL}",
+}
+
+
+def connection(server: DialectServer, target: Target, api_key: str = KEY) -> dict[str, Any]:
+    """The settings that reach ``server`` in its dialect: the base URL and the credentials
+    (an IBM API key and the server's IAM endpoint, AWS keys, a token or a key)."""
+    settings: dict[str, Any] = {"base_url": server.base_url + target.suffix}
+    if target.dialect == "watsonx":
+        settings.update(api_key=api_key, auth_url=server.token_url)
+        settings["extra_body"] = {"project_id": "test-project"}
+    elif target.dialect == "bedrock":
+        secret = AWS_SECRET if api_key == KEY else api_key
+        settings.update(location=REGION)
+        settings["credentials"] = {"aws_access_key_id": AWS_KEY, "aws_secret_access_key": secret}
+    elif target.dialect == "vertex":
+        settings.update(api_key=api_key, project="test-project")
+    else:
+        settings["api_key"] = api_key
+    return settings
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, ScriptedServer]]:
+def servers() -> Iterator[dict[str, DialectServer]]:
     """One server per dialect for the whole module, started on first use."""
-    started: dict[str, ScriptedServer] = {}
+    started: dict[str, DialectServer] = {}
     yield started
     for server in started.values():
         server.close()
@@ -61,25 +93,31 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 
 @pytest.fixture
-def server(target: Target, servers: dict[str, ScriptedServer]) -> ScriptedServer:
+def server(target: Target, servers: dict[str, DialectServer]) -> DialectServer:
     """The server of ``target``'s dialect, with no requests recorded."""
     if target.dialect not in servers:
-        servers[target.dialect] = ScriptedServer(target.dialect, api_key=KEY)
+        secrets = {AWS_KEY: AWS_SECRET}
+        servers[target.dialect] = DialectServer(target.dialect, api_key=KEY, aws_secrets=secrets)
     found = servers[target.dialect]
-    found.reset()
+    found.clear()
     return found
 
 
-def make_client(server: ScriptedServer, target: Target, **kwargs: Any) -> RerankClient:
-    kwargs.setdefault("api_key", KEY)
+def run(mode: str, sync_call: Callable[[], T], async_call: Callable[[], Awaitable[T]]) -> T:
+    """``sync_call()``, or ``async_call()`` awaited in a fresh event loop."""
+    if mode == "sync":
+        return sync_call()
+
+    async def main() -> T:
+        return await async_call()
+
+    return asyncio.run(main())
+
+
+def make_client(server: DialectServer, target: Target, **kwargs: Any) -> RerankClient:
+    settings = connection(server, target, kwargs.pop("api_key", KEY))
     kwargs.setdefault("model", MODEL)
-    return RerankClient(
-        server.base_url + target.suffix,
-        dialect=target.dialect,
-        max_retries=0,
-        timeout=10,
-        **kwargs,
-    )
+    return RerankClient(dialect=target.dialect, max_retries=0, timeout=10, **settings, **kwargs)
 
 
 def rerank(mode: str, client: RerankClient, query: str, documents: list[str], **kw: Any) -> Any:
@@ -92,7 +130,7 @@ def rerank(mode: str, client: RerankClient, query: str, documents: list[str], **
             await client.aclose()
 
     try:
-        return run_mode(mode, lambda: client.rerank(query, documents, **kw), in_loop)
+        return run(mode, lambda: client.rerank(query, documents, **kw), in_loop)
     finally:
         client.close()
 
@@ -105,7 +143,7 @@ def expected(dialect: str, query: str, documents: list[str], top_n: int) -> list
     return order[:top_n]
 
 
-def test_ranking_in_every_dialect(mode: str, target: Target, server: ScriptedServer) -> None:
+def test_ranking_in_every_dialect(mode: str, target: Target, server: DialectServer) -> None:
     client = make_client(server, target)
     response = rerank(mode, client, QUERY, DOCUMENTS, top_n=5)
 
@@ -120,11 +158,11 @@ def test_ranking_in_every_dialect(mode: str, target: Target, server: ScriptedSer
         assert response.results[-1].relevance_score < 0
 
     first = server.received[0]
-    assert first.path == urlsplit(client.endpoint).path
+    assert first.path == urlsplit(client.settings.dialect.request_url(client.endpoint, MODEL)).path
     assert first.asked is not None
     assert first.asked.wants_documents is False
-    assert first.asked.model == (None if name == "tei" else MODEL)
-    assert first.asked.top_n == (None if name in ("tei", "nim") else 5)
+    assert first.asked.model == SERVED_MODEL.get(name, MODEL)
+    assert first.asked.top_n == (None if name in NO_TOP_N else 5)
     usage = response.usage
     if name in TOKENS:
         assert usage is not None and usage.total_tokens and usage.billed_units is None
@@ -135,7 +173,7 @@ def test_ranking_in_every_dialect(mode: str, target: Target, server: ScriptedSer
 
 
 def test_more_documents_than_the_limit_are_batched(
-    mode: str, target: Target, server: ScriptedServer
+    mode: str, target: Target, server: DialectServer
 ) -> None:
     name = target.dialect
     limit = DIALECTS[name].max_documents_per_request
@@ -158,7 +196,7 @@ def test_more_documents_than_the_limit_are_batched(
 
 
 def test_the_server_refuses_more_than_its_limit(
-    mode: str, target: Target, server: ScriptedServer
+    mode: str, target: Target, server: DialectServer
 ) -> None:
     limit = DIALECTS[target.dialect].max_documents_per_request
     client = make_client(server, target, max_documents_per_request=limit + 1)
@@ -170,7 +208,7 @@ def test_the_server_refuses_more_than_its_limit(
 
 
 def test_a_wrong_key_is_refused_with_the_server_message(
-    mode: str, target: Target, server: ScriptedServer
+    mode: str, target: Target, server: DialectServer
 ) -> None:
     client = make_client(server, target, api_key="sk-wrong-key")
     with pytest.raises(AuthenticationError) as info:
@@ -179,6 +217,11 @@ def test_a_wrong_key_is_refused_with_the_server_message(
     assert "sk-wrong-key" not in message
     if target.dialect == "tei":
         assert "empty body" in message  # TEI answers a bad key with a bare 401
+    elif target.dialect == "watsonx":
+        assert IAM_UNKNOWN_KEY in message  # IAM refuses to exchange it
+        assert not server.received
+    elif target.dialect == "bedrock":
+        assert "signature we calculated does not match" in message
     else:
         assert "Invalid API Key" in message or "invalid api token" in message
 
@@ -200,10 +243,9 @@ except ImportError:  # pragma: no cover - the adapter or LlamaIndex is not there
     RerankPostprocessor = None  # type: ignore[assignment,misc]
 
 
-def adapter_settings(server: ScriptedServer, target: Target) -> dict[str, Any]:
+def adapter_settings(server: DialectServer, target: Target) -> dict[str, Any]:
     return {
-        "base_url": server.base_url + target.suffix,
-        "api_key": KEY,
+        **connection(server, target),
         "model": MODEL,
         "dialect": target.dialect,
         "top_n": 2,
@@ -213,7 +255,7 @@ def adapter_settings(server: ScriptedServer, target: Target) -> dict[str, Any]:
 
 @pytest.mark.skipif(RerankCompressor is None, reason="the LangChain adapter does not import")
 def test_langchain_compressor_in_every_dialect(
-    mode: str, target: Target, server: ScriptedServer
+    mode: str, target: Target, server: DialectServer
 ) -> None:
     compressor = RerankCompressor(**adapter_settings(server, target))
     documents = [Document(page_content=text, metadata={"i": i}) for i, text in enumerate(DOCUMENTS)]
@@ -225,7 +267,7 @@ def test_langchain_compressor_in_every_dialect(
             await compressor.rerank_client.aclose()
 
     try:
-        out = run_mode(mode, lambda: compressor.compress_documents(documents, QUERY), in_loop)
+        out = run(mode, lambda: compressor.compress_documents(documents, QUERY), in_loop)
     finally:
         compressor.rerank_client.close()
     best = expected(target.dialect, QUERY, DOCUMENTS, 2)
@@ -238,7 +280,7 @@ def test_langchain_compressor_in_every_dialect(
 
 @pytest.mark.skipif(RerankPostprocessor is None, reason="the LlamaIndex adapter does not import")
 def test_llama_index_postprocessor_in_every_dialect(
-    mode: str, target: Target, server: ScriptedServer
+    mode: str, target: Target, server: DialectServer
 ) -> None:
     postprocessor = RerankPostprocessor(**adapter_settings(server, target))
     nodes = [
@@ -253,9 +295,7 @@ def test_llama_index_postprocessor_in_every_dialect(
             await postprocessor.rerank_client.aclose()
 
     try:
-        out = run_mode(
-            mode, lambda: postprocessor.postprocess_nodes(nodes, query_str=QUERY), in_loop
-        )
+        out = run(mode, lambda: postprocessor.postprocess_nodes(nodes, query_str=QUERY), in_loop)
     finally:
         postprocessor.rerank_client.close()
     best = expected(target.dialect, QUERY, DOCUMENTS, 2)
@@ -264,3 +304,89 @@ def test_llama_index_postprocessor_in_every_dialect(
         served_score(target.dialect, QUERY, DOCUMENTS[i]) for i in best
     ]
     assert len(server.received) == 1
+
+
+# -- what only some dialects do -------------------------------------------------------------
+
+
+def test_bedrock_pages_make_one_ranking(mode: str, servers: dict[str, DialectServer]) -> None:
+    target = Target("bedrock")
+    if "bedrock" not in servers:
+        secrets = {AWS_KEY: AWS_SECRET}
+        servers["bedrock"] = DialectServer("bedrock", api_key=KEY, aws_secrets=secrets)
+    server = servers["bedrock"]
+    server.clear()
+    server.page_size = 2
+    try:
+        response = rerank(mode, make_client(server, target), QUERY, DOCUMENTS, top_n=5)
+    finally:
+        server.page_size = None
+    best = expected("bedrock", QUERY, DOCUMENTS, 5)
+    assert [r.index for r in response.results] == best
+    tokens = [r.asked.page_token for r in server.received if r.asked is not None]
+    assert len(tokens) == 3 and tokens[0] is None and None not in tokens[1:]
+
+
+def test_watsonx_exchanges_the_key_once_for_every_batch(
+    mode: str, servers: dict[str, DialectServer]
+) -> None:
+    target = Target("watsonx")
+    if "watsonx" not in servers:
+        servers["watsonx"] = DialectServer("watsonx", api_key=KEY)
+    server = servers["watsonx"]
+    server.clear()
+    documents = [f"doc {i} apple" for i in range(40)]
+    client = make_client(server, target, max_documents_per_request=4, max_concurrency=8)
+    response = rerank(mode, client, "apple", documents, top_n=3)
+    assert len(response.results) == 3
+    assert len(server.received) == 10
+    assert len(server.token_requests) == 1  # fetched once, before the batches fan out
+
+
+@pytest.mark.skipif(
+    RerankCompressor is None or RerankPostprocessor is None, reason="an adapter does not import"
+)
+@pytest.mark.parametrize("adapter", ["langchain", "llama_index"])
+def test_adapters_batch_at_the_dialects_limit(
+    mode: str, target: Target, server: DialectServer, adapter: str
+) -> None:
+    limit = DIALECTS[target.dialect].max_documents_per_request
+    texts = [f"doc {i} apple" if i % 5 == 2 else f"doc {i} pear" for i in range(limit + 1)]
+    settings = {**adapter_settings(server, target), "top_n": 3}
+    best = expected(target.dialect, "apple", texts, 3)
+    if adapter == "langchain":
+        compressor = RerankCompressor(**settings)
+        documents = [Document(page_content=t, metadata={"i": i}) for i, t in enumerate(texts)]
+        client = compressor.rerank_client
+
+        def sync_call() -> list[int]:
+            return [d.metadata["i"] for d in compressor.compress_documents(documents, "apple")]
+
+        async def async_call() -> list[int]:
+            out = await compressor.acompress_documents(documents, "apple")
+            return [d.metadata["i"] for d in out]
+    else:
+        postprocessor = RerankPostprocessor(**settings)
+        nodes = [NodeWithScore(node=TextNode(text=t, id_=str(i))) for i, t in enumerate(texts)]
+        client = postprocessor.rerank_client
+
+        def sync_call() -> list[int]:
+            out = postprocessor.postprocess_nodes(nodes, query_str="apple")
+            return [int(item.node.node_id) for item in out]
+
+        async def async_call() -> list[int]:
+            out = await postprocessor.apostprocess_nodes(nodes, query_str="apple")
+            return [int(item.node.node_id) for item in out]
+
+    async def in_loop() -> list[int]:
+        try:
+            return await async_call()
+        finally:
+            await client.aclose()
+
+    try:
+        assert run(mode, sync_call, in_loop) == best
+    finally:
+        client.close()
+    sizes = sorted(len(r.asked.documents) for r in server.received if r.asked is not None)
+    assert sizes == [1, limit]

@@ -273,8 +273,16 @@ def test_every_reference_file_has_a_row() -> None:
     assert sorted(set(REFERENCE_FILES) - set(SKIPPED)) == sorted(TABLE)
 
 
+#: Dialects whose examples are our own files (tests/test_cloud_dialects.py reads them).
+CLOUD_FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
+
+
 def test_reference_rows_cover_every_dialect() -> None:
-    assert {table_row.dialect for table_row in TABLE.values()} == set(DIALECTS)
+    ours = {
+        json.loads(path.read_text(encoding="utf-8"))["dialect"]
+        for path in CLOUD_FIXTURES.glob("*.json")
+    }
+    assert {table_row.dialect for table_row in TABLE.values()} | ours == set(DIALECTS)
 
 
 # -- the registry -------------------------------------------------------------------------
@@ -288,7 +296,26 @@ LIMITS = {
     "mixedbread": 1000,
     "pinecone": 100,
     "dashscope": 500,
+    "watsonx": 1000,
+    "vertex": 200,
+    "bedrock": 1000,
+    "deepinfra": 1000,
+    "zhipu": 128,
+    "qianfan": 64,
+    "siliconflow": 1000,
+    "together": 1000,
+    "fireworks": 1000,
+    "zeroentropy": 1000,
+    "contextual": 1000,
+    "scaleway": 1000,
+    "jina": 1000,
+    "infinity": 2048,
+    "sglang": 1000,
 }
+#: Dialects whose servers return raw, unbounded scores.
+LOGITS = {"nim", "watsonx", "sglang"}
+#: Dialects that present an API key in a header (the others exchange or sign credentials).
+KEY_DIALECTS = sorted(name for name, dialect in DIALECTS.items() if dialect.auth == "api_key")
 
 
 def test_registry_holds_every_dialect_with_its_limit() -> None:
@@ -297,13 +324,13 @@ def test_registry_holds_every_dialect_with_its_limit() -> None:
         assert dialect.name == name
         assert dialect.default_path.startswith("/")
         assert dialect.description
-        assert dialect.score_scale == ("logit" if name == "nim" else "probability")
+        assert dialect.score_scale == ("logit" if name in LOGITS else "probability")
 
 
 def test_get_dialect_ignores_case_and_lists_the_known_names() -> None:
     assert get_dialect(" Cohere ") is DIALECTS["cohere"]
-    with pytest.raises(ValueError, match="dashscope, generic, mixedbread, nim, pinecone"):
-        get_dialect("bedrock")
+    with pytest.raises(ValueError, match="dashscope, deepinfra, fireworks, generic, infinity"):
+        get_dialect("nonesuch")
 
 
 # -- endpoints ----------------------------------------------------------------------------
@@ -360,6 +387,65 @@ ENDPOINTS = [
 ]
 
 
+VERTEX_PATH = "/v1/projects/p-1/locations/global/rankingConfigs/default_ranking_config:rank"
+ENDPOINTS += [
+    (
+        "watsonx",
+        "https://us-south.ml.cloud.ibm.com",
+        "https://us-south.ml.cloud.ibm.com/ml/v1/text/rerank?version=2024-05-01",
+    ),
+    (
+        "watsonx",
+        "https://h/ml/v1/text/rerank?version=2025-01-01",
+        "https://h/ml/v1/text/rerank?version=2025-01-01",
+    ),
+    (
+        "vertex",
+        f"https://discoveryengine.googleapis.com{VERTEX_PATH}",
+        f"https://discoveryengine.googleapis.com{VERTEX_PATH}",
+    ),
+    (
+        "bedrock",
+        "https://bedrock-agent-runtime.us-east-1.amazonaws.com",
+        "https://bedrock-agent-runtime.us-east-1.amazonaws.com/rerank",
+    ),
+    ("deepinfra", "https://api.deepinfra.com", "https://api.deepinfra.com/v1/inference/{model}"),
+    ("deepinfra", "https://api.deepinfra.com/v1", "https://api.deepinfra.com/v1/inference/{model}"),
+    (
+        "deepinfra",
+        "https://api.deepinfra.com/v1/inference",
+        "https://api.deepinfra.com/v1/inference/{model}",
+    ),
+    (
+        "deepinfra",
+        "https://api.deepinfra.com/v1/inference/BAAI/bge-m3",
+        "https://api.deepinfra.com/v1/inference/BAAI/bge-m3",
+    ),
+    ("zhipu", "https://open.bigmodel.cn", "https://open.bigmodel.cn/api/paas/v4/rerank"),
+    ("qianfan", "https://qianfan.baidubce.com", "https://qianfan.baidubce.com/v2/rerankers"),
+    ("qianfan", "https://qianfan.baidubce.com/v2", "https://qianfan.baidubce.com/v2/rerankers"),
+    ("siliconflow", "https://api.siliconflow.cn/v1", "https://api.siliconflow.cn/v1/rerank"),
+    ("together", "https://api.together.xyz", "https://api.together.xyz/v1/rerank"),
+    ("fireworks", "https://api.fireworks.ai", "https://api.fireworks.ai/inference/v1/rerank"),
+    (
+        "fireworks",
+        "https://api.fireworks.ai/inference/v1",
+        "https://api.fireworks.ai/inference/v1/rerank",
+    ),
+    ("zeroentropy", "https://api.zeroentropy.dev", "https://api.zeroentropy.dev/v1/models/rerank"),
+    (
+        "zeroentropy",
+        "https://api.zeroentropy.dev/v1",
+        "https://api.zeroentropy.dev/v1/models/rerank",
+    ),
+    ("contextual", "https://api.contextual.ai", "https://api.contextual.ai/v1/rerank"),
+    ("scaleway", "https://api.scaleway.ai/p-1/v1", "https://api.scaleway.ai/p-1/v1/rerank"),
+    ("jina", "https://api.jina.ai", "https://api.jina.ai/v1/rerank"),
+    ("infinity", "http://infinity:7997", "http://infinity:7997/rerank"),
+    ("sglang", "http://sglang:30000", "http://sglang:30000/v1/rerank"),
+]
+
+
 @pytest.mark.parametrize(("dialect", "base_url", "endpoint"), ENDPOINTS)
 def test_endpoint_rules(dialect: str, base_url: str, endpoint: str) -> None:
     assert resolve_endpoint(base_url, get_dialect(dialect)) == endpoint
@@ -372,7 +458,7 @@ def test_endpoint_rules_cover_every_dialect() -> None:
 # -- auth headers -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(DIALECTS))
+@pytest.mark.parametrize("name", KEY_DIALECTS)
 def test_auth_headers(name: str) -> None:
     client = RerankClient("https://h", api_key=API_KEY, dialect=name)
     headers = {key.lower(): value for key, value in client.settings.wire_headers().items()}
@@ -387,7 +473,7 @@ def test_auth_headers(name: str) -> None:
     assert API_KEY not in repr(client)
 
 
-@pytest.mark.parametrize("name", sorted(DIALECTS))
+@pytest.mark.parametrize("name", KEY_DIALECTS)
 def test_no_key_means_no_auth_header(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RERANK_API_KEY", raising=False)
     headers = {k.lower() for k in RerankClient("https://h", dialect=name).settings.headers}
@@ -471,7 +557,13 @@ def test_nim_body() -> None:
 
 def test_mixedbread_body() -> None:
     assert build("mixedbread") == {"model": "m", "query": "q", "input": ["a", "b", "c"], "top_k": 2}
-    assert build("mixedbread", top_n=None, model=None) == {"query": "q", "input": ["a", "b", "c"]}
+    # Issue 13: top_k is sent even when every document is wanted, so that a server-side
+    # default never cuts the answer short.
+    assert build("mixedbread", top_n=None, model=None) == {
+        "query": "q",
+        "input": ["a", "b", "c"],
+        "top_k": 3,
+    }
 
 
 def test_pinecone_body_sends_document_objects() -> None:
@@ -700,6 +792,27 @@ ENVELOPES = {
     "mixedbread": {"type": "validation_error", "url": "u", "message": "the message", "details": {}},
     "pinecone": {"error": {"code": "INVALID_ARGUMENT", "message": "the message"}, "status": 400},
     "dashscope": {"code": "InvalidParameter", "message": "the message", "request_id": "r-1"},
+    "watsonx": {
+        "errors": [{"code": "invalid_input_argument", "message": "the message"}],
+        "trace": "t-1",
+        "status_code": 422,
+    },
+    "vertex": {"error": {"code": 422, "message": "the message", "status": "INVALID_ARGUMENT"}},
+    "bedrock": {"message": "the message"},
+    "deepinfra": {"detail": {"error": "the message"}},
+    "zhipu": {"error": {"code": "1214", "message": "the message"}},
+    "qianfan": {"error": {"code": "invalid_argument", "message": "the message", "type": "x"}},
+    "siliconflow": {"code": 20015, "message": "the message", "data": None},
+    "together": {"error": {"message": "the message", "type": "invalid_request_error"}},
+    "fireworks": {
+        "error": {"object": "error", "type": "invalid_request_error", "message": "the message"}
+    },
+    "zeroentropy": {"detail": "the message"},
+    "contextual": {"detail": [{"loc": ["body", "documents"], "msg": "the message", "type": "x"}]},
+    "scaleway": {"message": "the message", "type": "invalid_request_error"},
+    "jina": {"detail": "the message"},
+    "infinity": {"detail": [{"loc": ["body", "query"], "msg": "the message", "type": "x"}]},
+    "sglang": {"object": "error", "message": "the message", "type": "BadRequestError", "code": 400},
 }
 
 

@@ -180,7 +180,7 @@ def truncate_tokens(text: str, max_tokens: int) -> str:
     """``text`` cut after its first ``max_tokens`` tokens (:func:`count_tokens`'s), the part
     a model with that input length reads; the whole text when it is no longer."""
     if max_tokens <= 0:
-        return ""
+        return "" if count_tokens(text) else text
     for count, match in enumerate(_pattern(text).finditer(text), start=1):
         if count == max_tokens:
             return text[: match.end()]

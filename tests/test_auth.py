@@ -1,0 +1,701 @@
+"""Credentials exchanged or signed per request, on both paths: the IBM IAM token exchange
+(cached, refreshed once on a 401), Google credentials (a fake metadata server, application
+default credentials, a token passed in) and AWS SigV4 (checked by recomputing the signature
+with botocore); optional packages stay optional; no secret reaches a log, error or dump."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from dialect_server import IAM_UNKNOWN_KEY, DialectServer, MetadataServer, keyword_score
+from pydantic import SecretStr
+from support import MockAPI, run_mode
+
+from rerank_integrations import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    RerankClient,
+    RerankResponse,
+    ResponseFormatError,
+    ServerError,
+)
+from rerank_integrations._actions import Answer, Send
+from rerank_integrations._auth import DEFAULT_IAM_URL, IAMAuthorizer, region_from_host
+
+FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
+IBM_KEY = "ibm-apikey-CANARY-5d1f0c"
+QUERY = "apple pie"
+DOCUMENTS = ["pear tart", "apple pie recipe", "apple", "bicycle", "an apple pie", "pie"]
+BEST = sorted(range(len(DOCUMENTS)), key=lambda i: (-keyword_score(QUERY, DOCUMENTS[i]), i))
+
+
+def rerank(mode: str, client: RerankClient, **kwargs: Any) -> RerankResponse:
+    """One call on the chosen path; the client's pools are closed after it."""
+
+    async def in_loop() -> RerankResponse:
+        try:
+            return await client.arerank(QUERY, DOCUMENTS, **kwargs)
+        finally:
+            await client.aclose()
+
+    try:
+        return run_mode(mode, lambda: client.rerank(QUERY, DOCUMENTS, **kwargs), in_loop)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every record at DEBUG and above, from every logger."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def assert_nowhere(secrets: list[str], *texts: str) -> None:
+    for secret in secrets:
+        for text in texts:
+            assert secret not in text
+
+
+# -- IBM Cloud IAM, sans-IO -----------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def token_answer(token: str, **fields: Any) -> Answer:
+    body = {"access_token": token, "token_type": "Bearer", **fields}
+    return Answer(200, "OK", {}, json.dumps(body).encode())
+
+
+def authorize(authorizer: IAMAuthorizer, answers: list[Answer]) -> tuple[Send, list[Send]]:
+    """Run one authorize flow, answering its token requests from ``answers``."""
+    asked: list[Send] = []
+    flow = authorizer.authorize(Send("https://h/ml/v1/text/rerank", b"{}", {}, httpx.Timeout(5)))
+    outcome: Any = None
+    try:
+        while True:
+            action = flow.send(outcome)
+            assert isinstance(action, Send)
+            asked.append(action)
+            outcome = answers.pop(0)
+    except StopIteration as stop:
+        return stop.value, asked
+
+
+def test_the_token_request_is_the_documented_form() -> None:
+    documented = json.loads((FIXTURES / "iam_token.json").read_text())
+    authorizer = IAMAuthorizer(SecretStr(IBM_KEY), DEFAULT_IAM_URL, clock=Clock())
+    sent, asked = authorize(authorizer, [token_answer("t-1", expires_in=3600)])
+    (request,) = asked
+    assert request.url == "https://iam.cloud.ibm.com/identity/token"
+    assert request.headers["Content-Type"] == documented["request"]["headers"]["Content-Type"]
+    form = {key: value[0] for key, value in parse_qs(request.content.decode()).items()}
+    assert form == {**documented["request"]["form"], "apikey": IBM_KEY}
+    assert sent.headers["Authorization"] == "Bearer t-1"
+    assert "t-1" not in repr(authorizer) and IBM_KEY not in repr(authorizer)
+
+
+def test_the_token_is_cached_until_shortly_before_it_expires() -> None:
+    clock = Clock()
+    authorizer = IAMAuthorizer(SecretStr(IBM_KEY), clock=clock)
+    authorize(authorizer, [token_answer("t-1", expires_in=1000)])
+    clock.now += 799  # 80 % of its lifetime: still used
+    sent, asked = authorize(authorizer, [])
+    assert asked == [] and sent.headers["Authorization"] == "Bearer t-1"
+    clock.now += 2
+    sent, asked = authorize(authorizer, [token_answer("t-2", expires_in=1000)])
+    assert len(asked) == 1 and sent.headers["Authorization"] == "Bearer t-2"
+
+
+@pytest.mark.parametrize(
+    ("fields", "lifetime"),
+    [({"expires_in": 100}, 100), ({"expiration": "EPOCH+200"}, 200), ({}, 3600)],
+)
+def test_the_lifetime_comes_from_expires_in_or_expiration(
+    fields: dict[str, Any], lifetime: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rerank_integrations._auth.time.time", lambda: 5000.0)
+    if fields.get("expiration"):
+        fields = {"expiration": 5200}
+    clock = Clock()
+    authorizer = IAMAuthorizer(SecretStr(IBM_KEY), clock=clock)
+    authorize(authorizer, [token_answer("t-1", **fields)])
+    clock.now += lifetime * 0.8 - 1
+    assert authorize(authorizer, [])[1] == []
+    clock.now += 2
+    assert len(authorize(authorizer, [token_answer("t-2")])[1]) == 1
+
+
+def test_invalidate_drops_only_the_token_that_was_refused() -> None:
+    authorizer = IAMAuthorizer(SecretStr(IBM_KEY), clock=Clock())
+    sent, _ = authorize(authorizer, [token_answer("t-1")])
+    authorizer.invalidate(Send("u", b"", {"Authorization": "Bearer older"}, httpx.Timeout(1)))
+    assert authorize(authorizer, [])[1] == []
+    authorizer.invalidate(sent)
+    assert len(authorize(authorizer, [token_answer("t-2")])[1]) == 1
+
+
+def iam_error(status: int, body: Any) -> Answer:
+    return Answer(status, "Error", {}, json.dumps(body).encode())
+
+
+def test_iam_errors_are_typed_with_its_message_and_never_the_key() -> None:
+    documented = json.loads((FIXTURES / "iam_error_400.json").read_text())["response"]
+    authorizer = IAMAuthorizer(SecretStr(IBM_KEY), clock=Clock())
+    with pytest.raises(AuthenticationError) as info:
+        authorize(authorizer, [iam_error(400, documented["body"])])
+    assert info.value.status_code == 400
+    assert "Provided API key could not be found. [BXNIM0415E]" in str(info.value)
+    echoed = {"errorMessage": f"bad key {IBM_KEY}", "errorCode": "BXNIM0415E"}
+    with pytest.raises(AuthenticationError) as info:
+        authorize(authorizer, [iam_error(400, echoed)])
+    assert IBM_KEY not in str(info.value) and IBM_KEY not in json.dumps(info.value.body)
+    with pytest.raises(ServerError):
+        authorize(authorizer, [iam_error(503, {"errorMessage": "down"})])
+    with pytest.raises(ResponseFormatError, match="no access_token") as format_error:
+        authorize(authorizer, [iam_error(200, {"refresh_token": "r-CANARY"})])
+    assert "r-CANARY" not in str(format_error.value)
+
+
+# -- IBM Cloud IAM over the wire --------------------------------------------------------------
+
+
+@pytest.fixture
+def watsonx() -> Iterator[DialectServer]:
+    server = DialectServer("watsonx", api_key=IBM_KEY)
+    yield server
+    server.close()
+
+
+def watsonx_client(server: DialectServer, **kwargs: Any) -> RerankClient:
+    return RerankClient(
+        server.base_url,
+        api_key=IBM_KEY,
+        model="cross-encoder/ms-marco-minilm-l-12-v2",
+        dialect="watsonx",
+        auth_url=server.token_url,
+        extra_body={"project_id": "test-project"},
+        timeout=10,
+        **{"max_retries": 0, **kwargs},
+    )
+
+
+def test_a_refused_token_is_replaced_once(
+    mode: str, watsonx: DialectServer, log: pytest.LogCaptureFixture
+) -> None:
+    client = watsonx_client(watsonx)
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    watsonx.revoke_tokens()  # expired or revoked on the server's side
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert len(watsonx.token_requests) == 2
+    assert len(watsonx.received) == 3  # one refused with 401, then the retry
+    assert any("token refused (HTTP 401)" in record.getMessage() for record in log.records)
+    issued = [f"iam-token-{n}-{IBM_KEY[-6:]}" for n in (1, 2)]
+    assert_nowhere([IBM_KEY, *issued], log.text, repr(client), repr(client.settings))
+
+
+class _Forgetful(set[str]):
+    def add(self, item: str) -> None:  # the server never accepts a token it issued
+        pass
+
+
+def test_a_token_refused_twice_raises_after_one_refresh(
+    mode: str, watsonx: DialectServer, log: pytest.LogCaptureFixture
+) -> None:
+    watsonx._issued = _Forgetful()
+    client = watsonx_client(watsonx, max_retries=3)
+    with pytest.raises(AuthenticationError, match="expired token") as info:
+        rerank(mode, client)
+    assert len(watsonx.token_requests) == 2 and len(watsonx.received) == 2
+    issued = [f"iam-token-{n}-{IBM_KEY[-6:]}" for n in (1, 2)]
+    assert_nowhere([IBM_KEY, *issued], str(info.value), log.text)
+
+
+def test_a_wrong_key_is_refused_by_iam_before_any_rerank_request(
+    mode: str, watsonx: DialectServer, log: pytest.LogCaptureFixture
+) -> None:
+    wrong = "ibm-wrong-CANARY-key"
+    client = RerankClient(
+        watsonx.base_url,
+        api_key=wrong,
+        model="m",
+        dialect="watsonx",
+        auth_url=watsonx.token_url,
+        max_retries=2,
+    )
+    with pytest.raises(AuthenticationError, match=IAM_UNKNOWN_KEY) as info:
+        rerank(mode, client)
+    assert watsonx.received == [] and len(watsonx.token_requests) == 1  # not retried
+    assert_nowhere([wrong], str(info.value), log.text, repr(info.value.body))
+
+
+def test_tokens_are_shared_by_threads_and_event_loops(watsonx: DialectServer) -> None:
+    client = watsonx_client(watsonx)
+    results: list[int] = []
+
+    def in_thread() -> None:
+        results.append(len(client.rerank(QUERY, DOCUMENTS).results))
+
+    client.rerank(QUERY, DOCUMENTS)
+    threads = [threading.Thread(target=in_thread) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    asyncio.run(client.arerank(QUERY, DOCUMENTS))
+    client.close()
+    assert results == [6, 6, 6, 6]
+    assert len(watsonx.token_requests) == 1
+
+
+def test_a_secret_echoed_by_the_server_is_scrubbed(
+    make_client: Any, mock_api: MockAPI, log: pytest.LogCaptureFixture
+) -> None:
+    token = "iam-token-CANARY-echoed"
+    mock_api.queue(
+        httpx.Response(200, json={"access_token": token, "expires_in": 3600}),
+        lambda request: httpx.Response(
+            400,
+            json={
+                "errors": [
+                    {"code": "x", "message": f"{request.headers['authorization']} {IBM_KEY}"}
+                ]
+            },
+        ),
+    )
+    client = make_client(
+        base_url="https://us-south.ml.cloud.ibm.com",
+        dialect="watsonx",
+        api_key=IBM_KEY,
+        model="m",
+        auth_url="https://iam.test/identity/token",
+    )
+    with pytest.raises(BadRequestError) as info:
+        client.rerank("q", ["a"])
+    assert "Bearer ***" in str(info.value)
+    assert_nowhere([token, IBM_KEY], str(info.value), json.dumps(info.value.body), log.text)
+    assert mock_api.requests[0].url == "https://iam.test/identity/token"
+
+
+def test_watsonx_needs_a_key_and_sends_none_in_its_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RERANK_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="IBM Cloud API key") as info:
+        RerankClient("https://h", dialect="watsonx")
+    assert info.value.setting == "api_key"
+    client = RerankClient("https://h", dialect="watsonx", api_key=IBM_KEY)
+    assert "authorization" not in {name.lower() for name in client.settings.headers}
+    assert client.settings.auth_url == DEFAULT_IAM_URL
+    with pytest.raises(ConfigurationError, match="auth_url"):
+        RerankClient("https://h", dialect="watsonx", api_key="k", auth_url="ftp://x")
+    with pytest.warns(UserWarning, match="unencrypted"):
+        RerankClient("https://h", dialect="watsonx", api_key="k", auth_url="http://iam.corp/t")
+
+
+def test_a_bearer_header_of_the_callers_own_skips_the_exchange(
+    make_client: Any, mock_api: MockAPI
+) -> None:
+    client = make_client(
+        base_url="https://h",
+        dialect="watsonx",
+        model="m",
+        headers={"Authorization": "Bearer mine"},
+    )
+    mock_api.queue(httpx.Response(200, json={"results": [{"index": 0, "score": 1.0}]}))
+    client.rerank("q", ["a"])
+    assert [str(r.url) for r in mock_api.requests] == [
+        "https://h/ml/v1/text/rerank?version=2024-05-01"
+    ]
+    assert mock_api.requests[0].headers["authorization"] == "Bearer mine"
+
+
+def test_adapters_never_dump_the_key() -> None:
+    pytest.importorskip("langchain_core")
+    from rerank_integrations.langchain import RerankCompressor
+
+    compressor = RerankCompressor(
+        base_url="https://h", api_key=IBM_KEY, dialect="watsonx", auth_url=DEFAULT_IAM_URL
+    )
+    dumps = [repr(compressor), str(compressor.model_dump()), compressor.model_dump_json()]
+    assert_nowhere([IBM_KEY], *dumps)
+    assert compressor.model_dump()["auth_url"] == DEFAULT_IAM_URL
+
+
+def test_cloud_credentials_are_never_dumped(no_aws_config: None) -> None:
+    pytest.importorskip("botocore")
+    pytest.importorskip("llama_index.core")
+    from rerank_integrations.llama_index import RerankPostprocessor
+
+    credentials = {
+        "aws_access_key_id": AWS_KEY,
+        "aws_secret_access_key": AWS_SECRET,
+        "aws_session_token": SESSION_TOKEN,
+    }
+    postprocessor = RerankPostprocessor(
+        dialect="bedrock", credentials=credentials, location="us-east-1", model="m"
+    )
+    dumps = [
+        repr(postprocessor),
+        str(postprocessor.to_dict()),
+        postprocessor.to_json(),
+        postprocessor.model_dump_json(),
+        repr(postprocessor.rerank_client),
+        repr(postprocessor.rerank_client.settings),
+    ]
+    assert_nowhere([AWS_SECRET, SESSION_TOKEN], *dumps)
+    assert postprocessor.to_dict()["location"] == "us-east-1"
+
+
+# -- Google ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def google_auth() -> Any:
+    """google-auth, or the test is skipped."""
+    return pytest.importorskip("google.auth")
+
+
+@pytest.fixture
+def metadata(google_auth: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MetadataServer]:
+    """A fake metadata server, where google-auth's Compute Engine credentials look."""
+    from google.auth.compute_engine import _metadata
+
+    server = MetadataServer()
+    if not hasattr(_metadata, "_GCE_METADATA_HOST"):
+        pytest.skip("this google-auth finds its metadata server elsewhere")
+    monkeypatch.setattr(_metadata, "_GCE_METADATA_HOST", server.host)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def vertex() -> Iterator[DialectServer]:
+    server = DialectServer("vertex", api_key="ya29.metadata-token-1")
+    yield server
+    server.close()
+
+
+def test_compute_engine_credentials_from_a_metadata_server(
+    mode: str, metadata: MetadataServer, vertex: DialectServer, log: pytest.LogCaptureFixture
+) -> None:
+    from google.auth import compute_engine
+
+    client = RerankClient(
+        vertex.base_url,
+        dialect="vertex",
+        credentials=compute_engine.Credentials(),
+        project="test-project",
+        max_retries=0,
+    )
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert metadata.tokens == ["ya29.metadata-token-1"]  # cached for both calls
+    vertex.api_key = "ya29.metadata-token-2"  # the first one is refused from now on
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert metadata.tokens == ["ya29.metadata-token-1", "ya29.metadata-token-2"]
+    assert_nowhere(metadata.tokens, log.text, repr(client), repr(client.settings))
+
+
+def test_application_default_credentials_name_the_project(
+    google_auth: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[Any] = []
+
+    class Fake:
+        token, valid, quota_project_id = "t", True, None
+
+        def refresh(self, request: Any) -> None:
+            pass
+
+        def apply(self, headers: dict[str, str]) -> None:
+            headers["authorization"] = "Bearer t"
+
+    def default(scopes: Any = None, **kwargs: Any) -> tuple[Any, str]:
+        asked.append(scopes)
+        return Fake(), "adc-project"
+
+    monkeypatch.setattr(google_auth, "default", default)
+    client = RerankClient(dialect="vertex")
+    assert "/projects/adc-project/locations/global/" in client.endpoint
+    assert asked == [["https://www.googleapis.com/auth/cloud-platform"]]
+    assert "/projects/mine/" in RerankClient(dialect="vertex", project="mine").endpoint
+
+
+def test_no_application_default_credentials_is_a_configuration_error(
+    google_auth: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def default(**kwargs: Any) -> Any:
+        raise google_auth.exceptions.DefaultCredentialsError("nothing here")
+
+    monkeypatch.setattr(google_auth, "default", default)
+    with pytest.raises(ConfigurationError, match="nothing here") as info:
+        RerankClient(dialect="vertex", project="p")
+    assert info.value.setting == "credentials"
+
+
+def test_a_refresh_that_fails_is_an_authentication_error(
+    mode: str, vertex: DialectServer, google_auth: Any
+) -> None:
+    from google.auth.exceptions import RefreshError
+    from google.oauth2.credentials import Credentials
+
+    def refuse(request: Any, scopes: Any) -> Any:
+        raise RefreshError("the refresh token was revoked")
+
+    credentials = Credentials(token=None, refresh_handler=refuse)
+    client = RerankClient(vertex.base_url, dialect="vertex", credentials=credentials, project="p")
+    with pytest.raises(AuthenticationError, match="revoked"):
+        rerank(mode, client)
+    assert vertex.received == []
+
+
+def test_a_token_passed_in_needs_no_google_auth(
+    mode: str, vertex: DialectServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("google.auth", "google.auth.transport", "google.auth.exceptions"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ConfigurationError, match=r"rerank-integrations\[google\]"):
+        RerankClient(dialect="vertex", project="test-project")
+    client = RerankClient(
+        vertex.base_url, dialect="vertex", api_key=vertex.api_key, project="test-project"
+    )
+    assert [r.index for r in rerank(mode, client).results] == BEST
+
+
+# -- AWS SigV4 ------------------------------------------------------------------------------
+
+AWS_KEY = "AKIDCANARYTEST"
+AWS_SECRET = "aws-secret-CANARY-9b3e"
+SESSION_TOKEN = "aws-session-CANARY-token"
+
+
+@pytest.fixture
+def no_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials but the test's own: no files, no instance or container metadata."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+
+
+@pytest.fixture
+def bedrock(no_aws_config: None) -> Iterator[DialectServer]:
+    pytest.importorskip("botocore")
+    server = DialectServer("bedrock", aws_secrets={AWS_KEY: AWS_SECRET})
+    yield server
+    server.close()
+
+
+def test_requests_are_signed_with_the_credentials_given(
+    mode: str, bedrock: DialectServer, log: pytest.LogCaptureFixture
+) -> None:
+    credentials = {
+        "aws_access_key_id": AWS_KEY,
+        "aws_secret_access_key": AWS_SECRET,
+        "aws_session_token": SESSION_TOKEN,
+    }
+    client = RerankClient(
+        bedrock.base_url,
+        dialect="bedrock",
+        model="amazon.rerank-v1:0",
+        credentials=credentials,
+        location="us-west-2",
+    )
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    headers = bedrock.received[0].headers
+    assert headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={AWS_KEY}/")
+    assert "/us-west-2/bedrock/aws4_request" in headers["authorization"]
+    assert headers["x-amz-security-token"] == SESSION_TOKEN
+    assert_nowhere([AWS_SECRET, SESSION_TOKEN], log.text, repr(client), repr(client.settings))
+
+
+def test_the_usual_chain_and_region_come_from_the_environment(
+    mode: str, bedrock: DialectServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    client = RerankClient(bedrock.base_url, dialect="bedrock", model="m")
+    assert client.settings.location == "eu-central-1"
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    asked = bedrock.received[0].asked
+    assert asked is not None and asked.model == ("arn:aws:bedrock:eu-central-1::foundation-model/m")
+
+
+def test_temporary_credentials_are_refreshed_off_the_event_loop(
+    mode: str, bedrock: DialectServer
+) -> None:
+    import datetime
+
+    from botocore.credentials import RefreshableCredentials
+
+    threads: list[str] = []
+
+    def fetch() -> dict[str, str]:
+        threads.append(threading.current_thread().name)
+        # Due for botocore's advisory refresh (15 min before expiry) on every request.
+        soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=12)
+        return {
+            "access_key": AWS_KEY,
+            "secret_key": AWS_SECRET,
+            "token": SESSION_TOKEN,
+            "expiry_time": soon.isoformat(),
+        }
+
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata=fetch(), refresh_using=fetch, method="test"
+    )
+    threads.clear()
+    client = RerankClient(
+        bedrock.base_url,
+        dialect="bedrock",
+        model="m",
+        credentials=credentials,
+        location="us-east-1",
+    )
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert threads
+    if mode == "async":
+        assert threading.main_thread().name not in threads
+
+
+def test_a_wrong_secret_is_refused_by_the_signature_check(
+    mode: str, bedrock: DialectServer, log: pytest.LogCaptureFixture
+) -> None:
+    credentials = {"aws_access_key_id": AWS_KEY, "aws_secret_access_key": "wrong-CANARY"}
+    client = RerankClient(
+        bedrock.base_url,
+        dialect="bedrock",
+        model="m",
+        credentials=credentials,
+        location="us-east-1",
+    )
+    with pytest.raises(AuthenticationError, match="signature we calculated") as info:
+        rerank(mode, client)
+    assert info.value.status_code == 403
+    assert_nowhere(["wrong-CANARY"], str(info.value), log.text)
+
+
+def test_no_aws_credentials_is_a_configuration_error(no_aws_config: None) -> None:
+    pytest.importorskip("botocore")
+    with pytest.raises(ConfigurationError, match="no AWS credentials") as info:
+        RerankClient(dialect="bedrock", location="us-east-1")
+    assert info.value.setting == "credentials"
+
+
+def test_the_region_comes_from_the_endpoint_or_must_be_given(no_aws_config: None) -> None:
+    pytest.importorskip("botocore")
+    credentials = {"aws_access_key_id": AWS_KEY, "aws_secret_access_key": AWS_SECRET}
+    url = "https://bedrock-agent-runtime.ap-southeast-2.amazonaws.com"
+    client = RerankClient(url, dialect="bedrock", credentials=credentials)
+    assert client.settings.location == "ap-southeast-2"
+    assert client.endpoint == f"{url}/rerank"
+    default = RerankClient(dialect="bedrock", credentials=credentials, location="us-east-1")
+    assert default.endpoint == "https://bedrock-agent-runtime.us-east-1.amazonaws.com/rerank"
+    with pytest.raises(ConfigurationError, match="AWS region") as info:
+        RerankClient("http://127.0.0.1:9", dialect="bedrock", credentials=credentials)
+    assert info.value.setting == "location"
+    with pytest.raises(ConfigurationError, match="not an API key"):
+        RerankClient(url, dialect="bedrock", api_key="k", credentials=credentials)
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("https://bedrock-agent-runtime.us-east-1.amazonaws.com", "us-east-1"),
+        ("https://bedrock-agent-runtime-fips.us-gov-west-1.amazonaws.com/rerank", "us-gov-west-1"),
+        ("https://bedrock-agent-runtime.cn-north-1.amazonaws.com.cn", "cn-north-1"),
+        ("https://vpce-0a1b.bedrock-agent-runtime.eu-west-3.vpce.amazonaws.com", None),
+        ("http://127.0.0.1:8080", None),
+    ],
+)
+def test_region_from_host(url: str, region: str | None) -> None:
+    assert region_from_host(url) == region
+
+
+def test_a_session_token_echoed_by_the_server_is_scrubbed(
+    make_client: Any, mock_api: MockAPI, no_aws_config: None
+) -> None:
+    pytest.importorskip("botocore")
+    mock_api.queue(
+        lambda request: httpx.Response(
+            400, json={"message": f"bad token {request.headers['x-amz-security-token']}"}
+        )
+    )
+    credentials = {
+        "aws_access_key_id": AWS_KEY,
+        "aws_secret_access_key": AWS_SECRET,
+        "aws_session_token": SESSION_TOKEN,
+    }
+    client = make_client(
+        base_url="https://bedrock-agent-runtime.us-east-1.amazonaws.com",
+        api_key=None,
+        dialect="bedrock",
+        model="m",
+        credentials=credentials,
+    )
+    with pytest.raises(BadRequestError, match=r"bad token \*\*\*") as info:
+        client.rerank("q", ["a"])
+    assert SESSION_TOKEN not in json.dumps(info.value.body)
+
+
+def test_without_botocore_bedrock_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("botocore", "botocore.auth", "botocore.session", "botocore.credentials"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ConfigurationError, match=r"rerank-integrations\[aws\]"):
+        RerankClient(dialect="bedrock", location="us-east-1")
+
+
+# -- optional stays optional ----------------------------------------------------------------
+
+
+def test_the_core_imports_without_the_optional_packages() -> None:
+    script = """
+import sys
+for name in ("google", "google.auth", "botocore"):
+    sys.modules[name] = None
+import rerank_integrations
+from rerank_integrations import RerankClient
+RerankClient("https://h", dialect="watsonx", api_key="k")
+RerankClient("https://h", dialect="vertex", api_key="token", project="p")
+try:
+    RerankClient("https://h", dialect="bedrock", location="us-east-1")
+except rerank_integrations.ConfigurationError as error:
+    print(error)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "rerank-integrations[aws]" in done.stdout
