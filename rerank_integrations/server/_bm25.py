@@ -179,11 +179,11 @@ def count_tokens(text: str) -> int:
 def truncate_tokens(text: str, max_tokens: int) -> str:
     """``text`` cut after its first ``max_tokens`` tokens (:func:`count_tokens`'s), the part
     a model with that input length reads; the whole text when it is no longer."""
-    if max_tokens <= 0:
-        return "" if count_tokens(text) else text
-    for count, match in enumerate(_pattern(text).finditer(text), start=1):
-        if count == max_tokens:
-            return text[: match.end()]
+    end = None
+    for count, match in enumerate(_pattern(text).finditer(text)):
+        if count == max_tokens:  # a token beyond the limit: cut after the one before it
+            return text[:end] if end is not None else ""
+        end = match.end()
     return text
 
 
