@@ -23,6 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ._client import RerankClient
 from ._constants import (
+    DEFAULT_CHUNK_OVERLAP,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
@@ -35,6 +36,8 @@ from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
 #: The metadata key that carries the relevance score on returned documents and nodes.
 SCORE_KEY = "relevance_score"
+#: The metadata key of ``[start, end]``: the part of a cut document that scored best.
+SPAN_KEY = "relevance_span"
 #: The metadata key set to ``False`` on documents and nodes passed through unranked.
 RERANKED_KEY = "reranked"
 
@@ -56,6 +59,13 @@ CLIENT_SETTINGS = (
     "score_transform",
     "extra_body",
     "max_response_bytes",
+    "max_request_bytes",
+    "max_tokens_per_request",
+    "max_tokens_per_document",
+    "long_documents",
+    "chunk_overlap",
+    "chunk_aggregate",
+    "tokenizer",
     "headers",
     "auth_url",
     "credentials",
@@ -110,6 +120,23 @@ class RerankSettings(BaseModel):
     Voyage's ``truncation``, Infinity's ``raw_scores``, Cohere's ``max_tokens_per_doc``)."""
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1)
     """The largest answer accepted, in bytes; a larger one is refused while it arrives."""
+    max_request_bytes: int | None = Field(default=None, ge=1)
+    """The largest request body to send; ``None``: ``RERANK_MAX_REQUEST_BYTES``, else the
+    dialect's, else no limit (a server's 413 still teaches one)."""
+    max_tokens_per_request: int | None = Field(default=None, ge=1)
+    """Tokens a request may hold, the query counted once per document; ``None``: none."""
+    max_tokens_per_document: int | None = Field(default=None, ge=1)
+    """Tokens the model reads of a document (with the query); ``None``: not known."""
+    long_documents: Literal["server", "truncate", "chunk", "error"] | None = None
+    """A document longer than that: sent as is (``"server"``, the default), cut short,
+    chunked into windows scored separately, or refused before sending."""
+    chunk_overlap: int = Field(default=DEFAULT_CHUNK_OVERLAP, ge=0)
+    """Tokens two windows of a chunked document share."""
+    chunk_aggregate: Literal["max", "mean"] = "max"
+    """A chunked document's score: its best window's, or the windows' mean."""
+    tokenizer: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
+    """Counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer`` or a
+    ``tiktoken`` encoding; ``None``: a conservative estimate."""
     headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
     """Extra HTTP headers for every request (not serialized: they may carry credentials)."""
     auth_url: str | None = None

@@ -22,10 +22,16 @@ import httpx
 from pydantic import SecretStr
 
 from ._auth import Authorizer, authorizer_for
+from ._budget import counter_for
 from ._config import ClientSettings, TimeoutTypes, resolve_settings
-from ._constants import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT
+from ._constants import (
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+)
 from ._core import BatchRanking, check_score_transform, merge_rankings
-from ._exceptions import APITimeoutError, RerankError, ResponseFormatError
+from ._exceptions import APIStatusError, APITimeoutError, RerankError, ResponseFormatError
 from ._flow import (
     Answer,
     Call,
@@ -34,6 +40,7 @@ from ._flow import (
     Send,
     adrive,
     batch_flow,
+    document_limit,
     drive,
     start_call,
     transport_error,
@@ -139,6 +146,13 @@ class RerankClient:
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_request_bytes: int | None = None,
+        max_tokens_per_request: int | None = None,
+        max_tokens_per_document: int | None = None,
+        long_documents: str | None = None,
+        chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+        chunk_aggregate: str = "max",
+        tokenizer: object = None,
     ) -> None:
         # Secrets leave this frame's locals at once: error trackers record them.
         api_key = as_secret(api_key)
@@ -163,6 +177,13 @@ class RerankClient:
             credentials=credentials,
             project=project,
             location=location,
+            max_request_bytes=max_request_bytes,
+            max_tokens_per_request=max_tokens_per_request,
+            max_tokens_per_document=max_tokens_per_document,
+            long_documents=long_documents,
+            chunk_overlap=chunk_overlap,
+            chunk_aggregate=chunk_aggregate,
+            tokenizer=tokenizer,
         )
         self._start(http_client, async_http_client)
 
@@ -189,6 +210,7 @@ class RerankClient:
             alternate=settings.alternate_endpoint,
             logits_expected=settings.dialect.score_scale == "logit"
             or settings.score_transform == "sigmoid",
+            counter=counter_for(settings.tokenizer),
         )
         self._authorizer: Authorizer | None = authorizer_for(self._settings, _USER_AGENT)
         self._transform = check_score_transform(self._settings.score_transform)
@@ -300,9 +322,8 @@ class RerankClient:
             TypeError, ValueError: bad arguments, before anything is sent.
             RerankError: a subclass saying what went wrong with the server.
         """
-        call = start_call(
-            self._settings, query, documents, top_n, model, deadline, extra_body, fields
-        )
+        arguments = (query, documents, top_n, model, deadline, extra_body, fields)
+        call = start_call(self._settings, self._connection, *arguments)
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
         client = self._get_http_client()
@@ -316,8 +337,21 @@ class RerankClient:
         count = len(call.plan.batches)
         if count > 1:
             drive(self._warm_up(), send, _sleep)
-        rankings = [run(0)] if count == 1 else _run_in_pool(self._get_executor(), run, count)
-        return merge_rankings(call.plan, rankings, call.model, self._transform)
+        try:
+            rankings = [run(0)] if count == 1 else _run_in_pool(self._get_executor(), run, count)
+        except APIStatusError as error:
+            if not self._learns_document_limit(error):
+                raise
+            return self.rerank(
+                query,
+                documents,
+                top_n=top_n,
+                model=model,
+                deadline=deadline,
+                extra_body=extra_body,
+                **fields,
+            )
+        return self._merged(call, rankings)
 
     async def arerank(
         self,
@@ -332,9 +366,8 @@ class RerankClient:
     ) -> RerankResponse:
         """The async twin of :meth:`rerank`: batches are sent as concurrent tasks, at most
         ``max_concurrency`` at a time; cancelling the call cancels them all."""
-        call = start_call(
-            self._settings, query, documents, top_n, model, deadline, extra_body, fields
-        )
+        arguments = (query, documents, top_n, model, deadline, extra_body, fields)
+        call = start_call(self._settings, self._connection, *arguments)
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
         client = await self._get_async_http_client()
@@ -345,18 +378,31 @@ class RerankClient:
         count = len(call.plan.batches)
         if count > 1:
             await _within(adrive(self._warm_up(), send, _asleep), call)
-        if count == 1:
-            rankings = [await _within(adrive(self._flow(call, 0), send, _asleep), call)]
-        else:
-            limit = asyncio.Semaphore(self._settings.max_concurrency)
+        try:
+            if count == 1:
+                rankings = [await _within(adrive(self._flow(call, 0), send, _asleep), call)]
+            else:
+                limit = asyncio.Semaphore(self._settings.max_concurrency)
 
-            async def run(number: int) -> BatchRanking:
-                async with limit:
-                    return await adrive(self._flow(call, number), send, _asleep)
+                async def run(number: int) -> BatchRanking:
+                    async with limit:
+                        return await adrive(self._flow(call, number), send, _asleep)
 
-            gathering = _gather_or_cancel([run(number) for number in range(count)])
-            rankings = await _within(gathering, call)
-        return merge_rankings(call.plan, rankings, call.model, self._transform)
+                gathering = _gather_or_cancel([run(number) for number in range(count)])
+                rankings = await _within(gathering, call)
+        except APIStatusError as error:
+            if not self._learns_document_limit(error):
+                raise
+            return await self.arerank(
+                query,
+                documents,
+                top_n=top_n,
+                model=model,
+                deadline=deadline,
+                extra_body=extra_body,
+                **fields,
+            )
+        return self._merged(call, rankings)
 
     def close(self) -> None:
         """Close the connection pools and worker threads this client created.
@@ -403,6 +449,34 @@ class RerankClient:
         await self.aclose()
 
     # -- calls ------------------------------------------------------------------------------
+
+    def _merged(self, call: Call, rankings: Sequence[BatchRanking]) -> RerankResponse:
+        endpoint = self._connection.shown_url
+        return merge_rankings(call.plan, rankings, call.model, self._transform, endpoint)
+
+    def _learns_document_limit(self, error: APIStatusError) -> bool:
+        """Whether a server's refusal of one long document taught a limit that the call can
+        be planned again with (when it cuts long documents); otherwise the error says what
+        to do."""
+        limit = document_limit(error)
+        if limit is None:
+            return False
+        learned = self._connection.learned
+        known = learned.document_tokens
+        if self._settings.long_documents in ("chunk", "truncate") and (
+            known is None or limit < known
+        ):
+            learned.learn(document_tokens=limit)
+            return True
+        if self._settings.long_documents == "server":
+            hint = (
+                f"; the server reads at most {limit} tokens a document: set "
+                "long_documents='chunk' or 'truncate' to send long documents in parts"
+            )
+            head, sep, tail = error.message.partition(" | body: ")
+            error.message = f"{head}{hint}{sep}{tail}"
+            error.args = (error.message,)
+        return False
 
     def _flow(self, call: Call, number: int) -> Flow[BatchRanking]:
         return batch_flow(

@@ -16,13 +16,15 @@ import httpx
 from pydantic import SecretStr
 
 from ._auth import DEFAULT_IAM_URL, aws_credentials, google_credentials, region_from_host
+from ._budget import LONG_DOCUMENT_MODES, counter_for
 from ._constants import (
+    DEFAULT_CHUNK_OVERLAP,
     DEFAULT_CONNECT_TIMEOUT,
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_MODEL,
 )
-from ._core import check_extra_body, check_score_transform
+from ._core import CHUNK_AGGREGATES, check_extra_body, check_score_transform
 from ._dialects import DIALECTS, Dialect, get_dialect, is_version_segment
 from ._exceptions import ConfigurationError
 from ._retry import RetryPolicy
@@ -30,6 +32,7 @@ from ._secrets import HiddenHeaders, as_secret, is_secret_header
 from ._text import display_url
 
 ENV_DIALECT = "RERANK_DIALECT"
+ENV_LONG_DOCUMENTS = "RERANK_LONG_DOCUMENTS"
 
 TimeoutTypes = float | int | httpx.Timeout | None
 
@@ -59,6 +62,14 @@ class ClientSettings:
     credentials: Any = field(default=None, repr=False)  # cloud credentials: never shown
     project: str | None = None
     location: str | None = None
+    max_request_bytes: int | None = None
+    max_tokens_per_request: int | None = None
+    max_tokens_per_document: int | None = None
+    max_characters_per_document: int | None = None
+    long_documents: str = "server"
+    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
+    chunk_aggregate: str = "max"
+    tokenizer: Any = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         # The endpoint without credentials; secret header values are SecretStr anyway.
@@ -299,6 +310,13 @@ def resolve_settings(
     credentials: object = None,
     project: str | None = None,
     location: str | None = None,
+    max_request_bytes: int | None = None,
+    max_tokens_per_request: int | None = None,
+    max_tokens_per_document: int | None = None,
+    long_documents: str | None = None,
+    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+    chunk_aggregate: str = "max",
+    tokenizer: object = None,
 ) -> ClientSettings:
     """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings.
 
@@ -367,11 +385,8 @@ def resolve_settings(
     endpoint = resolve_endpoint(url, resolved_dialect, {"project": project, "location": location})
     alternate = None if endpoint == _plain(url) else alternate_endpoint(endpoint)
 
-    limit = (
-        resolved_dialect.max_documents_per_request
-        if max_documents_per_request is None
-        else _positive_int("max_documents_per_request", max_documents_per_request, 1)
-    )
+    limit = _limit("max_documents_per_request", max_documents_per_request, resolved_dialect)
+    assert limit is not None  # every dialect knows its count
     merged: dict[str, str | SecretStr] = {
         "Accept": "application/json",
         "Content-Type": "application/json",
@@ -415,7 +430,52 @@ def resolve_settings(
         credentials=credentials,
         project=project,
         location=location,
+        max_request_bytes=_limit("max_request_bytes", max_request_bytes, resolved_dialect),
+        max_tokens_per_request=_limit(
+            "max_tokens_per_request", max_tokens_per_request, resolved_dialect
+        ),
+        max_tokens_per_document=_limit(
+            "max_tokens_per_document", max_tokens_per_document, resolved_dialect
+        ),
+        max_characters_per_document=resolved_dialect.max_characters_per_document,
+        long_documents=_choice(
+            "long_documents",
+            long_documents or _env(ENV_LONG_DOCUMENTS) or "server",
+            LONG_DOCUMENT_MODES,
+        ),
+        chunk_overlap=_positive_int("chunk_overlap", chunk_overlap, 0),
+        chunk_aggregate=_choice("chunk_aggregate", chunk_aggregate, CHUNK_AGGREGATES),
+        tokenizer=_checked_tokenizer(tokenizer),
     )
+
+
+def _limit(name: str, value: object, dialect: Dialect) -> int | None:
+    """A size limit: the argument, else its ``RERANK_*`` variable, else the dialect's."""
+    if value is None:
+        env_name = "RERANK_" + name.upper()
+        raw = _env(env_name)
+        if raw is None:
+            found: int | None = getattr(dialect, name)
+            return found
+        try:
+            value = int(raw.replace("_", ""))
+        except ValueError:
+            raise ConfigurationError(
+                f"{env_name} must be a whole number, got {raw!r}", setting=name
+            ) from None
+    return _positive_int(name, value, 1)
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in allowed:
+        known = ", ".join(repr(choice) for choice in allowed)
+        raise ValueError(f"{name} must be one of {known}, got {value!r}")
+    return value.strip().lower()
+
+
+def _checked_tokenizer(tokenizer: object) -> object:
+    counter_for(tokenizer)  # refuses what cannot count tokens
+    return tokenizer
 
 
 #: Which dialect schemes use each cloud setting.

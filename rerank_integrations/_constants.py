@@ -19,6 +19,9 @@ RETRY_JITTER = 0.25
 #: A server's ``Retry-After`` is honoured up to this many seconds; a longer one means giving up.
 MAX_RETRY_AFTER = 60.0
 
+#: Tokens two windows of a chunked document share.
+DEFAULT_CHUNK_OVERLAP = 32
+
 #: The largest answer accepted, in bytes; a larger one is refused while it arrives.
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 

@@ -7,6 +7,7 @@ into a typed exception. The sync and async clients call these and only add the s
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import html
 import json
@@ -18,6 +19,7 @@ from typing import Any
 
 from . import _json
 from ._answers import EmbeddedAPIError, ParsedRanking, ResponseShapeError, message_from_text
+from ._budget import TokenCounter, counter_for, truncation, windows
 from ._constants import BODY_EXCERPT_CHARS
 from ._dialects import Dialect, RankingRequest
 from ._exceptions import APIStatusError, ResponseFormatError, status_error_class
@@ -50,6 +52,11 @@ class RerankPlan:
         copies: for distinct texts that appear more than once, the caller's other indexes.
         batches: the requests to send.
         top_n: results to return; ``None`` means all.
+        parts: when documents were cut (truncated or chunked), for each distinct text the
+            ``(document index, start, end)`` of every place it stands for; ``None`` when
+            each text is a whole document.
+        aggregate: how the scores of a document's windows make its score (``"max"``).
+        windows: how many texts were sent in place of the documents' whole texts.
     """
 
     query: str
@@ -59,6 +66,9 @@ class RerankPlan:
     copies: dict[int, list[int]]
     batches: list[Batch]
     top_n: int | None
+    parts: list[list[tuple[int, int, int]]] | None = None
+    aggregate: str = "max"
+    windows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,8 @@ class BatchRanking:
     total_tokens: int | None
     billed_units: float | None
     next_page: str | None = None
+    sent_bytes: int = 0  # the largest body sent for it
+    requests: int = 1
 
 
 def check_query(query: object) -> str:
@@ -105,20 +117,77 @@ def check_documents(documents: object) -> Sequence[str]:
     return documents
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What one request may hold, and what to do with a document longer than the model reads.
+
+    Attributes:
+        max_documents: distinct texts a request.
+        max_bytes: bytes of a request body; ``None``: no limit.
+        max_tokens: tokens of a request, the query counted once per text; ``None``: none.
+        max_document_tokens: tokens of one text with the query; ``None``: not known.
+        max_document_characters: characters of one text; ``None``: not known.
+        long_documents: ``"server"`` (send as is), ``"truncate"``, ``"chunk"`` or ``"error"``.
+        overlap: tokens two windows of a chunked document share.
+        aggregate: how a chunked document's score comes from its windows' (``"max"``,
+            ``"mean"``).
+        counter: counts tokens (the estimate, or the ``tokenizer`` setting's).
+        body_bytes: bytes of a body with one empty document and the query, extra fields
+            included; ``document_bytes``: what each further document adds beyond its text.
+    """
+
+    max_documents: int
+    max_bytes: int | None = None
+    max_tokens: int | None = None
+    max_document_tokens: int | None = None
+    max_document_characters: int | None = None
+    long_documents: str = "server"
+    overlap: int = 0
+    aggregate: str = "max"
+    counter: TokenCounter | None = None
+    body_bytes: int = 0
+    document_bytes: int = 0
+
+    def sized(self) -> bool:
+        """Whether requests are sized by more than their count of documents."""
+        return self.max_bytes is not None or self.max_tokens is not None
+
+    def cuts_documents(self) -> bool:
+        """Whether a document is cut, or refused, when it is too long."""
+        known = (
+            self.max_document_tokens,
+            self.max_document_characters,
+            self.max_tokens,
+            self.max_bytes,
+        )
+        return self.long_documents != "server" and any(limit is not None for limit in known)
+
+
+#: How a chunked document's score is made of its windows' (``chunk_aggregate=``).
+CHUNK_AGGREGATES = ("max", "mean")
+
+#: Tokens a model adds around a query and a document of its own ([CLS] ... [SEP] ... [SEP]).
+_SPECIAL_TOKENS = 3
+
+
 def plan_rerank(
     query: object,
     documents: object,
     top_n: object,
-    max_documents_per_request: int,
+    budget: Budget | int,
 ) -> RerankPlan:
     """Check the input and split it into batches of distinct texts.
 
     Each text is sent once however often it occurs; each batch asks only for as many
-    results as the whole call needs.
+    results as the whole call needs, and holds no more than the budget allows. A document
+    too long for the budget is cut into windows (``"chunk"``), cut short (``"truncate"``)
+    or refused (``"error"``), as the budget says.
     """
     checked_query = check_query(query)
     checked_documents = check_documents(documents)
     checked_top_n = check_top_n(top_n)
+    if not isinstance(budget, Budget):
+        budget = Budget(max_documents=budget)
 
     copies: dict[int, list[int]] = {}
     distinct: Sequence[str] = checked_documents
@@ -139,26 +208,136 @@ def plan_rerank(
 
     if checked_top_n is not None and checked_top_n >= len(checked_documents):
         checked_top_n = None
-    size = max_documents_per_request
-    batches = [
-        Batch(
-            start=start,
-            texts=distinct[start : start + size],
-            top_n=None
-            if checked_top_n is None
-            else min(checked_top_n, len(distinct) - start, size),
-        )
-        for start in range(0, len(distinct), size)
-    ]
-    return RerankPlan(
+    plan = RerankPlan(
         query=checked_query,
         documents=checked_documents,
         texts=distinct,
         first_index=first_index_or_none,
         copies=copies,
-        batches=batches,
+        batches=[],
         top_n=checked_top_n,
+        aggregate=budget.aggregate,
     )
+    if budget.cuts_documents():
+        plan = _cut_long_documents(plan, budget)
+    batch_top_n = None if plan.parts is not None else checked_top_n
+    if budget.sized():
+        batches = _sized_batches(plan.query, plan.texts, batch_top_n, budget)
+    else:
+        size = budget.max_documents
+        batches = [
+            Batch(
+                start=start,
+                texts=plan.texts[start : start + size],
+                top_n=None
+                if batch_top_n is None
+                else min(batch_top_n, len(plan.texts) - start, size),
+            )
+            for start in range(0, len(plan.texts), size)
+        ]
+    return dataclasses.replace(plan, batches=batches)
+
+
+def _document_limits(query: str, budget: Budget) -> tuple[int | None, int | None]:
+    """``(tokens, characters)`` one text may have, the query taken into account."""
+    counter = budget.counter or counter_for(None)
+    query_tokens = counter.count(query) + _SPECIAL_TOKENS
+    token_caps = [cap for cap in (budget.max_document_tokens, budget.max_tokens) if cap]
+    tokens = max(1, min(token_caps) - query_tokens) if token_caps else None
+    characters = budget.max_document_characters
+    if budget.max_bytes is not None:
+        # A character takes at most 6 bytes in JSON (a \uXXXX escape).
+        room = budget.max_bytes - budget.body_bytes - budget.document_bytes
+        by_bytes = max(1, room // 6)
+        characters = by_bytes if characters is None else min(characters, by_bytes)
+    return tokens, characters
+
+
+def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
+    """The plan with each text too long for the budget cut, chunked or refused."""
+    counter = budget.counter or counter_for(None)
+    max_tokens, max_characters = _document_limits(plan.query, budget)
+    pieces: list[tuple[str, list[int], int, int]] = []  # text, its documents, start, end
+    cut_pieces = 0
+    for position, text in enumerate(plan.texts):
+        index = position if plan.first_index is None else plan.first_index[position]
+        owners = [index, *plan.copies.get(position, ())]
+        too_long = max_characters is not None and len(text) > max_characters
+        # A text of n characters has at most 2n estimated tokens: short ones are not counted.
+        if not too_long and max_tokens is not None and len(text) * 2 > max_tokens:
+            too_long = counter.count(text) > max_tokens
+        if not too_long:
+            pieces.append((text, owners, 0, len(text)))
+            continue
+        if budget.long_documents == "error":
+            size = f"{len(text):,} characters, about {counter.count(text):,} tokens"
+            allowed = " and ".join(
+                f"{value:,} {name}"
+                for name, value in (("tokens", max_tokens), ("characters", max_characters))
+                if value is not None
+            )
+            raise ValueError(
+                f"documents[{index}] is too long to send ({size}; next to the query a "
+                f"document may have {allowed}): set long_documents='chunk' or 'truncate'"
+            )
+        room = max_tokens if max_tokens is not None else len(text)
+        if budget.long_documents == "truncate":
+            cuts = [truncation(text, counter, room, max_characters)]
+        else:
+            cuts = windows(text, counter, room, min(budget.overlap, room // 2), max_characters)
+        pieces.extend((text[cut.start : cut.end], owners, cut.start, cut.end) for cut in cuts)
+        cut_pieces += len(cuts)
+    if not cut_pieces:
+        return plan
+    position_of: dict[str, int] = {}
+    texts: list[str] = []
+    parts: list[list[tuple[int, int, int]]] = []
+    for text, owners, start, end in pieces:
+        position = position_of.setdefault(text, len(texts))
+        if position == len(texts):
+            texts.append(text)
+            parts.append([])
+        parts[position].extend((owner, start, end) for owner in owners)
+    return dataclasses.replace(
+        plan, texts=texts, first_index=None, copies={}, parts=parts, windows=cut_pieces
+    )
+
+
+def _sized_batches(
+    query: str, texts: Sequence[str], top_n: int | None, budget: Budget
+) -> list[Batch]:
+    """Batches of consecutive texts, each within every limit of the budget."""
+    counter = budget.counter or counter_for(None)
+    query_tokens = counter.count(query) if budget.max_tokens is not None else 0
+    batches: list[Batch] = []
+    start = 0
+    count = size = tokens = 0
+    for position, text in enumerate(texts):
+        text_bytes = len(_json.dumps(text)) - 2 + budget.document_bytes
+        text_tokens = counter.count(text) + query_tokens if budget.max_tokens is not None else 0
+        full = count >= budget.max_documents or (
+            count
+            and (
+                (
+                    budget.max_bytes is not None
+                    and budget.body_bytes + size + text_bytes > budget.max_bytes
+                )
+                or (budget.max_tokens is not None and tokens + text_tokens > budget.max_tokens)
+            )
+        )
+        if full:
+            batches.append(_batch(texts, start, position, top_n))
+            start, count, size, tokens = position, 0, 0, 0
+        count += 1
+        size += text_bytes
+        tokens += text_tokens
+    if count:
+        batches.append(_batch(texts, start, len(texts), top_n))
+    return batches
+
+
+def _batch(texts: Sequence[str], start: int, end: int, top_n: int | None) -> Batch:
+    return Batch(start, texts[start:end], None if top_n is None else min(top_n, end - start))
 
 
 def encode_request(
@@ -441,6 +620,7 @@ def merge_pages(pages: Sequence[BatchRanking], batch_size: int) -> BatchRanking:
         models[0] if models else None,
         _sum_optional([page.total_tokens for page in pages]),
         _sum_optional([page.billed_units for page in pages]),
+        requests=sum(page.requests for page in pages),
     )
 
 
@@ -479,21 +659,26 @@ def merge_rankings(
     rankings: Sequence[BatchRanking],
     requested_model: str | None,
     transform: Callable[[float], float] | None = None,
+    endpoint: str | None = None,
 ) -> RerankResponse:
     """One ranking from every batch's answer: scores mapped back to the caller's indexes
-    (every copy of a repeated text gets its score), sorted best first with ties in the
-    caller's order, cut to ``top_n``; ``transform`` (monotone) is applied to the scores
-    that are returned."""
-    scored: list[tuple[float, int]] = []
-    first_index = plan.first_index
-    copies = plan.copies
-    for batch, ranking in zip(plan.batches, rankings, strict=True):
-        start = batch.start
-        for local, score in ranking.pairs:
-            position = start + local
-            scored.append((score, position if first_index is None else first_index[position]))
-            if copies and position in copies:
-                scored.extend((score, other) for other in copies[position])
+    (every copy of a repeated text gets its score; a chunked document its best window's,
+    or their mean), sorted best first with ties in the caller's order, cut to ``top_n``;
+    ``transform`` (monotone) is applied to the scores that are returned."""
+    spans: dict[int, tuple[int, int]] = {}
+    if plan.parts is not None:
+        scored = _aggregate(plan, rankings, spans)
+    else:
+        scored = []
+        first_index = plan.first_index
+        copies = plan.copies
+        for batch, ranking in zip(plan.batches, rankings, strict=True):
+            start = batch.start
+            for local, score in ranking.pairs:
+                position = start + local
+                scored.append((score, position if first_index is None else first_index[position]))
+                if copies and position in copies:
+                    scored.extend((score, other) for other in copies[position])
 
     def best_first(pair: tuple[float, int]) -> tuple[float, int]:
         return (-pair[0], pair[1])
@@ -506,7 +691,17 @@ def merge_rankings(
         ordered = scored if plan.top_n is None else scored[: plan.top_n]
 
     documents = plan.documents
-    if transform is None:
+    if spans:
+        results = [
+            RerankResult(
+                index,
+                score if transform is None else transform(score),
+                documents[index],
+                spans.get(index),
+            )
+            for score, index in ordered
+        ]
+    elif transform is None:
         results = [RerankResult(index, score, documents[index]) for score, index in ordered]
     else:
         results = [
@@ -515,7 +710,37 @@ def merge_rankings(
     models = [ranking.model for ranking in rankings if ranking.model]
     tokens = _sum_optional([ranking.total_tokens for ranking in rankings])
     units = _sum_optional([ranking.billed_units for ranking in rankings])
-    usage = Usage(tokens, units) if tokens is not None or units is not None else None
+    requests = sum(ranking.requests for ranking in rankings)
+    usage = Usage(tokens, units, requests) if tokens is not None or units is not None else None
     return RerankResponse(
-        results=results, model=models[0] if models else requested_model, usage=usage
+        results=results,
+        model=models[0] if models else requested_model,
+        usage=usage,
+        requests=requests,
+        windows=plan.windows,
+        endpoint=endpoint,
     )
+
+
+def _aggregate(
+    plan: RerankPlan, rankings: Sequence[BatchRanking], spans: dict[int, tuple[int, int]]
+) -> list[tuple[float, int]]:
+    """Each document's score from its parts' (the best, or their mean), and in ``spans``
+    the part that scored best, for documents that were cut."""
+    assert plan.parts is not None
+    best: dict[int, float] = {}
+    totals: dict[int, list[float]] = {}
+    for batch, ranking in zip(plan.batches, rankings, strict=True):
+        for local, score in ranking.pairs:
+            for index, start, end in plan.parts[batch.start + local]:
+                totals.setdefault(index, []).append(score)
+                if index not in best or score > best[index]:
+                    best[index] = score
+                    spans[index] = (start, end)
+    documents = plan.documents
+    for index, (start, end) in list(spans.items()):
+        if start == 0 and end == len(documents[index]):
+            del spans[index]  # scored whole: no span to point at
+    if plan.aggregate == "mean":
+        return [(sum(values) / len(values), index) for index, values in totals.items()]
+    return [(score, index) for index, score in best.items()]

@@ -26,12 +26,16 @@ import httpx
 from ._actions import Answer, Flow, Run, Send, Sleep
 from ._answers import missing_field
 from ._auth import Authorizer
+from ._budget import TokenCounter
 from ._config import ClientSettings, check_deadline, shorten_timeout
 from ._constants import ENV_MODEL, LOGGER_NAME
 from ._core import (
+    Batch,
     BatchRanking,
+    Budget,
     RerankPlan,
     check_extra_body,
+    check_query,
     decode_response,
     encode_request,
     make_status_error,
@@ -168,6 +172,7 @@ class Call:
 
 def start_call(
     settings: ClientSettings,
+    connection: Connection,
     query: object,
     documents: object,
     top_n: object,
@@ -181,22 +186,133 @@ def start_call(
     The request's extra fields are the client's ``extra_body``, then the call's, then the
     call's keyword fields, each merged one level deep over the one before.
     """
-    plan = plan_rerank(query, documents, top_n, settings.max_documents_per_request)
     check_extra_fields(fields)
     extra = settings.extra_body
     for more in (check_extra_body(extra_body), check_extra_body(fields, "extra fields")):
         if more:
             extra = merge_fields(extra, more)
-    budget = check_deadline(settings.deadline if deadline is NOT_GIVEN else deadline)
+    seconds = check_deadline(settings.deadline if deadline is NOT_GIVEN else deadline)
     if model is NOT_GIVEN or model is None:
         model = settings.model
     elif not isinstance(model, str):
         raise TypeError(f"model must be a string or None, got {type(model).__name__}")
-    expires = None if budget is None else time.monotonic() + budget
-    return Call(plan, model or None, extra, budget, expires)
+    budget = budget_for(settings, connection, check_query(query), model or None, extra)
+    plan = plan_rerank(query, documents, top_n, budget)
+    expires = None if seconds is None else time.monotonic() + seconds
+    return Call(plan, model or None, extra, seconds, expires)
+
+
+def budget_for(
+    settings: ClientSettings,
+    connection: Connection,
+    query: str,
+    model: str | None,
+    extra: Mapping[str, Any],
+) -> Budget | int:
+    """What one request of a call may hold: the settings' limits (a dialect's own where it
+    knows them), tightened by what the server has taught this client."""
+    learned = connection.learned
+    documents = settings.max_documents_per_request
+    if learned.documents is not None:
+        documents = min(documents, learned.documents)
+    max_bytes = _smaller(settings.max_request_bytes, learned.bytes)
+    per_document = _smaller(settings.max_tokens_per_document, learned.document_tokens)
+    long_documents = settings.long_documents
+    sized = max_bytes is not None or settings.max_tokens_per_request is not None
+    if not sized and (
+        long_documents == "server"
+        or (per_document is None and not (settings.max_characters_per_document))
+    ):
+        return documents  # only the count to keep to: no text is measured
+    body_bytes = document_bytes = 0
+    if max_bytes is not None:
+        body_bytes, document_bytes = _body_sizes(settings, connection, query, model, extra)
+    return Budget(
+        max_documents=documents,
+        max_bytes=max_bytes,
+        max_tokens=settings.max_tokens_per_request,
+        max_document_tokens=per_document,
+        max_document_characters=settings.max_characters_per_document,
+        long_documents=long_documents,
+        overlap=settings.chunk_overlap,
+        aggregate=settings.chunk_aggregate,
+        counter=connection.counter,
+        body_bytes=body_bytes,
+        document_bytes=document_bytes,
+    )
+
+
+def _smaller(first: int | None, second: int | None) -> int | None:
+    return second if first is None else first if second is None else min(first, second)
+
+
+def _body_sizes(
+    settings: ClientSettings,
+    connection: Connection,
+    query: str,
+    model: str | None,
+    extra: Mapping[str, Any],
+) -> tuple[int, int]:
+    """``(bytes of a body with one empty document, bytes each further one adds)``, measured
+    on the dialect's own bodies."""
+    sizes = []
+    for texts in ([""], ["", ""]):
+        plan = RerankPlan(query, texts, texts, None, {}, [], None)
+        body = encode_request(
+            settings.dialect,
+            plan,
+            Batch(0, texts, None),
+            model,
+            extra,
+            connection.path,
+            settings.location,
+        )
+        sizes.append(len(body))
+    return sizes[0], sizes[1] - sizes[0]
 
 
 # -- one batch --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Learned:
+    """Limits a server has shown, kept for the client's life: later calls plan with them.
+
+    Attributes:
+        documents: the most documents a request may hold: the limit the server stated, else
+            the most that worked after a refusal.
+        bytes: the largest body a request may be, after refusals for size.
+        document_tokens: the tokens a server says one document may have.
+    """
+
+    documents: int | None = None
+    bytes: int | None = None
+    document_tokens: int | None = None
+    _stated: bool = False
+    _refused_documents: int | None = None
+    _refused_bytes: int | None = None
+
+    def refused(self, documents: int, body_bytes: int, stated: int | None, by_bytes: bool) -> None:
+        """A request of ``documents`` documents and ``body_bytes`` bytes was refused."""
+        if stated is not None:
+            self.documents, self._stated = stated, True
+        self._refused_documents = min(documents, self._refused_documents or documents)
+        if by_bytes:
+            self._refused_bytes = min(body_bytes, self._refused_bytes or body_bytes)
+
+    def worked(self, documents: int, body_bytes: int) -> None:
+        """A request split off after a refusal went through: as big may go again."""
+        if not self._stated and documents < (self._refused_documents or documents + 1):
+            self.documents = max(documents, self.documents or 0)
+        if self._refused_bytes is not None and body_bytes < self._refused_bytes:
+            self.bytes = max(body_bytes, self.bytes or 0)
+
+    def learn(self, **limits: int | None) -> None:
+        """Keep each limit given, or the smaller of it and the one known."""
+        for name, value in limits.items():
+            if value is not None:
+                known = getattr(self, name)
+                setattr(self, name, value if known is None else min(known, value))
 
 
 @dataclass(slots=True, repr=False)
@@ -213,6 +329,8 @@ class Connection:
         alternate: the other common rerank path, still to try once on a 404.
         logits_expected: whether scores should be raw logits rather than 0..1.
         scale_warned: whether the scores have already been found off their scale.
+        counter: counts tokens for the size budgets.
+        learned: limits the server has shown.
     """
 
     url: str
@@ -223,6 +341,8 @@ class Connection:
     alternate: str | None = None
     logits_expected: bool = False
     scale_warned: bool = False
+    counter: TokenCounter | None = None
+    learned: Learned = field(default_factory=lambda: Learned())
     _scrubbers: dict[tuple[str, ...], Scrubber] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -264,17 +384,113 @@ def batch_flow(
 ) -> Flow[BatchRanking]:
     """Send batch ``number`` of ``call``, retrying as the policy says; return its ranking.
 
-    An API that pages its answer (``dialect.next_page_field``) is asked for each next page
-    until it has none; the pages make one ranking.
+    A batch the server refuses as too big (a 413, or a 400 or 422 that says so) is split in
+    half and the halves sent, down to one document if need be; the size that worked is
+    kept for later calls. An API that pages its answer (``dialect.next_page_field``) is
+    asked for each next page until it has none; the pages make one ranking.
     """
-    plan = call.plan
-    batch = plan.batches[number]
-    dialect = settings.dialect
-    size = len(batch.texts)
-    label = f"batch {number + 1}/{len(plan.batches)} ({size} documents)"
+    batch = call.plan.batches[number]
+    label = f"batch {number + 1}/{len(call.plan.batches)}"
     auth = authorizer or _NO_AUTHORIZER
+    return (yield from _part(settings, connection, call, batch, label, random, auth, 0))
+
+
+def _part(
+    settings: ClientSettings,
+    connection: Connection,
+    call: Call,
+    batch: Batch,
+    label: str,
+    random: Callable[[], float],
+    auth: Authorizer,
+    depth: int,
+) -> Flow[BatchRanking]:
+    """One batch, or a part of one split off after a refusal for size."""
+    size = len(batch.texts)
+    named = f"{label} ({size} documents)" if not depth else f"{label}, part of {size} documents"
+    try:
+        ranking, sent = yield from _paged(settings, connection, call, batch, named, random, auth)
+    except _Refused as refused:
+        error, refusal, sent = refused.error, refused.refusal, refused.sent
+        if size < 2:
+            raise error from None
+        stated = refusal.documents if refusal.documents and refusal.documents < size else None
+        connection.learned.refused(size, sent, stated, refusal.by_bytes)
+        half = size // 2
+        logger.warning(
+            "rerank %s: the server refused it as too big (HTTP %d); sending it in parts of "
+            "%d and %d",
+            named,
+            error.status_code,
+            half,
+            size - half,
+        )
+        top_n = batch.top_n
+        first = yield from _part(
+            settings,
+            connection,
+            call,
+            Batch(batch.start, batch.texts[:half], None if top_n is None else min(top_n, half)),
+            label,
+            random,
+            auth,
+            depth + 1,
+        )
+        second = yield from _part(
+            settings,
+            connection,
+            call,
+            Batch(
+                batch.start + half,
+                batch.texts[half:],
+                None if top_n is None else min(top_n, size - half),
+            ),
+            label,
+            random,
+            auth,
+            depth + 1,
+        )
+        return _joined(first, second, half)
+    if depth:
+        connection.learned.worked(size, sent)  # the size that went through after a refusal
+    return dataclasses.replace(ranking, sent_bytes=sent)
+
+
+def _joined(first: BatchRanking, second: BatchRanking, offset: int) -> BatchRanking:
+    """The ranking of two halves of a batch, the second's indexes moved past the first's."""
+    pairs = [*first.pairs, *((index + offset, score) for index, score in second.pairs)]
+    return BatchRanking(
+        pairs,
+        first.model or second.model,
+        _sum(first.total_tokens, second.total_tokens),
+        _sum(first.billed_units, second.billed_units),
+        None,
+        max(first.sent_bytes, second.sent_bytes),
+        first.requests + second.requests,
+    )
+
+
+def _sum(first: Any, second: Any) -> Any:
+    return first if second is None else second if first is None else first + second
+
+
+def _paged(
+    settings: ClientSettings,
+    connection: Connection,
+    call: Call,
+    batch: Batch,
+    label: str,
+    random: Callable[[], float],
+    auth: Authorizer,
+) -> Flow[tuple[BatchRanking, int]]:
+    """One batch's request, and the next pages' for an API that pages its answer; with the
+    size of the largest body sent."""
+    dialect = settings.dialect
+    plan = call.plan
+    size = len(batch.texts)
     pages: list[BatchRanking] = []
     token: str | None = None
+    sent = 0
     while True:
         extra = call.extra_body
         if token is not None and dialect.next_page_field:
@@ -282,9 +498,16 @@ def batch_flow(
         body = encode_request(
             dialect, plan, batch, call.model, extra, connection.path, settings.location
         )
-        page = yield from _exchange(
-            settings, connection, call, batch.top_n, size, body, label, random, auth
-        )
+        sent = max(sent, len(body))
+        try:
+            page = yield from _exchange(
+                settings, connection, call, batch.top_n, size, body, label, random, auth
+            )
+        except APIStatusError as error:
+            refusal = too_big(error)
+            if refusal is None:
+                raise
+            raise _Refused(error, refusal, len(body)) from None
         pages.append(page)
         if page.next_page is None or dialect.next_page_field is None:
             break
@@ -300,7 +523,65 @@ def batch_flow(
             f"invalid rerank answer from {connection.shown_url}: {len(ranking.pairs)} results "
             f"in {len(pages)} pages for {size} documents sent, {wanted} expected"
         )
-    return ranking
+    return ranking, sent
+
+
+class _Refused(Exception):
+    """A request refused for its size, on its way to be split: the error, what it says,
+    and the size of the body refused."""
+
+    def __init__(self, error: APIStatusError, refusal: Refusal, sent: int) -> None:
+        super().__init__(error.message)
+        self.error, self.refusal, self.sent = error, refusal, sent
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A server's refusal of a batch as too big: the limit it states, if any, and whether
+    it was the body's size rather than its count of documents."""
+
+    documents: int | None
+    by_bytes: bool
+
+
+_TOO_BIG = re.compile(
+    r"too many|at most \d+ items?|batch size|payload too large|entity too large|"
+    r"request too large|body too large|too large|exceeds? the (?:max|limit)",
+    re.IGNORECASE,
+)
+_BY_BYTES = re.compile(r"entity|payload|body|bytes", re.IGNORECASE)
+_STATED_COUNT = re.compile(
+    r"at most (\d+) items?|(?:limit|maximum(?: allowed)?(?: batch size)?) (?:is |of )?(\d+)"
+    r"(?: per request| documents| items)?|max(?:imum)? allowed batch size (\d+)",
+    re.IGNORECASE,
+)
+#: How a server says one document is too long (not the batch): TEI's own words first.
+_DOCUMENT_TOO_LONG = re.compile(
+    r"must have less than (\d+) tokens|maximum (?:context|input|sequence) length is (\d+)",
+    re.IGNORECASE,
+)
+
+
+def too_big(error: APIStatusError) -> Refusal | None:
+    """Whether ``error`` refuses a batch for its size (a 413, or a 400 or 422 that says so),
+    and the limit it states; ``None`` for any other refusal, one long document's included."""
+    message = error.server_message or ""
+    if _DOCUMENT_TOO_LONG.search(message):
+        return None
+    if error.status_code != 413 and not (
+        error.status_code in (400, 422) and _TOO_BIG.search(message)
+    ):
+        return None
+    stated = _STATED_COUNT.search(message)
+    count = next((int(group) for group in stated.groups() if group), None) if stated else None
+    by_bytes = bool(_BY_BYTES.search(message)) or (error.status_code == 413 and count is None)
+    return Refusal(count, by_bytes)
+
+
+def document_limit(error: APIStatusError) -> int | None:
+    """The tokens a server says one document may have, when it refused one as too long."""
+    found = _DOCUMENT_TOO_LONG.search(error.server_message or "")
+    return None if found is None else int(next(group for group in found.groups() if group))
 
 
 _NO_AUTHORIZER = Authorizer()

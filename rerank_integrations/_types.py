@@ -14,12 +14,16 @@ class RerankResult:
     Attributes:
         index: position of the document in the list the caller passed in.
         relevance_score: the server's score for it; higher is more relevant.
-        document: the caller's own text of that document.
+        document: the caller's own text of that document, whole.
+        span: ``(start, end)`` character offsets into ``document`` of the part that was
+            scored, when the document was cut: the best window of a chunked document, the
+            start of a truncated one; ``None`` when it was scored whole.
     """
 
     index: int
     relevance_score: float
     document: str | None = None
+    span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +33,12 @@ class Usage:
     Attributes:
         total_tokens: tokens processed, when the server reports them.
         billed_units: vendor billing units (search units, rerank units), kept apart from tokens.
+        requests: the requests those counts come from.
     """
 
     total_tokens: int | None = None
     billed_units: float | None = None
+    requests: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +49,18 @@ class RerankResponse:
         results: ranked documents, best first; ties keep the caller's order.
         model: the model the server says it used, else the one that was asked for.
         usage: token and billing counts, or ``None`` when the server reports none.
+        requests: how many requests the call sent (retries not counted).
+        windows: how many cut parts of documents (windows, truncated starts) were sent in
+            place of whole documents.
+        endpoint: the URL that answered, without credentials.
     """
 
     results: list[RerankResult] = field(default_factory=list)
     model: str | None = None
     usage: Usage | None = None
+    requests: int = 0
+    windows: int = 0
+    endpoint: str | None = None
 
 
 class NotGiven:

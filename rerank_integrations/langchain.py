@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._adapters import RERANKED_KEY, SCORE_KEY, RerankSettings
+from ._adapters import RERANKED_KEY, SCORE_KEY, SPAN_KEY, RerankSettings
 from ._core import check_query
 from ._tools import DEFAULT_TOOL_NAME, RankedPassage, RerankToolInput, RerankToolRunner, render
 from ._types import NOT_GIVEN, NotGiven, RerankResult
@@ -195,6 +195,8 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         for result in results:
             document = documents[result.index]
             metadata = {**document.metadata, SCORE_KEY: result.relevance_score}
+            if result.span is not None:
+                metadata[SPAN_KEY] = list(result.span)
             scored.append(document.model_copy(update={"metadata": metadata}))
         return scored
 

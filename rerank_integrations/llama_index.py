@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 
-from ._adapters import RERANKED_KEY, SCORE_KEY, RerankSettings
+from ._adapters import RERANKED_KEY, SCORE_KEY, SPAN_KEY, RerankSettings
 from ._core import check_query
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
 from ._types import RerankResult
@@ -211,6 +211,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         """A copy of ``item`` scored by ``result``, the input node left as it was."""
         node = item.node
         added: dict[str, Any] = {SCORE_KEY: result.relevance_score}
+        if result.span is not None:
+            added[SPAN_KEY] = list(result.span)
         if self.keep_retrieval_score:
             added[RETRIEVAL_SCORE_KEY] = item.score
         return NodeWithScore(node=_with_metadata(node, added), score=result.relevance_score)

@@ -264,7 +264,9 @@ def test_a_page_that_never_ends_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     client = RerankClient(dialect="bedrock", location="us-east-1", model="m")
-    call = start_call(client.settings, "q", ["a", "b"], None, "m", None, None, {})
+    call = start_call(
+        client.settings, client._connection, "q", ["a", "b"], None, "m", None, None, {}
+    )
     flow = batch_flow(client.settings, client._connection, call, 0, lambda: 0.0)
     body = json.dumps({"results": [{"index": 0, "relevanceScore": 0.5}], "nextToken": "same"})
 

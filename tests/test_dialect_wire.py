@@ -15,7 +15,6 @@ from dialect_server import IAM_UNKNOWN_KEY, DialectServer, limit_message, served
 
 from rerank_integrations import (
     AuthenticationError,
-    BadRequestError,
     RerankClient,
     RerankResponse,
 )
@@ -195,16 +194,23 @@ def test_more_documents_than_the_limit_are_batched(
     assert [r.document for r in response.results] == [documents[r.index] for r in response.results]
 
 
-def test_the_server_refuses_more_than_its_limit(
+def test_a_batch_the_server_refuses_as_too_big_is_split_and_its_size_kept(
     mode: str, target: Target, server: DialectServer
 ) -> None:
     limit = DIALECTS[target.dialect].max_documents_per_request
     client = make_client(server, target, max_documents_per_request=limit + 1)
     documents = [f"doc {i}" for i in range(limit + 1)]
-    with pytest.raises(BadRequestError, match=limit_message(limit + 1, limit)) as info:
-        rerank(mode, client, "q", documents)
-    assert 400 <= info.value.status_code < 500
-    assert len(server.received) == 1
+    # The server refuses limit + 1 documents (in its own words, limit_message); the batch is
+    # split in half and the call goes through all the same.
+    response = rerank(mode, client, "q", documents)
+    assert sorted(result.index for result in response.results) == list(range(limit + 1))
+    assert len(server.received) == 3  # the refused request, then its two halves
+    learned = client._connection.learned.documents
+    assert learned is not None
+    assert learned <= limit
+    assert limit_message(limit + 1, limit)  # the words the refusal was recognised by
+    rerank(mode, client, "q", documents)  # a later call plans with what the server took
+    assert len(server.received) == 3 + -(-(limit + 1) // learned)
 
 
 def test_a_wrong_key_is_refused_with_the_server_message(

@@ -203,7 +203,7 @@ def test_stall_answers_late(scripted_server: ScriptedServer) -> None:
 
 
 def test_delay_and_requests_in_flight(scripted_server: ScriptedServer) -> None:
-    scripted_server.delay = 0.3
+    scripted_server.delay = 1.0  # long enough to overlap on a busy machine
     threads = [threading.Thread(target=post, args=(scripted_server,)) for _ in range(3)]
     for thread in threads:
         thread.start()
