@@ -137,6 +137,9 @@ def check_outcome(
             outside = [score for _, score in ranking if not low <= score <= high]
             if outside:
                 problems.append(f"scores {outside[:3]} outside {low}..{high}")
+    elif "error" not in expected:  # only what was sent is expected (a call that must work)
+        if outcome.error is not None:
+            return [f"expected no error, got {outcome.describe()}"]
     else:
         error = outcome.error
         if error is None:

@@ -224,8 +224,24 @@ def windows(
 def truncation(
     text: str, counter: TokenCounter, max_tokens: int, max_characters: int | None = None
 ) -> Cut:
-    """The start of ``text`` that fits ``max_tokens`` tokens and ``max_characters``."""
-    return windows(text, counter, max_tokens, 0, max_characters)[0]
+    """The start of ``text`` that fits ``max_tokens`` tokens and ``max_characters``.
+
+    Only as much of the text as the cut needs is read: a long document is not counted
+    whole to keep its first few hundred tokens.
+    """
+    length = max(256, max_tokens * 8)
+    while True:
+        prefix = text[:length]
+        cut = windows(prefix, counter, max_tokens, 0, max_characters)[0]
+        if length >= len(text) or cut.end < len(prefix) - 1:
+            return cut
+        length *= 4
+
+
+def surely_longer(text: str, max_tokens: int) -> bool:
+    """Whether ``text`` has more than ``max_tokens`` tokens by any count worth the name:
+    more words than that (a cheap test, before a count)."""
+    return len(text) > max_tokens and len(text.split()) > max_tokens
 
 
 def _inside_word(text: str, offset: int) -> bool:

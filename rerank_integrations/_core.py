@@ -12,14 +12,14 @@ import heapq
 import html
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
 from . import _json
 from ._answers import EmbeddedAPIError, ParsedRanking, ResponseShapeError, message_from_text
-from ._budget import TokenCounter, counter_for, truncation, windows
+from ._budget import Cut, TokenCounter, counter_for, surely_longer, truncation, windows
 from ._constants import BODY_EXCERPT_CHARS
 from ._dialects import Dialect, RankingRequest
 from ._exceptions import APIStatusError, ResponseFormatError, status_error_class
@@ -134,6 +134,8 @@ class Budget:
         counter: counts tokens (the estimate, or the ``tokenizer`` setting's).
         body_bytes: bytes of a body with one empty document and the query, extra fields
             included; ``document_bytes``: what each further document adds beyond its text.
+        cuts: where texts were cut before, by text and limits (a client's own cache), so
+            that a document sent again is not measured again.
     """
 
     max_documents: int
@@ -147,6 +149,7 @@ class Budget:
     counter: TokenCounter | None = None
     body_bytes: int = 0
     document_bytes: int = 0
+    cuts: MutableMapping[tuple[Any, ...], list[Cut]] | None = None
 
     def sized(self) -> bool:
         """Whether requests are sized by more than their count of documents."""
@@ -263,9 +266,10 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
         index = position if plan.first_index is None else plan.first_index[position]
         owners = [index, *plan.copies.get(position, ())]
         too_long = max_characters is not None and len(text) > max_characters
-        # A text of n characters has at most 2n estimated tokens: short ones are not counted.
+        # A text of n characters has at most 2n estimated tokens: short ones are not counted,
+        # nor long ones with more words than tokens allowed.
         if not too_long and max_tokens is not None and len(text) * 2 > max_tokens:
-            too_long = counter.count(text) > max_tokens
+            too_long = surely_longer(text, max_tokens) or counter.count(text) > max_tokens
         if not too_long:
             pieces.append((text, owners, 0, len(text)))
             continue
@@ -281,10 +285,16 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
                 f"document may have {allowed}): set long_documents='chunk' or 'truncate'"
             )
         room = max_tokens if max_tokens is not None else len(text)
-        if budget.long_documents == "truncate":
+        key = (text, budget.long_documents, room, budget.overlap, max_characters)
+        known = None if budget.cuts is None else budget.cuts.get(key)
+        if known is not None:
+            cuts = known
+        elif budget.long_documents == "truncate":
             cuts = [truncation(text, counter, room, max_characters)]
         else:
             cuts = windows(text, counter, room, min(budget.overlap, room // 2), max_characters)
+        if budget.cuts is not None and known is None:
+            budget.cuts[key] = cuts
         pieces.extend((text[cut.start : cut.end], owners, cut.start, cut.end) for cut in cuts)
         cut_pieces += len(cuts)
     if not cut_pieces:

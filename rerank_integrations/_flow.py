@@ -16,6 +16,7 @@ import difflib
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -239,6 +240,7 @@ def budget_for(
         counter=connection.counter,
         body_bytes=body_bytes,
         document_bytes=document_bytes,
+        cuts=connection.cuts,
     )
 
 
@@ -272,6 +274,23 @@ def _body_sizes(
 
 
 # -- one batch --------------------------------------------------------------------------------
+
+
+class BoundedCache(OrderedDict[Any, Any]):
+    """A mapping that forgets its oldest entries past ``size`` (safe to share: a lost race
+    only measures a document twice)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.size:
+            try:
+                self.popitem(last=False)
+            except KeyError:
+                break
 
 
 @dataclass(slots=True)
@@ -331,6 +350,7 @@ class Connection:
         scale_warned: whether the scores have already been found off their scale.
         counter: counts tokens for the size budgets.
         learned: limits the server has shown.
+        cuts: where long documents were cut, for documents sent again.
     """
 
     url: str
@@ -343,6 +363,7 @@ class Connection:
     scale_warned: bool = False
     counter: TokenCounter | None = None
     learned: Learned = field(default_factory=lambda: Learned())
+    cuts: BoundedCache = field(default_factory=lambda: BoundedCache(256))
     _scrubbers: dict[tuple[str, ...], Scrubber] = field(default_factory=dict)
 
     def __repr__(self) -> str:

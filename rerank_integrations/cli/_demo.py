@@ -18,5 +18,6 @@ def command_demo(args: argparse.Namespace) -> int:
         top_n=args.top_n,
         out=sys.stdout,
         as_json=args.json,
+        long_documents=args.long_documents,
     )
     return 0

@@ -275,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the figures as JSON")
     demo.add_argument(
+        "--long-documents",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also rank long documents truncated and chunked to a 512-token model (default: on)",
+    )
+    demo.add_argument(
         "--base-url",
         metavar="URL",
         help=f"the rerank endpoint (default: ${ENV_BASE_URL}, else the embedded server)",

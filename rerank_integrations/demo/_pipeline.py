@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import importlib.util
 import json
 import os
@@ -37,15 +38,19 @@ from rerank_integrations._text import display_url
 from rerank_integrations.demo._corpus import LabelledQuery, Passage, load_passages, load_queries
 from rerank_integrations.demo._embedding import (
     DEFAULT_DIMENSIONS,
+    cosine,
+    hashing_embedding,
     langchain_embeddings,
     llama_index_embedding,
 )
+from rerank_integrations.demo._long_documents import evaluate_long_documents, load_long_documents
 from rerank_integrations.demo._metrics import Run, hit_rate_at_k, mrr_at_k
 from rerank_integrations.demo._report import (
     EMBEDDED_LATENCY_MS,
     DemoExample,
     DemoReport,
     ExampleRow,
+    LongDocumentsFigures,
     PipelineFigures,
     StageFigures,
     format_report,
@@ -82,6 +87,7 @@ def run_demo(
     top_n: int = 5,
     out: TextIO | None = None,
     as_json: bool = False,
+    long_documents: bool = True,
 ) -> DemoReport:
     """Run both pipelines over the labelled queries, print the report and return the figures.
 
@@ -99,6 +105,9 @@ def run_demo(
         out: where the report goes (default ``sys.stdout``); in text mode one line there
             says what runs while the queries run, so a slow endpoint does not look hung.
         as_json: print the report as JSON instead of text (and nothing before it).
+        long_documents: also rank the long-document set, first stage against
+            ``long_documents="truncate"`` and ``"chunk"``, with a model limit of
+            :data:`LONG_DOCUMENT_LIMIT` tokens (the embedded server refuses longer ones).
 
     Returns:
         The :class:`DemoReport`.
@@ -122,12 +131,16 @@ def run_demo(
         topics = {passage.id: passage.topic for passage in passages}
         labels = {labelled.id: labelled for labelled in queries}
 
-        with _progress_line(stream if not as_json else None, len(queries), top_k):
+        long_figures = None
+        progress = stream if not as_json else None
+        with _progress_line(progress, len(queries), top_k, long=long_documents):
             langchain = _LangChainPipeline(passages, client, top_k)
             langchain_figures, langchain_runs = langchain.evaluate(queries)
             llama_index_figures, llama_index_runs = _run_coroutine(
                 lambda: _evaluate_llama_index(passages, queries, client, top_k)
             )
+            if long_documents:
+                long_figures = _long_documents(base_url, client)
 
         relevant: tuple[str, ...] = ()
         if query is not None:
@@ -168,6 +181,7 @@ def run_demo(
         model=model,
         moved_up=moves.count(1),
         moved_down=moves.count(-1),
+        long_documents=long_figures,
     )
     if as_json:
         json.dump(report.to_dict(), stream, indent=2, ensure_ascii=False)
@@ -231,6 +245,71 @@ def _endpoint(base_url: str | None) -> Iterator[RerankClient]:
         RerankClient(server.base_url, api_key="", model="", dialect="generic") as client,
     ):
         yield client
+
+
+#: Tokens of a document (query included) the long-document comparison's model reads.
+LONG_DOCUMENT_LIMIT = 512
+
+
+def _long_documents(base_url: str | None, client: RerankClient) -> LongDocumentsFigures:
+    """The long-document set ranked three ways: the first stage, truncated, chunked."""
+    data = load_long_documents()
+
+    def first_stage(query: str, documents: list[str]) -> list[int]:
+        wanted = hashing_embedding(query)
+        scores = [cosine(wanted, hashing_embedding(document)) for document in documents]
+        return sorted(range(len(documents)), key=lambda i: (-scores[i], i))
+
+    first = evaluate_long_documents(first_stage, data)
+    with contextlib.ExitStack() as stack:
+        if base_url is None:  # a server of its own, that reads no more than a model would
+            from rerank_integrations.server import LocalRerankServer, ServerConfig
+
+            server = stack.enter_context(
+                LocalRerankServer(ServerConfig(max_tokens_per_document=LONG_DOCUMENT_LIMIT))
+            )
+            url: str | None = server.base_url
+        else:
+            url = base_url
+        results = {}
+        windows = 0
+        for mode in ("truncate", "chunk"):
+            ranking = stack.enter_context(
+                RerankClient(
+                    url,
+                    api_key=client.settings.api_key if base_url else None,
+                    model=client.model,
+                    dialect=client.dialect,
+                    max_tokens_per_document=LONG_DOCUMENT_LIMIT,
+                    long_documents=mode,
+                )
+            )
+            sent: list[int] = []
+
+            def rerank(
+                query: str,
+                documents: list[str],
+                ranking: RerankClient = ranking,
+                sent: list[int] = sent,
+            ) -> Any:
+                response = ranking.rerank(query, documents)
+                sent.append(response.windows)
+                return response
+
+            results[mode] = evaluate_long_documents(rerank, data)
+            if mode == "chunk":
+                windows = sum(sent)
+    words = [document.words for document in data.documents]
+    return LongDocumentsFigures(
+        limit=LONG_DOCUMENT_LIMIT,
+        documents=len(data.documents),
+        words=(min(words), max(words)),
+        queries=len(data.queries),
+        first_stage=first,
+        truncate=results["truncate"],
+        chunk=results["chunk"],
+        windows=windows,
+    )
 
 
 def _run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -326,12 +405,17 @@ def _position(ranking: Sequence[str], relevant: Sequence[str]) -> int:
 
 
 @contextmanager
-def _progress_line(stream: TextIO | None, queries: int, top_k: int) -> Iterator[None]:
+def _progress_line(
+    stream: TextIO | None, queries: int, top_k: int, *, long: bool = False
+) -> Iterator[None]:
     """One line on ``stream`` while the queries run, finished with how long they took."""
     if stream is None:
         yield
         return
-    stream.write(f"Reranking {queries} queries x {top_k} candidates in LangChain and LlamaIndex...")
+    also = ", then long documents truncated and chunked" if long else ""
+    stream.write(
+        f"Reranking {queries} queries x {top_k} candidates in LangChain and LlamaIndex{also}..."
+    )
     stream.flush()
     started = time.perf_counter()
     try:

@@ -15,6 +15,7 @@ from typing import Any
 
 from rerank_integrations._text import cut_to_width
 from rerank_integrations.demo._embedding import DEFAULT_DIMENSIONS
+from rerank_integrations.demo._long_documents import LongDocumentFigures
 
 __all__ = [
     "EMBEDDED_LATENCY_MS",
@@ -126,6 +127,52 @@ class DemoExample:
 
 
 @dataclass(frozen=True)
+class LongDocumentsFigures:
+    """The long-document comparison: one model limit, three strategies.
+
+    Attributes:
+        limit: the tokens the rerank server reads of a document, query included.
+        documents: long documents in the set; ``words``: the shortest and longest in words.
+        queries: labelled queries ranked.
+        first_stage: the cheap first stage's order (the hashing embedding, whole documents).
+        truncate: ``long_documents="truncate"``: each document cut to its first tokens.
+        chunk: ``long_documents="chunk"``: windows ranked, a document scored by its best.
+        windows: windows sent, over every query, for ``chunk``.
+    """
+
+    limit: int
+    documents: int
+    words: tuple[int, int]
+    queries: int
+    first_stage: LongDocumentFigures
+    truncate: LongDocumentFigures
+    chunk: LongDocumentFigures
+    windows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as JSON-ready data."""
+
+        def figures(item: LongDocumentFigures) -> dict[str, Any]:
+            return {
+                "mrr_at_10": item.mrr_at_10,
+                "hit_at_3": item.hit_at_3,
+                "mrr_by_depth": item.mrr_by_depth,
+                "seconds": round(item.seconds, 4),
+            }
+
+        return {
+            "limit_tokens": self.limit,
+            "documents": self.documents,
+            "words": list(self.words),
+            "queries": self.queries,
+            "first_stage": figures(self.first_stage),
+            "truncate": figures(self.truncate),
+            "chunk": figures(self.chunk),
+            "windows": self.windows,
+        }
+
+
+@dataclass(frozen=True)
 class DemoReport:
     """Everything the demo measured.
 
@@ -143,6 +190,7 @@ class DemoReport:
         model: the model asked for, or ``None`` for the server's default.
         moved_up: queries whose first relevant passage reranking moved up (LangChain).
         moved_down: queries whose first relevant passage reranking moved down (LangChain).
+        long_documents: the long-document comparison, when it was run.
     """
 
     endpoint: str
@@ -158,6 +206,7 @@ class DemoReport:
     model: str | None = None
     moved_up: int = 0
     moved_down: int = 0
+    long_documents: LongDocumentsFigures | None = None
 
     def pipeline(self, name: str) -> PipelineFigures:
         """The figures of the pipeline called ``name`` (``"LangChain"`` or ``"LlamaIndex"``)."""
@@ -230,6 +279,9 @@ class DemoReport:
             "moved_up": self.moved_up,
             "moved_down": self.moved_down,
             "differing_queries": list(self.differing_queries),
+            "long_documents": None
+            if self.long_documents is None
+            else self.long_documents.to_dict(),
             "seconds": round(self.seconds, 4),
         }
 
@@ -326,11 +378,47 @@ def format_report(report: DemoReport, *, width: int = 100) -> str:
         f"The first relevant passage moved up in {report.moved_up} queries, down in "
         f"{report.moved_down}, and stayed put in {unchanged}."
     )
+    if report.long_documents is not None:
+        lines.extend(_long_documents_lines(report.long_documents, width))
     add(f"Done in {report.seconds:.1f} s.")
     add("")
     add("Try: rerank-integrations demo --query-id q05, or --query 'your own question'")
     add("     RERANK_BASE_URL=https://... RERANK_API_KEY=... rerank-integrations demo")
     return "\n".join(lines) + "\n"
+
+
+def _long_documents_lines(figures: LongDocumentsFigures, width: int) -> list[str]:
+    shortest, longest = figures.words
+    lines = [
+        "",
+        cut_to_width(
+            f"Long documents: {figures.documents} documents of {shortest:,} to {longest:,} "
+            "words, the answer at a varied depth,",
+            width,
+        ),
+        cut_to_width(
+            f"ranked by a server that reads {figures.limit} tokens of each "
+            f"({figures.queries} queries, 10 candidates each):",
+            width,
+        ),
+        f"  {'strategy':<26}  {'MRR@10':>7}  {'hit@3':>6}",
+    ]
+    rows = (
+        ("first stage", figures.first_stage),
+        ('long_documents="truncate"', figures.truncate),
+        ('long_documents="chunk"', figures.chunk),
+    )
+    for name, item in rows:
+        lines.append(f"  {name:<26}  {item.mrr_at_10:>7.3f}  {item.hit_at_3:>6.3f}")
+    gain = figures.chunk.mrr_at_10 - figures.truncate.mrr_at_10
+    lines.append(
+        cut_to_width(
+            f"Chunking ({figures.windows:,} windows) finds answers that truncation cuts off: "
+            f"MRR@10 {gain:+.3f}.",
+            width,
+        )
+    )
+    return lines
 
 
 def _example_rows(rows: Sequence[ExampleRow], width: int, *, after: bool) -> list[str]:
