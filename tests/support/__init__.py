@@ -26,7 +26,8 @@ from .server import (
     TrickleHeaders,
     json_reply,
 )
-from .services import SERVICES, Asked, Reject, Service, as_logit, limit_message, served_score
+from .services import SERVICES
+from .wire import Asked, Reject, Service, TokenEndpoint, as_logit, limit_message, served_score
 
 __all__ = [
     "API_KEY",
@@ -50,6 +51,7 @@ __all__ = [
     "Service",
     "Sleeps",
     "Stall",
+    "TokenEndpoint",
     "TrickleBody",
     "TrickleHeaders",
     "as_logit",
