@@ -112,6 +112,10 @@ def dialect_body(dialect: str, texts: list[str]) -> dict[str, Any]:
         return {"model": "m", "query": "q", "documents": [{"text": t} for t in texts]}
     if dialect == "dashscope":
         return {"model": "m", "input": {"query": "q", "documents": texts}}
+    if dialect == "deepinfra":
+        return {"queries": ["q"] * len(texts), "documents": texts}
+    if dialect == "scaleway":
+        return {"model": "m", "query": "q", "documents": texts, "top_n": 1}
     return {"model": "m", "query": "q", "documents": texts}
 
 

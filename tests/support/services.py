@@ -13,6 +13,7 @@ every service. What they are made of is in :mod:`support.wire`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .wire import (
@@ -286,6 +287,88 @@ def _error_dashscope(reject: Reject) -> bytes:
     ).encode()
 
 
+# -- the presets: mostly the generic format, each with its own path and strictness ----------
+
+
+def _read_plain(
+    model_required: bool, more: frozenset[str] = frozenset()
+) -> Callable[[Any, str], Asked]:
+    """A generic-format reader for services that do not take ``return_documents``."""
+
+    def read(body: Any, path: str) -> Asked:
+        required = {"query", "documents"} | ({"model"} if model_required else set())
+        body = fields(body, required, {"model", "top_n"} | set(more))
+        return Asked(
+            body["query"],
+            strings(body["documents"], "documents"),
+            optional_count(body, "top_n"),
+            required_model(body) if model_required else optional_model(body),
+        )
+
+    return read
+
+
+def _read_generic_with(
+    model_required: bool = False, top_n_required: bool = False
+) -> Callable[[Any, str], Asked]:
+    """The generic reader, with a model or a ``top_n`` required as well."""
+
+    def read(body: Any, path: str) -> Asked:
+        if model_required:
+            required_model(body if isinstance(body, dict) else {})
+        if top_n_required:
+            need(isinstance(body, dict) and "top_n" in body, "top_n is required")
+        return _read_generic(body, path)
+
+    return read
+
+
+def _answer_data(asked: Asked) -> Any:
+    """Fireworks: the generic answer with the results under ``data``."""
+    answer = _answer_generic(asked)
+    return {
+        "object": "list",
+        "model": answer["model"],
+        "data": answer["results"],
+        "usage": answer["usage"],
+    }
+
+
+def _answer_plain(asked: Asked) -> Any:
+    return {"results": [{"index": i, "relevance_score": s} for i, s in ranked("generic", asked)]}
+
+
+def _answer_sglang(asked: Asked) -> Any:
+    return [
+        {"score": s, "document": asked.documents[i], "index": i, "meta_info": {"id": f"r{i}"}}
+        for i, s in ranked("sglang", asked)
+    ]
+
+
+def _read_deepinfra(body: Any, path: str) -> Asked:
+    body = fields(body, {"queries", "documents"}, {"instruction", "service_tier", "webhook"})
+    queries = strings(body["queries"], "queries")
+    documents = strings(body["documents"], "documents")
+    need(len(queries) == len(documents), "queries and documents must have the same length")
+    need(len(set(queries)) == 1, "this test server ranks one query")
+    model = path.removeprefix("/v1/inference/")
+    return Asked(queries[0], documents, None, model)
+
+
+def _answer_deepinfra(asked: Asked) -> Any:
+    scores = [served_score("deepinfra", asked.query, text) for text in asked.documents]
+    return {
+        "scores": scores,  # in input order: no ranking
+        "input_tokens": token_count(asked),
+        "request_id": None,
+        "inference_status": {"status": "succeeded", "runtime_ms": 3, "cost": 0.0},
+    }
+
+
+def _error_detail_error(reject: Reject) -> bytes:
+    return json.dumps({"detail": {"error": reject.message}}).encode()
+
+
 # -- auth -----------------------------------------------------------------------------------
 
 
@@ -300,6 +383,8 @@ def _pinecone_auth(request: Received, server: ScriptedServer) -> None:
 
 
 # -- the table ----------------------------------------------------------------------------
+
+_GENERIC_WITH_MODEL = _read_generic_with(model_required=True)
 
 API_KEY_SERVICES: dict[str, Service] = {
     "generic": Service(("/v1/rerank",), 1000, _read_generic, _answer_generic, error_generic),
@@ -323,6 +408,56 @@ API_KEY_SERVICES: dict[str, Service] = {
     "dashscope": Service(
         (DASHSCOPE_PATH,), 500, _read_dashscope, _answer_dashscope, _error_dashscope
     ),
+    # DeepInfra names the model in the path: /v1/inference/<model>.
+    "deepinfra": Service(
+        ("/v1/inference/*",),
+        1000,
+        _read_deepinfra,
+        _answer_deepinfra,
+        _error_detail_error,
+        limit_status=422,
+    ),
+    "zhipu": Service(
+        ("/api/paas/v4/rerank",),
+        128,
+        _read_generic,
+        _answer_generic,
+        error_generic,
+        max_characters=4096,
+    ),
+    "qianfan": Service(("/v2/rerankers",), 64, _read_plain(True), _answer_generic, error_generic),
+    "siliconflow": Service(
+        ("/v1/rerank",), 1000, _GENERIC_WITH_MODEL, _answer_generic, error_message_only
+    ),
+    "together": Service(("/v1/rerank",), 1000, _GENERIC_WITH_MODEL, _answer_generic, error_generic),
+    "fireworks": Service(
+        ("/inference/v1/rerank",), 1000, _GENERIC_WITH_MODEL, _answer_data, error_generic
+    ),
+    "zeroentropy": Service(
+        ("/v1/models/rerank",),
+        1000,
+        _read_plain(False),
+        _answer_plain,
+        error_detail,
+        max_bytes=5_000_000,
+    ),
+    "contextual": Service(
+        ("/v1/rerank",),
+        1000,
+        _read_plain(True, frozenset({"instruction", "metadata"})),
+        _answer_plain,
+        error_detail,
+    ),
+    "scaleway": Service(
+        ("/v1/rerank",),
+        1000,
+        _read_generic_with(top_n_required=True),
+        _answer_generic,
+        error_generic,
+    ),
+    "jina": Service(("/v1/rerank",), 1000, _read_generic, _answer_generic, error_detail),
+    "infinity": Service(("/rerank",), 2048, _read_generic, _answer_generic, error_detail),
+    "sglang": Service(("/v1/rerank",), 1000, _read_plain(False), _answer_sglang, error_generic),
 }
 
 #: Every service :class:`~support.server.ScriptedServer` can imitate, by dialect name.
