@@ -112,6 +112,30 @@ def dialect_body(dialect: str, texts: list[str]) -> dict[str, Any]:
         return {"model": "m", "query": "q", "documents": [{"text": t} for t in texts]}
     if dialect == "dashscope":
         return {"model": "m", "input": {"query": "q", "documents": texts}}
+    if dialect == "watsonx":
+        inputs = [{"text": t} for t in texts]
+        return {"model_id": "m", "query": "q", "inputs": inputs, "project_id": "p"}
+    if dialect == "vertex":
+        return {
+            "query": "q",
+            "records": [{"id": str(i), "content": t} for i, t in enumerate(texts)],
+        }
+    if dialect == "bedrock":
+        model = {"modelArn": "arn:aws:bedrock:us-east-1::foundation-model/m"}
+        return {
+            "queries": [{"type": "TEXT", "textQuery": {"text": "q"}}],
+            "sources": [
+                {
+                    "type": "INLINE",
+                    "inlineDocumentSource": {"type": "TEXT", "textDocument": {"text": t}},
+                }
+                for t in texts
+            ],
+            "rerankingConfiguration": {
+                "type": "BEDROCK_RERANKING_MODEL",
+                "bedrockRerankingConfiguration": {"modelConfiguration": model},
+            },
+        }
     if dialect == "deepinfra":
         return {"queries": ["q"] * len(texts), "documents": texts}
     if dialect == "scaleway":
@@ -125,9 +149,11 @@ def test_each_dialect_answers_at_its_path_up_to_its_limit(
 ) -> None:
     server = start_server(dialect, limit=2)
     headers = {"X-Pinecone-Api-Version": "2025-10"}
+    params = {"version": "2024-05-01"}  # watsonx's API version
 
     def send(path: str, body: Any) -> httpx.Response:
-        return httpx.post(server.base_url + path, json=body, headers=headers, timeout=5)
+        url = server.base_url + path
+        return httpx.post(url, json=body, headers=headers, params=params, timeout=5)
 
     assert send(server.service.paths[0], dialect_body(dialect, ["a", "b"])).status_code == 200
     refused = send(server.service.paths[0], dialect_body(dialect, ["a", "b", "c"]))
@@ -152,8 +178,8 @@ def test_more_documents_than_the_limit_get_the_service_envelope(
 
 
 def test_an_unknown_dialect_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown dialect 'bedrock'"):
-        ScriptedServer("bedrock")
+    with pytest.raises(ValueError, match="unknown dialect 'nonesuch'"):
+        ScriptedServer("nonesuch")
 
 
 # -- scripted replies -------------------------------------------------------------------------

@@ -13,6 +13,10 @@ Queued replies (:meth:`ScriptedServer.queue`) answer the next requests instead, 
   streamed without ever being held in memory whole.
 
 Every wait ends as soon as the server closes, so closing never hangs on a stalled answer.
+
+The cloud dialects check more than a key (see :mod:`support.cloud_services`): ``watsonx``
+serves IAM's token endpoint as well (:attr:`ScriptedServer.token_url`) and takes only the
+tokens it issued, ``bedrock`` checks each request's SigV4 signature against ``aws_secrets``.
 """
 
 from __future__ import annotations

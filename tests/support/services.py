@@ -7,7 +7,8 @@ a 4xx in the service's own error envelope). It scores with :func:`~support.data.
 and answers in its own response shape.
 
 This module holds the services called with an API key, and :data:`SERVICES`, the one table of
-every service. What they are made of is in :mod:`support.wire`.
+every service: these and the cloud ones of :mod:`support.cloud_services`. What they are made
+of is in :mod:`support.wire`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .cloud_services import CLOUD_SERVICES
 from .wire import (
     Asked,
     Reject,
@@ -461,4 +463,4 @@ API_KEY_SERVICES: dict[str, Service] = {
 }
 
 #: Every service :class:`~support.server.ScriptedServer` can imitate, by dialect name.
-SERVICES: dict[str, Service] = {**API_KEY_SERVICES}
+SERVICES: dict[str, Service] = {**API_KEY_SERVICES, **CLOUD_SERVICES}

@@ -3,7 +3,8 @@ refusal (:class:`Reject`), the service record (:class:`Service`), and the reader
 and envelopes several services share.
 
 A service is data plus a few functions; :class:`~support.server.ScriptedServer` runs it.
-The services themselves are in :mod:`support.services`.
+The services themselves are in :mod:`support.services` (API keys) and
+:mod:`support.cloud_services` (token exchanges and request signing).
 """
 
 from __future__ import annotations
