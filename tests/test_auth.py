@@ -18,9 +18,15 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from dialect_server import IAM_UNKNOWN_KEY, DialectServer, MetadataServer, keyword_score
 from pydantic import SecretStr
-from support import MockAPI, run_mode
+from support import (
+    IAM_UNKNOWN_KEY,
+    MetadataServer,
+    MockAPI,
+    ScriptedServer,
+    keyword_score,
+    run_mode,
+)
 
 from rerank_integrations import (
     AuthenticationError,
@@ -179,13 +185,13 @@ def test_iam_errors_are_typed_with_its_message_and_never_the_key() -> None:
 
 
 @pytest.fixture
-def watsonx() -> Iterator[DialectServer]:
-    server = DialectServer("watsonx", api_key=IBM_KEY)
+def watsonx() -> Iterator[ScriptedServer]:
+    server = ScriptedServer("watsonx", api_key=IBM_KEY)
     yield server
     server.close()
 
 
-def watsonx_client(server: DialectServer, **kwargs: Any) -> RerankClient:
+def watsonx_client(server: ScriptedServer, **kwargs: Any) -> RerankClient:
     return RerankClient(
         server.base_url,
         api_key=IBM_KEY,
@@ -199,7 +205,7 @@ def watsonx_client(server: DialectServer, **kwargs: Any) -> RerankClient:
 
 
 def test_a_refused_token_is_replaced_once(
-    mode: str, watsonx: DialectServer, log: pytest.LogCaptureFixture
+    mode: str, watsonx: ScriptedServer, log: pytest.LogCaptureFixture
 ) -> None:
     client = watsonx_client(watsonx)
     assert [r.index for r in rerank(mode, client).results] == BEST
@@ -218,9 +224,9 @@ class _Forgetful(set[str]):
 
 
 def test_a_token_refused_twice_raises_after_one_refresh(
-    mode: str, watsonx: DialectServer, log: pytest.LogCaptureFixture
+    mode: str, watsonx: ScriptedServer, log: pytest.LogCaptureFixture
 ) -> None:
-    watsonx._issued = _Forgetful()
+    watsonx.tokens = _Forgetful()
     client = watsonx_client(watsonx, max_retries=3)
     with pytest.raises(AuthenticationError, match="expired token") as info:
         rerank(mode, client)
@@ -230,7 +236,7 @@ def test_a_token_refused_twice_raises_after_one_refresh(
 
 
 def test_a_wrong_key_is_refused_by_iam_before_any_rerank_request(
-    mode: str, watsonx: DialectServer, log: pytest.LogCaptureFixture
+    mode: str, watsonx: ScriptedServer, log: pytest.LogCaptureFixture
 ) -> None:
     wrong = "ibm-wrong-CANARY-key"
     client = RerankClient(
@@ -247,7 +253,7 @@ def test_a_wrong_key_is_refused_by_iam_before_any_rerank_request(
     assert_nowhere([wrong], str(info.value), log.text, repr(info.value.body))
 
 
-def test_tokens_are_shared_by_threads_and_event_loops(watsonx: DialectServer) -> None:
+def test_tokens_are_shared_by_threads_and_event_loops(watsonx: ScriptedServer) -> None:
     client = watsonx_client(watsonx)
     results: list[int] = []
 
@@ -388,14 +394,14 @@ def metadata(google_auth: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Meta
 
 
 @pytest.fixture
-def vertex() -> Iterator[DialectServer]:
-    server = DialectServer("vertex", api_key="ya29.metadata-token-1")
+def vertex() -> Iterator[ScriptedServer]:
+    server = ScriptedServer("vertex", api_key="ya29.metadata-token-1")
     yield server
     server.close()
 
 
 def test_compute_engine_credentials_from_a_metadata_server(
-    mode: str, metadata: MetadataServer, vertex: DialectServer, log: pytest.LogCaptureFixture
+    mode: str, metadata: MetadataServer, vertex: ScriptedServer, log: pytest.LogCaptureFixture
 ) -> None:
     from google.auth import compute_engine
 
@@ -453,7 +459,7 @@ def test_no_application_default_credentials_is_a_configuration_error(
 
 
 def test_a_refresh_that_fails_is_an_authentication_error(
-    mode: str, vertex: DialectServer, google_auth: Any
+    mode: str, vertex: ScriptedServer, google_auth: Any
 ) -> None:
     from google.auth.exceptions import RefreshError
     from google.oauth2.credentials import Credentials
@@ -469,7 +475,7 @@ def test_a_refresh_that_fails_is_an_authentication_error(
 
 
 def test_a_token_passed_in_needs_no_google_auth(
-    mode: str, vertex: DialectServer, monkeypatch: pytest.MonkeyPatch
+    mode: str, vertex: ScriptedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("google.auth", "google.auth.transport", "google.auth.exceptions"):
         monkeypatch.setitem(sys.modules, name, None)
@@ -511,15 +517,15 @@ def no_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def bedrock(no_aws_config: None) -> Iterator[DialectServer]:
+def bedrock(no_aws_config: None) -> Iterator[ScriptedServer]:
     pytest.importorskip("botocore")
-    server = DialectServer("bedrock", aws_secrets={AWS_KEY: AWS_SECRET})
+    server = ScriptedServer("bedrock", aws_secrets={AWS_KEY: AWS_SECRET})
     yield server
     server.close()
 
 
 def test_requests_are_signed_with_the_credentials_given(
-    mode: str, bedrock: DialectServer, log: pytest.LogCaptureFixture
+    mode: str, bedrock: ScriptedServer, log: pytest.LogCaptureFixture
 ) -> None:
     credentials = {
         "aws_access_key_id": AWS_KEY,
@@ -542,7 +548,7 @@ def test_requests_are_signed_with_the_credentials_given(
 
 
 def test_the_usual_chain_and_region_come_from_the_environment(
-    mode: str, bedrock: DialectServer, monkeypatch: pytest.MonkeyPatch
+    mode: str, bedrock: ScriptedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
@@ -555,7 +561,7 @@ def test_the_usual_chain_and_region_come_from_the_environment(
 
 
 def test_temporary_credentials_are_refreshed_off_the_event_loop(
-    mode: str, bedrock: DialectServer
+    mode: str, bedrock: ScriptedServer
 ) -> None:
     import datetime
 
@@ -592,7 +598,7 @@ def test_temporary_credentials_are_refreshed_off_the_event_loop(
 
 
 def test_a_wrong_secret_is_refused_by_the_signature_check(
-    mode: str, bedrock: DialectServer, log: pytest.LogCaptureFixture
+    mode: str, bedrock: ScriptedServer, log: pytest.LogCaptureFixture
 ) -> None:
     credentials = {"aws_access_key_id": AWS_KEY, "aws_secret_access_key": "wrong-CANARY"}
     client = RerankClient(

@@ -3,15 +3,14 @@ sync and async, including calls with more documents than the dialect takes in on
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from dialect_server import IAM_UNKNOWN_KEY, DialectServer, limit_message, served_score
+from support import IAM_UNKNOWN_KEY, ScriptedServer, limit_message, run_mode, served_score
 
 from rerank_integrations import (
     AuthenticationError,
@@ -19,8 +18,6 @@ from rerank_integrations import (
     RerankResponse,
 )
 from rerank_integrations._dialects import DIALECTS
-
-T = TypeVar("T")
 
 KEY = "sk-dialect-SECRET-42"
 MODEL = "test-reranker"
@@ -58,7 +55,7 @@ SERVED_MODEL = {
 }
 
 
-def connection(server: DialectServer, target: Target, api_key: str = KEY) -> dict[str, Any]:
+def connection(server: ScriptedServer, target: Target, api_key: str = KEY) -> dict[str, Any]:
     """The settings that reach ``server`` in its dialect: the base URL and the credentials
     (an IBM API key and the server's IAM endpoint, AWS keys, a token or a key)."""
     settings: dict[str, Any] = {"base_url": server.base_url + target.suffix}
@@ -77,12 +74,23 @@ def connection(server: DialectServer, target: Target, api_key: str = KEY) -> dic
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, DialectServer]]:
+def servers() -> Iterator[dict[str, ScriptedServer]]:
     """One server per dialect for the whole module, started on first use."""
-    started: dict[str, DialectServer] = {}
+    started: dict[str, ScriptedServer] = {}
     yield started
     for server in started.values():
         server.close()
+
+
+def server_of(servers: dict[str, ScriptedServer], dialect: str) -> ScriptedServer:
+    """The module's server of ``dialect`` (wanting ``KEY``, or AWS keys for Bedrock), with no
+    requests recorded."""
+    if dialect not in servers:
+        secrets = {AWS_KEY: AWS_SECRET}
+        servers[dialect] = ScriptedServer(dialect, api_key=KEY, aws_secrets=secrets)
+    found = servers[dialect]
+    found.reset()
+    return found
 
 
 @pytest.fixture(params=TARGETS, ids=lambda target: target.id)
@@ -92,28 +100,12 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 
 @pytest.fixture
-def server(target: Target, servers: dict[str, DialectServer]) -> DialectServer:
+def server(target: Target, servers: dict[str, ScriptedServer]) -> ScriptedServer:
     """The server of ``target``'s dialect, with no requests recorded."""
-    if target.dialect not in servers:
-        secrets = {AWS_KEY: AWS_SECRET}
-        servers[target.dialect] = DialectServer(target.dialect, api_key=KEY, aws_secrets=secrets)
-    found = servers[target.dialect]
-    found.clear()
-    return found
+    return server_of(servers, target.dialect)
 
 
-def run(mode: str, sync_call: Callable[[], T], async_call: Callable[[], Awaitable[T]]) -> T:
-    """``sync_call()``, or ``async_call()`` awaited in a fresh event loop."""
-    if mode == "sync":
-        return sync_call()
-
-    async def main() -> T:
-        return await async_call()
-
-    return asyncio.run(main())
-
-
-def make_client(server: DialectServer, target: Target, **kwargs: Any) -> RerankClient:
+def make_client(server: ScriptedServer, target: Target, **kwargs: Any) -> RerankClient:
     settings = connection(server, target, kwargs.pop("api_key", KEY))
     kwargs.setdefault("model", MODEL)
     return RerankClient(dialect=target.dialect, max_retries=0, timeout=10, **settings, **kwargs)
@@ -129,7 +121,7 @@ def rerank(mode: str, client: RerankClient, query: str, documents: list[str], **
             await client.aclose()
 
     try:
-        return run(mode, lambda: client.rerank(query, documents, **kw), in_loop)
+        return run_mode(mode, lambda: client.rerank(query, documents, **kw), in_loop)
     finally:
         client.close()
 
@@ -142,7 +134,7 @@ def expected(dialect: str, query: str, documents: list[str], top_n: int) -> list
     return order[:top_n]
 
 
-def test_ranking_in_every_dialect(mode: str, target: Target, server: DialectServer) -> None:
+def test_ranking_in_every_dialect(mode: str, target: Target, server: ScriptedServer) -> None:
     client = make_client(server, target)
     response = rerank(mode, client, QUERY, DOCUMENTS, top_n=5)
 
@@ -157,7 +149,8 @@ def test_ranking_in_every_dialect(mode: str, target: Target, server: DialectServ
         assert response.results[-1].relevance_score < 0
 
     first = server.received[0]
-    assert first.path == urlsplit(client.settings.dialect.request_url(client.endpoint, MODEL)).path
+    url = client.settings.dialect.request_url(client.endpoint, MODEL)
+    assert urlsplit(first.path).path == urlsplit(url).path
     assert first.asked is not None
     assert first.asked.wants_documents is False
     assert first.asked.model == SERVED_MODEL.get(name, MODEL)
@@ -172,7 +165,7 @@ def test_ranking_in_every_dialect(mode: str, target: Target, server: DialectServ
 
 
 def test_more_documents_than_the_limit_are_batched(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     name = target.dialect
     limit = DIALECTS[name].max_documents_per_request
@@ -195,7 +188,7 @@ def test_more_documents_than_the_limit_are_batched(
 
 
 def test_a_batch_the_server_refuses_as_too_big_is_split_and_its_size_kept(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     limit = DIALECTS[target.dialect].max_documents_per_request
     client = make_client(server, target, max_documents_per_request=limit + 1)
@@ -214,7 +207,7 @@ def test_a_batch_the_server_refuses_as_too_big_is_split_and_its_size_kept(
 
 
 def test_a_wrong_key_is_refused_with_the_server_message(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     client = make_client(server, target, api_key="sk-wrong-key")
     with pytest.raises(AuthenticationError) as info:
@@ -249,7 +242,7 @@ except ImportError:  # pragma: no cover - the adapter or LlamaIndex is not there
     RerankPostprocessor = None  # type: ignore[assignment,misc]
 
 
-def adapter_settings(server: DialectServer, target: Target) -> dict[str, Any]:
+def adapter_settings(server: ScriptedServer, target: Target) -> dict[str, Any]:
     return {
         **connection(server, target),
         "model": MODEL,
@@ -261,7 +254,7 @@ def adapter_settings(server: DialectServer, target: Target) -> dict[str, Any]:
 
 @pytest.mark.skipif(RerankCompressor is None, reason="the LangChain adapter does not import")
 def test_langchain_compressor_in_every_dialect(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     compressor = RerankCompressor(**adapter_settings(server, target))
     documents = [Document(page_content=text, metadata={"i": i}) for i, text in enumerate(DOCUMENTS)]
@@ -273,7 +266,7 @@ def test_langchain_compressor_in_every_dialect(
             await compressor.rerank_client.aclose()
 
     try:
-        out = run(mode, lambda: compressor.compress_documents(documents, QUERY), in_loop)
+        out = run_mode(mode, lambda: compressor.compress_documents(documents, QUERY), in_loop)
     finally:
         compressor.rerank_client.close()
     best = expected(target.dialect, QUERY, DOCUMENTS, 2)
@@ -286,7 +279,7 @@ def test_langchain_compressor_in_every_dialect(
 
 @pytest.mark.skipif(RerankPostprocessor is None, reason="the LlamaIndex adapter does not import")
 def test_llama_index_postprocessor_in_every_dialect(
-    mode: str, target: Target, server: DialectServer
+    mode: str, target: Target, server: ScriptedServer
 ) -> None:
     postprocessor = RerankPostprocessor(**adapter_settings(server, target))
     nodes = [
@@ -301,7 +294,9 @@ def test_llama_index_postprocessor_in_every_dialect(
             await postprocessor.rerank_client.aclose()
 
     try:
-        out = run(mode, lambda: postprocessor.postprocess_nodes(nodes, query_str=QUERY), in_loop)
+        out = run_mode(
+            mode, lambda: postprocessor.postprocess_nodes(nodes, query_str=QUERY), in_loop
+        )
     finally:
         postprocessor.rerank_client.close()
     best = expected(target.dialect, QUERY, DOCUMENTS, 2)
@@ -315,13 +310,9 @@ def test_llama_index_postprocessor_in_every_dialect(
 # -- what only some dialects do -------------------------------------------------------------
 
 
-def test_bedrock_pages_make_one_ranking(mode: str, servers: dict[str, DialectServer]) -> None:
+def test_bedrock_pages_make_one_ranking(mode: str, servers: dict[str, ScriptedServer]) -> None:
     target = Target("bedrock")
-    if "bedrock" not in servers:
-        secrets = {AWS_KEY: AWS_SECRET}
-        servers["bedrock"] = DialectServer("bedrock", api_key=KEY, aws_secrets=secrets)
-    server = servers["bedrock"]
-    server.clear()
+    server = server_of(servers, "bedrock")
     server.page_size = 2
     try:
         response = rerank(mode, make_client(server, target), QUERY, DOCUMENTS, top_n=5)
@@ -334,13 +325,10 @@ def test_bedrock_pages_make_one_ranking(mode: str, servers: dict[str, DialectSer
 
 
 def test_watsonx_exchanges_the_key_once_for_every_batch(
-    mode: str, servers: dict[str, DialectServer]
+    mode: str, servers: dict[str, ScriptedServer]
 ) -> None:
     target = Target("watsonx")
-    if "watsonx" not in servers:
-        servers["watsonx"] = DialectServer("watsonx", api_key=KEY)
-    server = servers["watsonx"]
-    server.clear()
+    server = server_of(servers, "watsonx")
     documents = [f"doc {i} apple" for i in range(40)]
     client = make_client(server, target, max_documents_per_request=4, max_concurrency=8)
     response = rerank(mode, client, "apple", documents, top_n=3)
@@ -354,7 +342,7 @@ def test_watsonx_exchanges_the_key_once_for_every_batch(
 )
 @pytest.mark.parametrize("adapter", ["langchain", "llama_index"])
 def test_adapters_batch_at_the_dialects_limit(
-    mode: str, target: Target, server: DialectServer, adapter: str
+    mode: str, target: Target, server: ScriptedServer, adapter: str
 ) -> None:
     limit = DIALECTS[target.dialect].max_documents_per_request
     texts = [f"doc {i} apple" if i % 5 == 2 else f"doc {i} pear" for i in range(limit + 1)]
@@ -391,7 +379,7 @@ def test_adapters_batch_at_the_dialects_limit(
             await client.aclose()
 
     try:
-        assert run(mode, sync_call, in_loop) == best
+        assert run_mode(mode, sync_call, in_loop) == best
     finally:
         client.close()
     sizes = sorted(len(r.asked.documents) for r in server.received if r.asked is not None)

@@ -1,4 +1,5 @@
-"""The test support itself: the scripted server's record, its reply kinds and its shutdown."""
+"""The test support itself: the scripted server's record, its services (the cloud ones' tokens,
+signatures and pages too), its reply kinds and its shutdown."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from support import (
     DROP,
+    IAM_UNKNOWN_KEY,
     SERVICES,
     HugeBody,
     Reply,
@@ -23,6 +25,7 @@ from support import (
     json_reply,
     keyword_score,
     limit_message,
+    verify_sigv4,
 )
 
 BODY = {"query": "apple pie", "documents": ["pear tart", "apple pie recipe", "bicycle"]}
@@ -112,6 +115,34 @@ def dialect_body(dialect: str, texts: list[str]) -> dict[str, Any]:
         return {"model": "m", "query": "q", "documents": [{"text": t} for t in texts]}
     if dialect == "dashscope":
         return {"model": "m", "input": {"query": "q", "documents": texts}}
+    if dialect == "watsonx":
+        inputs = [{"text": t} for t in texts]
+        return {"model_id": "m", "query": "q", "inputs": inputs, "project_id": "p"}
+    if dialect == "vertex":
+        return {
+            "query": "q",
+            "records": [{"id": str(i), "content": t} for i, t in enumerate(texts)],
+        }
+    if dialect == "bedrock":
+        model = {"modelArn": "arn:aws:bedrock:us-east-1::foundation-model/m"}
+        return {
+            "queries": [{"type": "TEXT", "textQuery": {"text": "q"}}],
+            "sources": [
+                {
+                    "type": "INLINE",
+                    "inlineDocumentSource": {"type": "TEXT", "textDocument": {"text": t}},
+                }
+                for t in texts
+            ],
+            "rerankingConfiguration": {
+                "type": "BEDROCK_RERANKING_MODEL",
+                "bedrockRerankingConfiguration": {"modelConfiguration": model},
+            },
+        }
+    if dialect == "deepinfra":
+        return {"queries": ["q"] * len(texts), "documents": texts}
+    if dialect == "scaleway":
+        return {"model": "m", "query": "q", "documents": texts, "top_n": 1}
     return {"model": "m", "query": "q", "documents": texts}
 
 
@@ -121,9 +152,11 @@ def test_each_dialect_answers_at_its_path_up_to_its_limit(
 ) -> None:
     server = start_server(dialect, limit=2)
     headers = {"X-Pinecone-Api-Version": "2025-10"}
+    params = {"version": "2024-05-01"}  # watsonx's API version
 
     def send(path: str, body: Any) -> httpx.Response:
-        return httpx.post(server.base_url + path, json=body, headers=headers, timeout=5)
+        url = server.base_url + path
+        return httpx.post(url, json=body, headers=headers, params=params, timeout=5)
 
     assert send(server.service.paths[0], dialect_body(dialect, ["a", "b"])).status_code == 200
     refused = send(server.service.paths[0], dialect_body(dialect, ["a", "b", "c"]))
@@ -148,8 +181,85 @@ def test_more_documents_than_the_limit_get_the_service_envelope(
 
 
 def test_an_unknown_dialect_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown dialect 'bedrock'"):
-        ScriptedServer("bedrock")
+    with pytest.raises(ValueError, match="unknown dialect 'nonesuch'"):
+        ScriptedServer("nonesuch")
+
+
+# -- the cloud services' credentials, paths and limits ---------------------------------------
+
+
+def test_the_token_endpoint_is_served_apart(start_server: Callable[..., ScriptedServer]) -> None:
+    server = start_server("watsonx", api_key="ibm-key-123456")
+    server.queue(Reply(503))
+
+    def token(key: str) -> httpx.Response:
+        form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": key}
+        return httpx.post(server.token_url, data=form, timeout=5)
+
+    def rerank(bearer: str) -> httpx.Response:
+        body = dialect_body("watsonx", ["a", "b"])
+        url = server.endpoint + "?version=2024-05-01"
+        return httpx.post(url, json=body, headers={"Authorization": bearer}, timeout=5)
+
+    issued = token("ibm-key-123456").json()
+    assert (issued["access_token"], issued["expires_in"]) == ("iam-token-1-123456", 3600)
+    assert server.tokens == {"iam-token-1-123456"}
+    assert (len(server.token_requests), server.received) == (1, [])  # not a rerank request
+    assert rerank("Bearer iam-token-1-123456").status_code == 503  # the queued reply waited
+    assert rerank("Bearer iam-token-1-123456").status_code == 200
+    assert rerank("Bearer not-issued").status_code == 401
+    server.revoke_tokens()
+    refused = rerank("Bearer iam-token-1-123456")
+    assert refused.json()["errors"][0]["code"] == "authentication_token_expired"
+    unknown = token("ibm-other-key")
+    assert (unknown.status_code, unknown.json()["errorMessage"]) == (400, IAM_UNKNOWN_KEY)
+    assert len(server.token_requests) == 2 and server.tokens == set()
+    server.reset()
+    assert server.token_requests == [] and server.received == []
+
+
+def test_bedrock_checks_signatures_and_pages(start_server: Callable[..., ScriptedServer]) -> None:
+    pytest.importorskip("botocore")
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    server = start_server("bedrock", aws_secrets={"AKIDTEST": "secret"}, page_size=2)
+    body = dialect_body("bedrock", ["apple", "pear", "apple pie"])
+
+    def send(secret: str, payload: dict[str, Any]) -> httpx.Response:
+        data = json.dumps(payload).encode()
+        request = AWSRequest("POST", server.endpoint, data=data)
+        request.headers["Content-Type"] = "application/json"
+        SigV4Auth(Credentials("AKIDTEST", secret), "bedrock", "us-east-1").add_auth(request)
+        return httpx.post(server.endpoint, content=data, headers=dict(request.headers), timeout=5)
+
+    first = send("secret", body).json()
+    assert len(first["results"]) == 2 and "nextToken" in first
+    second = send("secret", {**body, "nextToken": first["nextToken"]}).json()
+    assert len(second["results"]) == 1 and "nextToken" not in second
+    refused = send("wrong", body)
+    assert refused.status_code == 403
+    assert "signature we calculated does not match" in refused.json()["message"]
+    assert verify_sigv4("POST", server.endpoint, {}, b"", {}) == "no SigV4 Authorization header"
+
+
+def test_paths_by_prefix_and_limits_beyond_the_count(
+    start_server: Callable[..., ScriptedServer],
+) -> None:
+    deepinfra = start_server("deepinfra")
+    url = deepinfra.base_url + "/v1/inference/Org/some-reranker"
+    assert httpx.post(url, json=dialect_body("deepinfra", ["a"]), timeout=5).status_code == 200
+    asked = deepinfra.received[0].asked
+    assert asked is not None and asked.model == "Org/some-reranker"
+
+    zhipu = start_server("zhipu")
+    long = httpx.post(zhipu.endpoint, json=dialect_body("zhipu", ["x" * 4097]), timeout=5)
+    assert long.status_code == 400 and "at most 4096 characters" in long.text
+
+    zeroentropy = start_server("zeroentropy")
+    body = dialect_body("zeroentropy", ["x" * 1_000_000] * 5)
+    assert httpx.post(zeroentropy.endpoint, json=body, timeout=5).status_code == 413
 
 
 # -- scripted replies -------------------------------------------------------------------------
@@ -210,6 +320,7 @@ def test_delay_and_requests_in_flight(scripted_server: ScriptedServer) -> None:
     wait_until(lambda: scripted_server.in_flight == 3)
     for thread in threads:
         thread.join(timeout=5)
+    wait_until(lambda: scripted_server.in_flight == 0)  # the server counts down after it wrote
 
     assert (scripted_server.in_flight, scripted_server.max_in_flight) == (0, 3)
     scripted_server.reset()

@@ -1,8 +1,11 @@
-"""Helpers shared by the tests: example data, in-process fakes and a loopback rerank server.
+"""Helpers shared by the tests: example data, in-process fakes, a loopback rerank server that
+speaks every dialect, and local stand-ins for cloud credentials.
 
 Import from here (``from support import ...``); ``conftest.py`` holds only fixtures.
 """
 
+from .cloud import MetadataServer, verify_sigv4
+from .cloud_services import IAM_UNKNOWN_KEY
 from .data import (
     API_KEY,
     SEED_DOCUMENTS,
@@ -26,12 +29,14 @@ from .server import (
     TrickleHeaders,
     json_reply,
 )
-from .services import SERVICES, Asked, Reject, Service, as_logit, limit_message, served_score
+from .services import SERVICES
+from .wire import Asked, Reject, Service, TokenEndpoint, as_logit, limit_message, served_score
 
 __all__ = [
     "API_KEY",
     "DROP",
     "FIXTURES",
+    "IAM_UNKNOWN_KEY",
     "SEED_DOCUMENTS",
     "SEED_QUERY",
     "SEED_RESPONSE",
@@ -40,6 +45,7 @@ __all__ = [
     "Drop",
     "Exchange",
     "HugeBody",
+    "MetadataServer",
     "MockAPI",
     "MockReply",
     "Received",
@@ -50,6 +56,7 @@ __all__ = [
     "Service",
     "Sleeps",
     "Stall",
+    "TokenEndpoint",
     "TrickleBody",
     "TrickleHeaders",
     "as_logit",
@@ -61,4 +68,5 @@ __all__ = [
     "rank_body",
     "run_mode",
     "served_score",
+    "verify_sigv4",
 ]

@@ -13,6 +13,10 @@ Queued replies (:meth:`ScriptedServer.queue`) answer the next requests instead, 
   streamed without ever being held in memory whole.
 
 Every wait ends as soon as the server closes, so closing never hangs on a stalled answer.
+
+The cloud dialects check more than a key (see :mod:`support.cloud_services`): ``watsonx``
+serves IAM's token endpoint as well (:attr:`ScriptedServer.token_url`) and takes only the
+tokens it issued, ``bedrock`` checks each request's SigV4 signature against ``aws_secrets``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .services import SERVICES, Asked, Reject, limit_message
+from .services import SERVICES
+from .wire import Asked, Reject, limit_message, routed
 
 # -- reply kinds --------------------------------------------------------------------------
 
@@ -106,7 +111,7 @@ class Received:
     """One request as it arrived, and how it was answered.
 
     Attributes:
-        method, path: the request line.
+        method, path: the request line (``path`` with its query string, if any).
         headers: the request headers, names in lower case.
         raw: the request body as sent.
         body: ``raw`` decoded as JSON (``None`` when it is not JSON).
@@ -135,19 +140,29 @@ class ScriptedServer:
     """A threaded HTTP/1.1 server on a free 127.0.0.1 port, answering as ``dialect``.
 
     Args:
-        dialect: the service it imitates: generic, cohere, voyage, tei, nim, mixedbread,
-            pinecone or dashscope.
-        api_key: the key it wants, in the dialect's auth header; ``None`` takes any request.
+        dialect: the service it imitates, a key of :data:`~support.services.SERVICES`.
+        api_key: the key it wants, in the dialect's auth header (``watsonx``: the IBM Cloud
+            API key its token endpoint exchanges; ``vertex``: the access token it takes);
+            ``None`` takes any request (settable).
         limit: the most documents it takes in one request; ``None`` is the service's own.
         delay: seconds to wait before each answer of the service's own (settable).
         routes: the paths it answers (default: the service's own); others get a 404.
         always: a reply for every request no queued reply answers, instead of the service's
             own answer (settable).
+        aws_secrets: ``bedrock``: the secret key of each AWS access key it knows; ``None``
+            takes any request, signed or not.
+        page_size: ``bedrock``: the results one answer holds, the rest behind a page token;
+            ``None``: all of them (settable).
+        token_lifetime: ``expires_in`` of the tokens its token endpoint issues (settable).
 
     Attributes:
         base_url: ``http://127.0.0.1:<port>``.
-        received: every request, in arrival order.
+        received: every request but those to the token endpoint, in arrival order.
         in_flight, max_in_flight: requests being answered now, and the most at once.
+        token_requests: every request to the token endpoint, in arrival order. It is served
+            apart: no queued reply or ``always`` answers it, and it is not counted in flight.
+        tokens: the access tokens the rerank routes take (``watsonx``); the token endpoint
+            adds each one it issues.
     """
 
     def __init__(
@@ -159,6 +174,9 @@ class ScriptedServer:
         delay: float = 0.0,
         always: Reply | None = None,
         routes: tuple[str, ...] | None = None,
+        aws_secrets: Mapping[str, str] | None = None,
+        page_size: int | None = None,
+        token_lifetime: int = 3600,
     ) -> None:
         if dialect not in SERVICES:
             raise ValueError(f"unknown dialect {dialect!r}: one of {', '.join(sorted(SERVICES))}")
@@ -169,6 +187,11 @@ class ScriptedServer:
         self.limit = limit or self.service.limit
         self.delay = delay
         self.always = always
+        self.aws_secrets = dict(aws_secrets) if aws_secrets is not None else None
+        self.page_size = page_size
+        self.token_lifetime = token_lifetime
+        self.tokens: set[str] = set()
+        self.token_requests: list[Received] = []
         self.received: list[Received] = []
         self.replies: deque[ScriptedReply] = deque()
         self.in_flight = 0
@@ -199,6 +222,18 @@ class ScriptedServer:
         return self.base_url + self.routes[0]
 
     @property
+    def token_url(self) -> str:
+        """The URL of the token endpoint the service serves beside its rerank routes."""
+        if self.service.token_endpoint is None:
+            raise AttributeError(f"{self.dialect} serves no token endpoint")
+        return self.base_url + self.service.token_endpoint.path
+
+    def revoke_tokens(self) -> None:
+        """Refuse every token issued so far (as after an expiry or a revocation)."""
+        with self._lock:
+            self.tokens.clear()
+
+    @property
     def bodies(self) -> list[Any]:
         """The decoded bodies of the POST requests received so far."""
         return [r.body for r in self.received if r.method == "POST"]
@@ -214,9 +249,10 @@ class ScriptedServer:
         return [r.path for r in self.received if r.method == "POST"]
 
     def reset(self) -> None:
-        """Forget the requests received and the replies still queued."""
+        """Forget the requests received (token requests too) and the replies still queued."""
         with self._lock:
             self.received.clear()
+            self.token_requests.clear()
             self.replies.clear()
             self.max_in_flight = self.in_flight
 
@@ -273,20 +309,38 @@ class ScriptedServer:
             if record.body is None:
                 raise Reject(400, "the body is not JSON")
             route = record.path.partition("?")[0]  # a query string does not change the route
-            if route not in self.routes:
+            if not routed(route, self.routes):
                 raise Reject(404, f"no route {route}", "not_found")
-            self.service.check_auth(record.headers, self.api_key)
+            self.service.check_auth(record, self)
             if not record.headers.get("content-type", "").startswith("application/json"):
                 raise Reject(415, "Content-Type must be application/json")
             asked = self.service.read(record.body, route)
+            asked.page_size = self.page_size
             record.asked = asked
-            if len(asked.documents) > self.limit:
-                raise Reject(
-                    self.service.limit_status, limit_message(len(asked.documents), self.limit)
-                )
+            self._check_size(asked, record.raw)
             status, body = 200, json.dumps(self.service.answer(asked)).encode()
         except Reject as reject:
             status, body = reject.status, self.service.error(reject)
+        return Reply(status, body, {"Content-Type": "application/json"})
+
+    def _check_size(self, asked: Asked, raw: bytes) -> None:
+        """Refuse more documents, longer documents or a larger body than the service takes."""
+        if len(asked.documents) > self.limit:
+            raise Reject(self.service.limit_status, limit_message(len(asked.documents), self.limit))
+        most = self.service.max_characters
+        if most is not None and any(len(text) > most for text in asked.documents):
+            raise Reject(400, f"each document must have at most {most} characters")
+        largest = self.service.max_bytes
+        if largest is not None and len(raw) > largest:
+            raise Reject(413, f"request body over {largest} bytes")
+
+    def _token_answer(self, record: Received) -> Reply:
+        """The token endpoint's answer to ``record``."""
+        endpoint = self.service.token_endpoint
+        assert endpoint is not None
+        with self._lock:
+            self.token_requests.append(record)
+        status, body = endpoint.answer(record, self)
         return Reply(status, body, {"Content-Type": "application/json"})
 
 
@@ -349,6 +403,10 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 with server._lock:
                     server.received.append(record)
                 self._send(record, json_reply(200, {"status": "ok"}))
+                return
+            endpoint = server.service.token_endpoint
+            if endpoint is not None and self.path.partition("?")[0] == endpoint.path:
+                self._send(record, server._token_answer(record))
                 return
             reply = server._arrived(record)
             try:

@@ -5,125 +5,60 @@ A service checks a request the way the real one does: the endpoint path, the aut
 body's field names and types, and its per-request document limit (more documents than that get
 a 4xx in the service's own error envelope). It scores with :func:`~support.data.keyword_score`
 and answers in its own response shape.
+
+This module holds the services called with an API key, and :data:`SERVICES`, the one table of
+every service: these and the cloud ones of :mod:`support.cloud_services`. What they are made
+of is in :mod:`support.wire`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .data import WORD, keyword_score
+from .cloud_services import CLOUD_SERVICES
+from .wire import (
+    Asked,
+    Reject,
+    Service,
+    as_logit,
+    error_detail,
+    error_generic,
+    error_message_only,
+    fields,
+    flag,
+    limit_message,
+    need,
+    optional_count,
+    optional_model,
+    ranked,
+    required_model,
+    served_score,
+    strings,
+    text_objects,
+    token_count,
+    usage,
+)
+
+if TYPE_CHECKING:
+    from .server import Received, ScriptedServer
+
+__all__ = ["SERVICES", "Asked", "Reject", "Service", "as_logit", "limit_message", "served_score"]
 
 DASHSCOPE_PATH = "/api/v1/services/rerank/text-rerank/text-rerank"
-
-
-def as_logit(score: float) -> float:
-    """How the NIM service turns a keyword score into a raw logit (negative below 0.5)."""
-    return round((score - 0.5) * 20.0, 6)
-
-
-def served_score(dialect: str, query: str, document: str) -> float:
-    """The score a service of ``dialect`` gives ``document``."""
-    score = keyword_score(query, document)
-    return as_logit(score) if dialect == "nim" else score
-
-
-def limit_message(count: int, limit: int) -> str:
-    """The message a service gives a request with too many documents."""
-    return f"batch size {count} > maximum allowed batch size {limit}"
-
-
-class Reject(Exception):
-    """A request the service refuses: answered with ``status`` and ``message``."""
-
-    def __init__(self, status: int, message: str, kind: str = "invalid") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.kind = kind  # "invalid", "auth" or "not_found"
-
-
-@dataclass
-class Asked:
-    """What one request asked for, once read in the dialect's own terms."""
-
-    query: str
-    documents: list[str]
-    top_n: int | None
-    model: str | None
-    wants_documents: bool = False
-
-
-def _need(condition: bool, message: str) -> None:
-    if not condition:
-        raise Reject(400, message)
-
-
-def _keys(body: Any, required: set[str], allowed: set[str]) -> dict[str, Any]:
-    _need(isinstance(body, dict), "the body must be a JSON object")
-    missing = required - set(body)
-    _need(not missing, f"missing field(s): {', '.join(sorted(missing))}")
-    unknown = set(body) - required - allowed
-    _need(not unknown, f"unknown field(s): {', '.join(sorted(unknown))}")
-    return dict(body)
-
-
-def _strings(value: Any, name: str) -> list[str]:
-    _need(isinstance(value, list) and len(value) > 0, f"'{name}' must be a non-empty list")
-    _need(all(isinstance(item, str) for item in value), f"'{name}' must hold strings")
-    return list(value)
-
-
-def _text_objects(value: Any, name: str) -> list[str]:
-    _need(isinstance(value, list) and len(value) > 0, f"'{name}' must be a non-empty list")
-    _need(
-        all(isinstance(item, dict) and isinstance(item.get("text"), str) for item in value),
-        f"'{name}' must hold {{text}} objects",
-    )
-    return [item["text"] for item in value]
-
-
-def _optional_count(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    _need(
-        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-        f"'{name}' must be a positive integer",
-    )
-    return int(value)
-
-
-def _optional_model(body: dict[str, Any]) -> str | None:
-    model = body.get("model")
-    _need(model is None or isinstance(model, str), "'model' must be a string")
-    return model
-
-
-def _required_model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    _need(isinstance(model, str) and bool(model), "'model' is required")
-    return str(model)
-
-
-def _flag(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    _need(isinstance(value, bool), f"'{name}' must be a boolean")
-    return bool(value)
 
 
 # -- reading each dialect's request -------------------------------------------------------
 
 
 def _read_generic(body: Any, path: str) -> Asked:
-    body = _keys(body, {"query", "documents"}, {"model", "top_n", "return_documents"})
+    body = fields(body, {"query", "documents"}, {"model", "top_n", "return_documents"})
     return Asked(
         body["query"],
-        _strings(body["documents"], "documents"),
-        _optional_count(body, "top_n"),
-        _optional_model(body),
+        strings(body["documents"], "documents"),
+        optional_count(body, "top_n"),
+        optional_model(body),
         # Jina's format echoes documents unless told not to.
         wants_documents=body.get("return_documents", True) is not False,
     )
@@ -131,31 +66,33 @@ def _read_generic(body: Any, path: str) -> Asked:
 
 def _read_cohere(body: Any, path: str) -> Asked:
     if path.endswith("/v1/rerank"):
-        body = _keys(
+        body = fields(
             body, {"query", "documents"}, {"model", "top_n", "return_documents", "rank_fields"}
         )
-        model = _optional_model(body)
-        wants = _flag(body, "return_documents")
+        model = optional_model(body)
+        wants = flag(body, "return_documents")
     else:
-        body = _keys(
+        body = fields(
             body, {"model", "query", "documents"}, {"top_n", "max_tokens_per_doc", "priority"}
         )
-        model = _required_model(body)
+        model = required_model(body)
         wants = False
     return Asked(
         body["query"],
-        _strings(body["documents"], "documents"),
-        _optional_count(body, "top_n"),
+        strings(body["documents"], "documents"),
+        optional_count(body, "top_n"),
         model,
         wants,
     )
 
 
 def _read_voyage(body: Any, path: str) -> Asked:
-    body = _keys(body, {"model", "query", "documents"}, {"top_k", "return_documents", "truncation"})
-    documents = _strings(body["documents"], "documents")
-    top_k = _optional_count(body, "top_k")
-    _need(
+    body = fields(
+        body, {"model", "query", "documents"}, {"top_k", "return_documents", "truncation"}
+    )
+    documents = strings(body["documents"], "documents")
+    top_k = optional_count(body, "top_k")
+    need(
         top_k is None or top_k <= len(documents),
         f"top_k ({top_k}) must not exceed the number of documents ({len(documents)})",
     )
@@ -163,111 +100,93 @@ def _read_voyage(body: Any, path: str) -> Asked:
         body["query"],
         documents,
         top_k,
-        _required_model(body),
-        _flag(body, "return_documents"),
+        required_model(body),
+        flag(body, "return_documents"),
     )
 
 
 def _read_tei(body: Any, path: str) -> Asked:
-    body = _keys(
+    body = fields(
         body,
         {"query", "texts"},
         {"truncate", "truncation_direction", "raw_scores", "return_text"},
     )
     return Asked(
-        body["query"], _strings(body["texts"], "texts"), None, None, _flag(body, "return_text")
+        body["query"], strings(body["texts"], "texts"), None, None, flag(body, "return_text")
     )
 
 
 def _read_nim(body: Any, path: str) -> Asked:
-    body = _keys(body, {"model", "query", "passages"}, {"truncate"})
+    body = fields(body, {"model", "query", "passages"}, {"truncate"})
     query = body["query"]
-    _need(isinstance(query, dict) and isinstance(query.get("text"), str), "'query' must be {text}")
+    need(isinstance(query, dict) and isinstance(query.get("text"), str), "'query' must be {text}")
     return Asked(
-        query["text"], _text_objects(body["passages"], "passages"), None, _required_model(body)
+        query["text"], text_objects(body["passages"], "passages"), None, required_model(body)
     )
 
 
 def _read_mixedbread(body: Any, path: str) -> Asked:
-    body = _keys(
+    body = fields(
         body, {"query", "input"}, {"model", "top_k", "return_input", "rank_fields", "rewrite_query"}
     )
     return Asked(
         body["query"],
-        _strings(body["input"], "input"),
-        _optional_count(body, "top_k"),
-        _optional_model(body),
-        _flag(body, "return_input"),
+        strings(body["input"], "input"),
+        optional_count(body, "top_k"),
+        optional_model(body),
+        flag(body, "return_input"),
     )
 
 
 def _read_pinecone(body: Any, path: str) -> Asked:
-    body = _keys(
+    body = fields(
         body,
         {"model", "query", "documents"},
         {"top_n", "return_documents", "rank_fields", "parameters"},
     )
     return Asked(
         body["query"],
-        _text_objects(body["documents"], "documents"),
-        _optional_count(body, "top_n"),
-        _required_model(body),
+        text_objects(body["documents"], "documents"),
+        optional_count(body, "top_n"),
+        required_model(body),
         # Pinecone echoes documents unless told not to.
         wants_documents=body.get("return_documents", True) is not False,
     )
 
 
 def _read_dashscope(body: Any, path: str) -> Asked:
-    body = _keys(body, {"model", "input"}, {"parameters"})
-    given = _keys(body["input"], {"query", "documents"}, set())
-    parameters = _keys(body.get("parameters", {}), set(), {"top_n", "return_documents", "instruct"})
+    body = fields(body, {"model", "input"}, {"parameters"})
+    given = fields(body["input"], {"query", "documents"}, set())
+    parameters = fields(
+        body.get("parameters", {}), set(), {"top_n", "return_documents", "instruct"}
+    )
     return Asked(
         given["query"],
-        _strings(given["documents"], "input.documents"),
-        _optional_count(parameters, "top_n"),
-        _required_model(body),
-        _flag(parameters, "return_documents"),
+        strings(given["documents"], "input.documents"),
+        optional_count(parameters, "top_n"),
+        required_model(body),
+        flag(parameters, "return_documents"),
     )
 
 
 # -- answering in each dialect's shape ----------------------------------------------------
 
 
-def _ranked(dialect: str, asked: Asked, keep_all: bool = False) -> list[tuple[int, float]]:
-    scored = [
-        (index, served_score(dialect, asked.query, text))
-        for index, text in enumerate(asked.documents)
-    ]
-    scored.sort(key=lambda pair: (-pair[1], pair[0]))
-    if asked.top_n is not None and not keep_all:
-        scored = scored[: asked.top_n]
-    return scored
-
-
-def _tokens(asked: Asked) -> int:
-    return sum(len(WORD.findall(text)) for text in [asked.query, *asked.documents])
-
-
-def _usage(asked: Asked) -> dict[str, int]:
-    tokens = _tokens(asked)
-    return {"prompt_tokens": tokens, "total_tokens": tokens}
-
-
 def _answer_generic(asked: Asked) -> Any:
     results = []
-    for index, score in _ranked("generic", asked):
+    for index, score in ranked("generic", asked):
         item: dict[str, Any] = {"index": index, "relevance_score": score}
         if asked.wants_documents:
             item["document"] = {"text": asked.documents[index]}
         results.append(item)
-    return {"model": asked.model or "served-model", "results": results, "usage": _usage(asked)}
+    return {"model": asked.model or "served-model", "results": results, "usage": usage(asked)}
 
 
 def _answer_cohere(asked: Asked) -> Any:
     return {
         "id": "rerank-0001",
         "results": [
-            {"index": index, "relevance_score": score} for index, score in _ranked("cohere", asked)
+            {"index": index, "relevance_score": score} for index, score in ranked("cohere", asked)
         ],
         "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
     }
@@ -277,31 +196,29 @@ def _answer_voyage(asked: Asked) -> Any:
     return {
         "object": "list",
         "data": [
-            {"relevance_score": score, "index": index} for index, score in _ranked("voyage", asked)
+            {"relevance_score": score, "index": index} for index, score in ranked("voyage", asked)
         ],
         "model": asked.model,
-        "usage": {"total_tokens": _tokens(asked)},
+        "usage": {"total_tokens": token_count(asked)},
     }
 
 
 def _answer_tei(asked: Asked) -> Any:
     # TEI has no top_n: every text comes back, best first.
-    return [{"index": index, "score": score} for index, score in _ranked("tei", asked, True)]
+    return [{"index": index, "score": score} for index, score in ranked("tei", asked, True)]
 
 
 def _answer_nim(asked: Asked) -> Any:
-    return {
-        "rankings": [{"index": index, "logit": logit} for index, logit in _ranked("nim", asked)]
-    }
+    return {"rankings": [{"index": index, "logit": logit} for index, logit in ranked("nim", asked)]}
 
 
 def _answer_mixedbread(asked: Asked) -> Any:
     return {
-        "usage": {"prompt_tokens": _tokens(asked), "total_tokens": _tokens(asked)},
+        "usage": {"prompt_tokens": token_count(asked), "total_tokens": token_count(asked)},
         "model": asked.model or "mixedbread-ai/mxbai-rerank-large-v2",
         "data": [
             {"index": index, "score": score, "object": "rank_result"}
-            for index, score in _ranked("mixedbread", asked)
+            for index, score in ranked("mixedbread", asked)
         ],
         "object": "list",
         "top_k": asked.top_n or len(asked.documents),
@@ -311,7 +228,7 @@ def _answer_mixedbread(asked: Asked) -> Any:
 
 def _answer_pinecone(asked: Asked) -> Any:
     data = []
-    for index, score in _ranked("pinecone", asked):
+    for index, score in ranked("pinecone", asked):
         item: dict[str, Any] = {"index": index, "score": score}
         if asked.wants_documents:
             item["document"] = {"text": asked.documents[index]}
@@ -324,29 +241,15 @@ def _answer_dashscope(asked: Asked) -> Any:
         "output": {
             "results": [
                 {"index": index, "relevance_score": score}
-                for index, score in _ranked("dashscope", asked)
+                for index, score in ranked("dashscope", asked)
             ]
         },
-        "usage": {"total_tokens": _tokens(asked)},
+        "usage": {"total_tokens": token_count(asked)},
         "request_id": "9676afe6-0000-0000-0000-000000000000",
     }
 
 
 # -- each service's error envelope --------------------------------------------------------
-
-
-def _error_generic(reject: Reject) -> bytes:
-    kinds = {"auth": "authentication_error", "not_found": "not_found_error"}
-    error = {"message": reject.message, "type": kinds.get(reject.kind, "invalid_request_error")}
-    return json.dumps({"error": {**error, "code": reject.status}}).encode()
-
-
-def _error_message_only(reject: Reject) -> bytes:
-    return json.dumps({"message": reject.message}).encode()
-
-
-def _error_detail(reject: Reject) -> bytes:
-    return json.dumps({"detail": reject.message}).encode()
 
 
 def _error_tei(reject: Reject) -> bytes:
@@ -386,56 +289,113 @@ def _error_dashscope(reject: Reject) -> bytes:
     ).encode()
 
 
+# -- the presets: mostly the generic format, each with its own path and strictness ----------
+
+
+def _read_plain(
+    model_required: bool, more: frozenset[str] = frozenset()
+) -> Callable[[Any, str], Asked]:
+    """A generic-format reader for services that do not take ``return_documents``."""
+
+    def read(body: Any, path: str) -> Asked:
+        required = {"query", "documents"} | ({"model"} if model_required else set())
+        body = fields(body, required, {"model", "top_n"} | set(more))
+        return Asked(
+            body["query"],
+            strings(body["documents"], "documents"),
+            optional_count(body, "top_n"),
+            required_model(body) if model_required else optional_model(body),
+        )
+
+    return read
+
+
+def _read_generic_with(
+    model_required: bool = False, top_n_required: bool = False
+) -> Callable[[Any, str], Asked]:
+    """The generic reader, with a model or a ``top_n`` required as well."""
+
+    def read(body: Any, path: str) -> Asked:
+        if model_required:
+            required_model(body if isinstance(body, dict) else {})
+        if top_n_required:
+            need(isinstance(body, dict) and "top_n" in body, "top_n is required")
+        return _read_generic(body, path)
+
+    return read
+
+
+def _answer_data(asked: Asked) -> Any:
+    """Fireworks: the generic answer with the results under ``data``."""
+    answer = _answer_generic(asked)
+    return {
+        "object": "list",
+        "model": answer["model"],
+        "data": answer["results"],
+        "usage": answer["usage"],
+    }
+
+
+def _answer_plain(asked: Asked) -> Any:
+    return {"results": [{"index": i, "relevance_score": s} for i, s in ranked("generic", asked)]}
+
+
+def _answer_sglang(asked: Asked) -> Any:
+    return [
+        {"score": s, "document": asked.documents[i], "index": i, "meta_info": {"id": f"r{i}"}}
+        for i, s in ranked("sglang", asked)
+    ]
+
+
+def _read_deepinfra(body: Any, path: str) -> Asked:
+    body = fields(body, {"queries", "documents"}, {"instruction", "service_tier", "webhook"})
+    queries = strings(body["queries"], "queries")
+    documents = strings(body["documents"], "documents")
+    need(len(queries) == len(documents), "queries and documents must have the same length")
+    need(len(set(queries)) == 1, "this test server ranks one query")
+    model = path.removeprefix("/v1/inference/")
+    return Asked(queries[0], documents, None, model)
+
+
+def _answer_deepinfra(asked: Asked) -> Any:
+    scores = [served_score("deepinfra", asked.query, text) for text in asked.documents]
+    return {
+        "scores": scores,  # in input order: no ranking
+        "input_tokens": token_count(asked),
+        "request_id": None,
+        "inference_status": {"status": "succeeded", "runtime_ms": 3, "cost": 0.0},
+    }
+
+
+def _error_detail_error(reject: Reject) -> bytes:
+    return json.dumps({"detail": {"error": reject.message}}).encode()
+
+
 # -- auth -----------------------------------------------------------------------------------
 
 
-def _bearer(headers: dict[str, str], api_key: str | None) -> None:
-    if api_key is not None and headers.get("authorization") != f"Bearer {api_key}":
-        raise Reject(401, "invalid api token", "auth")
-
-
-def _pinecone_auth(headers: dict[str, str], api_key: str | None) -> None:
+def _pinecone_auth(request: Received, server: ScriptedServer) -> None:
+    headers = request.headers
     if headers.get("x-pinecone-api-version") != "2025-10":
         raise Reject(400, "missing X-Pinecone-Api-Version header")
-    if api_key is None:
+    if server.api_key is None:
         return
-    if "authorization" in headers or headers.get("api-key") != api_key:
+    if "authorization" in headers or headers.get("api-key") != server.api_key:
         raise Reject(401, "Invalid API Key", "auth")
 
 
-@dataclass(frozen=True)
-class Service:
-    """One rerank service's wire behaviour.
+# -- the table ----------------------------------------------------------------------------
 
-    Attributes:
-        paths: the endpoint paths it answers (the first is its usual one).
-        limit: the most documents it takes in one request, as its documentation states.
-        read: reads a request body (given the path) into :class:`Asked`, or raises
-            :class:`Reject`.
-        answer: the JSON answer to an :class:`Asked`.
-        error: the error body for a :class:`Reject`.
-        check_auth: raises :class:`Reject` unless the headers carry the key (any request
-            passes when the key is ``None``).
-        limit_status: the status of an answer to too many documents.
-    """
+_GENERIC_WITH_MODEL = _read_generic_with(model_required=True)
 
-    paths: tuple[str, ...]
-    limit: int
-    read: Callable[[Any, str], Asked]
-    answer: Callable[[Asked], Any]
-    error: Callable[[Reject], bytes]
-    check_auth: Callable[[dict[str, str], str | None], None] = _bearer
-    limit_status: int = 400
-
-
-SERVICES: dict[str, Service] = {
-    "generic": Service(("/v1/rerank",), 1000, _read_generic, _answer_generic, _error_generic),
+API_KEY_SERVICES: dict[str, Service] = {
+    "generic": Service(("/v1/rerank",), 1000, _read_generic, _answer_generic, error_generic),
     "cohere": Service(
-        ("/v2/rerank", "/v1/rerank"), 1000, _read_cohere, _answer_cohere, _error_message_only
+        ("/v2/rerank", "/v1/rerank"), 1000, _read_cohere, _answer_cohere, error_message_only
     ),
-    "voyage": Service(("/v1/rerank",), 1000, _read_voyage, _answer_voyage, _error_detail),
+    "voyage": Service(("/v1/rerank",), 1000, _read_voyage, _answer_voyage, error_detail),
     "tei": Service(("/rerank",), 32, _read_tei, _answer_tei, _error_tei, limit_status=413),
-    "nim": Service(("/v1/ranking",), 512, _read_nim, _answer_nim, _error_detail),
+    "nim": Service(("/v1/ranking",), 512, _read_nim, _answer_nim, error_detail),
     "mixedbread": Service(
         ("/v1/reranking",),
         1000,
@@ -450,4 +410,57 @@ SERVICES: dict[str, Service] = {
     "dashscope": Service(
         (DASHSCOPE_PATH,), 500, _read_dashscope, _answer_dashscope, _error_dashscope
     ),
+    # DeepInfra names the model in the path: /v1/inference/<model>.
+    "deepinfra": Service(
+        ("/v1/inference/*",),
+        1000,
+        _read_deepinfra,
+        _answer_deepinfra,
+        _error_detail_error,
+        limit_status=422,
+    ),
+    "zhipu": Service(
+        ("/api/paas/v4/rerank",),
+        128,
+        _read_generic,
+        _answer_generic,
+        error_generic,
+        max_characters=4096,
+    ),
+    "qianfan": Service(("/v2/rerankers",), 64, _read_plain(True), _answer_generic, error_generic),
+    "siliconflow": Service(
+        ("/v1/rerank",), 1000, _GENERIC_WITH_MODEL, _answer_generic, error_message_only
+    ),
+    "together": Service(("/v1/rerank",), 1000, _GENERIC_WITH_MODEL, _answer_generic, error_generic),
+    "fireworks": Service(
+        ("/inference/v1/rerank",), 1000, _GENERIC_WITH_MODEL, _answer_data, error_generic
+    ),
+    "zeroentropy": Service(
+        ("/v1/models/rerank",),
+        1000,
+        _read_plain(False),
+        _answer_plain,
+        error_detail,
+        max_bytes=5_000_000,
+    ),
+    "contextual": Service(
+        ("/v1/rerank",),
+        1000,
+        _read_plain(True, frozenset({"instruction", "metadata"})),
+        _answer_plain,
+        error_detail,
+    ),
+    "scaleway": Service(
+        ("/v1/rerank",),
+        1000,
+        _read_generic_with(top_n_required=True),
+        _answer_generic,
+        error_generic,
+    ),
+    "jina": Service(("/v1/rerank",), 1000, _read_generic, _answer_generic, error_detail),
+    "infinity": Service(("/rerank",), 2048, _read_generic, _answer_generic, error_detail),
+    "sglang": Service(("/v1/rerank",), 1000, _read_plain(False), _answer_sglang, error_generic),
 }
+
+#: Every service :class:`~support.server.ScriptedServer` can imitate, by dialect name.
+SERVICES: dict[str, Service] = {**API_KEY_SERVICES, **CLOUD_SERVICES}
