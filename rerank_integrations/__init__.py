@@ -22,6 +22,8 @@ from ._exceptions import (
     ServerError,
     ToolInputError,
 )
+from ._observe import RerankStats
+from ._ratelimit import Limiter, RateLimit, RateLimiter
 from ._retry import RetryPolicy, backoff_delay, next_wait, parse_retry_after
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult, Usage
 from ._version import __version__
@@ -36,13 +38,17 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "GatewayTimeoutError",
+    "Limiter",
     "NotGiven",
+    "RateLimit",
     "RateLimitError",
+    "RateLimiter",
     "RequestTimeoutError",
     "RerankClient",
     "RerankError",
     "RerankResponse",
     "RerankResult",
+    "RerankStats",
     "ResponseFormatError",
     "RetryPolicy",
     "ServerError",

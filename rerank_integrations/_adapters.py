@@ -66,6 +66,8 @@ CLIENT_SETTINGS = (
     "chunk_overlap",
     "chunk_aggregate",
     "tokenizer",
+    "rate_limit",
+    "adaptive_concurrency",
     "headers",
     "auth_url",
     "credentials",
@@ -134,6 +136,10 @@ class RerankSettings(BaseModel):
     """Tokens two windows of a chunked document share."""
     chunk_aggregate: Literal["max", "mean"] = "max"
     """A chunked document's score: its best window's, or the windows' mean."""
+    rate_limit: SkipJsonSchema[Any] = None
+    """A budget per minute (``RateLimit(requests_per_minute=...)``) shared by every call."""
+    adaptive_concurrency: bool = False
+    """Halve the batches in flight on a 429 and grow them back as calls succeed."""
     tokenizer: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
     """Counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer`` or a
     ``tiktoken`` encoding; ``None``: a conservative estimate."""

@@ -45,6 +45,8 @@ from ._flow import (
     start_call,
     transport_error,
 )
+from ._observe import RerankStats
+from ._ratelimit import AdaptiveGate, RateLimit, RateLimiter, limiter_for
 from ._retry import RetryPolicy, seconds_to_sleep
 from ._secrets import HiddenHeaders, Scrubber, as_secret, secret_values
 from ._text import display_url
@@ -153,6 +155,8 @@ class RerankClient:
         chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
         chunk_aggregate: str = "max",
         tokenizer: object = None,
+        rate_limit: RateLimit | RateLimiter | None = None,
+        adaptive_concurrency: bool = False,
     ) -> None:
         # Secrets leave this frame's locals at once: error trackers record them.
         api_key = as_secret(api_key)
@@ -184,6 +188,8 @@ class RerankClient:
             chunk_overlap=chunk_overlap,
             chunk_aggregate=chunk_aggregate,
             tokenizer=tokenizer,
+            rate_limit=rate_limit,
+            adaptive_concurrency=adaptive_concurrency,
         )
         self._start(http_client, async_http_client)
 
@@ -211,6 +217,8 @@ class RerankClient:
             logits_expected=settings.dialect.score_scale == "logit"
             or settings.score_transform == "sigmoid",
             counter=counter_for(settings.tokenizer),
+            limiter=limiter_for(settings.rate_limit),
+            gate=AdaptiveGate(settings.max_concurrency) if settings.adaptive_concurrency else None,
         )
         self._authorizer: Authorizer | None = authorizer_for(self._settings, _USER_AGENT)
         self._transform = check_score_transform(self._settings.score_transform)
@@ -280,6 +288,11 @@ class RerankClient:
         """The resolved settings (the key stays a ``SecretStr``)."""
         return self._settings
 
+    def stats(self) -> RerankStats:
+        """What this client has done so far: calls, requests, retries, 429s, cache hits and
+        misses, fallbacks used, passthroughs, documents and tokens."""
+        return self._connection.counters.snapshot()
+
     def __repr__(self) -> str:
         settings: ClientSettings | None = getattr(self, "_settings", None)
         if settings is None:  # a client whose construction failed; a repr never raises
@@ -324,6 +337,7 @@ class RerankClient:
         """
         arguments = (query, documents, top_n, model, deadline, extra_body, fields)
         call = start_call(self._settings, self._connection, *arguments)
+        self._connection.counters.add(calls=1)
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
         client = self._get_http_client()
@@ -331,8 +345,16 @@ class RerankClient:
         def send(action: Send) -> Answer | RerankError:
             return _send(client, action)
 
+        gate = self._connection.gate
+
         def run(number: int) -> BatchRanking:
-            return drive(self._flow(call, number), send, _sleep)
+            if gate is None:
+                return drive(self._flow(call, number), send, _sleep)
+            gate.acquire()
+            try:
+                return drive(self._flow(call, number), send, _sleep)
+            finally:
+                gate.release()
 
         count = len(call.plan.batches)
         if count > 1:
@@ -368,6 +390,7 @@ class RerankClient:
         ``max_concurrency`` at a time; cancelling the call cancels them all."""
         arguments = (query, documents, top_n, model, deadline, extra_body, fields)
         call = start_call(self._settings, self._connection, *arguments)
+        self._connection.counters.add(calls=1)
         if not call.plan.batches:
             return RerankResponse(results=[], model=call.model)
         client = await self._get_async_http_client()
@@ -378,15 +401,26 @@ class RerankClient:
         count = len(call.plan.batches)
         if count > 1:
             await _within(adrive(self._warm_up(), send, _asleep), call)
+        gate = self._connection.gate
+
+        async def one(number: int) -> BatchRanking:
+            if gate is None:
+                return await adrive(self._flow(call, number), send, _asleep)
+            await gate.aacquire()
+            try:
+                return await adrive(self._flow(call, number), send, _asleep)
+            finally:
+                gate.release()
+
         try:
             if count == 1:
-                rankings = [await _within(adrive(self._flow(call, 0), send, _asleep), call)]
+                rankings = [await _within(one(0), call)]
             else:
                 limit = asyncio.Semaphore(self._settings.max_concurrency)
 
                 async def run(number: int) -> BatchRanking:
                     async with limit:
-                        return await adrive(self._flow(call, number), send, _asleep)
+                        return await one(number)
 
                 gathering = _gather_or_cancel([run(number) for number in range(count)])
                 rankings = await _within(gathering, call)

@@ -27,6 +27,7 @@ from ._constants import (
 from ._core import CHUNK_AGGREGATES, check_extra_body, check_score_transform
 from ._dialects import DIALECTS, Dialect, get_dialect, is_version_segment
 from ._exceptions import ConfigurationError
+from ._ratelimit import limiter_for
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header
 from ._text import display_url
@@ -70,6 +71,8 @@ class ClientSettings:
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
     chunk_aggregate: str = "max"
     tokenizer: Any = field(default=None, repr=False)
+    rate_limit: Any = None
+    adaptive_concurrency: bool = False
 
     def __repr__(self) -> str:
         # The endpoint without credentials; secret header values are SecretStr anyway.
@@ -317,6 +320,8 @@ def resolve_settings(
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
     chunk_aggregate: str = "max",
     tokenizer: object = None,
+    rate_limit: object = None,
+    adaptive_concurrency: bool = False,
 ) -> ClientSettings:
     """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings.
 
@@ -446,6 +451,8 @@ def resolve_settings(
         chunk_overlap=_positive_int("chunk_overlap", chunk_overlap, 0),
         chunk_aggregate=_choice("chunk_aggregate", chunk_aggregate, CHUNK_AGGREGATES),
         tokenizer=_checked_tokenizer(tokenizer),
+        rate_limit=_checked_rate_limit(rate_limit),
+        adaptive_concurrency=bool(adaptive_concurrency),
     )
 
 
@@ -471,6 +478,11 @@ def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
         known = ", ".join(repr(choice) for choice in allowed)
         raise ValueError(f"{name} must be one of {known}, got {value!r}")
     return value.strip().lower()
+
+
+def _checked_rate_limit(rate_limit: object) -> object:
+    limiter_for(rate_limit)  # refuses what cannot hand out a budget
+    return rate_limit
 
 
 def _checked_tokenizer(tokenizer: object) -> object:

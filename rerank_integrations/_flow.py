@@ -27,7 +27,7 @@ import httpx
 from ._actions import Answer, Flow, Run, Send, Sleep
 from ._answers import missing_field
 from ._auth import Authorizer
-from ._budget import TokenCounter
+from ._budget import TokenCounter, counter_for
 from ._config import ClientSettings, check_deadline, shorten_timeout
 from ._constants import ENV_MODEL, LOGGER_NAME
 from ._core import (
@@ -50,10 +50,13 @@ from ._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    RateLimitError,
     RerankError,
     ResponseFormatError,
 )
-from ._retry import next_wait
+from ._observe import Counters
+from ._ratelimit import AdaptiveGate, Cost, RateLimiter
+from ._retry import next_wait, parse_retry_after
 from ._secrets import Scrubber
 from ._text import display_url
 from ._types import NOT_GIVEN, NotGiven
@@ -349,6 +352,9 @@ class Connection:
         logits_expected: whether scores should be raw logits rather than 0..1.
         scale_warned: whether the scores have already been found off their scale.
         counter: counts tokens for the size budgets.
+        limiter: the client's rate limit, if any.
+        gate: the adaptive limit on batches in flight, if on.
+        counters: what the client has done (``client.stats()``).
         learned: limits the server has shown.
         cuts: where long documents were cut, for documents sent again.
     """
@@ -362,6 +368,9 @@ class Connection:
     logits_expected: bool = False
     scale_warned: bool = False
     counter: TokenCounter | None = None
+    limiter: RateLimiter | None = None
+    gate: AdaptiveGate | None = None
+    counters: Counters = field(default_factory=lambda: Counters())
     learned: Learned = field(default_factory=lambda: Learned())
     cuts: BoundedCache = field(default_factory=lambda: BoundedCache(256))
     _scrubbers: dict[tuple[str, ...], Scrubber] = field(default_factory=dict)
@@ -522,7 +531,7 @@ def _paged(
         sent = max(sent, len(body))
         try:
             page = yield from _exchange(
-                settings, connection, call, batch.top_n, size, body, label, random, auth
+                settings, connection, call, batch, body, label, random, auth
             )
         except APIStatusError as error:
             refusal = too_big(error)
@@ -612,25 +621,44 @@ def _exchange(
     settings: ClientSettings,
     connection: Connection,
     call: Call,
-    top_n: int | None,
-    size: int,
+    batch: Batch,
     body: bytes,
     label: str,
     random: Callable[[], float],
     auth: Authorizer,
 ) -> Flow[BatchRanking]:
-    """One request's attempts: credentials, send, retry decision, decoding."""
+    """One request's attempts: budget, credentials, send, retry decision, decoding."""
     dialect = settings.dialect
+    top_n, size = batch.top_n, len(batch.texts)
     url = dialect.request_url(connection.url, call.model)
     logger.debug("POST %s %s, %d bytes", display_url(url), label, len(body))
     policy = settings.retry
     max_bytes = settings.max_response_bytes
+    counters, gate, limiter = connection.counters, connection.gate, connection.limiter
+    cost = None if limiter is None else _cost(limiter, connection, call.plan.query, batch)
     retries_done = 0
     refreshed = False
     while True:
+        if limiter is not None and cost is not None:
+            waited = limiter.reserve(cost, call.time_left())
+            if waited is None:
+                raise RateLimitError(
+                    f"the client's rate limit ({limiter!r}) has no room for {label} before "
+                    f"the call's deadline of {call.deadline:g}s; nothing was sent",
+                    status_code=429,
+                    url=connection.shown_url,
+                )
+            if waited > 0:
+                yield Sleep(waited)
+        if gate is not None:
+            paused = gate.pause()
+            if paused > 0:
+                yield Sleep(paused)
         left = call.time_left()
         if left is not None and left <= 0:
             raise call.deadline_error(retries_done + 1)
+        counters.add(requests=1, retries=1 if retries_done else 0, documents=size)
+        epoch = gate.epoch if gate is not None else 0
         attempt = settings.attempt_seconds
         limit = left if attempt is None else attempt if left is None else min(attempt, left)
         timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
@@ -662,6 +690,12 @@ def _exchange(
             if isinstance(outcome, Answer):
                 scrubber = connection.scrubber_with(auth.secrets())
                 status = outcome.status_code
+                if status == 429:
+                    counters.add(rate_limited=1)
+                    if gate is not None:
+                        gate.congested(epoch, parse_retry_after(outcome.headers))
+                elif gate is not None:
+                    gate.succeeded()
                 if 200 <= outcome.status_code < 300:
                     ranking = decode_response(
                         dialect,
@@ -673,6 +707,7 @@ def _exchange(
                         0 if dialect.next_page_field else top_n,  # pages: counted in all
                     )
                     connection.check_scale(ranking)
+                    counters.add(tokens=ranking.total_tokens or 0)
                     return ranking
                 if outcome.status_code == 401 and auth.refreshable and not refreshed:
                     # An expired or revoked token: a new one, at once, and only once.
@@ -734,6 +769,16 @@ def _no_such_path(dialect: Dialect, answer: Answer) -> bool:
     error = make_status_error(dialect, 404, answer.reason, answer.content, answer.headers)
     message = (error.server_message or "").strip()
     return not message or _NO_SUCH_PATH.match(message) is not None
+
+
+def _cost(limiter: RateLimiter, connection: Connection, query: str, batch: Batch) -> Cost:
+    """What one request of ``batch`` spends: tokens are counted only for a limit of them."""
+    tokens = 0
+    if getattr(limiter, "counts_tokens", True):
+        counter = connection.counter or counter_for(None)
+        query_tokens = counter.count(query)
+        tokens = sum(counter.count(text) + query_tokens for text in batch.texts)
+    return Cost(requests=1, tokens=tokens, documents=len(batch.texts))
 
 
 def _with_hint(error: APIStatusError, field: str) -> APIStatusError:

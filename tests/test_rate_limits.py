@@ -1,0 +1,190 @@
+"""Rate limits and adaptive concurrency: a pure limiter on a fake clock, and the client
+keeping under a real server's limit on both paths."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from support import run_mode
+
+from rerank_integrations import RateLimit, RateLimitError, RerankClient
+from rerank_integrations._ratelimit import AdaptiveGate, Cost, Limiter
+from rerank_integrations.langchain import RerankCompressor
+from rerank_integrations.llama_index import RerankPostprocessor
+from rerank_integrations.server import serve_in_thread
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_burst_is_one_seconds_worth_then_the_rate() -> None:
+    clock = Clock()
+    limiter = Limiter(RateLimit(requests_per_minute=600), clock)
+    waits = [limiter.reserve(Cost(), None) for _ in range(30)]
+    assert waits[:10] == [0.0] * 10  # about 10 at once: one second's worth, not 600
+    assert waits[10:] == pytest.approx([0.1 * k for k in range(1, 21)])
+    clock.now += 60
+    assert limiter.reserve(Cost(), None) == 0.0  # a minute later the budget is back
+
+
+def test_every_dimension_counts_and_the_slowest_decides() -> None:
+    clock = Clock()
+    limiter = Limiter(RateLimit(tokens_per_minute=6_000, documents_per_minute=60_000), clock)
+    # 100 tokens a second: the first request spends the whole burst, the next waits a second.
+    assert limiter.reserve(Cost(tokens=100, documents=10), None) == 0.0
+    assert limiter.reserve(Cost(tokens=100, documents=10), None) == pytest.approx(1.0)
+    assert limiter.reserve(Cost(tokens=100, documents=10), None) == pytest.approx(2.0)
+    assert limiter.counts_tokens
+
+
+def test_a_wait_past_the_deadline_reserves_nothing() -> None:
+    clock = Clock()
+    limiter = Limiter(RateLimit(requests_per_minute=60), clock)
+    assert limiter.reserve(Cost(), None) == 0.0  # the burst: one second's worth (one)
+    assert limiter.reserve(Cost(), 0.5) is None
+    assert limiter.reserve(Cost(), None) == pytest.approx(1.0)  # the refused one took nothing
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [({}, "needs requests_per_minute"), ({"requests_per_minute": 0}, "positive")],
+)
+def test_a_rate_limit_that_cannot_work_is_refused(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RateLimit(**arguments)
+
+
+def test_the_gate_halves_once_per_burst_and_grows_back() -> None:
+    gate = AdaptiveGate(16)
+    sent_in = gate.epoch
+    for _ in range(5):
+        gate.congested(sent_in)  # five 429s of requests sent before any halving
+    assert gate.limit == 8
+    gate.congested(gate.epoch)
+    assert gate.limit == 4
+    for _ in range(40):
+        gate.succeeded()  # ten rounds of successes grow it by about one
+    assert 4.5 < gate.limit < 5.5
+    for _ in range(4000):
+        gate.succeeded()
+    assert gate.limit == 16
+
+
+def test_the_gate_holds_threads_and_tasks_to_its_limit() -> None:
+    gate = AdaptiveGate(2)
+    inside = []
+    peak = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        gate.acquire()
+        with lock:
+            inside.append(1)
+            peak.append(len(inside))
+        threading.Event().wait(0.02)
+        with lock:
+            inside.pop()
+        gate.release()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+
+    async def tasks() -> None:
+        async def one() -> None:
+            await gate.aacquire()
+            with lock:
+                inside.append(1)
+                peak.append(len(inside))
+            await asyncio.sleep(0.02)
+            with lock:
+                inside.pop()
+            gate.release()
+
+        await asyncio.gather(*(one() for _ in range(8)))
+
+    asyncio.run(tasks())
+    for thread in threads:
+        thread.join()
+    assert max(peak) <= 2
+    assert gate.in_flight == 0
+
+
+# -- against a server that limits requests ----------------------------------------------------
+
+
+@pytest.mark.real_waits  # the server's limiter runs on the real clock
+def test_the_client_keeps_under_the_servers_limit(mode: str) -> None:
+    with serve_in_thread(rate_limit_rpm=600) as server:  # 10 a second
+        client = RerankClient(server.base_url, rate_limit=RateLimit(requests_per_minute=540))
+
+        def burst_sync() -> None:
+            for _ in range(25):
+                client.rerank("apple", ["pear", "apple"])
+
+        async def burst_async() -> None:
+            await asyncio.gather(*(client.arerank("apple", ["pear", "apple"]) for _ in range(25)))
+
+        run_mode(mode, burst_sync, burst_async)
+        assert server.stats.rate_limited == 0
+        assert client.stats().requests == 25
+        client.close()
+
+
+@pytest.mark.real_waits
+def test_aimd_recovers_from_429s_with_no_failures() -> None:
+    # 20 a second, 50 ms an answer: a gate of 16 in flight would send 320 a second.
+    with serve_in_thread(rate_limit_rpm=1200, latency_ms=50) as server:
+        client = RerankClient(server.base_url, adaptive_concurrency=True, max_retries=20)
+
+        async def burst() -> list[int]:
+            calls = [client.arerank("apple", ["pear", "apple"]) for _ in range(200)]
+            return [response.results[0].index for response in await asyncio.gather(*calls)]
+
+        assert asyncio.run(burst()) == [1] * 200
+        stats = client.stats()
+        assert stats.calls == 200
+        assert stats.rate_limited < 100  # few 429s: the gate backs off instead of hammering
+        assert server.stats.rate_limited == stats.rate_limited
+        client.close()
+
+
+def test_no_room_before_the_deadline_raises_without_sending(mode: str) -> None:
+    with serve_in_thread() as server:
+        limited = RerankClient(
+            server.base_url, rate_limit=RateLimit(requests_per_minute=6), deadline=1.0
+        )
+        run_mode(
+            mode,
+            lambda: limited.rerank("apple", ["pear", "apple"]),
+            lambda: limited.arerank("apple", ["pear", "apple"]),
+        )
+        with pytest.raises(RateLimitError, match="no room"):
+            run_mode(
+                mode,
+                lambda: limited.rerank("apple", ["pear", "apple"]),
+                lambda: limited.arerank("apple", ["pear", "apple"]),
+            )
+        assert server.stats.requests == 1
+        limited.close()
+
+
+@pytest.mark.parametrize("adapter_class", [RerankCompressor, RerankPostprocessor])
+def test_the_adapters_take_a_rate_limit(adapter_class: Any) -> None:
+    adapter = adapter_class(
+        base_url="https://h",
+        rate_limit=RateLimit(documents_per_minute=100),
+        adaptive_concurrency=True,
+    )
+    assert adapter.rerank_client._connection.limiter is not None
+    assert adapter.rerank_client._connection.gate is not None
+    with pytest.raises(TypeError, match="rate_limit"):
+        RerankClient("https://h", rate_limit=10)
