@@ -5,6 +5,7 @@
 ``rerank_integrations.llama_index.RerankPostprocessor`` adapt it to the two frameworks.
 """
 
+from ._cache import RerankCache
 from ._client import RerankClient
 from ._dialects import DIALECTS
 from ._exceptions import (
@@ -44,6 +45,7 @@ __all__ = [
     "RateLimitError",
     "RateLimiter",
     "RequestTimeoutError",
+    "RerankCache",
     "RerankClient",
     "RerankError",
     "RerankResponse",

@@ -68,6 +68,7 @@ CLIENT_SETTINGS = (
     "tokenizer",
     "rate_limit",
     "adaptive_concurrency",
+    "cache",
     "headers",
     "auth_url",
     "credentials",
@@ -140,6 +141,9 @@ class RerankSettings(BaseModel):
     """A budget per minute (``RateLimit(requests_per_minute=...)``) shared by every call."""
     adaptive_concurrency: bool = False
     """Halve the batches in flight on a 429 and grow them back as calls succeed."""
+    cache: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
+    """Keeps each (query, document) score: a ``RerankCache``, a ``dict``, a
+    ``diskcache.Cache`` or any object with ``get``/``set``; off for listwise models."""
     tokenizer: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
     """Counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer`` or a
     ``tiktoken`` encoding; ``None``: a conservative estimate."""
@@ -201,8 +205,9 @@ class RerankSettings(BaseModel):
 
     def _client_settings(self) -> tuple[Any, ...]:
         """What the client is built from, as a value that later changes can be told by."""
-        values = [getattr(self, name) for name in CLIENT_SETTINGS]
-        return (self.client, *(_snapshot(value) for value in values))
+        # A cache is told by what it is, not what it holds (a dict of scores grows).
+        values = (_snapshot(getattr(self, name), name) for name in CLIENT_SETTINGS)
+        return (self.client, *values)
 
     def _connect(self) -> RerankClient:
         settings = self._client_settings()
@@ -309,6 +314,9 @@ class RerankSettings(BaseModel):
         )
 
 
-def _snapshot(value: Any) -> Any:
-    """``value``, with a dict copied as it is now (a later change in place must be seen)."""
+def _snapshot(value: Any, name: str) -> Any:
+    """``value``, with a dict setting copied as it is now (a later change in place must be
+    seen); a cache is compared by identity."""
+    if name == "cache":
+        return id(value)
     return copy.deepcopy(value) if isinstance(value, dict) else value

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from ._auth import Authorizer, authorizer_for
 from ._budget import counter_for
+from ._cache import score_cache_for
 from ._config import ClientSettings, TimeoutTypes, resolve_settings
 from ._constants import (
     DEFAULT_CHUNK_OVERLAP,
@@ -45,7 +46,7 @@ from ._flow import (
     start_call,
     transport_error,
 )
-from ._observe import RerankStats
+from ._observe import Counters, RerankStats
 from ._ratelimit import AdaptiveGate, RateLimit, RateLimiter, limiter_for
 from ._retry import RetryPolicy, seconds_to_sleep
 from ._secrets import HiddenHeaders, Scrubber, as_secret, secret_values
@@ -117,6 +118,29 @@ class RerankClient:
         http_client: an ``httpx.Client`` to use instead of the client's own; not closed by us.
         async_http_client: an ``httpx.AsyncClient`` to use instead of the client's own (then
             all async calls must run on that client's event loop); not closed by us.
+        max_response_bytes: the largest answer accepted (default 32 MiB); a larger one is
+            refused while it arrives.
+        max_request_bytes: the largest request body to send (else ``RERANK_MAX_REQUEST_BYTES``,
+            else the dialect's limit); batches are sized to fit, and a 413 teaches a limit.
+        max_tokens_per_request: tokens a request may hold, the query counted once per
+            document.
+        max_tokens_per_document: tokens the model reads of one document with the query.
+        long_documents: what to do with a document longer than that: ``"server"`` (send it
+            as it is, the default), ``"truncate"``, ``"chunk"`` (windows scored apart, the
+            document scored by ``chunk_aggregate``) or ``"error"`` (refuse before sending).
+        chunk_overlap: tokens two windows of a chunked document share.
+        chunk_aggregate: a chunked document's score, its best window's (``"max"``) or their
+            ``"mean"``.
+        tokenizer: counts tokens exactly (a ``str -> int`` function, a ``tokenizers``
+            tokenizer, a ``tiktoken`` encoding); ``None``: a conservative estimate.
+        rate_limit: a budget per minute (:class:`RateLimit`) or a shared
+            :class:`RateLimiter`; calls wait for room within their deadline.
+        adaptive_concurrency: halve the batches in flight on a 429 and grow them back as
+            requests succeed.
+        cache: keeps each (query, document) score: a :class:`RerankCache`, a ``dict``, a
+            ``diskcache.Cache`` or any object with ``get`` and ``set``. Only documents not
+            in it are sent, each asked for its score. Leave it off for listwise models
+            (``jina-reranker-v3``), whose scores depend on the rest of the batch.
 
     The client is safe to share between threads and between event loops: it keeps one
     connection pool for sync calls and one per event loop for async calls (closed when
@@ -157,6 +181,7 @@ class RerankClient:
         tokenizer: object = None,
         rate_limit: RateLimit | RateLimiter | None = None,
         adaptive_concurrency: bool = False,
+        cache: object = None,
     ) -> None:
         # Secrets leave this frame's locals at once: error trackers record them.
         api_key = as_secret(api_key)
@@ -190,6 +215,7 @@ class RerankClient:
             tokenizer=tokenizer,
             rate_limit=rate_limit,
             adaptive_concurrency=adaptive_concurrency,
+            cache=cache,
         )
         self._start(http_client, async_http_client)
 
@@ -207,6 +233,7 @@ class RerankClient:
             )
         settings = self._settings
         headers = settings.wire_headers()
+        counters = Counters()
         self._connection = Connection(
             url=settings.endpoint,
             shown_url=display_url(settings.endpoint),
@@ -219,6 +246,8 @@ class RerankClient:
             counter=counter_for(settings.tokenizer),
             limiter=limiter_for(settings.rate_limit),
             gate=AdaptiveGate(settings.max_concurrency) if settings.adaptive_concurrency else None,
+            counters=counters,
+            scores=score_cache_for(settings.cache, counters),
         )
         self._authorizer: Authorizer | None = authorizer_for(self._settings, _USER_AGENT)
         self._transform = check_score_transform(self._settings.score_transform)
@@ -338,8 +367,8 @@ class RerankClient:
         arguments = (query, documents, top_n, model, deadline, extra_body, fields)
         call = start_call(self._settings, self._connection, *arguments)
         self._connection.counters.add(calls=1)
-        if not call.plan.batches:
-            return RerankResponse(results=[], model=call.model)
+        if not call.plan.batches:  # no documents, or every score known
+            return self._merged(call, [])
         client = self._get_http_client()
 
         def send(action: Send) -> Answer | RerankError:
@@ -391,8 +420,8 @@ class RerankClient:
         arguments = (query, documents, top_n, model, deadline, extra_body, fields)
         call = start_call(self._settings, self._connection, *arguments)
         self._connection.counters.add(calls=1)
-        if not call.plan.batches:
-            return RerankResponse(results=[], model=call.model)
+        if not call.plan.batches:  # no documents, or every score known
+            return self._merged(call, [])
         client = await self._get_async_http_client()
 
         async def send(action: Send) -> Answer | RerankError:

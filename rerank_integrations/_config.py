@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from ._auth import DEFAULT_IAM_URL, aws_credentials, google_credentials, region_from_host
 from ._budget import LONG_DOCUMENT_MODES, counter_for
+from ._cache import check_cache
 from ._constants import (
     DEFAULT_CHUNK_OVERLAP,
     DEFAULT_CONNECT_TIMEOUT,
@@ -73,6 +74,7 @@ class ClientSettings:
     tokenizer: Any = field(default=None, repr=False)
     rate_limit: Any = None
     adaptive_concurrency: bool = False
+    cache: Any = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         # The endpoint without credentials; secret header values are SecretStr anyway.
@@ -322,6 +324,7 @@ def resolve_settings(
     tokenizer: object = None,
     rate_limit: object = None,
     adaptive_concurrency: bool = False,
+    cache: object = None,
 ) -> ClientSettings:
     """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings.
 
@@ -453,6 +456,7 @@ def resolve_settings(
         tokenizer=_checked_tokenizer(tokenizer),
         rate_limit=_checked_rate_limit(rate_limit),
         adaptive_concurrency=bool(adaptive_concurrency),
+        cache=None if cache is None else check_cache(cache),
     )
 
 

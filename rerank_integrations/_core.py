@@ -12,7 +12,7 @@ import heapq
 import html
 import json
 import math
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -57,6 +57,9 @@ class RerankPlan:
             each text is a whole document.
         aggregate: how the scores of a document's windows make its score (``"max"``).
         windows: how many texts were sent in place of the documents' whole texts.
+        sent: when some texts' scores were known already (a cache), the positions in
+            ``texts`` of those sent, which the batches hold in order; ``None``: all of them.
+        known: the scores already known, by position in ``texts``.
     """
 
     query: str
@@ -69,6 +72,8 @@ class RerankPlan:
     parts: list[list[tuple[int, int, int]]] | None = None
     aggregate: str = "max"
     windows: int = 0
+    sent: list[int] | None = None
+    known: dict[int, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +183,16 @@ def plan_rerank(
     documents: object,
     top_n: object,
     budget: Budget | int,
+    lookup: Callable[[Sequence[str]], dict[int, float]] | None = None,
 ) -> RerankPlan:
     """Check the input and split it into batches of distinct texts.
 
     Each text is sent once however often it occurs; each batch asks only for as many
     results as the whole call needs, and holds no more than the budget allows. A document
     too long for the budget is cut into windows (``"chunk"``), cut short (``"truncate"``)
-    or refused (``"error"``), as the budget says.
+    or refused (``"error"``), as the budget says. With ``lookup`` (a cache: the known score
+    of each text, by position), only texts it does not know are sent, and every one sent is
+    asked for its score (not only the best ``top_n``), so that it can be kept.
     """
     checked_query = check_query(query)
     checked_documents = check_documents(documents)
@@ -198,16 +206,16 @@ def plan_rerank(
     # Usually every text is distinct: one set() (in C) proves it, with no Python loop.
     if len(set(checked_documents)) != len(checked_documents):
         position_of: dict[str, int] = {}
-        texts: list[str] = []
+        unique: list[str] = []
         first_index: list[int] = []
         for index, text in enumerate(checked_documents):
-            position = position_of.setdefault(text, len(texts))
-            if position == len(texts):
-                texts.append(text)
+            position = position_of.setdefault(text, len(unique))
+            if position == len(unique):
+                unique.append(text)
                 first_index.append(index)
             else:
                 copies.setdefault(position, []).append(index)
-        distinct, first_index_or_none = texts, first_index
+        distinct, first_index_or_none = unique, first_index
 
     if checked_top_n is not None and checked_top_n >= len(checked_documents):
         checked_top_n = None
@@ -223,20 +231,25 @@ def plan_rerank(
     )
     if budget.cuts_documents():
         plan = _cut_long_documents(plan, budget)
-    batch_top_n = None if plan.parts is not None else checked_top_n
+    batch_top_n = None if plan.parts is not None or lookup is not None else checked_top_n
+    texts: Sequence[str] = plan.texts
+    if lookup is not None:
+        known = lookup(texts)
+        if known:
+            sent = [position for position in range(len(texts)) if position not in known]
+            plan = dataclasses.replace(plan, sent=sent, known=known)
+            texts = [texts[position] for position in sent]
     if budget.sized():
-        batches = _sized_batches(plan.query, plan.texts, batch_top_n, budget)
+        batches = _sized_batches(plan.query, texts, batch_top_n, budget)
     else:
         size = budget.max_documents
         batches = [
             Batch(
                 start=start,
-                texts=plan.texts[start : start + size],
-                top_n=None
-                if batch_top_n is None
-                else min(batch_top_n, len(plan.texts) - start, size),
+                texts=texts[start : start + size],
+                top_n=None if batch_top_n is None else min(batch_top_n, len(texts) - start, size),
             )
-            for start in range(0, len(plan.texts), size)
+            for start in range(0, len(texts), size)
         ]
     return dataclasses.replace(plan, batches=batches)
 
@@ -682,10 +695,17 @@ def merge_rankings(
         scored = []
         first_index = plan.first_index
         copies = plan.copies
-        for batch, ranking in zip(plan.batches, rankings, strict=True):
-            start = batch.start
-            for local, score in ranking.pairs:
-                position = start + local
+        if plan.sent is None:
+            for batch, ranking in zip(plan.batches, rankings, strict=True):
+                start = batch.start
+                for local, score in ranking.pairs:
+                    position = start + local
+                    index = position if first_index is None else first_index[position]
+                    scored.append((score, index))
+                    if copies and position in copies:
+                        scored.extend((score, other) for other in copies[position])
+        else:
+            for position, score in unit_scores(plan, rankings):
                 scored.append((score, position if first_index is None else first_index[position]))
                 if copies and position in copies:
                     scored.extend((score, other) for other in copies[position])
@@ -732,6 +752,17 @@ def merge_rankings(
     )
 
 
+def unit_scores(plan: RerankPlan, rankings: Sequence[BatchRanking]) -> Iterator[tuple[int, float]]:
+    """``(position in plan.texts, score)`` of every text: those sent, then those known."""
+    sent = plan.sent
+    for batch, ranking in zip(plan.batches, rankings, strict=True):
+        start = batch.start
+        for local, score in ranking.pairs:
+            yield (start + local if sent is None else sent[start + local]), score
+    if plan.known:
+        yield from plan.known.items()
+
+
 def _aggregate(
     plan: RerankPlan, rankings: Sequence[BatchRanking], spans: dict[int, tuple[int, int]]
 ) -> list[tuple[float, int]]:
@@ -740,13 +771,12 @@ def _aggregate(
     assert plan.parts is not None
     best: dict[int, float] = {}
     totals: dict[int, list[float]] = {}
-    for batch, ranking in zip(plan.batches, rankings, strict=True):
-        for local, score in ranking.pairs:
-            for index, start, end in plan.parts[batch.start + local]:
-                totals.setdefault(index, []).append(score)
-                if index not in best or score > best[index]:
-                    best[index] = score
-                    spans[index] = (start, end)
+    for position, score in unit_scores(plan, rankings):
+        for index, start, end in plan.parts[position]:
+            totals.setdefault(index, []).append(score)
+            if index not in best or score > best[index]:
+                best[index] = score
+                spans[index] = (start, end)
     documents = plan.documents
     for index, (start, end) in list(spans.items()):
         if start == 0 and end == len(documents[index]):

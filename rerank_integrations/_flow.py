@@ -28,6 +28,7 @@ from ._actions import Answer, Flow, Run, Send, Sleep
 from ._answers import missing_field
 from ._auth import Authorizer
 from ._budget import TokenCounter, counter_for
+from ._cache import ScoreCache, ScoreLookup
 from ._config import ClientSettings, check_deadline, shorten_timeout
 from ._constants import ENV_MODEL, LOGGER_NAME
 from ._core import (
@@ -57,7 +58,7 @@ from ._exceptions import (
 from ._observe import Counters
 from ._ratelimit import AdaptiveGate, Cost, RateLimiter
 from ._retry import next_wait, parse_retry_after
-from ._secrets import Scrubber
+from ._secrets import Scrubber, redact_url
 from ._text import display_url
 from ._types import NOT_GIVEN, NotGiven
 
@@ -163,6 +164,7 @@ class Call:
     extra_body: Mapping[str, Any]
     deadline: float | None
     expires: float | None  # time.monotonic() by which the call must end
+    lookup: ScoreLookup | None = None  # the cache keys of the plan's texts, with a cache
 
     def time_left(self) -> float | None:
         """Seconds left before the deadline, ``None`` without one."""
@@ -200,10 +202,45 @@ def start_call(
         model = settings.model
     elif not isinstance(model, str):
         raise TypeError(f"model must be a string or None, got {type(model).__name__}")
-    budget = budget_for(settings, connection, check_query(query), model or None, extra)
-    plan = plan_rerank(query, documents, top_n, budget)
+    checked_query = check_query(query)
+    budget = budget_for(settings, connection, checked_query, model or None, extra)
+    lookup = None
+    if connection.scores is not None:
+        lookup = _lookup(settings, connection, connection.scores, checked_query, model, extra)
+    plan = plan_rerank(query, documents, top_n, budget, lookup)
     expires = None if seconds is None else time.monotonic() + seconds
-    return Call(plan, model or None, extra, seconds, expires)
+    return Call(plan, model or None, extra, seconds, expires, lookup)
+
+
+#: Models whose scores depend on which documents share a batch: a cache misleads them.
+_LISTWISE = re.compile(r"jina-reranker-v3|listwise", re.IGNORECASE)
+
+
+def _lookup(
+    settings: ClientSettings,
+    connection: Connection,
+    scores: ScoreCache,
+    query: str,
+    model: str | None,
+    extra: Mapping[str, Any],
+) -> ScoreLookup:
+    """The cache lookup of one call: keyed on what decides a score, never on credentials."""
+    if model and not connection.listwise_warned and _LISTWISE.search(model):
+        connection.listwise_warned = True
+        logger.warning(
+            "rerank: %r is a listwise model (its scores depend on the other documents of a "
+            "batch) and a cache is on; scores kept from one batch may not fit another: "
+            "turn the cache off for this model",
+            model,
+        )
+    context = (
+        settings.dialect.name,
+        redact_url(settings.endpoint),
+        model or None,
+        settings.location,
+        extra,
+    )
+    return scores.lookup(context, query)
 
 
 def budget_for(
@@ -355,6 +392,8 @@ class Connection:
         limiter: the client's rate limit, if any.
         gate: the adaptive limit on batches in flight, if on.
         counters: what the client has done (``client.stats()``).
+        scores: the client's cache of scores, if any.
+        listwise_warned: whether a cache used with a listwise model has been warned of.
         learned: limits the server has shown.
         cuts: where long documents were cut, for documents sent again.
     """
@@ -371,6 +410,8 @@ class Connection:
     limiter: RateLimiter | None = None
     gate: AdaptiveGate | None = None
     counters: Counters = field(default_factory=lambda: Counters())
+    scores: ScoreCache | None = None
+    listwise_warned: bool = False
     learned: Learned = field(default_factory=lambda: Learned())
     cuts: BoundedCache = field(default_factory=lambda: BoundedCache(256))
     _scrubbers: dict[tuple[str, ...], Scrubber] = field(default_factory=dict)
@@ -419,10 +460,17 @@ def batch_flow(
     kept for later calls. An API that pages its answer (``dialect.next_page_field``) is
     asked for each next page until it has none; the pages make one ranking.
     """
-    batch = call.plan.batches[number]
-    label = f"batch {number + 1}/{len(call.plan.batches)}"
+    plan = call.plan
+    batch = plan.batches[number]
+    label = f"batch {number + 1}/{len(plan.batches)}"
     auth = authorizer or _NO_AUTHORIZER
-    return (yield from _part(settings, connection, call, batch, label, random, auth, 0))
+    ranking = yield from _part(settings, connection, call, batch, label, random, auth, 0)
+    if call.lookup is not None:  # kept as each batch arrives: a later failure loses none
+        start = batch.start
+        sent = plan.sent
+        positions = range(start, start + len(batch.texts))
+        call.lookup.keep(positions if sent is None else [sent[i] for i in positions], ranking.pairs)
+    return ranking
 
 
 def _part(

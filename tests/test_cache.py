@@ -1,0 +1,364 @@
+"""The result cache: one score per (query, document), only the missing ones sent, merged
+exactly; on both paths, with a dict, ``RerankCache`` and ``diskcache``, and never keyed on
+credentials."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from support import API_KEY, MockAPI, rank_body, run_mode
+
+from rerank_integrations import RerankCache, RerankClient, RerankResponse
+from rerank_integrations.langchain import RerankCompressor
+from rerank_integrations.llama_index import RerankPostprocessor
+from rerank_integrations.server import serve_in_thread
+
+QUERY = "apple pie recipe"
+DOCUMENTS = [
+    "apple pie with cinnamon",
+    "pear tart",
+    "a recipe for apple pie",
+    "banana bread",
+    "apple",
+    "pie crust recipe",
+]
+
+
+def call(client: RerankClient, mode: str, *args: Any, **kwargs: Any) -> RerankResponse:
+    return run_mode(
+        mode, lambda: client.rerank(*args, **kwargs), lambda: client.arerank(*args, **kwargs)
+    )
+
+
+def ranked(response: RerankResponse) -> list[tuple[int, float]]:
+    return [(result.index, result.relevance_score) for result in response.results]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- RerankCache ------------------------------------------------------------------------------
+
+
+def test_the_least_recently_used_entry_goes_first() -> None:
+    cache = RerankCache(max_entries=2)
+    cache.set("a", 1)
+    cache.set("b", 2)
+    assert cache.get("a") == 1  # "b" is now the least recently used
+    cache.set("c", 3)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
+    assert len(cache) == 2
+
+
+def test_entries_expire_after_their_ttl() -> None:
+    clock = Clock()
+    cache = RerankCache(ttl=10, clock=clock)
+    cache.set("a", 1)
+    clock.now = 9.9
+    assert cache.get("a") == 1
+    clock.now = 10.0
+    assert cache.get("a", "gone") == "gone"
+    assert len(cache) == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [({"max_entries": 0}, "max_entries"), ({"ttl": -1}, "ttl"), ({"ttl": float("nan")}, "ttl")],
+)
+def test_a_cache_that_cannot_work_is_refused(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RerankCache(**arguments)
+
+
+def test_a_cache_travels_empty_with_its_settings() -> None:
+    cache = RerankCache(max_entries=5, ttl=60)
+    cache.set("a", 1)
+    copy = pickle.loads(pickle.dumps(cache))
+    assert (copy.max_entries, copy.ttl, len(copy)) == (5, 60, 0)
+    copy.set("b", 2)
+    assert copy.get("b") == 2
+    assert repr(copy) == "RerankCache(max_entries=5, ttl=60, entries=1)"
+
+
+def test_something_that_cannot_hold_scores_is_refused() -> None:
+    with pytest.raises(TypeError, match="cache must have get"):
+        RerankClient("https://h", cache=[])
+    with pytest.raises(TypeError, match="cache must have get"):
+        RerankClient("https://h", cache=frozenset())
+
+
+# -- the client -------------------------------------------------------------------------------
+
+
+def test_a_repeated_call_sends_nothing_and_ranks_the_same(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    plain = make_client()
+    expected = call(plain, mode, QUERY, DOCUMENTS, top_n=3)
+    mock_api.requests.clear()
+    cached = make_client(cache=RerankCache())
+    first = call(cached, mode, QUERY, DOCUMENTS, top_n=3)
+    assert ranked(first) == ranked(expected)
+    # Asked for every document's score, not only the top 3: each one is a later hit.
+    assert [body.get("top_n") for body in mock_api.bodies] == [None]
+    again = call(cached, mode, QUERY, DOCUMENTS, top_n=3)
+    assert len(mock_api.requests) == 1
+    assert ranked(again) == ranked(expected)
+    assert again.usage is None or again.usage.requests == 0
+    stats = cached.stats()
+    assert (stats.cache_hits, stats.cache_misses, stats.requests) == (6, 6, 1)
+
+
+def test_a_call_partly_cached_sends_only_the_missing_documents(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    cached = make_client(cache={})
+    call(cached, mode, QUERY, DOCUMENTS[:3])
+    mock_api.requests.clear()
+    more = ["crumble", *DOCUMENTS, "apple pie recipe book"]
+    response = call(cached, mode, QUERY, more, top_n=4)
+    assert mock_api.bodies[0]["documents"] == [
+        "crumble",
+        *DOCUMENTS[3:],
+        "apple pie recipe book",
+    ]
+    plain = make_client()
+    assert ranked(response) == ranked(call(plain, mode, QUERY, more, top_n=4))
+    assert [result.document for result in response.results] == [
+        more[result.index] for result in response.results
+    ]
+
+
+def test_repeated_texts_and_batches_merge_exactly(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    documents = [*DOCUMENTS, DOCUMENTS[0], "apple tart", DOCUMENTS[2]]
+    plain = make_client(max_documents_per_request=2)
+    expected = ranked(call(plain, mode, QUERY, documents, top_n=5))
+    cached = make_client(cache=RerankCache(), max_documents_per_request=2)
+    call(cached, mode, QUERY, documents[::2])
+    mock_api.requests.clear()
+    assert ranked(call(cached, mode, QUERY, documents, top_n=5)) == expected
+    sent = [text for body in mock_api.bodies for text in body["documents"]]
+    assert sorted(sent) == sorted({*documents} - {*documents[::2]})
+    assert all(len(body["documents"]) <= 2 for body in mock_api.bodies)
+
+
+def test_long_documents_are_cached_by_window(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    long = " ".join(["filler words here"] * 60) + " apple pie recipe " + "tail " * 80
+    documents = [long, "apple pie", "pear"]
+    options = {"max_tokens_per_document": 64, "long_documents": "chunk", "chunk_overlap": 8}
+    expected = call(make_client(**options), mode, QUERY, documents)
+    mock_api.requests.clear()
+    cached = make_client(cache=RerankCache(), **options)
+    first = call(cached, mode, QUERY, documents)
+    windows = len(mock_api.bodies[0]["documents"])
+    assert windows > 3
+    again = call(cached, mode, QUERY, documents)
+    assert len(mock_api.requests) == 1
+    for response in (first, again):
+        assert ranked(response) == ranked(expected)
+        assert [r.span for r in response.results] == [r.span for r in expected.results]
+    assert cached.stats().cache_hits == windows
+
+
+def test_raw_scores_are_kept_and_the_transform_applied_on_the_way_out(
+    mode: str, make_client: Callable[..., RerankClient]
+) -> None:
+    store: dict[str, Any] = {}
+    plain = make_client(cache=store)
+    sigmoid = make_client(cache=store, score_transform="sigmoid")
+    raw = call(plain, mode, QUERY, DOCUMENTS)
+    squashed = call(sigmoid, mode, QUERY, DOCUMENTS)
+    assert sigmoid.stats().cache_hits == len(DOCUMENTS)
+    assert [r.index for r in squashed.results] == [r.index for r in raw.results]
+    assert all(0.5 < r.relevance_score < 1 for r in squashed.results)
+    assert {json.loads(value)["score"] for value in store.values()} == {
+        r.relevance_score for r in raw.results
+    }
+
+
+def test_keys_name_what_decides_a_score_and_never_a_credential(
+    mode: str, make_client: Callable[..., RerankClient]
+) -> None:
+    store: dict[str, Any] = {}
+    first = make_client(cache=store, headers={"X-Tenant-Token": "tenant-secret-1234"})
+    call(first, mode, QUERY, DOCUMENTS[:2])
+    assert len(store) == 2
+    # Another key and other headers: the same scores.
+    other_key = make_client(cache=store, api_key="sk-other-key-5678", headers={"X-A": "b"})
+    call(other_key, mode, QUERY, DOCUMENTS[:2])
+    assert other_key.stats().cache_hits == 2
+    # Anything that changes a score is another key.
+    for changed in (
+        {"model": "other-model"},
+        {"extra_body": {"truncate": "END"}},
+        {"base_url": "https://elsewhere.test/v1"},
+        {"dialect": "cohere"},
+    ):
+        client = make_client(cache=store, **changed)
+        call(client, mode, QUERY, DOCUMENTS[:2])
+        assert client.stats().cache_hits == 0, changed
+    misses = make_client(cache=store)
+    call(misses, mode, "another query", DOCUMENTS[:2])
+    assert misses.stats().cache_hits == 0
+    text = json.dumps(store) + repr(store)
+    for secret in (API_KEY, "sk-other-key-5678", "tenant-secret-1234"):
+        assert secret not in text
+    assert all(key.startswith("rerank:") and len(key) == 39 for key in store)
+    entry = json.loads(next(iter(store.values())))
+    assert set(entry) == {"score", "batch"}
+    assert entry["batch"]["size"] == 2 and len(entry["batch"]["digest"]) == 16
+
+
+def test_a_diskcache_works_as_it_is(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI, tmp_path: Any
+) -> None:
+    diskcache = pytest.importorskip("diskcache")
+    with diskcache.Cache(str(tmp_path)) as disk:
+        call(make_client(cache=disk), mode, QUERY, DOCUMENTS)
+    mock_api.requests.clear()
+    with diskcache.Cache(str(tmp_path)) as disk:  # opened again, as a later process would
+        client = make_client(cache=disk)
+        response = call(client, mode, QUERY, DOCUMENTS, top_n=2)
+    assert mock_api.requests == []
+    assert ranked(response) == ranked(call(make_client(), mode, QUERY, DOCUMENTS, top_n=2))
+
+
+class Broken:
+    def __init__(self, failing: str) -> None:
+        self.failing = failing
+        self.stored: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        if self.failing == "get":
+            raise ConnectionError("cache host down")
+        return self.stored.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        if self.failing == "set":
+            raise ConnectionError("cache host down")
+        self.stored[key] = value
+
+
+@pytest.mark.parametrize("failing", ["get", "set"])
+def test_a_failing_cache_never_fails_a_call(
+    mode: str,
+    make_client: Callable[..., RerankClient],
+    failing: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = make_client(cache=Broken(failing))
+    expected = ranked(call(make_client(), mode, QUERY, DOCUMENTS, top_n=2))
+    with caplog.at_level(logging.DEBUG, logger="rerank_integrations"):
+        for _ in range(2):
+            assert ranked(call(client, mode, QUERY, DOCUMENTS, top_n=2)) == expected
+    warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "cache" in r.getMessage()
+    ]
+    assert len(warnings) == 1  # once per client, then quietly
+    assert "cache host down" in warnings[0].getMessage()
+
+
+def test_entries_are_never_corrupted_into_scores(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    store: dict[str, Any] = {}
+    filler = make_client(cache=store)
+    for document in DOCUMENTS[:3]:
+        call(filler, mode, QUERY, [document])  # one at a time: the keys in document order
+    keys = list(store)
+    store[keys[0]] = "not json"
+    store[keys[1]] = json.dumps({"score": "high"})
+    store[keys[2]] = b'{"score": 0.25, "batch": {"size": 3, "digest": "x"}}'  # bytes: Redis
+    mock_api.requests.clear()
+    client = make_client(cache=store)
+    response = call(client, mode, QUERY, DOCUMENTS[:3])
+    assert mock_api.bodies[0]["documents"] == DOCUMENTS[:2]  # the unreadable two, again
+    assert dict(ranked(response))[2] == 0.25
+
+
+def test_scores_of_batches_that_arrived_are_kept_when_another_fails(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    store: dict[str, Any] = {}
+    client = make_client(cache=store, max_documents_per_request=3, max_retries=0, max_concurrency=1)
+
+    def fail_second(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": {"message": "bad document"}})
+
+    def good(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=rank_body(json.loads(request.content)))
+
+    mock_api.queue(good, fail_second)
+    with pytest.raises(Exception, match="bad document"):
+        call(client, mode, QUERY, DOCUMENTS)
+    assert len(store) == 3
+
+
+def test_a_listwise_model_is_warned_of_once(
+    mode: str, make_client: Callable[..., RerankClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(cache=RerankCache(), model="jina-reranker-v3")
+    with caplog.at_level(logging.WARNING, logger="rerank_integrations"):
+        call(client, mode, QUERY, DOCUMENTS)
+        call(client, mode, QUERY, DOCUMENTS)
+    listwise = [r for r in caplog.records if "listwise" in r.getMessage()]
+    assert len(listwise) == 1
+
+
+def test_copies_share_the_cache(make_client: Callable[..., RerankClient]) -> None:
+    import copy
+
+    client = make_client(cache=RerankCache())
+    client.rerank(QUERY, DOCUMENTS)
+    twin = copy.copy(client)
+    twin.rerank(QUERY, DOCUMENTS)
+    assert twin.stats().cache_hits == len(DOCUMENTS)
+
+
+# -- the adapters and a real server -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("adapter_class", [RerankCompressor, RerankPostprocessor])
+def test_the_adapters_take_a_cache_and_never_serialize_it(adapter_class: Any) -> None:
+    store: dict[str, Any] = {}
+    adapter = adapter_class(base_url="https://h", cache=store)
+    client = adapter.rerank_client
+    assert client._connection.scores is not None and client._connection.scores.store is store
+    store["rerank:x"] = "grows"  # a cache that fills up is the same setting
+    assert adapter.rerank_client is client
+    assert "cache" not in adapter.model_dump()
+    assert "grows" not in repr(adapter)
+    adapter.cache = RerankCache()
+    assert adapter.rerank_client is not client
+
+
+def test_against_the_local_server_only_new_pairs_are_sent(mode: str) -> None:
+    with serve_in_thread() as server:
+        store = RerankCache()
+        client = RerankClient(server.base_url, cache=store, max_documents_per_request=4)
+        first = dict(ranked(call(client, mode, QUERY, DOCUMENTS)))
+        assert server.stats.requests == 2
+        more = [*DOCUMENTS, "apple pie recipe card"]
+        again = call(client, mode, QUERY, more, top_n=3)
+        assert server.stats.requests == 3  # the new document alone
+        assert len(store) == len(more)
+        everything = dict(ranked(call(client, mode, QUERY, more)))
+        assert server.stats.requests == 3
+        assert {index: everything[index] for index in first} == first
+        assert ranked(again) == sorted(everything.items(), key=lambda p: (-p[1], p[0]))[:3]
+        client.close()
