@@ -40,6 +40,8 @@ SCORE_KEY = "relevance_score"
 SPAN_KEY = "relevance_span"
 #: The metadata key set to ``False`` on documents and nodes passed through unranked.
 RERANKED_KEY = "reranked"
+#: The metadata key naming the error (its class) that made a call pass documents through.
+ERROR_KEY = "rerank_error"
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -69,6 +71,7 @@ CLIENT_SETTINGS = (
     "rate_limit",
     "adaptive_concurrency",
     "cache",
+    "fallbacks",
     "headers",
     "auth_url",
     "credentials",
@@ -95,8 +98,10 @@ class RerankSettings(BaseModel):
     score_threshold: float | None = None
     """Drop results that score below this; ``None`` keeps every result."""
     on_error: Literal["raise", "passthrough"] = "raise"
-    """When reranking fails after retries: ``"raise"`` the error, or ``"passthrough"`` the
-    inputs in their original order (``top_n`` applied), marked ``reranked=False``."""
+    """When reranking fails after retries (and fallbacks): ``"raise"`` the error, or
+    ``"passthrough"`` the inputs in their original order (``top_n`` applied), marked
+    ``reranked=False`` with the error's class as ``rerank_error``; each is logged and
+    counted (``client.stats().passthroughs``)."""
     base_url: str | None = None
     """API base URL (host root, versioned root or full endpoint); else ``RERANK_BASE_URL``."""
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
@@ -144,6 +149,9 @@ class RerankSettings(BaseModel):
     cache: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
     """Keeps each (query, document) score: a ``RerankCache``, a ``dict``, a
     ``diskcache.Cache`` or any object with ``get``/``set``; off for listwise models."""
+    fallbacks: SkipJsonSchema[list[Any] | None] = Field(default=None, exclude=True, repr=False)
+    """``RerankClient``s tried in order when a call fails with a connection error, a
+    timeout, a 429 or a 5xx, before ``on_error`` applies."""
     tokenizer: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
     """Counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer`` or a
     ``tiktoken`` encoding; ``None``: a conservative estimate."""
@@ -273,21 +281,21 @@ class RerankSettings(BaseModel):
         )
         return self.kept(response)
 
-    def rank_or_pass(self, query: str, texts: Sequence[str]) -> list[RerankResult] | None:
-        """:meth:`rank`, or ``None`` for a failed call when ``on_error="passthrough"``."""
+    def rank_or_pass(self, query: str, texts: Sequence[str]) -> list[RerankResult] | RerankError:
+        """:meth:`rank`, or the error of a failed call when ``on_error="passthrough"``."""
         try:
             return self.rank(query, texts)
         except RerankError as error:
-            self._pass_through_or_raise(error, len(texts))
-            return None
+            return self._pass_through_or_raise(error, len(texts))
 
-    async def arank_or_pass(self, query: str, texts: Sequence[str]) -> list[RerankResult] | None:
+    async def arank_or_pass(
+        self, query: str, texts: Sequence[str]
+    ) -> list[RerankResult] | RerankError:
         """The async twin of :meth:`rank_or_pass`."""
         try:
             return await self.arank(query, texts)
         except RerankError as error:
-            self._pass_through_or_raise(error, len(texts))
-            return None
+            return self._pass_through_or_raise(error, len(texts))
 
     def kept(self, response: RerankResponse) -> list[RerankResult]:
         """The results of ``response`` that pass ``score_threshold``, best first."""
@@ -303,15 +311,22 @@ class RerankSettings(BaseModel):
     def _top_n(self, top_n: int | NotGiven | None) -> int | None:
         return self.top_n if isinstance(top_n, NotGiven) else top_n
 
-    def _pass_through_or_raise(self, error: RerankError, count: int) -> None:
+    def _pass_through_or_raise(self, error: RerankError, count: int) -> RerankError:
         # A setting that cannot work is the caller's to fix, whatever on_error says.
         if self.on_error == "raise" or isinstance(error, ConfigurationError):
             raise error
+        self.rerank_client._connection.counters.add(passthroughs=1)
         logger.warning(
-            "reranking failed, passing %d documents through in their original order: %s",
+            "reranking failed, passing %d documents through in their original order: %s: %s",
             count,
+            type(error).__name__,
             error,
         )
+        return error
+
+    def passthrough_metadata(self, error: RerankError) -> dict[str, Any]:
+        """What a document or node passed through unranked carries in its metadata."""
+        return {RERANKED_KEY: False, ERROR_KEY: type(error).__name__}
 
 
 def _snapshot(value: Any, name: str) -> Any:

@@ -8,11 +8,21 @@ differ only in how they send and how they sleep.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
@@ -30,9 +40,18 @@ from ._constants import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
+    LOGGER_NAME,
 )
 from ._core import BatchRanking, check_score_transform, merge_rankings
-from ._exceptions import APIStatusError, APITimeoutError, RerankError, ResponseFormatError
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    RateLimitError,
+    RerankError,
+    ResponseFormatError,
+    ServerError,
+)
 from ._flow import (
     Answer,
     Call,
@@ -58,6 +77,8 @@ from ._version import __version__
 __all__ = ["RerankClient"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(LOGGER_NAME)
 
 _USER_AGENT = f"rerank-integrations/{__version__}"
 
@@ -141,6 +162,10 @@ class RerankClient:
             ``diskcache.Cache`` or any object with ``get`` and ``set``. Only documents not
             in it are sent, each asked for its score. Leave it off for listwise models
             (``jina-reranker-v3``), whose scores depend on the rest of the batch.
+        fallbacks: clients tried in order when a call fails after its retries with a
+            connection error, a timeout, a 429 or a 5xx (never a 4xx refusal of the input),
+            within what is left of the call's deadline. Each uses its own model and
+            settings; ``response.endpoint`` says which answered.
 
     The client is safe to share between threads and between event loops: it keeps one
     connection pool for sync calls and one per event loop for async calls (closed when
@@ -182,6 +207,7 @@ class RerankClient:
         rate_limit: RateLimit | RateLimiter | None = None,
         adaptive_concurrency: bool = False,
         cache: object = None,
+        fallbacks: Sequence[RerankClient] | None = None,
     ) -> None:
         # Secrets leave this frame's locals at once: error trackers record them.
         api_key = as_secret(api_key)
@@ -216,6 +242,7 @@ class RerankClient:
             rate_limit=rate_limit,
             adaptive_concurrency=adaptive_concurrency,
             cache=cache,
+            fallbacks=_checked_fallbacks(fallbacks),
         )
         self._start(http_client, async_http_client)
 
@@ -367,6 +394,29 @@ class RerankClient:
         arguments = (query, documents, top_n, model, deadline, extra_body, fields)
         call = start_call(self._settings, self._connection, *arguments)
         self._connection.counters.add(calls=1)
+        try:
+            while True:
+                try:
+                    return self._ranked(call)
+                except APIStatusError as error:
+                    if not self._learns_document_limit(error):
+                        raise
+                    call = self._planned_again(call, arguments)
+        except RerankError as error:
+            if not self._settings.fallbacks or not falls_back(error):
+                raise
+            failures = _Fallbacks(self, call, error)
+        for fallback, left in failures:
+            try:
+                return failures.answered(
+                    fallback.rerank(query, documents, top_n=top_n, deadline=left)
+                )
+            except RerankError as failure:
+                failures.failed(failure)
+        raise failures.error
+
+    def _ranked(self, call: Call) -> RerankResponse:
+        """One planned call on the sync path: its batches, in a pool when there are several."""
         if not call.plan.batches:  # no documents, or every score known
             return self._merged(call, [])
         client = self._get_http_client()
@@ -388,20 +438,7 @@ class RerankClient:
         count = len(call.plan.batches)
         if count > 1:
             drive(self._warm_up(), send, _sleep)
-        try:
-            rankings = [run(0)] if count == 1 else _run_in_pool(self._get_executor(), run, count)
-        except APIStatusError as error:
-            if not self._learns_document_limit(error):
-                raise
-            return self.rerank(
-                query,
-                documents,
-                top_n=top_n,
-                model=model,
-                deadline=deadline,
-                extra_body=extra_body,
-                **fields,
-            )
+        rankings = [run(0)] if count == 1 else _run_in_pool(self._get_executor(), run, count)
         return self._merged(call, rankings)
 
     async def arerank(
@@ -420,6 +457,28 @@ class RerankClient:
         arguments = (query, documents, top_n, model, deadline, extra_body, fields)
         call = start_call(self._settings, self._connection, *arguments)
         self._connection.counters.add(calls=1)
+        try:
+            while True:
+                try:
+                    return await self._aranked(call)
+                except APIStatusError as error:
+                    if not self._learns_document_limit(error):
+                        raise
+                    call = self._planned_again(call, arguments)
+        except RerankError as error:
+            if not self._settings.fallbacks or not falls_back(error):
+                raise
+            failures = _Fallbacks(self, call, error)
+        for fallback, left in failures:
+            try:
+                response = await fallback.arerank(query, documents, top_n=top_n, deadline=left)
+                return failures.answered(response)
+            except RerankError as failure:
+                failures.failed(failure)
+        raise failures.error
+
+    async def _aranked(self, call: Call) -> RerankResponse:
+        """One planned call on the async path: its batches as concurrent tasks."""
         if not call.plan.batches:  # no documents, or every score known
             return self._merged(call, [])
         client = await self._get_async_http_client()
@@ -441,31 +500,30 @@ class RerankClient:
             finally:
                 gate.release()
 
-        try:
-            if count == 1:
-                rankings = [await _within(one(0), call)]
-            else:
-                limit = asyncio.Semaphore(self._settings.max_concurrency)
+        if count == 1:
+            rankings = [await _within(one(0), call)]
+        else:
+            limit = asyncio.Semaphore(self._settings.max_concurrency)
 
-                async def run(number: int) -> BatchRanking:
-                    async with limit:
-                        return await one(number)
+            async def run(number: int) -> BatchRanking:
+                async with limit:
+                    return await one(number)
 
-                gathering = _gather_or_cancel([run(number) for number in range(count)])
-                rankings = await _within(gathering, call)
-        except APIStatusError as error:
-            if not self._learns_document_limit(error):
-                raise
-            return await self.arerank(
-                query,
-                documents,
-                top_n=top_n,
-                model=model,
-                deadline=deadline,
-                extra_body=extra_body,
-                **fields,
-            )
+            gathering = _gather_or_cancel([run(number) for number in range(count)])
+            rankings = await _within(gathering, call)
         return self._merged(call, rankings)
+
+    def _planned_again(self, call: Call, arguments: tuple[Any, ...]) -> Call:
+        """The call planned again with a limit just learned, within what is left of its
+        deadline."""
+        query, documents, top_n, model, deadline, extra_body, fields = arguments
+        if call.expires is not None:
+            deadline = call.time_left()
+            if deadline is not None and deadline <= 0:
+                raise call.deadline_error()
+        again = (query, documents, top_n, model, deadline, extra_body, fields)
+        fresh = start_call(self._settings, self._connection, *again)
+        return dataclasses.replace(fresh, expires=call.expires, deadline=call.deadline)
 
     def close(self) -> None:
         """Close the connection pools and worker threads this client created.
@@ -603,6 +661,67 @@ class RerankClient:
                     weakref.finalize(self, self._executor.shutdown, wait=False)
                 executor = self._executor
         return executor
+
+
+def falls_back(error: RerankError) -> bool:
+    """Whether a fallback may answer after ``error``: the server was unreachable, slow,
+    out of quota or broken (a connection error, a timeout, a 429, a 5xx), not a refusal of
+    the input."""
+    return isinstance(error, (APIConnectionError, RateLimitError, ServerError))
+
+
+def _checked_fallbacks(fallbacks: object) -> tuple[RerankClient, ...]:
+    if fallbacks is None:
+        return ()
+    if isinstance(fallbacks, (str, bytes, RerankClient)) or not isinstance(fallbacks, Sequence):
+        raise TypeError(f"fallbacks must be a list of RerankClient, got {type(fallbacks).__name__}")
+    for position, fallback in enumerate(fallbacks):
+        if not isinstance(fallback, RerankClient):
+            raise TypeError(
+                f"fallbacks[{position}] must be a RerankClient, got {type(fallback).__name__}"
+            )
+    return tuple(fallbacks)
+
+
+class _Fallbacks:
+    """A failed call's way through its client's fallbacks, the same on both paths: which
+    to try next and with how much of the deadline, and the error to raise when none
+    answers (the last, caused by the one before)."""
+
+    def __init__(self, client: RerankClient, call: Call, error: RerankError) -> None:
+        self.primary = client._connection
+        self.clients = client._settings.fallbacks
+        self.call = call
+        self.error = error
+
+    def __iter__(self) -> Iterator[tuple[RerankClient, float | NotGiven | None]]:
+        failed = self.primary.shown_url
+        for number, fallback in enumerate(self.clients, 1):
+            if not falls_back(self.error):
+                return
+            left = self.call.time_left()
+            if left is not None and left <= 0:
+                return
+            logger.warning(
+                "rerank via %s failed (%s: %s); trying fallback %d of %d, %s",
+                failed,
+                type(self.error).__name__,
+                self.error,
+                number,
+                len(self.clients),
+                display_url(fallback.endpoint),
+            )
+            failed = display_url(fallback.endpoint)
+            # Without a deadline of the call's own, the fallback keeps its own.
+            yield fallback, NOT_GIVEN if left is None else left
+
+    def failed(self, error: RerankError) -> None:
+        error.__cause__ = self.error
+        self.error = error
+
+    def answered(self, response: RerankResponse) -> RerankResponse:
+        self.primary.counters.add(fallbacks=1)
+        return response
 
 
 class _LoopPool:

@@ -75,6 +75,8 @@ class ClientSettings:
     rate_limit: Any = None
     adaptive_concurrency: bool = False
     cache: Any = field(default=None, repr=False)
+    #: Clients tried in order when a call fails after its retries (``RerankClient``s).
+    fallbacks: tuple[Any, ...] = field(default=(), repr=False)
 
     def __repr__(self) -> str:
         # The endpoint without credentials; secret header values are SecretStr anyway.
@@ -325,6 +327,7 @@ def resolve_settings(
     rate_limit: object = None,
     adaptive_concurrency: bool = False,
     cache: object = None,
+    fallbacks: tuple[Any, ...] = (),
 ) -> ClientSettings:
     """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings.
 
@@ -457,6 +460,7 @@ def resolve_settings(
         rate_limit=_checked_rate_limit(rate_limit),
         adaptive_concurrency=bool(adaptive_concurrency),
         cache=None if cache is None else check_cache(cache),
+        fallbacks=fallbacks,
     )
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._adapters import RERANKED_KEY, SCORE_KEY, SPAN_KEY, RerankSettings
+from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings
 from ._core import check_query
+from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RankedPassage, RerankToolInput, RerankToolRunner, render
 from ._types import NOT_GIVEN, NotGiven, RerankResult
 
@@ -182,13 +183,14 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
     # -- translation ---------------------------------------------------------------------
 
     def _scored_documents(
-        self, documents: Sequence[Document], results: list[RerankResult] | None
+        self, documents: Sequence[Document], results: list[RerankResult] | RerankError
     ) -> list[Document]:
-        """New documents for the kept results, best first; for ``None`` (a failed call
+        """New documents for the kept results, best first; for an error (a failed call
         passed through), the first ``top_n`` in their original order, marked unranked."""
-        if results is None:
+        if isinstance(results, RerankError):
+            marks = self.passthrough_metadata(results)
             return [
-                document.model_copy(update={"metadata": {**document.metadata, RERANKED_KEY: False}})
+                document.model_copy(update={"metadata": {**document.metadata, **marks}})
                 for document in documents[: self.passthrough_count(len(documents))]
             ]
         scored: list[Document] = []

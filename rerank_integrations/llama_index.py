@@ -37,8 +37,9 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 
-from ._adapters import RERANKED_KEY, SCORE_KEY, SPAN_KEY, RerankSettings
+from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings
 from ._core import check_query
+from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
 from ._types import RerankResult
 
@@ -193,16 +194,15 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         }
 
     def _rebuild(
-        self, nodes: Sequence[NodeWithScore], results: list[RerankResult] | None
+        self, nodes: Sequence[NodeWithScore], results: list[RerankResult] | RerankError
     ) -> list[NodeWithScore]:
-        """New scored copies of the nodes the response keeps, best first; for ``None`` (a
+        """New scored copies of the nodes the response keeps, best first; for an error (a
         failed call passed through), copies of the first ``top_n`` in their original order
         with their scores, marked unranked."""
-        if results is None:
+        if isinstance(results, RerankError):
+            marks = self.passthrough_metadata(results)
             return [
-                NodeWithScore(
-                    node=_with_metadata(item.node, {RERANKED_KEY: False}), score=item.score
-                )
+                NodeWithScore(node=_with_metadata(item.node, marks), score=item.score)
                 for item in nodes[: self.passthrough_count(len(nodes))]
             ]
         return [self._rescored(nodes[result.index], result) for result in results]
