@@ -1,4 +1,4 @@
-"""The conformance kit of issue 12: our client against real rerank servers, recorded.
+"""The conformance kit: our client against real rerank servers, recorded.
 
 ``make interop`` runs it (see ``interop/__main__.py``); ``interop.replay`` serves the
 recordings back to the client in the normal test suite (``tests/test_recorded.py``).

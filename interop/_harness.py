@@ -4,7 +4,7 @@ A :class:`Case` is one call with one set of client settings and the outcome it m
 For a ranking, the expected outcome is computed from raw ``httpx`` calls to the same server
 with the same body (one unsplit call where the server scores each pair on its own, one call
 per batch where it does not); for an error it is written in the case. ``pending`` names the
-core fix of issue 12 a case waits for: such a case is expected to fail today (XFAIL) and must
+core fix a case waits for: such a case is expected to fail today (XFAIL) and must
 pass once the fix lands (XPASS is reported as a failure, like pytest's ``strict=True``).
 """
 
@@ -85,7 +85,7 @@ class Case:
     max_retries: int = 0
     timeout: float = 30.0
     score_transform: str | None = None
-    #: Client-level extra body fields (``RerankClient(extra_body=...)``, issue 12).
+    #: Client-level extra body fields (``RerankClient(extra_body=...)``).
     extra_body: dict[str, Any] | None = None
     query: str = QUERY
     documents: Sequence[str] = tuple(DOCS)
@@ -251,7 +251,7 @@ def _sigmoid(score: float) -> float:
 
 
 def spec_usage(bodies: Sequence[Any]) -> dict[str, Any] | None:
-    """Usage as issue 12 specifies it: tokens from ``usage`` or ``meta`` (``billed_units``,
+    """Usage as the client reports it: tokens from ``usage`` or ``meta`` (``billed_units``,
     ``tokens``), billing units from ``meta.billed_units.search_units`` or ``usage``; summed
     over the answers; ``None`` when no answer reports any (``meta`` null among them)."""
     tokens: list[int] = []

@@ -30,6 +30,8 @@ class Send:
     ``headers`` carry the content type: JSON for rerank requests, a form for token requests.
     ``timeout`` bounds each phase as httpx does; ``limit`` bounds the attempt as a whole,
     connect to last byte (``None``: no bound); the body may be at most ``max_bytes`` long.
+    ``label``, ``retry`` and ``waited`` (seconds slept since the attempt before) describe
+    the attempt to traces.
     """
 
     url: str = field(repr=False)  # may carry credentials in its query
@@ -38,6 +40,9 @@ class Send:
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(None))
     limit: float | None = None
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    label: str = ""
+    retry: int = 0
+    waited: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from ._constants import (
 from ._exceptions import ConfigurationError, RerankError
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, redact_url
+from ._trace import Describe, described_documents
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
 #: The metadata key that carries the relevance score on returned documents and nodes.
@@ -72,6 +73,7 @@ CLIENT_SETTINGS = (
     "adaptive_concurrency",
     "cache",
     "fallbacks",
+    "trace_content",
     "headers",
     "auth_url",
     "credentials",
@@ -152,6 +154,8 @@ class RerankSettings(BaseModel):
     fallbacks: SkipJsonSchema[list[Any] | None] = Field(default=None, exclude=True, repr=False)
     """``RerankClient``s tried in order when a call fails with a connection error, a
     timeout, a 429 or a 5xx, before ``on_error`` applies."""
+    trace_content: bool = False
+    """Record the query and the texts in OpenTelemetry spans (ids and scores always are)."""
     tokenizer: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
     """Counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer`` or a
     ``tiktoken`` encoding; ``None``: a conservative estimate."""
@@ -281,21 +285,33 @@ class RerankSettings(BaseModel):
         )
         return self.kept(response)
 
-    def rank_or_pass(self, query: str, texts: Sequence[str]) -> list[RerankResult] | RerankError:
-        """:meth:`rank`, or the error of a failed call when ``on_error="passthrough"``."""
+    def rank_or_pass(
+        self, query: str, texts: Sequence[str], describe: Describe | None = None
+    ) -> RerankResponse | RerankError:
+        """The client's answer for ``texts``, or the error of a failed call when
+        ``on_error="passthrough"``; ``describe`` gives the documents' ids and retrieval
+        scores to traces."""
         try:
-            return self.rank(query, texts)
+            with described_documents(describe):
+                return self.rerank_client.rerank(query, texts, top_n=self.top_n, model=self.model)
         except RerankError as error:
             return self._pass_through_or_raise(error, len(texts))
 
     async def arank_or_pass(
-        self, query: str, texts: Sequence[str]
-    ) -> list[RerankResult] | RerankError:
+        self, query: str, texts: Sequence[str], describe: Describe | None = None
+    ) -> RerankResponse | RerankError:
         """The async twin of :meth:`rank_or_pass`."""
         try:
-            return await self.arank(query, texts)
+            with described_documents(describe):
+                return await self.rerank_client.arerank(
+                    query, texts, top_n=self.top_n, model=self.model
+                )
         except RerankError as error:
             return self._pass_through_or_raise(error, len(texts))
+
+    def results_of(self, outcome: RerankResponse | RerankError) -> list[RerankResult] | RerankError:
+        """The kept results of an answer (:meth:`kept`), or the error passed through."""
+        return outcome if isinstance(outcome, RerankError) else self.kept(outcome)
 
     def kept(self, response: RerankResponse) -> list[RerankResult]:
         """The results of ``response`` that pass ``score_threshold``, best first."""
@@ -327,6 +343,21 @@ class RerankSettings(BaseModel):
     def passthrough_metadata(self, error: RerankError) -> dict[str, Any]:
         """What a document or node passed through unranked carries in its metadata."""
         return {RERANKED_KEY: False, ERROR_KEY: type(error).__name__}
+
+
+def usage_of(outcome: RerankResponse | RerankError) -> dict[str, Any] | None:
+    """What a call cost, for framework events: tokens and billed units when the server
+    reported them, the requests sent, the model and the endpoint that answered."""
+    if isinstance(outcome, RerankError):
+        return None
+    usage = outcome.usage
+    return {
+        "total_tokens": None if usage is None else usage.total_tokens,
+        "billed_units": None if usage is None else usage.billed_units,
+        "requests": outcome.requests,
+        "model": outcome.model,
+        "endpoint": outcome.endpoint,
+    }
 
 
 def _snapshot(value: Any, name: str) -> Any:

@@ -241,7 +241,7 @@ class IAMAuthorizer(Authorizer):
             "Accept": "application/json",
             "User-Agent": self._user_agent,
         }
-        return Send(self.url, urlencode(form).encode(), headers, timeout)
+        return Send(self.url, urlencode(form).encode(), headers, timeout, label="token")
 
     def _exchange(self, timeout: httpx.Timeout) -> Flow[str]:
         # The key goes straight into the request (whose repr hides its body): no frame of a

@@ -8,6 +8,7 @@ differ only in how they send and how they sleep.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import random
@@ -24,6 +25,7 @@ from collections.abc import (
     Sequence,
 )
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -70,6 +72,7 @@ from ._ratelimit import AdaptiveGate, RateLimit, RateLimiter, limiter_for
 from ._retry import RetryPolicy, seconds_to_sleep
 from ._secrets import HiddenHeaders, Scrubber, as_secret, secret_values
 from ._text import display_url
+from ._trace import CallSpan, attempt_span, call_span
 from ._transport import BodyReader, DeadlineTransport, attempt_deadline
 from ._types import NOT_GIVEN, NotGiven, RerankResponse
 from ._version import __version__
@@ -166,6 +169,8 @@ class RerankClient:
             connection error, a timeout, a 429 or a 5xx (never a 4xx refusal of the input),
             within what is left of the call's deadline. Each uses its own model and
             settings; ``response.endpoint`` says which answered.
+        trace_content: record the query and the documents' text in OpenTelemetry spans
+            (they may be private; by default spans carry ids, scores and sizes only).
 
     The client is safe to share between threads and between event loops: it keeps one
     connection pool for sync calls and one per event loop for async calls (closed when
@@ -208,6 +213,7 @@ class RerankClient:
         adaptive_concurrency: bool = False,
         cache: object = None,
         fallbacks: Sequence[RerankClient] | None = None,
+        trace_content: bool = False,
     ) -> None:
         # Secrets leave this frame's locals at once: error trackers record them.
         api_key = as_secret(api_key)
@@ -243,6 +249,7 @@ class RerankClient:
             adaptive_concurrency=adaptive_concurrency,
             cache=cache,
             fallbacks=_checked_fallbacks(fallbacks),
+            trace_content=trace_content,
         )
         self._start(http_client, async_http_client)
 
@@ -394,6 +401,13 @@ class RerankClient:
         arguments = (query, documents, top_n, model, deadline, extra_body, fields)
         call = start_call(self._settings, self._connection, *arguments)
         self._connection.counters.add(calls=1)
+        with self._span(call) as span:
+            span.response = self._answer(call, arguments)
+        return span.response
+
+    def _answer(self, call: Call, arguments: tuple[Any, ...]) -> RerankResponse:
+        """The sync path of a planned call: planned again after a limit is learned, then
+        handed to the fallbacks if it fails in a way they may help with."""
         try:
             while True:
                 try:
@@ -406,13 +420,14 @@ class RerankClient:
             if not self._settings.fallbacks or not falls_back(error):
                 raise
             failures = _Fallbacks(self, call, error)
+        query, documents, top_n = arguments[:3]
         for fallback, left in failures:
             try:
-                return failures.answered(
-                    fallback.rerank(query, documents, top_n=top_n, deadline=left)
-                )
+                response = fallback.rerank(query, documents, top_n=top_n, deadline=left)
             except RerankError as failure:
                 failures.failed(failure)
+            else:
+                return failures.answered(response)
         raise failures.error
 
     def _ranked(self, call: Call) -> RerankResponse:
@@ -457,6 +472,12 @@ class RerankClient:
         arguments = (query, documents, top_n, model, deadline, extra_body, fields)
         call = start_call(self._settings, self._connection, *arguments)
         self._connection.counters.add(calls=1)
+        with self._span(call) as span:
+            span.response = await self._aanswer(call, arguments)
+        return span.response
+
+    async def _aanswer(self, call: Call, arguments: tuple[Any, ...]) -> RerankResponse:
+        """The async twin of :meth:`_answer`."""
         try:
             while True:
                 try:
@@ -469,13 +490,30 @@ class RerankClient:
             if not self._settings.fallbacks or not falls_back(error):
                 raise
             failures = _Fallbacks(self, call, error)
+        query, documents, top_n = arguments[:3]
         for fallback, left in failures:
             try:
                 response = await fallback.arerank(query, documents, top_n=top_n, deadline=left)
-                return failures.answered(response)
             except RerankError as failure:
                 failures.failed(failure)
+            else:
+                return failures.answered(response)
         raise failures.error
+
+    def _span(self, call: Call) -> AbstractContextManager[CallSpan]:
+        """The call's trace span (nothing without OpenTelemetry)."""
+        plan = call.plan
+        settings = self._settings
+        return call_span(
+            plan.documents,
+            plan.query,
+            plan.top_n,
+            call.model,
+            settings.endpoint,
+            settings.dialect.name,
+            settings.trace_content,
+            len(plan.known or ()),
+        )
 
     async def _aranked(self, call: Call) -> RerankResponse:
         """One planned call on the async path: its batches as concurrent tasks."""
@@ -751,6 +789,14 @@ class _LoopPool:
 
 
 def _send(client: httpx.Client, action: Send) -> Answer | RerankError:
+    """One attempt on the sync path, in its own trace span."""
+    with attempt_span(action) as span:
+        outcome = _send_once(client, action)
+        span.answered(outcome)
+    return outcome
+
+
+def _send_once(client: httpx.Client, action: Send) -> Answer | RerankError:
     """One attempt on the sync path: the whole answer by ``action.limit``, read in chunks."""
     url = display_url(action.url)
     expires = None if action.limit is None else time.monotonic() + action.limit
@@ -779,6 +825,14 @@ def _send(client: httpx.Client, action: Send) -> Answer | RerankError:
 
 
 async def _asend(client: httpx.AsyncClient, action: Send) -> Answer | RerankError:
+    """One attempt on the async path, in its own trace span."""
+    with attempt_span(action) as span:
+        outcome = await _asend_once(client, action)
+        span.answered(outcome)
+    return outcome
+
+
+async def _asend_once(client: httpx.AsyncClient, action: Send) -> Answer | RerankError:
     """One attempt on the async path: the whole answer by ``action.limit``."""
     url = display_url(action.url)
     try:
@@ -840,7 +894,10 @@ async def _within(awaitable: Awaitable[T], call: Call) -> T:
 def _run_in_pool(executor: ThreadPoolExecutor, function: Callable[[int], T], count: int) -> list[T]:
     """``[function(i) for i in range(count)]`` on the pool; on the first failure the batches
     not yet started are cancelled and the error is raised."""
-    futures: list[Future[T]] = [executor.submit(function, number) for number in range(count)]
+    # Each batch runs in a copy of the caller's context, so its spans nest in the call's.
+    futures: list[Future[T]] = [
+        executor.submit(contextvars.copy_context().run, function, number) for number in range(count)
+    ]
     try:
         return [future.result() for future in futures]
     except BaseException:

@@ -77,6 +77,7 @@ class ClientSettings:
     cache: Any = field(default=None, repr=False)
     #: Clients tried in order when a call fails after its retries (``RerankClient``s).
     fallbacks: tuple[Any, ...] = field(default=(), repr=False)
+    trace_content: bool = False
 
     def __repr__(self) -> str:
         # The endpoint without credentials; secret header values are SecretStr anyway.
@@ -328,6 +329,7 @@ def resolve_settings(
     adaptive_concurrency: bool = False,
     cache: object = None,
     fallbacks: tuple[Any, ...] = (),
+    trace_content: bool = False,
 ) -> ClientSettings:
     """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings.
 
@@ -461,6 +463,7 @@ def resolve_settings(
         adaptive_concurrency=bool(adaptive_concurrency),
         cache=None if cache is None else check_cache(cache),
         fallbacks=fallbacks,
+        trace_content=bool(trace_content),
     )
 
 

@@ -686,6 +686,7 @@ def _exchange(
     cost = None if limiter is None else _cost(limiter, connection, call.plan.query, batch)
     retries_done = 0
     refreshed = False
+    slept = 0.0  # since the attempt before: the backoff, then any budget or gate wait
     while True:
         if limiter is not None and cost is not None:
             waited = limiter.reserve(cost, call.time_left())
@@ -697,10 +698,12 @@ def _exchange(
                     url=connection.shown_url,
                 )
             if waited > 0:
+                slept += waited
                 yield Sleep(waited)
         if gate is not None:
             paused = gate.pause()
             if paused > 0:
+                slept += paused
                 yield Sleep(paused)
         left = call.time_left()
         if left is not None and left <= 0:
@@ -710,7 +713,10 @@ def _exchange(
         attempt = settings.attempt_seconds
         limit = left if attempt is None else attempt if left is None else min(attempt, left)
         timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
-        send = Send(url, body, connection.headers, timeout, limit, max_bytes)
+        send = Send(
+            url, body, connection.headers, timeout, limit, max_bytes, label, retries_done, slept
+        )
+        slept = 0.0
         message: str | None = None
         headers: Mapping[str, str] = {}
         status: int | None = None
@@ -800,6 +806,7 @@ def _exchange(
             policy.max_retries,
             wait,
         )
+        slept = wait
         yield Sleep(wait)
         retries_done += 1
 

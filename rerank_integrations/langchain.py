@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings
+from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, usage_of
 from ._core import check_query
 from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RankedPassage, RerankToolInput, RerankToolRunner, render
-from ._types import NOT_GIVEN, NotGiven, RerankResult
+from ._trace import Describe
+from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
 try:
-    from langchain_core.callbacks import Callbacks
+    from langchain_core.callbacks import AsyncCallbackManager, CallbackManager, Callbacks
     from langchain_core.documents import BaseDocumentCompressor, Document
     from langchain_core.tools import BaseTool, StructuredTool
 except ImportError as _exc:
@@ -29,7 +30,7 @@ except ImportError as _exc:
         'pip install "rerank-integrations[langchain]"'
     ) from _exc
 
-__all__ = ["SCORE_KEY", "RerankCompressor"]
+__all__ = ["SCORE_KEY", "USAGE_EVENT", "RerankCompressor"]
 
 
 class RerankCompressor(RerankSettings, BaseDocumentCompressor):
@@ -76,7 +77,9 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         Args:
             documents: the retrieved documents.
             query: the search query.
-            callbacks: accepted for the LangChain interface; not used.
+            callbacks: LangChain callbacks; each handler gets a custom event
+                ``"rerank_usage"`` with what the call cost (tokens, billed units,
+                requests, model, endpoint).
 
         Returns:
             New documents, best first, each with ``metadata["relevance_score"]``; ``[]`` for
@@ -89,7 +92,9 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         texts = _texts(documents, query, strings_allowed=False)
         if not texts:
             return []
-        return self._scored_documents(documents, self.rank_or_pass(query, texts))
+        outcome = self.rank_or_pass(query, texts, _describer(documents))
+        _report_usage(callbacks, outcome)
+        return self._scored_documents(documents, self.results_of(outcome))
 
     async def acompress_documents(
         self,
@@ -101,7 +106,9 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         texts = _texts(documents, query, strings_allowed=False)
         if not texts:
             return []
-        return self._scored_documents(documents, await self.arank_or_pass(query, texts))
+        outcome = await self.arank_or_pass(query, texts, _describer(documents))
+        await _areport_usage(callbacks, outcome)
+        return self._scored_documents(documents, self.results_of(outcome))
 
     # -- plain ranking -------------------------------------------------------------------
 
@@ -201,6 +208,33 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
                 metadata[SPAN_KEY] = list(result.span)
             scored.append(document.model_copy(update={"metadata": metadata}))
         return scored
+
+
+#: The name of the custom callback event that carries a call's usage.
+USAGE_EVENT = "rerank_usage"
+
+
+def _describer(documents: Sequence[Document]) -> Describe:
+    """The documents' ids for traces (LangChain documents carry no retrieval score)."""
+    return lambda: ([document.id for document in documents], ())
+
+
+def _report_usage(callbacks: Callbacks | None, outcome: RerankResponse | RerankError) -> None:
+    """Tell the callbacks what the call cost, as a custom event of the retriever's run."""
+    usage = usage_of(outcome)
+    if usage is not None and callbacks:
+        manager = CallbackManager.configure(inheritable_callbacks=callbacks)
+        manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
+
+
+async def _areport_usage(
+    callbacks: Callbacks | None, outcome: RerankResponse | RerankError
+) -> None:
+    """The async twin of :func:`_report_usage`."""
+    usage = usage_of(outcome)
+    if usage is not None and callbacks:
+        manager = AsyncCallbackManager.configure(inheritable_callbacks=callbacks)
+        await manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
 
 
 def _scored_indexes(results: list[RerankResult]) -> list[dict[str, Any]]:

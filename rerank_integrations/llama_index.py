@@ -37,11 +37,12 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 
-from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings
+from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, usage_of
 from ._core import check_query
 from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
-from ._types import RerankResult
+from ._trace import Describe
+from ._types import RerankResponse, RerankResult
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "SCORE_KEY", "RerankPostprocessor"]
 
@@ -88,8 +89,10 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         if not texts:
             return []
         with self._reranking(query, nodes) as reranked:
-            reranked += self._rebuild(nodes, self.rank_or_pass(query.query_str, texts))
-        return reranked
+            outcome = self.rank_or_pass(query.query_str, texts, _describer(nodes))
+            reranked.answered(outcome)
+            reranked.nodes += self._rebuild(nodes, self.results_of(outcome))
+        return reranked.nodes
 
     @dispatcher.span
     async def _apostprocess_nodes(
@@ -102,8 +105,10 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         if not texts:
             return []
         with self._reranking(query, nodes) as reranked:
-            reranked += self._rebuild(nodes, await self.arank_or_pass(query.query_str, texts))
-        return reranked
+            outcome = await self.arank_or_pass(query.query_str, texts, _describer(nodes))
+            reranked.answered(outcome)
+            reranked.nodes += self._rebuild(nodes, self.results_of(outcome))
+        return reranked.nodes
 
     # -- agent tool ----------------------------------------------------------------------
 
@@ -158,20 +163,21 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         ]
 
     @contextmanager
-    def _reranking(
-        self, query: QueryBundle, nodes: list[NodeWithScore]
-    ) -> Iterator[list[NodeWithScore]]:
+    def _reranking(self, query: QueryBundle, nodes: list[NodeWithScore]) -> Iterator[_Reranked]:
         """The events around one rerank, the same on both paths: the instrumentation start
         and end events and the legacy ``CBEventType.RERANKING`` callback event. The block
-        fills the list it is given with the reranked nodes."""
+        tells what it is given the answer and fills its ``nodes``; the end event's
+        ``tags["usage"]`` carries what the call cost."""
         dispatcher.event(self._start_event(query, nodes))
-        reranked: list[NodeWithScore] = []
+        reranked = _Reranked()
         with self.callback_manager.event(
             CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
         ) as event:
             yield reranked
-            event.on_end(payload={EventPayload.NODES: reranked})
-        dispatcher.event(ReRankEndEvent(nodes=reranked))
+            event.on_end(payload={EventPayload.NODES: reranked.nodes})
+        usage = None if reranked.outcome is None else usage_of(reranked.outcome)
+        tags = {} if usage is None else {"usage": usage}
+        dispatcher.event(ReRankEndEvent(nodes=reranked.nodes, tags=tags))
 
     def _model_name(self) -> str:
         """The model named in events: the one asked for, else none (``""``)."""
@@ -216,6 +222,25 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         if self.keep_retrieval_score:
             added[RETRIEVAL_SCORE_KEY] = item.score
         return NodeWithScore(node=_with_metadata(node, added), score=result.relevance_score)
+
+
+class _Reranked:
+    """One rerank in progress: the client's answer (or the error passed through) and the
+    nodes it gives."""
+
+    __slots__ = ("nodes", "outcome")
+
+    def __init__(self) -> None:
+        self.nodes: list[NodeWithScore] = []
+        self.outcome: RerankResponse | RerankError | None = None
+
+    def answered(self, outcome: RerankResponse | RerankError) -> None:
+        self.outcome = outcome
+
+
+def _describer(nodes: Sequence[NodeWithScore]) -> Describe:
+    """The nodes' ids and retrieval scores for traces."""
+    return lambda: ([item.node.node_id for item in nodes], [item.score for item in nodes])
 
 
 def _require_query(query_bundle: QueryBundle | None) -> QueryBundle:

@@ -5,7 +5,7 @@ Xinference really answered to our client (status, headers of interest, raw body)
 outcome the client must reach: a ranking with these indexes and scores, or a typed error.
 Here each one is served back through ``httpx.MockTransport`` to a ``RerankClient`` with the
 recorded settings, on the sync and the async path, so CI checks the parser against real
-servers without installing them. Recordings whose outcome waits for a core fix of issue 12
+servers without installing them. Recordings whose outcome waits for a core fix
 are strict xfails: the marker says what the fix must change, and the test fails once the fix
 lands until the marker is removed (drop ``pending=`` from the case in ``interop/_<server>.py``
 and run ``make interop``, or set ``"pending": null`` in the recording).
