@@ -35,7 +35,7 @@ RECORDINGS_DIR = REPO_ROOT / "tests" / "fixtures" / "recorded"
 #: concurrent requests into one batch of its own.
 SCORE_TOLERANCE = 1e-5
 
-#: Log lines of the client that speak of a score scale (the warning that scores are off their scale).
+#: Log lines of the client that warn of scores off their scale.
 _SCALE_WARNING = re.compile(r"(?i)(scale|logit|0\.\.1|probabilit)")
 
 
