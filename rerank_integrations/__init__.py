@@ -8,6 +8,7 @@
 from ._cache import RerankCache
 from ._client import RerankClient
 from ._dialects import DIALECTS
+from ._documents import Image
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -39,6 +40,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "GatewayTimeoutError",
+    "Image",
     "Limiter",
     "NotGiven",
     "RateLimit",

@@ -156,6 +156,10 @@ class RerankSettings(BaseModel):
     timeout, a 429 or a 5xx, before ``on_error`` applies."""
     trace_content: bool = False
     """Record the query and the texts in OpenTelemetry spans (ids and scores always are)."""
+    rank_fields: list[str] | None = None
+    """Send each document as a structured document: these metadata fields plus the content
+    as ``text`` (ranked on all of them; list ``text`` to place it). Objects for the dialects
+    that rank objects, ``field: value`` lines for the rest; ``None``: the content alone."""
     tokenizer: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
     """Counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer`` or a
     ``tiktoken`` encoding; ``None``: a conservative estimate."""
@@ -265,49 +269,89 @@ class RerankSettings(BaseModel):
     # -- ranking --------------------------------------------------------------------------
 
     def rank(
-        self, query: str, texts: Sequence[str], *, top_n: int | NotGiven | None = NOT_GIVEN
+        self,
+        query: str,
+        texts: Sequence[Any],
+        *,
+        top_n: int | NotGiven | None = NOT_GIVEN,
+        rank_fields: Sequence[str] | None = None,
     ) -> list[RerankResult]:
-        """The results for ``texts`` that pass ``score_threshold``, best first.
+        """The results for ``texts`` (strings, images or mappings of fields) that pass
+        ``score_threshold``, best first.
 
         ``top_n``: how many to keep; left out, the ``top_n`` field; ``None``: all.
+        ``rank_fields``: the fields of mappings to rank on.
         """
         response = self.rerank_client.rerank(
-            query, texts, top_n=self._top_n(top_n), model=self.model
+            query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
         )
         return self.kept(response)
 
     async def arank(
-        self, query: str, texts: Sequence[str], *, top_n: int | NotGiven | None = NOT_GIVEN
+        self,
+        query: str,
+        texts: Sequence[Any],
+        *,
+        top_n: int | NotGiven | None = NOT_GIVEN,
+        rank_fields: Sequence[str] | None = None,
     ) -> list[RerankResult]:
         """The async twin of :meth:`rank`."""
         response = await self.rerank_client.arerank(
-            query, texts, top_n=self._top_n(top_n), model=self.model
+            query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
         )
         return self.kept(response)
 
     def rank_or_pass(
-        self, query: str, texts: Sequence[str], describe: Describe | None = None
+        self, query: str, texts: Sequence[Any], describe: Describe | None = None
     ) -> RerankResponse | RerankError:
-        """The client's answer for ``texts``, or the error of a failed call when
-        ``on_error="passthrough"``; ``describe`` gives the documents' ids and retrieval
-        scores to traces."""
+        """The client's answer for ``texts`` (strings, images or records), or the error of
+        a failed call when ``on_error="passthrough"``; ``describe`` gives the documents' ids
+        and retrieval scores to traces."""
         try:
             with described_documents(describe):
-                return self.rerank_client.rerank(query, texts, top_n=self.top_n, model=self.model)
+                return self.rerank_client.rerank(
+                    query,
+                    texts,
+                    top_n=self.top_n,
+                    model=self.model,
+                    rank_fields=self.fields_ranked(),
+                )
         except RerankError as error:
             return self._pass_through_or_raise(error, len(texts))
 
     async def arank_or_pass(
-        self, query: str, texts: Sequence[str], describe: Describe | None = None
+        self, query: str, texts: Sequence[Any], describe: Describe | None = None
     ) -> RerankResponse | RerankError:
         """The async twin of :meth:`rank_or_pass`."""
         try:
             with described_documents(describe):
                 return await self.rerank_client.arerank(
-                    query, texts, top_n=self.top_n, model=self.model
+                    query,
+                    texts,
+                    top_n=self.top_n,
+                    model=self.model,
+                    rank_fields=self.fields_ranked(),
                 )
         except RerankError as error:
             return self._pass_through_or_raise(error, len(texts))
+
+    def fields_ranked(self) -> list[str] | None:
+        """The fields a structured document is ranked on: ``rank_fields``, with the
+        content's ``text`` last unless it is listed."""
+        fields = self.rank_fields
+        if not fields:
+            return None
+        return list(fields) if "text" in fields else [*fields, "text"]
+
+    def record(self, content: str, metadata: Mapping[str, Any]) -> dict[str, Any] | str:
+        """One document as sent: with ``rank_fields``, its chosen metadata fields and the
+        content as ``text``; without, the content alone."""
+        fields = self.rank_fields
+        if not fields:
+            return content
+        record = {name: metadata[name] for name in fields if name != "text" and name in metadata}
+        record["text"] = content
+        return record
 
     def results_of(self, outcome: RerankResponse | RerankError) -> list[RerankResult] | RerankError:
         """The kept results of an answer (:meth:`kept`), or the error passed through."""

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from ._constants import LOGGER_NAME
+from ._documents import Document, document_key
 from ._observe import Counters
 
 __all__ = ["RerankCache", "ScoreCache", "ScoreLookup", "score_cache_for"]
@@ -154,14 +155,14 @@ class ScoreLookup:
         self._head = head
         self.keys: list[str] = []
 
-    def __call__(self, texts: Sequence[str]) -> dict[int, float]:
+    def __call__(self, texts: Sequence[Document]) -> dict[int, float]:
         """The known score of each text, by position; the rest are counted as misses."""
         head = self._head
         keys = []
         for text in texts:
             digest = head.copy()
             digest.update(b"\0")
-            digest.update(text.encode("utf-8", "surrogatepass"))
+            digest.update(document_key(text).encode("utf-8", "surrogatepass"))
             keys.append(KEY_PREFIX + digest.hexdigest()[:32])
         self.keys = keys
         known: dict[int, float] = {}

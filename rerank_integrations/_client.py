@@ -375,19 +375,24 @@ class RerankClient:
         model: str | NotGiven | None = NOT_GIVEN,
         deadline: float | NotGiven | None = NOT_GIVEN,
         extra_body: Mapping[str, Any] | None = None,
+        rank_fields: Sequence[str] | None = None,
         **fields: Any,
     ) -> RerankResponse:
-        """Rank ``documents`` by relevance to ``query``.
+        r"""Rank ``documents`` by relevance to ``query``.
 
         Args:
             query: the search query (not empty).
-            documents: the candidate texts.
+            documents: the candidates: strings, :class:`Image`\ s (for the dialects that
+                take images: ``jina``, ``vllm``, ``dashscope``) or mappings of fields
+                (objects for Cohere v1, ``together``, ``mixedbread`` and ``pinecone``;
+                ``field: value`` lines of text for the rest).
             top_n: how many results to return, best first; ``None`` (or more than there are
                 documents) returns all.
             model: the model for this call; left out or ``None``, the client's.
             deadline: seconds this whole call may take, across every batch and retry; left
                 out, the client's ``deadline``; ``None``: only per-request timeouts.
             extra_body: fields added to this call's request bodies, over the client's.
+            rank_fields: the fields of mapping documents to rank on (all, if not given).
             **fields: more such fields; a name that looks like a misspelt argument
                 (``top_k``, ``toop_n``) is refused (pass it in ``extra_body`` to send it).
 
@@ -398,7 +403,7 @@ class RerankClient:
             TypeError, ValueError: bad arguments, before anything is sent.
             RerankError: a subclass saying what went wrong with the server.
         """
-        arguments = (query, documents, top_n, model, deadline, extra_body, fields)
+        arguments = (query, documents, top_n, model, deadline, extra_body, fields, rank_fields)
         call = start_call(self._settings, self._connection, *arguments)
         self._connection.counters.add(calls=1)
         with self._span(call) as span:
@@ -423,7 +428,9 @@ class RerankClient:
         query, documents, top_n = arguments[:3]
         for fallback, left in failures:
             try:
-                response = fallback.rerank(query, documents, top_n=top_n, deadline=left)
+                response = fallback.rerank(
+                    query, documents, top_n=top_n, deadline=left, rank_fields=arguments[7]
+                )
             except RerankError as failure:
                 failures.failed(failure)
             else:
@@ -465,11 +472,12 @@ class RerankClient:
         model: str | NotGiven | None = NOT_GIVEN,
         deadline: float | NotGiven | None = NOT_GIVEN,
         extra_body: Mapping[str, Any] | None = None,
+        rank_fields: Sequence[str] | None = None,
         **fields: Any,
     ) -> RerankResponse:
         """The async twin of :meth:`rerank`: batches are sent as concurrent tasks, at most
         ``max_concurrency`` at a time; cancelling the call cancels them all."""
-        arguments = (query, documents, top_n, model, deadline, extra_body, fields)
+        arguments = (query, documents, top_n, model, deadline, extra_body, fields, rank_fields)
         call = start_call(self._settings, self._connection, *arguments)
         self._connection.counters.add(calls=1)
         with self._span(call) as span:
@@ -493,7 +501,9 @@ class RerankClient:
         query, documents, top_n = arguments[:3]
         for fallback, left in failures:
             try:
-                response = await fallback.arerank(query, documents, top_n=top_n, deadline=left)
+                response = await fallback.arerank(
+                    query, documents, top_n=top_n, deadline=left, rank_fields=arguments[7]
+                )
             except RerankError as failure:
                 failures.failed(failure)
             else:
@@ -554,12 +564,12 @@ class RerankClient:
     def _planned_again(self, call: Call, arguments: tuple[Any, ...]) -> Call:
         """The call planned again with a limit just learned, within what is left of its
         deadline."""
-        query, documents, top_n, model, deadline, extra_body, fields = arguments
+        query, documents, top_n, model, deadline, extra_body, fields, rank_fields = arguments
         if call.expires is not None:
             deadline = call.time_left()
             if deadline is not None and deadline <= 0:
                 raise call.deadline_error()
-        again = (query, documents, top_n, model, deadline, extra_body, fields)
+        again = (query, documents, top_n, model, deadline, extra_body, fields, rank_fields)
         fresh = start_call(self._settings, self._connection, *again)
         return dataclasses.replace(fresh, expires=call.expires, deadline=call.deadline)
 

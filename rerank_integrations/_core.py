@@ -22,6 +22,7 @@ from ._answers import EmbeddedAPIError, ParsedRanking, ResponseShapeError, messa
 from ._budget import Cut, TokenCounter, counter_for, surely_longer, truncation, windows
 from ._constants import BODY_EXCERPT_CHARS
 from ._dialects import Dialect, RankingRequest
+from ._documents import IMAGE_TOKENS, Document, Image, Record
 from ._exceptions import APIStatusError, ResponseFormatError, status_error_class
 from ._secrets import Scrubber
 from ._types import RerankResponse, RerankResult, Usage
@@ -35,7 +36,7 @@ class Batch:
     """One request's share of a call: ``texts`` starts at ``start`` in the plan's texts."""
 
     start: int
-    texts: Sequence[str]
+    texts: Sequence[Document]
     top_n: int | None
 
 
@@ -60,11 +61,15 @@ class RerankPlan:
         sent: when some texts' scores were known already (a cache), the positions in
             ``texts`` of those sent, which the batches hold in order; ``None``: all of them.
         known: the scores already known, by position in ``texts``.
+        originals: the caller's documents when they were not all strings (images and
+            mappings), for the results; ``None``: ``documents`` are the caller's.
+        rank_fields: the fields structured documents are ranked on.
+        mixed: whether some texts are images or records rather than strings.
     """
 
     query: str
-    documents: Sequence[str]
-    texts: Sequence[str]
+    documents: Sequence[Document]
+    texts: Sequence[Document]
     first_index: list[int] | None
     copies: dict[int, list[int]]
     batches: list[Batch]
@@ -74,6 +79,9 @@ class RerankPlan:
     windows: int = 0
     sent: list[int] | None = None
     known: dict[int, float] | None = None
+    originals: Sequence[Any] | None = None
+    rank_fields: tuple[str, ...] | None = None
+    mixed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +117,13 @@ def check_top_n(top_n: object) -> int | None:
     return top_n
 
 
-def check_documents(documents: object) -> Sequence[str]:
-    """The documents, if they are a sequence of strings; otherwise a ``TypeError`` naming
-    the first offender by position."""
+def check_documents(documents: object) -> Sequence[Document]:
+    """The documents, if they are a sequence of strings (or, once prepared, images and
+    records); otherwise a ``TypeError`` naming the first offender by position."""
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
         raise TypeError(f"documents must be a list of strings, got {type(documents).__name__}")
     for position, document in enumerate(documents):
-        if not isinstance(document, str):
+        if not isinstance(document, (str, Image, Record)):
             raise TypeError(
                 f"documents[{position}] must be a string, got {type(document).__name__}"
             )
@@ -183,7 +191,9 @@ def plan_rerank(
     documents: object,
     top_n: object,
     budget: Budget | int,
-    lookup: Callable[[Sequence[str]], dict[int, float]] | None = None,
+    lookup: Callable[[Sequence[Document]], dict[int, float]] | None = None,
+    originals: Sequence[Any] | None = None,
+    rank_fields: tuple[str, ...] | None = None,
 ) -> RerankPlan:
     """Check the input and split it into batches of distinct texts.
 
@@ -192,7 +202,9 @@ def plan_rerank(
     too long for the budget is cut into windows (``"chunk"``), cut short (``"truncate"``)
     or refused (``"error"``), as the budget says. With ``lookup`` (a cache: the known score
     of each text, by position), only texts it does not know are sent, and every one sent is
-    asked for its score (not only the best ``top_n``), so that it can be kept.
+    asked for its score (not only the best ``top_n``), so that it can be kept. Images and
+    records (``originals`` then holds the caller's documents) are planned like texts but
+    never cut.
     """
     checked_query = check_query(query)
     checked_documents = check_documents(documents)
@@ -201,12 +213,12 @@ def plan_rerank(
         budget = Budget(max_documents=budget)
 
     copies: dict[int, list[int]] = {}
-    distinct: Sequence[str] = checked_documents
+    distinct: Sequence[Document] = checked_documents
     first_index_or_none: list[int] | None = None
     # Usually every text is distinct: one set() (in C) proves it, with no Python loop.
     if len(set(checked_documents)) != len(checked_documents):
-        position_of: dict[str, int] = {}
-        unique: list[str] = []
+        position_of: dict[Document, int] = {}
+        unique: list[Document] = []
         first_index: list[int] = []
         for index, text in enumerate(checked_documents):
             position = position_of.setdefault(text, len(unique))
@@ -228,11 +240,14 @@ def plan_rerank(
         batches=[],
         top_n=checked_top_n,
         aggregate=budget.aggregate,
+        originals=originals,
+        rank_fields=rank_fields,
+        mixed=originals is not None,
     )
     if budget.cuts_documents():
         plan = _cut_long_documents(plan, budget)
     batch_top_n = None if plan.parts is not None or lookup is not None else checked_top_n
-    texts: Sequence[str] = plan.texts
+    texts: Sequence[Document] = plan.texts
     if lookup is not None:
         known = lookup(texts)
         if known:
@@ -273,11 +288,14 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
     """The plan with each text too long for the budget cut, chunked or refused."""
     counter = budget.counter or counter_for(None)
     max_tokens, max_characters = _document_limits(plan.query, budget)
-    pieces: list[tuple[str, list[int], int, int]] = []  # text, its documents, start, end
+    pieces: list[tuple[Document, list[int], int, int]] = []  # text, documents, start, end
     cut_pieces = 0
     for position, text in enumerate(plan.texts):
         index = position if plan.first_index is None else plan.first_index[position]
         owners = [index, *plan.copies.get(position, ())]
+        if not isinstance(text, str):  # an image or a record is sent whole
+            pieces.append((text, owners, 0, 0))
+            continue
         too_long = max_characters is not None and len(text) > max_characters
         # A text of n characters has at most 2n estimated tokens: short ones are not counted,
         # nor long ones with more words than tokens allowed.
@@ -312,8 +330,8 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
         cut_pieces += len(cuts)
     if not cut_pieces:
         return plan
-    position_of: dict[str, int] = {}
-    texts: list[str] = []
+    position_of: dict[Document, int] = {}
+    texts: list[Document] = []
     parts: list[list[tuple[int, int, int]]] = []
     for text, owners, start, end in pieces:
         position = position_of.setdefault(text, len(texts))
@@ -326,8 +344,23 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
     )
 
 
+def document_tokens(counter: TokenCounter, document: Document) -> int:
+    """The tokens of one document: a text's count, a record's text's, an image's share."""
+    if isinstance(document, str):
+        return counter.count(document)
+    if isinstance(document, Image):
+        return IMAGE_TOKENS
+    return counter.count(document.rendered(None))
+
+
+def _document_bytes(document: Document) -> int:
+    if isinstance(document, str):
+        return len(_json.dumps(document)) - 2
+    return document.wire_size()
+
+
 def _sized_batches(
-    query: str, texts: Sequence[str], top_n: int | None, budget: Budget
+    query: str, texts: Sequence[Document], top_n: int | None, budget: Budget
 ) -> list[Batch]:
     """Batches of consecutive texts, each within every limit of the budget."""
     counter = budget.counter or counter_for(None)
@@ -336,8 +369,10 @@ def _sized_batches(
     start = 0
     count = size = tokens = 0
     for position, text in enumerate(texts):
-        text_bytes = len(_json.dumps(text)) - 2 + budget.document_bytes
-        text_tokens = counter.count(text) + query_tokens if budget.max_tokens is not None else 0
+        text_bytes = _document_bytes(text) + budget.document_bytes
+        text_tokens = (
+            document_tokens(counter, text) + query_tokens if budget.max_tokens is not None else 0
+        )
         full = count >= budget.max_documents or (
             count
             and (
@@ -359,7 +394,7 @@ def _sized_batches(
     return batches
 
 
-def _batch(texts: Sequence[str], start: int, end: int, top_n: int | None) -> Batch:
+def _batch(texts: Sequence[Document], start: int, end: int, top_n: int | None) -> Batch:
     return Batch(start, texts[start:end], None if top_n is None else min(top_n, end - start))
 
 
@@ -374,7 +409,16 @@ def encode_request(
 ) -> bytes:
     """The JSON body of one batch's request, as bytes."""
     documents = batch.texts if isinstance(batch.texts, list) else list(batch.texts)
-    request = RankingRequest(plan.query, documents, batch.top_n, model, path, location)
+    request = RankingRequest(
+        plan.query,
+        documents,
+        batch.top_n,
+        model,
+        path,
+        location,
+        plan.rank_fields,
+        plan.mixed and not all(type(document) is str for document in documents),
+    )
     body = dialect.body(request)
     return _json.dumps(merge_fields(body, extra_body) if extra_body else body)
 
@@ -720,7 +764,7 @@ def merge_rankings(
         scored.sort(key=itemgetter(0), reverse=True)  # stable: ties keep the caller's order
         ordered = scored if plan.top_n is None else scored[: plan.top_n]
 
-    documents = plan.documents
+    documents: Sequence[Any] = plan.documents if plan.originals is None else plan.originals
     if spans:
         results = [
             RerankResult(
@@ -779,7 +823,8 @@ def _aggregate(
                 spans[index] = (start, end)
     documents = plan.documents
     for index, (start, end) in list(spans.items()):
-        if start == 0 and end == len(documents[index]):
+        document = documents[index]
+        if not isinstance(document, str) or (start == 0 and end == len(document)):
             del spans[index]  # scored whole: no span to point at
     if plan.aggregate == "mean":
         return [(sum(values) / len(values), index) for index, values in totals.items()]

@@ -45,6 +45,7 @@ __all__ = [
     "WATSONX",
     "AuthScheme",
     "Dialect",
+    "ImageFormat",
     "RankingRequest",
     "api_key_auth",
     "bearer_auth",
@@ -74,25 +75,31 @@ class RankingRequest:
         path: the endpoint's URL path, for dialects whose versions differ by path.
         location: the cloud region or location the client is set to, for bodies that name
             it (a Bedrock model ARN); ``None`` when not known.
+        rank_fields: the fields of structured documents to rank on, when the call names them.
+        mixed: whether some documents are images or records rather than strings; then
+            :meth:`Dialect.body` writes each one in the dialect's form before building.
     """
 
     query: str
-    documents: Sequence[str]
+    documents: Sequence[Any]
     top_n: int | None
     model: str | None
     path: str
     location: str | None = None
+    rank_fields: Sequence[str] | None = None
+    mixed: bool = False
 
 
 # -- request bodies ---------------------------------------------------------------------------
 
 
 def document_text(document: str) -> str:
-    """The text a body sends for one document (today every document is its text)."""
+    """The text a body sends for one document: dialects that take only text get only
+    strings (images are refused and records rendered before a body is built)."""
     return document
 
 
-def _texts(request: RankingRequest) -> list[str]:
+def _texts(request: RankingRequest) -> list[Any]:
     documents = request.documents
     return documents if isinstance(documents, list) else list(documents)
 
@@ -152,7 +159,10 @@ def _pinecone_body(request: RankingRequest) -> dict[str, Any]:
     body = {
         "model": request.model,
         "query": request.query,
-        "documents": [{"text": text} for text in request.documents],
+        "documents": [
+            {"text": document} if isinstance(document, str) else document
+            for document in request.documents
+        ],
     }
     return {**body, **_optional(top_n=_top_n(request)), "return_documents": False}
 
@@ -336,6 +346,45 @@ def _deepinfra_answer(body: Any) -> ParsedRanking:
     )
 
 
+# -- images and records ----------------------------------------------------------------------
+
+#: How an API takes images: ``"jina"`` ``{"image": url or base64}`` beside ``{"text": ...}``
+#: (jina-reranker-m0); ``"dashscope"`` the same with a ``data:`` URI for bytes
+#: (qwen3-vl-rerank); ``"vllm"`` chat-style ``{"content": [{"type": "image_url", ...}]}``
+#: beside plain strings (vLLM's multimodal ``/v1/rerank``).
+ImageFormat = Literal["jina", "dashscope", "vllm"]
+
+
+def _wired(documents: Sequence[Any], image_format: ImageFormat | None) -> tuple[list[Any], bool]:
+    """The documents of a batch as the dialect writes them, and whether any is a record."""
+    from ._documents import Image, Record  # the one place bodies meet non-text documents
+
+    has_image = any(isinstance(document, Image) for document in documents)
+    texts_as_objects = has_image and image_format in ("jina", "dashscope")
+    wired: list[Any] = []
+    records = False
+    for document in documents:
+        if isinstance(document, str):
+            wired.append({"text": document} if texts_as_objects else document)
+        elif isinstance(document, Image):
+            wired.append(_image(document, image_format))
+        else:
+            assert isinstance(document, Record)
+            records = True
+            wired.append(document.wire())
+    return wired, records
+
+
+def _image(image: Any, image_format: ImageFormat | None) -> Any:
+    if image_format == "jina":
+        return {"image": image.base64}
+    if image_format == "dashscope":
+        return {"image": image.data_uri}
+    if image_format == "vllm":
+        return {"content": [{"type": "image_url", "image_url": {"url": image.data_uri}}]}
+    raise ValueError("this dialect takes no images")  # refused before planning; never here
+
+
 # -- the dialect type -------------------------------------------------------------------------
 
 
@@ -387,6 +436,10 @@ class Dialect:
             servers whose default would cut the answer short or that require the field.
         next_page_field: the request field that asks for the next page of a paged answer
             (Bedrock's ``nextToken``); ``None`` for APIs that answer in one page.
+        image_format: how the API takes image documents (see :data:`ImageFormat`);
+            ``None``: it takes text only, and images are refused before sending.
+        takes_objects: whether the API ranks structured documents as objects (with
+            ``rank_fields``): a flag, or a function of the endpoint's path.
     """
 
     name: str
@@ -409,6 +462,8 @@ class Dialect:
     model_required: bool | Callable[[str], bool] = False
     explicit_top_n: bool = False
     next_page_field: str | None = None
+    image_format: ImageFormat | None = None
+    takes_objects: bool | Callable[[str], bool] = False
 
     @property
     def limits(self) -> dict[str, int | None]:
@@ -418,6 +473,11 @@ class Dialect:
     def path_settings(self) -> frozenset[str]:
         """The settings the default path names in braces (``model``, ``project``, ...)."""
         return frozenset(_PLACEHOLDER.findall(self.default_path))
+
+    def accepts_objects(self, path: str) -> bool:
+        """Whether documents that are objects go to ``path`` as objects."""
+        takes = self.takes_objects
+        return takes(path) if callable(takes) else takes
 
     def requires_model(self, path: str) -> bool:
         """Whether a request to ``path`` must name a model."""
@@ -448,7 +508,13 @@ class Dialect:
             raise self._no_model()
         if self.explicit_top_n and request.top_n is None:
             request = replace(request, top_n=len(request.documents))
-        return self.build_body(request)
+        if not request.mixed:
+            return self.build_body(request)
+        documents, records = _wired(request.documents, self.image_format)
+        body = self.build_body(replace(request, documents=documents))
+        if records and request.rank_fields:
+            body["rank_fields"] = list(request.rank_fields)
+        return body
 
     def _no_model(self) -> ConfigurationError:
         return ConfigurationError(
@@ -481,6 +547,7 @@ COHERE = Dialect(
     ),
     build_body=_cohere_body,
     model_required=lambda path: not _is_cohere_v1(path),
+    takes_objects=_is_cohere_v1,
 )
 
 #: Voyage AI rerank: ``top_k`` and results under ``data``.
@@ -528,6 +595,7 @@ MIXEDBREAD = Dialect(
     ),
     build_body=_mixedbread_body,
     explicit_top_n=True,
+    takes_objects=True,
 )
 
 #: Pinecone inference rerank: ``Api-Key`` header, API version header, document objects.
@@ -543,6 +611,7 @@ PINECONE = Dialect(
     auth_headers=api_key_auth,
     static_headers={"X-Pinecone-Api-Version": "2025-10"},
     model_required=True,
+    takes_objects=True,
 )
 
 #: Alibaba DashScope native text-rerank: ``input`` and ``parameters``, ``output.results``.
@@ -556,6 +625,7 @@ DASHSCOPE = Dialect(
     max_documents_per_request=500,
     build_body=_dashscope_body,
     model_required=True,
+    image_format="dashscope",
 )
 
 #: IBM watsonx.ai text rerank: an IAM token exchanged for the API key, raw scores.
@@ -668,9 +738,13 @@ PRESETS: tuple[Dialect, ...] = (
     Dialect(
         name="together",
         default_path="/v1/rerank",
-        description="Together AI in the generic format: model required.",
+        description=(
+            "Together AI in the generic format: model required; structured documents as "
+            "objects with rank_fields."
+        ),
         base_url="https://api.together.xyz",
         model_required=True,
+        takes_objects=True,
     ),
     Dialect(
         name="fireworks",
@@ -716,8 +790,21 @@ PRESETS: tuple[Dialect, ...] = (
     Dialect(
         name="jina",
         default_path="/v1/rerank",
-        description="Jina AI's own API, the generic format at api.jina.ai.",
+        description=(
+            "Jina AI's own API, the generic format at api.jina.ai; image documents for "
+            "jina-reranker-m0."
+        ),
         base_url="https://api.jina.ai",
+        image_format="jina",
+    ),
+    Dialect(
+        name="vllm",
+        default_path="/v1/rerank",
+        description=(
+            "vLLM's /v1/rerank in the generic format, with its multimodal documents "
+            "(image_url content parts) for vision-language rerankers."
+        ),
+        image_format="vllm",
     ),
     Dialect(
         name="infinity",

@@ -39,6 +39,7 @@ from ._core import (
     check_extra_body,
     check_query,
     decode_response,
+    document_tokens,
     encode_request,
     make_status_error,
     merge_fields,
@@ -47,6 +48,7 @@ from ._core import (
     scale_mismatch,
 )
 from ._dialects import Dialect
+from ._documents import check_rank_fields, prepare_documents
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -133,7 +135,7 @@ async def adrive(
 # -- one call ---------------------------------------------------------------------------------
 
 #: Arguments of ``rerank()`` that a misspelt extra body field is checked against.
-_KNOWN_ARGUMENTS = ("top_n", "model", "query", "documents", "deadline")
+_KNOWN_ARGUMENTS = ("top_n", "model", "query", "documents", "deadline", "rank_fields")
 #: Spellings of known arguments used by other APIs, refused for the same reason.
 _ALIASES = {"top_k": "top_n", "topn": "top_n", "topk": "top_n", "k": "top_n", "n": "top_n"}
 
@@ -186,11 +188,13 @@ def start_call(
     deadline: float | NotGiven | None,
     extra_body: object,
     fields: Mapping[str, Any],
+    rank_fields: object = None,
 ) -> Call:
     """Check the arguments, plan the batches and start the clock, before anything is sent.
 
     The request's extra fields are the client's ``extra_body``, then the call's, then the
-    call's keyword fields, each merged one level deep over the one before.
+    call's keyword fields, each merged one level deep over the one before. Images and
+    mappings among the documents are prepared for the dialect (:mod:`._documents`).
     """
     check_extra_fields(fields)
     extra = settings.extra_body
@@ -203,11 +207,22 @@ def start_call(
     elif not isinstance(model, str):
         raise TypeError(f"model must be a string or None, got {type(model).__name__}")
     checked_query = check_query(query)
+    fields_ranked = check_rank_fields(rank_fields)
+    dialect = settings.dialect
+    prepared, originals = prepare_documents(
+        documents,
+        dialect.name,
+        dialect.image_format is not None,
+        dialect.accepts_objects(connection.path),
+        fields_ranked,
+    )
     budget = budget_for(settings, connection, checked_query, model or None, extra)
     lookup = None
     if connection.scores is not None:
-        lookup = _lookup(settings, connection, connection.scores, checked_query, model, extra)
-    plan = plan_rerank(query, documents, top_n, budget, lookup)
+        lookup = _lookup(
+            settings, connection, connection.scores, checked_query, model, extra, fields_ranked
+        )
+    plan = plan_rerank(query, prepared, top_n, budget, lookup, originals, fields_ranked)
     expires = None if seconds is None else time.monotonic() + seconds
     return Call(plan, model or None, extra, seconds, expires, lookup)
 
@@ -223,6 +238,7 @@ def _lookup(
     query: str,
     model: str | None,
     extra: Mapping[str, Any],
+    rank_fields: tuple[str, ...] | None,
 ) -> ScoreLookup:
     """The cache lookup of one call: keyed on what decides a score, never on credentials."""
     if model and not connection.listwise_warned and _LISTWISE.search(model):
@@ -239,6 +255,7 @@ def _lookup(
         model or None,
         settings.location,
         extra,
+        rank_fields,
     )
     return scores.lookup(context, query)
 
@@ -832,7 +849,7 @@ def _cost(limiter: RateLimiter, connection: Connection, query: str, batch: Batch
     if getattr(limiter, "counts_tokens", True):
         counter = connection.counter or counter_for(None)
         query_tokens = counter.count(query)
-        tokens = sum(counter.count(text) + query_tokens for text in batch.texts)
+        tokens = sum(document_tokens(counter, text) + query_tokens for text in batch.texts)
     return Cost(requests=1, tokens=tokens, documents=len(batch.texts))
 
 

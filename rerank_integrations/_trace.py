@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._actions import Answer, Send
+from ._documents import Document, document_label
 from ._exceptions import APIStatusError, RerankError
 from ._text import display_url
 from ._types import RerankResponse
@@ -83,7 +84,7 @@ class CallSpan:
 
 @contextmanager
 def call_span(
-    documents: Sequence[str],
+    documents: Sequence[Document],
     query: str,
     top_n: int | None,
     model: str | None,
@@ -136,7 +137,7 @@ def call_span(
 def _answered(
     span: Any,
     response: RerankResponse,
-    documents: Sequence[str],
+    documents: Sequence[Document],
     describe: Describe | None,
     trace_content: bool,
     cached: int,
@@ -164,12 +165,12 @@ def _answered(
         span.set_attribute(prefix + "id", _id(ids, result.index))
         span.set_attribute(prefix + "score", result.relevance_score)
         if trace_content:
-            span.set_attribute(prefix + "content", documents[result.index])
+            span.set_attribute(prefix + "content", document_label(documents[result.index]))
 
 
 def _documents(
     span: Any,
-    documents: Sequence[str],
+    documents: Sequence[Document],
     describe: Describe | None,
     trace_content: bool,
 ) -> None:
@@ -185,7 +186,7 @@ def _documents(
         if score is not None:
             span.set_attribute(prefix + "score", score)
         if trace_content:
-            span.set_attribute(prefix + "content", text)
+            span.set_attribute(prefix + "content", document_label(text))
 
 
 def _id(ids: Sequence[str | None] | None, index: int) -> str:

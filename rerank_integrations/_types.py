@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["NOT_GIVEN", "NotGiven", "RerankResponse", "RerankResult", "Usage"]
 
@@ -14,7 +15,8 @@ class RerankResult:
     Attributes:
         index: position of the document in the list the caller passed in.
         relevance_score: the server's score for it; higher is more relevant.
-        document: the caller's own text of that document, whole.
+        document: the caller's own document, whole: its text (or the ``Image`` or mapping
+            passed).
         span: ``(start, end)`` character offsets into ``document`` of the part that was
             scored, when the document was cut: the best window of a chunked document, the
             start of a truncated one; ``None`` when it was scored whole.
@@ -22,7 +24,7 @@ class RerankResult:
 
     index: int
     relevance_score: float
-    document: str | None = None
+    document: Any = None
     span: tuple[int, int] | None = None
 
 

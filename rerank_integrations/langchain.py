@@ -10,11 +10,12 @@ Requires the ``langchain`` extra: ``pip install "rerank-integrations[langchain]"
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, usage_of
 from ._core import check_query
+from ._documents import Image
 from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RankedPassage, RerankToolInput, RerankToolRunner, render
 from ._trace import Describe
@@ -30,7 +31,12 @@ except ImportError as _exc:
         'pip install "rerank-integrations[langchain]"'
     ) from _exc
 
-__all__ = ["SCORE_KEY", "USAGE_EVENT", "RerankCompressor"]
+__all__ = ["IMAGE_KEY", "SCORE_KEY", "USAGE_EVENT", "RerankCompressor"]
+
+#: The metadata key of a ``Document`` that stands for an image: an ``Image`` or its URL.
+#: LangChain has no image document class; such documents rank as images in the dialects
+#: that take them.
+IMAGE_KEY = "rerank_image"
 
 
 class RerankCompressor(RerankSettings, BaseDocumentCompressor):
@@ -45,6 +51,10 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         retriever = ContextualCompressionRetriever(base_compressor=compressor, base_retriever=base)
         for doc in retriever.invoke("organic skincare for sensitive skin"):
             print(doc.id, doc.metadata["relevance_score"], doc.page_content[:60])
+
+    A document whose ``metadata["rerank_image"]`` holds an ``Image`` (or an image URL) is
+    ranked as that image by the dialects that take images; with ``rank_fields``, documents
+    go as structured documents (those metadata fields and the content as ``text``).
 
     The returned documents are new ``Document`` objects (of the same class as the input),
     best first, with the same ``id``, ``page_content`` and metadata plus
@@ -89,7 +99,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             TypeError: ``query`` is not a string or an element is not a ``Document``.
             RerankError: the API call failed (a subclass says how).
         """
-        texts = _texts(documents, query, strings_allowed=False)
+        texts = self._inputs(documents, query, plain_allowed=False)
         if not texts:
             return []
         outcome = self.rank_or_pass(query, texts, _describer(documents))
@@ -103,7 +113,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """The async twin of :meth:`compress_documents`, awaiting the client's async API."""
-        texts = _texts(documents, query, strings_allowed=False)
+        texts = self._inputs(documents, query, plain_allowed=False)
         if not texts:
             return []
         outcome = await self.arank_or_pass(query, texts, _describer(documents))
@@ -114,17 +124,21 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
 
     def rerank(
         self,
-        documents: Sequence[Document | str],
+        documents: Sequence[Document | str | Mapping[str, Any]],
         query: str,
         *,
         top_n: int | NotGiven | None = NOT_GIVEN,
+        rank_fields: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Rank ``documents`` against ``query`` and return positions and scores.
+        r"""Rank ``documents`` against ``query`` and return positions and scores.
 
         Args:
-            documents: ``Document`` objects or plain strings (they may be mixed).
+            documents: ``Document`` objects, plain strings, ``Image``\ s or mappings of
+                fields (they may be mixed).
             query: the search query.
             top_n: how many results to return; left out, the ``top_n`` field; ``None``: all.
+            rank_fields: the fields of mappings to rank on; left out, the field of the
+                same name (which also turns ``Document``\ s into structured documents).
 
         Returns:
             ``[{"index": i, "relevance_score": s}, ...]`` best first, where ``i`` is the
@@ -134,23 +148,26 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             TypeError, ValueError: bad arguments, before any request.
             RerankError: the API call failed (a subclass says how).
         """
-        texts = _texts(documents, query, strings_allowed=True)
+        texts = self._inputs(documents, query, plain_allowed=True)
         if not texts:
             return []
-        return _scored_indexes(self.rank(query, texts, top_n=top_n))
+        fields = rank_fields if rank_fields is not None else self.fields_ranked()
+        return _scored_indexes(self.rank(query, texts, top_n=top_n, rank_fields=fields))
 
     async def arerank(
         self,
-        documents: Sequence[Document | str],
+        documents: Sequence[Document | str | Mapping[str, Any]],
         query: str,
         *,
         top_n: int | NotGiven | None = NOT_GIVEN,
+        rank_fields: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """The async twin of :meth:`rerank`, awaiting the client's async API."""
-        texts = _texts(documents, query, strings_allowed=True)
+        texts = self._inputs(documents, query, plain_allowed=True)
         if not texts:
             return []
-        return _scored_indexes(await self.arank(query, texts, top_n=top_n))
+        fields = rank_fields if rank_fields is not None else self.fields_ranked()
+        return _scored_indexes(await self.arank(query, texts, top_n=top_n, rank_fields=fields))
 
     # -- agent tool ----------------------------------------------------------------------
 
@@ -188,6 +205,37 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         )
 
     # -- translation ---------------------------------------------------------------------
+
+    def _inputs(self, documents: object, query: object, *, plain_allowed: bool) -> list[Any]:
+        """What is sent for each document, after checking the query and every document:
+        a ``Document``'s content (or its record, with ``rank_fields``), or the image under
+        ``metadata["rerank_image"]``; with ``plain_allowed``, strings, images and mappings
+        as they are."""
+        check_query(query)
+        expected = "Document objects or strings" if plain_allowed else "Document objects"
+        if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+            raise TypeError(
+                f"documents must be a list of {expected}, got {type(documents).__name__}"
+            )
+        texts: list[Any] = []
+        for position, document in enumerate(documents):
+            if isinstance(document, Document):
+                image = _image_of(document) if document.metadata else None
+                texts.append(
+                    image
+                    if image is not None
+                    else self.record(document.page_content, document.metadata)
+                    if self.rank_fields
+                    else document.page_content
+                )
+            elif plain_allowed and isinstance(document, (str, Image, Mapping)):
+                texts.append(document)
+            else:
+                wanted = "a Document or a string" if plain_allowed else "a Document"
+                raise TypeError(
+                    f"documents[{position}] must be {wanted}, got {type(document).__name__}"
+                )
+        return texts
 
     def _scored_documents(
         self, documents: Sequence[Document], results: list[RerankResult] | RerankError
@@ -241,21 +289,15 @@ def _scored_indexes(results: list[RerankResult]) -> list[dict[str, Any]]:
     return [{"index": result.index, SCORE_KEY: result.relevance_score} for result in results]
 
 
-def _texts(documents: object, query: object, *, strings_allowed: bool) -> list[str]:
-    """The texts to rank, after checking the query and every document."""
-    check_query(query)
-    expected = "Document objects or strings" if strings_allowed else "Document objects"
-    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
-        raise TypeError(f"documents must be a list of {expected}, got {type(documents).__name__}")
-    texts: list[str] = []
-    for position, document in enumerate(documents):
-        if isinstance(document, Document):
-            texts.append(document.page_content)
-        elif strings_allowed and isinstance(document, str):
-            texts.append(document)
-        else:
-            wanted = "a Document or a string" if strings_allowed else "a Document"
-            raise TypeError(
-                f"documents[{position}] must be {wanted}, got {type(document).__name__}"
-            )
-    return texts
+def _image_of(document: Document) -> Image | None:
+    """The image a document stands for, under ``metadata["rerank_image"]``, if any."""
+    value = document.metadata.get(IMAGE_KEY)
+    if value is None:
+        return None
+    if isinstance(value, Image):
+        return value
+    if isinstance(value, str):
+        return Image(url=value)
+    raise TypeError(
+        f"metadata[{IMAGE_KEY!r}] must be an Image or an image URL, got {type(value).__name__}"
+    )

@@ -13,8 +13,11 @@ It needs the ``llama-index`` extra: ``pip install "rerank-integrations[llama-ind
 
 from __future__ import annotations
 
+import base64
+import mimetypes
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 try:
@@ -24,6 +27,7 @@ try:
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.schema import (
         BaseNode,
+        ImageNode,
         MetadataMode,
         NodeWithScore,
         QueryBundle,
@@ -39,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, usage_of
 from ._core import check_query
+from ._documents import Image
 from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
 from ._trace import Describe
@@ -56,12 +61,14 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     """Reorder retrieved nodes by an HTTP rerank API and keep the best ``top_n``.
 
     Each node's text, ``node.get_content(metadata_mode=metadata_mode)``, is sent with the
-    query; the client batches large calls, retries and raises ``RerankError`` subclasses.
-    The result is a list of new ``NodeWithScore`` objects, best first, whose ``score`` is the
-    relevance score. Their nodes are copies (same ids) whose metadata also carries
-    ``relevance_score`` (and ``retrieval_score`` with ``keep_retrieval_score=True``); those
-    keys are excluded from the LLM and embedding views of the node, so they reach neither
-    prompts nor embeddings. The nodes passed in are left unchanged.
+    query (an ``ImageNode``'s image to the dialects that take images; with ``rank_fields``,
+    the node's chosen metadata fields and its text as a structured document); the client
+    batches large calls, retries and raises ``RerankError`` subclasses. The result is a list
+    of new ``NodeWithScore`` objects, best first, whose ``score`` is the relevance score.
+    Their nodes are copies (same ids) whose metadata also carries ``relevance_score`` (and
+    ``retrieval_score`` with ``keep_retrieval_score=True``); those keys are excluded from
+    the LLM and embedding views of the node, so they reach neither prompts nor embeddings.
+    The nodes passed in are left unchanged.
 
     Settings not given fall back to the ``RERANK_BASE_URL``, ``RERANK_API_KEY``,
     ``RERANK_MODEL`` and ``RERANK_DIALECT`` environment variables. ``to_dict()`` and
@@ -150,16 +157,23 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         check_query(query.query_str)
         return query, self._texts(nodes)
 
-    def _texts(self, nodes: object) -> list[str]:
-        """The text sent for each node, after checking that each is a ``NodeWithScore``."""
+    def _texts(self, nodes: object) -> list[Any]:
+        """What is sent for each node, after checking that each is a ``NodeWithScore``: its
+        text (or its record, with ``rank_fields``), or the image of an ``ImageNode``."""
         mode = self.metadata_mode
+        checked = _checked_nodes(nodes)
+        if self.rank_fields:
+            return [
+                _image_of(node) or self.record(node.get_content(MetadataMode.NONE), node.metadata)
+                for node in (item.node for item in checked)
+            ]
         # A plain TextNode without metadata renders as its text in every mode; reading it
         # directly skips LlamaIndex's formatting, the adapter's main cost on large sets.
         return [
             node.text
             if type(node) is TextNode and not node.metadata
-            else node.get_content(metadata_mode=mode)
-            for node in (item.node for item in _checked_nodes(nodes))
+            else _image_of(node) or node.get_content(metadata_mode=mode)
+            for node in (item.node for item in checked)
         ]
 
     @contextmanager
@@ -241,6 +255,26 @@ class _Reranked:
 def _describer(nodes: Sequence[NodeWithScore]) -> Describe:
     """The nodes' ids and retrieval scores for traces."""
     return lambda: ([item.node.node_id for item in nodes], [item.score for item in nodes])
+
+
+def _image_of(node: BaseNode) -> Image | None:
+    """The image of an ``ImageNode`` (its URL, its base64 ``image`` or the file at its
+    ``image_path``); ``None`` for any other node, or an ImageNode with no image."""
+    if not isinstance(node, ImageNode):
+        return None
+    if node.image_url:
+        return Image(url=node.image_url)
+    if node.image:
+        try:
+            data = base64.b64decode(node.image, validate=True)
+        except ValueError:
+            raise ValueError(f"ImageNode {node.node_id!r}: image is not valid base64") from None
+        return Image(data=data, mime_type=node.image_mimetype)
+    if node.image_path:
+        path = Path(node.image_path)
+        guessed = node.image_mimetype or mimetypes.guess_type(path.name)[0]
+        return Image(data=path.read_bytes(), mime_type=guessed)
+    return None
 
 
 def _require_query(query_bundle: QueryBundle | None) -> QueryBundle:

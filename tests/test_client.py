@@ -59,6 +59,7 @@ def test_public_surface_is_pinned() -> None:
             "ConfigurationError",
             "DIALECTS",
             "GatewayTimeoutError",
+            "Image",
             "Limiter",
             "NOT_GIVEN",
             "NotGiven",

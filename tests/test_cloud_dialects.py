@@ -4,6 +4,7 @@ answers by record id, scores in input order and paged answers through the client
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import rerank_integrations
 from rerank_integrations import (
     APIStatusError,
     ConfigurationError,
+    Image,
     RerankClient,
     ResponseFormatError,
 )
@@ -28,6 +30,7 @@ from rerank_integrations._core import (
     plan_rerank,
 )
 from rerank_integrations._dialects import DIALECTS, LIMIT_NAMES, PRESETS, get_dialect
+from rerank_integrations._documents import prepare_documents
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
 FILES = sorted(path.name for path in FIXTURES.glob("*.json"))
@@ -59,6 +62,22 @@ def test_every_new_dialect_and_preset_has_an_answer_and_its_request() -> None:
 # -- the table ------------------------------------------------------------------------------
 
 
+def call_documents(call: dict[str, Any]) -> list[Any]:
+    """The call's documents: strings, and the files' marks for images and mappings."""
+    documents: list[Any] = []
+    for document in call["documents"]:
+        if isinstance(document, str):
+            documents.append(document)
+        elif "image_url" in document:
+            documents.append(Image(url=document["image_url"]))
+        elif "image_data" in document:
+            data = base64.b64decode(document["image_data"])
+            documents.append(Image(data=data, mime_type=document["mime_type"]))
+        else:
+            documents.append(document["fields"])
+    return documents
+
+
 @pytest.mark.parametrize("name", [name for name in EXCHANGES if "_error_" not in name])
 def test_request_is_the_documented_one(name: str) -> None:
     example = load(name)
@@ -69,7 +88,15 @@ def test_request_is_the_documented_one(name: str) -> None:
     assert parts.path == documented["path"]
     assert parts.query == documented.get("query", "")
 
-    plan = plan_rerank(call["query"], call["documents"], call["top_n"], 1000)
+    rank_fields = tuple(call["rank_fields"]) if call.get("rank_fields") else None
+    documents, originals = prepare_documents(
+        call_documents(call),
+        dialect.name,
+        dialect.image_format is not None,
+        dialect.accepts_objects(parts.path),
+        rank_fields,
+    )
+    plan = plan_rerank(call["query"], documents, call["top_n"], 1000, None, originals, rank_fields)
     body = encode_request(
         dialect,
         plan,

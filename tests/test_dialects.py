@@ -309,6 +309,7 @@ LIMITS = {
     "contextual": 1000,
     "scaleway": 1000,
     "jina": 1000,
+    "vllm": 1000,
     "infinity": 2048,
     "sglang": 1000,
 }
@@ -441,6 +442,8 @@ ENDPOINTS += [
     ("contextual", "https://api.contextual.ai", "https://api.contextual.ai/v1/rerank"),
     ("scaleway", "https://api.scaleway.ai/p-1/v1", "https://api.scaleway.ai/p-1/v1/rerank"),
     ("jina", "https://api.jina.ai", "https://api.jina.ai/v1/rerank"),
+    ("vllm", "http://vllm:8000", "http://vllm:8000/v1/rerank"),
+    ("vllm", "http://vllm:8000/v1", "http://vllm:8000/v1/rerank"),
     ("infinity", "http://infinity:7997", "http://infinity:7997/rerank"),
     ("sglang", "http://sglang:30000", "http://sglang:30000/v1/rerank"),
 ]
@@ -811,6 +814,7 @@ ENVELOPES = {
     "contextual": {"detail": [{"loc": ["body", "documents"], "msg": "the message", "type": "x"}]},
     "scaleway": {"message": "the message", "type": "invalid_request_error"},
     "jina": {"detail": "the message"},
+    "vllm": {"error": {"message": "the message", "type": "BadRequestError", "code": 400}},
     "infinity": {"detail": [{"loc": ["body", "query"], "msg": "the message", "type": "x"}]},
     "sglang": {"object": "error", "message": "the message", "type": "BadRequestError", "code": 400},
 }

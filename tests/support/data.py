@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -73,13 +74,22 @@ def keyword_score(query: str, document: str) -> float:
 
 
 def rank_body(body: dict[str, Any]) -> dict[str, Any]:
-    """Answer a generic-dialect request body as a well-behaved server would."""
-    documents = body["documents"]
+    """Answer a generic-dialect request body as a well-behaved server would (documents may
+    also be under ``input``, Mixedbread's, or ``input.documents``, DashScope's; objects are
+    scored by their JSON)."""
+    if "documents" in body:
+        documents, query = body["documents"], body["query"]
+    elif isinstance(body.get("input"), dict):
+        documents, query = body["input"]["documents"], body["input"]["query"]
+    else:
+        documents, query = body["input"], body["query"]
+    texts = [d if isinstance(d, str) else json.dumps(d) for d in documents]
     results = [
-        {"index": i, "relevance_score": keyword_score(body["query"], d), "document": {"text": d}}
-        for i, d in enumerate(documents)
+        {"index": i, "relevance_score": keyword_score(query, d), "document": {"text": d}}
+        for i, d in enumerate(texts)
     ]
     results.sort(key=lambda r: (-r["relevance_score"], r["index"]))
-    if body.get("top_n") is not None:
-        results = results[: body["top_n"]]
+    top_n = body.get("top_n", body.get("top_k", (body.get("parameters") or {}).get("top_n")))
+    if top_n is not None:
+        results = results[:top_n]
     return {"results": results, "usage": {"total_tokens": 10 * len(documents)}}

@@ -34,6 +34,7 @@ from .wire import (
     optional_model,
     ranked,
     required_model,
+    scored_documents,
     served_score,
     strings,
     text_objects,
@@ -53,10 +54,24 @@ DASHSCOPE_PATH = "/api/v1/services/rerank/text-rerank/text-rerank"
 
 
 def _read_generic(body: Any, path: str) -> Asked:
-    body = fields(body, {"query", "documents"}, {"model", "top_n", "return_documents"})
+    return _read_generic_kinds(body, path)
+
+
+def _read_generic_kinds(
+    body: Any, path: str, images: str | None = None, objects: bool = False
+) -> Asked:
+    """The generic reader, taking images in the format named or objects, when told to."""
+    allowed = {"model", "top_n", "return_documents", *({"rank_fields"} if objects else ())}
+    body = fields(body, {"query", "documents"}, allowed)
     return Asked(
         body["query"],
-        strings(body["documents"], "documents"),
+        scored_documents(
+            body["documents"],
+            "documents",
+            images=images,
+            objects=objects,
+            rank_fields=body.get("rank_fields"),
+        ),
         optional_count(body, "top_n"),
         optional_model(body),
         # Jina's format echoes documents unless told not to.
@@ -71,19 +86,17 @@ def _read_cohere(body: Any, path: str) -> Asked:
         )
         model = optional_model(body)
         wants = flag(body, "return_documents")
+        documents = scored_documents(
+            body["documents"], "documents", objects=True, rank_fields=body.get("rank_fields")
+        )
     else:
         body = fields(
             body, {"model", "query", "documents"}, {"top_n", "max_tokens_per_doc", "priority"}
         )
         model = required_model(body)
         wants = False
-    return Asked(
-        body["query"],
-        strings(body["documents"], "documents"),
-        optional_count(body, "top_n"),
-        model,
-        wants,
-    )
+        documents = strings(body["documents"], "documents")
+    return Asked(body["query"], documents, optional_count(body, "top_n"), model, wants)
 
 
 def _read_voyage(body: Any, path: str) -> Asked:
@@ -131,7 +144,7 @@ def _read_mixedbread(body: Any, path: str) -> Asked:
     )
     return Asked(
         body["query"],
-        strings(body["input"], "input"),
+        scored_documents(body["input"], "input", objects=True, rank_fields=body.get("rank_fields")),
         optional_count(body, "top_k"),
         optional_model(body),
         flag(body, "return_input"),
@@ -144,9 +157,15 @@ def _read_pinecone(body: Any, path: str) -> Asked:
         {"model", "query", "documents"},
         {"top_n", "return_documents", "rank_fields", "parameters"},
     )
+    documents = body["documents"]
+    rank_fields = body.get("rank_fields", ["text"])
+    need(
+        isinstance(documents, list) and all(isinstance(item, dict) for item in documents),
+        "'documents' must hold objects",
+    )
     return Asked(
         body["query"],
-        text_objects(body["documents"], "documents"),
+        scored_documents(documents, "documents", objects=True, rank_fields=rank_fields),
         optional_count(body, "top_n"),
         required_model(body),
         # Pinecone echoes documents unless told not to.
@@ -162,7 +181,7 @@ def _read_dashscope(body: Any, path: str) -> Asked:
     )
     return Asked(
         given["query"],
-        strings(given["documents"], "input.documents"),
+        scored_documents(given["documents"], "input.documents", images="dashscope"),
         optional_count(parameters, "top_n"),
         required_model(body),
         flag(parameters, "return_documents"),
@@ -311,16 +330,20 @@ def _read_plain(
 
 
 def _read_generic_with(
-    model_required: bool = False, top_n_required: bool = False
+    model_required: bool = False,
+    top_n_required: bool = False,
+    images: str | None = None,
+    objects: bool = False,
 ) -> Callable[[Any, str], Asked]:
-    """The generic reader, with a model or a ``top_n`` required as well."""
+    """The generic reader, with a model or a ``top_n`` required as well, or images in the
+    format named, or objects, taken."""
 
     def read(body: Any, path: str) -> Asked:
         if model_required:
             required_model(body if isinstance(body, dict) else {})
         if top_n_required:
             need(isinstance(body, dict) and "top_n" in body, "top_n is required")
-        return _read_generic(body, path)
+        return _read_generic_kinds(body, path, images, objects)
 
     return read
 
@@ -431,7 +454,13 @@ API_KEY_SERVICES: dict[str, Service] = {
     "siliconflow": Service(
         ("/v1/rerank",), 1000, _GENERIC_WITH_MODEL, _answer_generic, error_message_only
     ),
-    "together": Service(("/v1/rerank",), 1000, _GENERIC_WITH_MODEL, _answer_generic, error_generic),
+    "together": Service(
+        ("/v1/rerank",),
+        1000,
+        _read_generic_with(model_required=True, objects=True),
+        _answer_generic,
+        error_generic,
+    ),
     "fireworks": Service(
         ("/inference/v1/rerank",), 1000, _GENERIC_WITH_MODEL, _answer_data, error_generic
     ),
@@ -457,7 +486,12 @@ API_KEY_SERVICES: dict[str, Service] = {
         _answer_generic,
         error_generic,
     ),
-    "jina": Service(("/v1/rerank",), 1000, _read_generic, _answer_generic, error_detail),
+    "jina": Service(
+        ("/v1/rerank",), 1000, _read_generic_with(images="jina"), _answer_generic, error_detail
+    ),
+    "vllm": Service(
+        ("/v1/rerank",), 1000, _read_generic_with(images="vllm"), _answer_generic, error_generic
+    ),
     "infinity": Service(("/rerank",), 2048, _read_generic, _answer_generic, error_detail),
     "sglang": Service(("/v1/rerank",), 1000, _read_plain(False), _answer_sglang, error_generic),
 }

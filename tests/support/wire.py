@@ -103,6 +103,64 @@ def text_objects(value: Any, name: str) -> list[str]:
     return [item["text"] for item in value]
 
 
+def scored_documents(
+    value: Any,
+    name: str,
+    *,
+    images: str | None = None,
+    objects: bool = False,
+    rank_fields: Any = None,
+) -> list[str]:
+    """Documents that may be images or objects, each as the text a service scores it by:
+    a string as it is, an image as ``"image "`` and its URL (or data), an object as the
+    values of its ``rank_fields`` (else all of them). ``images`` names the dialect's image
+    format (``"jina"``, ``"dashscope"``, ``"vllm"``); without it, or ``objects``, only
+    strings are taken."""
+    need(isinstance(value, list) and len(value) > 0, f"'{name}' must be a non-empty list")
+    if rank_fields is not None:
+        need(
+            isinstance(rank_fields, list) and all(isinstance(f, str) for f in rank_fields),
+            "'rank_fields' must be a list of field names",
+        )
+    texts: list[str] = []
+    for position, item in enumerate(value):
+        where = f"'{name}[{position}]'"
+        if isinstance(item, str):
+            texts.append(item)
+        elif images in ("jina", "dashscope") and isinstance(item, dict) and set(item) == {"text"}:
+            need(isinstance(item["text"], str), f"{where} text must be a string")
+            texts.append(item["text"])
+        elif images in ("jina", "dashscope") and isinstance(item, dict) and "image" in item:
+            image = item["image"]
+            need(isinstance(image, str) and image != "", f"{where} image must be a string")
+            if images == "dashscope":
+                need(image.startswith(("http", "data:image/")), f"{where} image: a URL")
+            else:
+                need(not image.startswith("data:"), f"{where} image: a URL or plain base64")
+            texts.append(f"image {image}")
+        elif images == "vllm" and isinstance(item, dict) and "content" in item:
+            parts = item["content"]
+            need(isinstance(parts, list) and len(parts) > 0, f"{where} content: a list")
+            for part in parts:
+                need(
+                    isinstance(part, dict)
+                    and part.get("type") == "image_url"
+                    and isinstance(part.get("image_url", {}).get("url"), str),
+                    f"{where} content parts must be image_url parts",
+                )
+            texts.append(" ".join(f"image {part['image_url']['url']}" for part in parts))
+        elif objects and isinstance(item, dict):
+            need(
+                all(isinstance(v, str) for v in item.values()),
+                f"{where} must hold string values",
+            )
+            names = rank_fields or list(item)
+            texts.append(" ".join(item[field] for field in names if field in item))
+        else:
+            need(False, f"{where} must be a string")
+    return texts
+
+
 def optional_count(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
