@@ -45,6 +45,7 @@ from ._constants import (
     LOGGER_NAME,
 )
 from ._core import BatchRanking, check_score_transform, merge_rankings
+from ._documents import Image
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -369,7 +370,7 @@ class RerankClient:
     def rerank(
         self,
         query: str,
-        documents: Sequence[str],
+        documents: Sequence[str | Image | Mapping[str, Any]],
         *,
         top_n: int | None = None,
         model: str | NotGiven | None = NOT_GIVEN,
@@ -466,7 +467,7 @@ class RerankClient:
     async def arerank(
         self,
         query: str,
-        documents: Sequence[str],
+        documents: Sequence[str | Image | Mapping[str, Any]],
         *,
         top_n: int | None = None,
         model: str | NotGiven | None = NOT_GIVEN,
