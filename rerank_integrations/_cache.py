@@ -8,9 +8,10 @@ TTL), a ``dict``, a ``diskcache.Cache``, a Redis client.
 
 Keys are ``"rerank:"`` and 32 hex digits: a SHA-256 of what decides the score (the dialect,
 the endpoint without credentials, the model, the cloud location, the extra body fields, the
-query and the text), never of the key or headers. Values are short JSON strings: the score
-as the server gave it and the batch that produced it (its size and a digest of its texts),
-for models whose scores depend on the other documents of a batch.
+``rank_fields``, the query and the text, an image's URL or bytes, a record's fields), never
+of the key or headers. Values are short JSON strings: the score as the server gave it and
+the batch that produced it (its size and a digest of its texts), for models whose scores
+depend on the other documents of a batch.
 """
 
 from __future__ import annotations
