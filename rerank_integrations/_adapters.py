@@ -75,6 +75,7 @@ CLIENT_SETTINGS = (
     "cache",
     "fallbacks",
     "trace_content",
+    "async_transport",
     "headers",
     "auth_url",
     "credentials",
@@ -157,6 +158,8 @@ class RerankSettings(BaseModel):
     timeout, a 429 or a 5xx, before ``on_error`` applies."""
     trace_content: bool = False
     """Record the query and the texts in OpenTelemetry spans (ids and scores always are)."""
+    async_transport: Literal["httpx", "aiohttp"] = "httpx"
+    """What the async path sends with: httpx's own pool, or aiohttp's (extra ``aiohttp``)."""
     tokenizer: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
     """Counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer`` or a
     ``tiktoken`` encoding; ``None``: a conservative estimate."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from ._actions import Answer, Flow, Run, Send, Sleep
@@ -850,11 +851,26 @@ def _with_hint(error: APIStatusError, field: str) -> APIStatusError:
     return error
 
 
+def _timed_out(exc: httpx.TransportError) -> bool:
+    """Whether a failed send ran out of time. httpx-aiohttp reports every connection error
+    of aiohttp's as a ``ConnectTimeout``; the cause it chains tells a refusal or a hang-up
+    (no timeout at all) apart."""
+    if not isinstance(exc, httpx.TimeoutException):
+        return False
+    cause = exc.__cause__
+    timeouts = (TimeoutError, asyncio.TimeoutError, httpcore.TimeoutException)
+    return cause is None or isinstance(cause, timeouts) or not _from_aiohttp(cause)
+
+
+def _from_aiohttp(error: BaseException) -> bool:
+    return type(error).__module__.split(".", 1)[0] == "aiohttp"
+
+
 def transport_error(exc: httpx.TransportError, endpoint: str) -> RerankError:
     """The package's error for a failed send, naming the endpoint, caused by ``exc``."""
     detail = str(exc) or type(exc).__name__
     error: RerankError
-    if isinstance(exc, httpx.TimeoutException):
+    if _timed_out(exc):
         error = APITimeoutError(f"no answer from {endpoint} in time: {detail}")
     else:
         error = APIConnectionError(
