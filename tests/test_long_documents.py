@@ -14,7 +14,7 @@ from langchain_core.documents import Document
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from support import run_mode
 
-from rerank_integrations import BadRequestError, RerankClient
+from rerank_integrations import BadRequestError, RerankClient, _budget
 from rerank_integrations._budget import counter_for, estimate_tokens, windows
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
@@ -276,6 +276,13 @@ def test_a_dialects_character_limit_cuts_long_documents(mode: str) -> None:
 @given(st.text(max_size=400))
 def test_the_estimate_never_counts_fewer_tokens_than_the_server(text: str) -> None:
     assert estimate_tokens(text) >= count_tokens(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_the_estimates_fast_paths_agree_with_the_piece_by_piece_one(text: str) -> None:
+    assert estimate_tokens(text) == _budget._counted_by_piece(text)
+    assert counter_for(None).ends(text) == _budget._ends_by_piece(text)
 
 
 @settings(max_examples=200, deadline=None)
