@@ -297,14 +297,15 @@ def _body_sizes(
     extra: Mapping[str, Any],
 ) -> tuple[int, int]:
     """``(bytes of a body with one empty document, bytes each further one adds)``, measured
-    on the dialect's own bodies."""
+    on the dialect's own bodies, with the longest ``top_n`` a batch may carry."""
     sizes = []
+    top_n = settings.max_documents_per_request
     for texts in ([""], ["", ""]):
         plan = RerankPlan(query, texts, texts, None, {}, [], None)
         body = encode_request(
             settings.dialect,
             plan,
-            Batch(0, texts, None),
+            Batch(0, texts, top_n),
             model,
             extra,
             connection.path,

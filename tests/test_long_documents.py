@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -186,6 +187,26 @@ def test_a_byte_budget_is_kept(mode: str) -> None:
         assert sum(server.stats.refused.values()) == 0
         assert response.requests > 1
         client.close()
+
+
+def test_no_batch_is_a_byte_over_the_budget_whatever_the_top_n() -> None:
+    # Batches are filled to the last byte, so the top_n field must be counted in their size.
+    sizes: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sizes.append(len(request.content))
+        ranked = [{"index": i, "relevance_score": 0.5} for i in range(len(body["documents"]))]
+        return httpx.Response(200, json={"results": ranked[: body.get("top_n")]})
+
+    documents = [f"document number {i:03d}" for i in range(60)]
+    for limit in range(300, 400):
+        for top_n in (None, 5, 59):
+            pool = httpx.Client(transport=httpx.MockTransport(answer))
+            client = RerankClient("http://rerank.test", max_request_bytes=limit, http_client=pool)
+            sizes.clear()
+            client.rerank(QUERY, documents, top_n=top_n)
+            assert max(sizes) <= limit, (limit, top_n)
 
 
 def test_an_unknown_byte_limit_is_learned_through_413s(mode: str) -> None:
