@@ -61,9 +61,14 @@ _LATIN_TOKEN = re.compile(r"\s*(?:[^\W_]{1,2}|\S)")
 _RUN_TOKENS = [max(1, math.ceil(length / _CHARACTERS_A_TOKEN)) for length in range(1024)]
 
 
+def _no_cjk(text: str) -> bool:
+    """Whether ``text`` has no Chinese, Japanese or Korean character (ASCII, at once)."""
+    return text.isascii() or not _HAS_CJK.search(text)
+
+
 def estimate_tokens(text: str) -> int:
     """The estimated number of tokens of ``text`` (see the module's docstring)."""
-    if not _HAS_CJK.search(text):
+    if _no_cjk(text):
         # Every piece is a run or one mark (one token either way for a length of 1): the
         # sum is made by lookups in C, not a Python step per piece.
         lengths = list(map(len, _LATIN_PIECE.findall(text)))
@@ -100,13 +105,13 @@ class _Estimate:
     def windows_fit(self, text: str) -> bool:
         """Whether any n token ends of ``text`` hold at most n tokens counted again, so that
         its windows need no second count (a CJK character ends two tokens at once)."""
-        return not _HAS_CJK.search(text)
+        return _no_cjk(text)
 
     def count(self, text: str) -> int:
         return estimate_tokens(text)
 
     def ends(self, text: str) -> list[int]:
-        if not _HAS_CJK.search(text):
+        if _no_cjk(text):
             return list(itertools.accumulate(map(len, _LATIN_TOKEN.findall(text))))
         return _ends_by_piece(text)
 
@@ -196,7 +201,10 @@ def counter_for(tokenizer: object) -> TokenCounter:
 
 _ESTIMATE = _Estimate()
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*")
+#: Where a sentence ends: after its mark and the white space that follows, or after a line
+#: break (and the white space that follows it).
+_SENTENCE_END = re.compile(r"[.!?。！？]\s+|\n\s*")
+_SENTENCE_MARKS = ".!?。！？\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +234,7 @@ def windows(
     ends = counter.ends(text)
     if not ends:
         return [Cut(0, min(len(text), max_characters or len(text)))]
-    breaks = sorted({match.end() for match in _SENTENCE_END.finditer(text)})
+    breaks = _sentence_ends(text)
     check = getattr(counter, "windows_fit", None)
     fit = check is not None and check(text)
     cuts: list[Cut] = []
@@ -278,6 +286,14 @@ def surely_longer(text: str, max_tokens: int) -> bool:
     """Whether ``text`` has more than ``max_tokens`` tokens by any count worth the name:
     more words than that (a cheap test, before a count)."""
     return len(text) > max_tokens and len(text.split()) > max_tokens
+
+
+def _sentence_ends(text: str) -> list[int]:
+    """Offsets where a sentence of ``text`` ends, in order (a text without any sentence
+    mark or line break is not searched)."""
+    if not any(mark in text for mark in _SENTENCE_MARKS):
+        return []
+    return sorted({match.end() for match in _SENTENCE_END.finditer(text)})
 
 
 def _inside_word(text: str, offset: int) -> bool:

@@ -8,6 +8,7 @@ into a typed exception. The sync and async clients call these and only add the s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import heapq
 import html
 import json
@@ -139,8 +140,8 @@ class Budget:
         counter: counts tokens (the estimate, or the ``tokenizer`` setting's).
         body_bytes: bytes of a body with one empty document and the query, extra fields
             included; ``document_bytes``: what each further document adds beyond its text.
-        cuts: where texts were cut before, by text and limits (a client's own cache), so
-            that a document sent again is not measured again.
+        cuts: where texts were cut before, by a digest of the text and the limits (a
+            client's own cache), so that a document sent again is not measured again.
     """
 
     max_documents: int
@@ -298,7 +299,7 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
                 f"document may have {allowed}): set long_documents='chunk' or 'truncate'"
             )
         room = max_tokens if max_tokens is not None else len(text)
-        key = (text, budget.long_documents, room, budget.overlap, max_characters)
+        key = (_digest(text), budget.long_documents, room, budget.overlap, max_characters)
         known = None if budget.cuts is None else budget.cuts.get(key)
         if known is not None:
             cuts = known
@@ -324,6 +325,11 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
     return dataclasses.replace(
         plan, texts=texts, first_index=None, copies={}, parts=parts, windows=cut_pieces
     )
+
+
+def _digest(text: str) -> bytes:
+    """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _sized_batches(

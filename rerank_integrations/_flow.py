@@ -318,6 +318,11 @@ def _body_sizes(
 # -- one batch --------------------------------------------------------------------------------
 
 
+#: Documents whose cuts a client keeps: a few kilobytes each, keyed by a digest (no text is
+#: kept), so that a corpus reranked again is not cut again.
+CUT_DOCUMENTS = 4096
+
+
 class BoundedCache(OrderedDict[Any, Any]):
     """A mapping that forgets its oldest entries past ``size`` (safe to share: a lost race
     only measures a document twice)."""
@@ -415,7 +420,7 @@ class Connection:
     scores: ScoreCache | None = None
     listwise_warned: bool = False
     learned: Learned = field(default_factory=lambda: Learned())
-    cuts: BoundedCache = field(default_factory=lambda: BoundedCache(256))
+    cuts: BoundedCache = field(default_factory=lambda: BoundedCache(CUT_DOCUMENTS))
     _scrubbers: dict[tuple[str, ...], Scrubber] = field(default_factory=dict)
 
     def __repr__(self) -> str:
