@@ -17,7 +17,7 @@ from .contenders import Contender, SessionOptions, get_contender
 from .corpus import QUERY, make_documents, payload_size
 from .measure import Sample, time_async_call, time_sync_call
 from .registry import Check, Context, Scenario, register
-from .report import MEMORY_TARGET, verdict
+from .report import MEMORY_TARGET, markdown_row, ratio_of, seconds, times, verdict
 from .scenarios import (
     Bench,
     Entry,
@@ -28,7 +28,15 @@ from .scenarios import (
 )
 from .server import ServerProcess
 
-__all__ = ["SIZES", "FeatureSizes"]
+__all__ = [
+    "SIZES",
+    "FeatureSizes",
+    "Pair",
+    "feature_contender",
+    "paired_table",
+    "paired_verdicts",
+    "timed",
+]
 
 _TIMEOUT = 120.0
 
@@ -92,8 +100,10 @@ def _client(options: SessionOptions, **settings: Any) -> Any:
 
 
 @dataclass
-class _Pair:
-    """A scenario's rows in pairs: each of the package's rows against its reference row."""
+class Pair:
+    """A scenario's rows in pairs: each of the package's rows (by key) against its
+    reference row, with the most its wall time may be against it (``limit_of``; none: a
+    reading for context) and the words of that target (``text_of``)."""
 
     reference_of: dict[str, str] = field(default_factory=dict)
     limit_of: dict[str, float] = field(default_factory=dict)
@@ -266,9 +276,11 @@ class _Repeated:
 # -- shared: contenders, timing, verdicts, tables ---------------------------------------------
 
 
-def _contender(
+def feature_contender(
     key: str, label: str, mode: str, opener: Callable[[SessionOptions], Any], reference: bool
 ) -> Contender:
+    """A row of a feature's scenario: the package's client in some configuration, or (with
+    ``reference``) what it is measured against."""
     return Contender(
         key,
         label,
@@ -282,7 +294,7 @@ def _contender(
     )
 
 
-def _timed(bench: Bench, *counts: str) -> Callable[[Entry], Sample]:
+def timed(bench: Bench, *counts: str) -> Callable[[Entry], Sample]:
     """A timer of one call that also records what the session counted (``requests``)."""
 
     def timer(entry: Entry) -> Sample:
@@ -297,13 +309,7 @@ def _timed(bench: Bench, *counts: str) -> Callable[[Entry], Sample]:
     return timer
 
 
-def _ratio(value: float | None, reference: float | None) -> float | None:
-    if value is None or not reference:
-        return None
-    return round(value / reference, 2)
-
-
-def _paired_verdicts(result: ScenarioResult, pairs: _Pair) -> tuple[dict[str, str], list[Check]]:
+def paired_verdicts(result: ScenarioResult, pairs: Pair) -> tuple[dict[str, str], list[Check]]:
     """Each of the package's rows against its reference row, by wall time; one check per
     target text, the worst row of it shown."""
     by_key = {item.contender.key: item for item in result.measurements}
@@ -314,7 +320,7 @@ def _paired_verdicts(result: ScenarioResult, pairs: _Pair) -> tuple[dict[str, st
         if item is None:
             continue
         text, limit = pairs.text_of[key], pairs.limit_of.get(key)
-        ratio = _ratio(item.wall, reference.wall if reference else None)
+        ratio = ratio_of(item.wall, reference.wall if reference else None)
         label = item.contender.label
         if ratio is None:
             verdicts[key] = f"**missed**: {item.error or 'no reference measured'}"
@@ -342,26 +348,12 @@ def _paired_verdicts(result: ScenarioResult, pairs: _Pair) -> tuple[dict[str, st
     return verdicts, checks
 
 
-def _reference_of(result: ScenarioResult, pairs: _Pair, item: Measurement) -> Measurement | None:
+def _reference_of(result: ScenarioResult, pairs: Pair, item: Measurement) -> Measurement | None:
     key = pairs.reference_of.get(item.contender.key)
     return next((other for other in result.measurements if other.contender.key == key), None)
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value < 1:
-        milliseconds = value * 1e3
-        digits = 2 if milliseconds < 10 else 1 if milliseconds < 100 else 0
-        return f"{milliseconds:.{digits}f} ms"
-    return f"{value:.2f} s"
-
-
-def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-
-def _paired_table(pairs: _Pair) -> Callable[[ScenarioResult, dict[str, str]], list[str]]:
+def paired_table(pairs: Pair) -> Callable[[ScenarioResult, dict[str, str]], list[str]]:
     """The table of a paired scenario: wall, CPU and requests, each row against its
     reference."""
 
@@ -374,38 +366,39 @@ def _paired_table(pairs: _Pair) -> Callable[[ScenarioResult, dict[str, str]], li
             align += ["r", "r"]
         header.append("")
         align.append("l")
-        lines = [_row(header), "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
+        lines = [
+            markdown_row(header),
+            "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|",
+        ]
         for item in result.measurements:
             reference = _reference_of(result, pairs, item)
-            ratio = _ratio(item.wall, reference.wall if reference else None)
+            ratio = ratio_of(item.wall, reference.wall if reference else None)
             cells = [
                 item.contender.label,
                 item.contender.mode,
-                _seconds(item.wall),
-                "1.00x" if item.contender.group == "floor" else _times(ratio),
-                _seconds(item.cpu),
+                seconds(item.wall),
+                "1.00x" if item.contender.group == "floor" else times(ratio),
+                seconds(item.cpu),
             ]
             if counted:
                 requests = item.extra.get("requests")
                 theirs = reference.extra.get("requests") if reference else None
                 cells.append("—" if requests is None else f"{requests:,.0f}")
                 cells.append(
-                    "1.00x" if item.contender.group == "floor" else _times(_ratio(requests, theirs))
+                    "1.00x"
+                    if item.contender.group == "floor"
+                    else times(ratio_of(requests, theirs))
                 )
             cells.append(verdict(item, verdicts))
-            lines.append(_row(cells))
+            lines.append(markdown_row(cells))
         return lines
 
     return table
 
 
-def _times(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}x"
-
-
 # -- scenario 6: long documents, chunked ------------------------------------------------------
 
-_CHUNK = _Pair(
+_CHUNK = Pair(
     reference_of={
         f"chunk-{when}-{mode}": f"windows-{mode}"
         for mode in ("sync", "async")
@@ -431,7 +424,7 @@ def _chunk_contenders(context: Context, sizes: FeatureSizes) -> list[Contender]:
     for mode in _modes(context):
         method = "rerank" if mode == "sync" else "arerank"
         chosen.append(
-            _contender(
+            feature_contender(
                 f"windows-{mode}",
                 "httpx, the same windows pre-split and pre-encoded, all at once "
                 + ("(threads)" if mode == "sync" else "(gather)"),
@@ -443,7 +436,7 @@ def _chunk_contenders(context: Context, sizes: FeatureSizes) -> list[Contender]:
         for when, fresh in (("first", True), ("later", False)):
             what = "first call of a new client" if fresh else "later calls of one client"
             chosen.append(
-                _contender(
+                feature_contender(
                     f"chunk-{when}-{mode}",
                     f"RerankClient.{method}, long_documents='chunk': {what}",
                     mode,
@@ -474,7 +467,7 @@ def _run_chunking(context: Context) -> ScenarioResult:
     with ServerProcess(max_documents=1000, max_tokens_per_document=sizes.chunk_tokens) as server:
         bench = Bench(chosen, SessionOptions(server.base_url, top_n), lambda _: texts, top_n)
         bench.warm_up(1)
-        bench.rounds(context.rounds, sizes.chunk_calls, _timed(bench), seed=6)
+        bench.rounds(context.rounds, sizes.chunk_calls, timed(bench), seed=6)
         result.measurements = bench.finish()
     result.notes.append(
         "a client keeps where it cut each of the last 4,096 long documents (by a digest of "
@@ -486,7 +479,7 @@ def _run_chunking(context: Context) -> ScenarioResult:
 
 # -- scenario 7: a body limit learned through 413s --------------------------------------------
 
-_LEARN = _Pair(
+_LEARN = Pair(
     reference_of={
         f"unknown-{when}-{mode}": f"known-{when}-{mode}"
         for mode in ("sync", "async")
@@ -515,7 +508,7 @@ def _learn_contenders(context: Context, sizes: FeatureSizes) -> list[Contender]:
             known, unknown = f"known-{when}-{mode}", f"unknown-{when}-{mode}"
             what = "first call of a new client" if fresh else "later calls of one client"
             chosen += [
-                _contender(
+                feature_contender(
                     known,
                     f"RerankClient.{method}, max_request_bytes={limit:,}: {what}",
                     mode,
@@ -524,7 +517,7 @@ def _learn_contenders(context: Context, sizes: FeatureSizes) -> list[Contender]:
                     ),
                     reference=True,
                 ),
-                _contender(
+                feature_contender(
                     unknown,
                     f"RerankClient.{method}, limit unknown: {what}",
                     mode,
@@ -554,14 +547,14 @@ def _run_learning(context: Context) -> ScenarioResult:
     with ServerProcess(max_documents=1000, max_request_bytes=sizes.learn_bytes) as server:
         bench = Bench(chosen, SessionOptions(server.base_url, top_n), lambda _: texts, top_n)
         bench.warm_up(1)
-        bench.rounds(context.rounds, sizes.learn_calls, _timed(bench, "requests"), seed=7)
+        bench.rounds(context.rounds, sizes.learn_calls, timed(bench, "requests"), seed=7)
         result.measurements = bench.finish()
     return result
 
 
 # -- scenario 8: the result cache -------------------------------------------------------------
 
-_CACHE = _Pair(
+_CACHE = Pair(
     reference_of={f"cache-on-{mode}": f"cache-off-{mode}" for mode in ("sync", "async")},
     text_of={
         f"cache-on-{mode}": f"{mode}, cache on: wall time of the load against cache off "
@@ -595,14 +588,14 @@ def _cache_contenders(context: Context, sizes: FeatureSizes) -> list[Contender]:
         method = "rerank" if mode == "sync" else "arerank"
         off, on = f"cache-off-{mode}", f"cache-on-{mode}"
         chosen += [
-            _contender(
+            feature_contender(
                 off,
                 f"RerankClient.{method}, no cache",
                 mode,
                 lambda options: _Repeated(options, queries, cache=False),
                 reference=True,
             ),
-            _contender(
+            feature_contender(
                 on,
                 f"RerankClient.{method}, cache=RerankCache()",
                 mode,
@@ -631,7 +624,7 @@ def _run_cache(context: Context) -> ScenarioResult:
     with ServerProcess(max_documents=1000) as server:
         bench = Bench(chosen, SessionOptions(server.base_url, top_n), lambda _: texts, top_n)
         bench.warm_up(1)
-        bench.rounds(context.rounds, 1, _timed(bench, "requests"), seed=8)
+        bench.rounds(context.rounds, 1, timed(bench, "requests"), seed=8)
         result.measurements = bench.finish()
     result.notes.append(
         "with the cache, a call whose query was asked before finds every score and sends "
@@ -675,7 +668,7 @@ def _memory_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Check
     verdicts: dict[str, str] = {}
     checks: list[Check] = []
     for item in result.measurements:
-        ratio = _ratio(item.growth, result.payload)
+        ratio = ratio_of(item.growth, result.payload)
         text = f"{item.contender.mode}: peak RSS growth ≤ {MEMORY_TARGET:g}x the payload"
         if ratio is None:
             verdicts[item.contender.key] = f"**missed**: {item.error or 'nothing measured'}"
@@ -692,17 +685,19 @@ def _memory_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Check
 def _memory_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
     payload = result.payload or 0
     lines = [
-        _row(
+        markdown_row(
             ["Contender", "Mode", "Peak RSS growth", f"× payload ({payload / 2**20:.1f} MiB)", ""]
         ),
         "|:---|:---|---:|---:|:---|",
     ]
     for item in result.measurements:
         growth = "—" if item.growth is None else f"{item.growth / 2**20:.1f} MiB"
-        ratio = _times(_ratio(item.growth, result.payload))
+        ratio = times(ratio_of(item.growth, result.payload))
         label = f"{item.contender.label}, long_documents='chunk'"
         lines.append(
-            _row([label, item.contender.mode, growth, ratio, verdicts.get(item.contender.key, "")])
+            markdown_row(
+                [label, item.contender.mode, growth, ratio, verdicts.get(item.contender.key, "")]
+            )
         )
     return lines
 
@@ -712,8 +707,8 @@ register(
         6,
         "chunking",
         _run_chunking,
-        lambda result: _paired_verdicts(result, _CHUNK),
-        _paired_table(_CHUNK),
+        lambda result: paired_verdicts(result, _CHUNK),
+        paired_table(_CHUNK),
         reading="Scenario 6's reference is bare httpx posting the very windows the client "
         "sends (its own plan, encoded beforehand), all at once, then keeping each "
         "document's best window: what chunking costs on the wire, with none of the cutting.",
@@ -724,8 +719,8 @@ register(
         7,
         "limits learned",
         _run_learning,
-        lambda result: _paired_verdicts(result, _LEARN),
-        _paired_table(_LEARN),
+        lambda result: paired_verdicts(result, _LEARN),
+        paired_table(_LEARN),
         reading="Scenario 7 compares a client that does not know the server's body limit "
         "(it learns it from 413s, splitting what was refused) with the same call of a client "
         "told the limit: on a new client's first call, and on later calls of one client.",
@@ -736,8 +731,8 @@ register(
         8,
         "cache",
         _run_cache,
-        lambda result: _paired_verdicts(result, _CACHE),
-        _paired_table(_CACHE),
+        lambda result: paired_verdicts(result, _CACHE),
+        paired_table(_CACHE),
         reading="Scenario 8's ratios are the cache's against no cache, for a whole load of "
         "calls: wall time and requests sent.",
     )

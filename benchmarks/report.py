@@ -28,9 +28,15 @@ __all__ = [
     "describe_machine",
     "evaluate",
     "load_average",
+    "markdown_row",
+    "markdown_table",
     "package_versions",
+    "ratio_of",
     "render",
+    "seconds",
     "tables",
+    "times",
+    "verdict",
 ]
 
 #: Scenarios 1 and 2: the most CPU and wall time per call, as multiples of the floor.
@@ -72,7 +78,8 @@ _PACKAGES = (
 # -- formatting -------------------------------------------------------------------------------
 
 
-def _seconds(value: float | None) -> str:
+def seconds(value: float | None) -> str:
+    """A duration for a table: µs, ms or s, three figures."""
     if value is None:
         return "—"
     if value < 1e-3:
@@ -88,23 +95,30 @@ def _mebibytes(value: float | None) -> str:
     return "—" if value is None else f"{value / 2**20:.1f} MiB"
 
 
-def _ratio(value: float | None, reference: float | None) -> float | None:
+def ratio_of(value: float | None, reference: float | None) -> float | None:
+    """``value / reference`` to two decimals (what targets are compared with)."""
     if value is None or not reference:
         return None
     return round(value / reference, 2)
 
 
-def _times(value: float | None) -> str:
+def times(value: float | None) -> str:
+    """A ratio for a table: ``1.23x``."""
     return "—" if value is None else f"{value:.2f}x"
 
 
-def _row(cells: Sequence[str]) -> str:
+def markdown_row(cells: Sequence[str]) -> str:
+    """One markdown table row."""
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    lines = [_row(header), "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
-    lines.extend(_row(row) for row in rows)
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    """A markdown table; ``align`` has an ``l`` or ``r`` per column."""
+    lines = [
+        markdown_row(header),
+        "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|",
+    ]
+    lines.extend(markdown_row(row) for row in rows)
     return lines
 
 
@@ -147,8 +161,8 @@ def _per_call_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Che
             continue
         ours_seen = True
         problems: list[str] = []
-        cpu = _ratio(item.cpu, reference.cpu)
-        wall = _ratio(item.wall, reference.wall)
+        cpu = ratio_of(item.cpu, reference.cpu)
+        wall = ratio_of(item.wall, reference.wall)
         if cpu is not None:
             cpu_worst = max(cpu_worst or (cpu, contender.label), (cpu, contender.label))
             if cpu > CPU_TARGET:
@@ -273,12 +287,12 @@ def _scenario_ratios(result: ScenarioResult) -> dict[str, float | None]:
         key = item.contender.key
         if result.number in (1, 2, 3):
             reference = result.references.get(item.contender.mode)
-            ratios[key] = _ratio(item.wall, reference.wall if reference else None)
+            ratios[key] = ratio_of(item.wall, reference.wall if reference else None)
         elif result.number == 4:
             reference = result.references.get("async")
-            ratios[key] = _ratio(item.throughput, reference.throughput if reference else None)
+            ratios[key] = ratio_of(item.throughput, reference.throughput if reference else None)
         else:
-            ratios[key] = _ratio(item.growth, result.payload)
+            ratios[key] = ratio_of(item.growth, result.payload)
     return ratios
 
 
@@ -304,7 +318,7 @@ def _batching_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Che
         contender = item.contender
         if contender.group != "ours" or contender.mode != "async":
             continue
-        ratio = _ratio(item.wall, walls.get(contender.key.replace("-async", "-sync")))
+        ratio = ratio_of(item.wall, walls.get(contender.key.replace("-async", "-sync")))
         if ratio is None:
             continue
         worst = max(worst or (ratio, contender.label), (ratio, contender.label))
@@ -344,7 +358,7 @@ def _concurrency_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[
         if item.contender.group != "ours" or not _is_aiohttp(item):
             continue
         label = item.contender.label
-        cpu = _ratio(item.cpu, reference.cpu if reference else None)
+        cpu = ratio_of(item.cpu, reference.cpu if reference else None)
         throughput = ratios.get(item.contender.key)
         if cpu is None or throughput is None:
             verdicts[item.contender.key] = f"**missed**: {item.error or 'no floor measured'}"
@@ -429,15 +443,15 @@ def _first_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
                 [
                     item.contender.label,
                     item.contender.mode,
-                    _seconds(item.wall),
-                    _times(_ratio(item.wall, reference.wall if reference else None)),
-                    _seconds(item.cpu),
-                    _times(_ratio(item.cpu, reference.cpu if reference else None)),
+                    seconds(item.wall),
+                    times(ratio_of(item.wall, reference.wall if reference else None)),
+                    seconds(item.cpu),
+                    times(ratio_of(item.cpu, reference.cpu if reference else None)),
                     verdict(item, verdicts),
                 ]
             )
         header = ["Contender", "Mode", "Wall / call", "× floor", "CPU / call", "× floor", ""]
-        return _table(header, rows, "llrrrrl")
+        return markdown_table(header, rows, "llrrrrl")
     if result.number == 3:
         for item in _ordered(result):
             label = item.contender.label
@@ -447,14 +461,14 @@ def _first_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
                 [
                     label,
                     item.contender.mode,
-                    _seconds(item.wall),
-                    _times(ratios[item.contender.key]),
-                    _seconds(item.cpu),
+                    seconds(item.wall),
+                    times(ratios[item.contender.key]),
+                    seconds(item.cpu),
                     verdict(item, verdicts),
                 ]
             )
         header = ["Contender", "Mode", "Wall, one call", "× round trip", "CPU, one call", ""]
-        return _table(header, rows, "llrrrl")
+        return markdown_table(header, rows, "llrrrl")
     if result.number == 4:
         reference = result.references.get("async")
         for item in _ordered(result):
@@ -464,11 +478,11 @@ def _first_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
             rows.append(
                 [
                     item.contender.label,
-                    _seconds(item.wall),
+                    seconds(item.wall),
                     "—" if item.throughput is None else f"{item.throughput:,.0f}",
-                    _times(ratios[item.contender.key]),
-                    _seconds(per_call),
-                    _times(_ratio(item.cpu, reference.cpu if reference else None)),
+                    times(ratios[item.contender.key]),
+                    seconds(per_call),
+                    times(ratio_of(item.cpu, reference.cpu if reference else None)),
                     verdict(item, verdicts),
                 ]
             )
@@ -481,14 +495,14 @@ def _first_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
             "CPU × floor",
             "",
         ]
-        return _table(header, rows, "lrrrrrl")
+        return markdown_table(header, rows, "lrrrrrl")
     for item in _ordered(result):
         rows.append(
             [
                 item.contender.label,
                 item.contender.mode,
                 _mebibytes(item.growth),
-                _times(ratios[item.contender.key]),
+                times(ratios[item.contender.key]),
                 verdict(item, verdicts),
             ]
         )
@@ -499,7 +513,7 @@ def _first_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
         f"× payload ({_mebibytes(result.payload)})",
         "",
     ]
-    return _table(header, rows, "llrrl")
+    return markdown_table(header, rows, "llrrl")
 
 
 def _outcome(check: Check) -> str:
@@ -537,7 +551,7 @@ def tables(results: Sequence[ScenarioResult]) -> tuple[str, list[Check]]:
         [
             "### Targets",
             "",
-            *_table(
+            *markdown_table(
                 ["#", "Target", "Worst of the package's contenders", "Result"], summary_rows, "lllr"
             ),
         ]
@@ -681,15 +695,15 @@ def render(
         "",
         "## Machine",
         "",
-        *_table(["", ""], describe_machine(load_at_start), "ll"),
+        *markdown_table(["", ""], describe_machine(load_at_start), "ll"),
         "",
         "## Packages",
         "",
-        *_table(["Package", "Version"], package_versions(), "ll"),
+        *markdown_table(["Package", "Version"], package_versions(), "ll"),
         "",
         "## Contenders and how each is pointed at the local server",
         "",
-        *_table(["Contender", "Group", "Endpoint setting"], _endpoint_rows(), "lll"),
+        *markdown_table(["Contender", "Group", "Endpoint setting"], _endpoint_rows(), "lll"),
         "",
         "The package's contenders run with their default settings (JSON through orjson, "
         "from the `fast` extra), except that scenario 3 tells them the server's limit, "
