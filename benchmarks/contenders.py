@@ -9,20 +9,25 @@ Peers are optional: a contender whose modules are not installed is skipped.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import importlib
 import importlib.util
 import json
+import socket
+import struct
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .corpus import QUERY, floor_payload
 
 __all__ = [
+    "AIOHTTP_CONTENDERS",
     "CONTENDERS",
+    "LIMITS",
     "SPLIT_FLOORS",
     "Contender",
     "SessionOptions",
@@ -49,11 +54,17 @@ class SessionOptions:
         top_n: results asked for.
         max_documents_per_request: the server's limit, given to the package's contenders
             (peers have no such setting); ``None`` keeps the client's default.
+        client_settings: more settings for the package's contenders (``RerankClient``
+            arguments), for scenarios of one feature.
+        sink: ``host:port`` of the raw socket sink (:mod:`benchmarks.sink`), for the
+            physical-limit rows.
     """
 
     base_url: str
     top_n: int | None
     max_documents_per_request: int | None = None
+    client_settings: Mapping[str, Any] = field(default_factory=dict)
+    sink: str | None = None
 
     @property
     def rerank_url(self) -> str:
@@ -94,6 +105,7 @@ class Contender:
         modules: modules that must be importable for it to run.
         endpoint: how it is pointed at the local server (for the report).
         opener: builds a session from :class:`SessionOptions`.
+        role: what the report says of a floor row (``"reference"`` by default).
     """
 
     key: str
@@ -104,6 +116,7 @@ class Contender:
     modules: tuple[str, ...]
     endpoint: str
     opener: Callable[[SessionOptions], Any]
+    role: str = "reference"
 
     def missing(self) -> str | None:
         """The first required module that is not installed, or ``None``."""
@@ -286,6 +299,90 @@ class _FloorSplitAsync:
         await self._client.aclose()
 
 
+class _FloorAiohttp(_FloorAsync):
+    """The async floor on httpx-aiohttp's client: httpx's interface, aiohttp's pool."""
+
+    def __init__(self, options: SessionOptions) -> None:
+        from httpx_aiohttp import HttpxAiohttpClient
+
+        self._url = options.rerank_url
+        self._top_n = options.top_n
+        self._client = HttpxAiohttpClient(timeout=_TIMEOUT)
+
+
+def _limit_answer(top_n: int | None) -> dict[str, Any]:
+    return {"results": [{"index": i, "relevance_score": 1.0 - i / 10} for i in range(top_n or 1)]}
+
+
+def _framed(body: bytes) -> bytes:
+    return struct.pack("!Q", len(body)) + body
+
+
+class _LimitSync:
+    """The physical limit: the body encoded with orjson, one round trip of its bytes to
+    the sink on a raw socket, the small answer decoded. No HTTP, no client logic."""
+
+    def __init__(self, options: SessionOptions) -> None:
+        import orjson
+
+        assert options.sink is not None, "the physical-limit rows need a sink"
+        host, _, port = options.sink.rpartition(":")
+        self._dumps, self._loads = orjson.dumps, orjson.loads
+        self._top_n = options.top_n
+        self._socket = socket.create_connection((host, int(port)))
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._socket.sendall(_framed(self._dumps(_limit_answer(self._top_n))))  # the answer
+
+    def _read(self, size: int) -> bytes:
+        view = bytearray(size)
+        got = 0
+        while got < size:
+            count = self._socket.recv_into(memoryview(view)[got:])
+            if not count:
+                raise ConnectionError("the sink hung up")
+            got += count
+        return bytes(view)
+
+    def call(self, inputs: list[str]) -> Any:
+        self._socket.sendall(_framed(self._dumps(floor_payload(inputs, self._top_n))))
+        (size,) = struct.unpack("!Q", self._read(8))
+        return self._loads(self._read(size))
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+class _LimitAsync:
+    """The physical limit on the event loop: ``asyncio`` streams instead of a socket."""
+
+    def __init__(self, options: SessionOptions) -> None:
+        import orjson
+
+        assert options.sink is not None, "the physical-limit rows need a sink"
+        host, _, port = options.sink.rpartition(":")
+        self._address = (host, int(port))
+        self._dumps, self._loads = orjson.dumps, orjson.loads
+        self._top_n = options.top_n
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def acall(self, inputs: list[str]) -> Any:
+        if self._streams is None:
+            reader, writer = await asyncio.open_connection(*self._address)
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            writer.write(_framed(self._dumps(_limit_answer(self._top_n))))
+            self._streams = (reader, writer)
+        reader, writer = self._streams
+        writer.write(_framed(self._dumps(floor_payload(inputs, self._top_n))))
+        await writer.drain()
+        (size,) = struct.unpack("!Q", await reader.readexactly(8))
+        return self._loads(await reader.readexactly(size))
+
+    async def aclose(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            await self._streams[1].wait_closed()
+
+
 # -- ours -------------------------------------------------------------------------------------
 
 
@@ -293,7 +390,18 @@ def _our_settings(options: SessionOptions) -> dict[str, Any]:
     settings: dict[str, Any] = {"base_url": options.rerank_url, "timeout": _TIMEOUT}
     if options.max_documents_per_request is not None:
         settings["max_documents_per_request"] = options.max_documents_per_request
+    settings.update(options.client_settings)
     return settings
+
+
+def _on_aiohttp(opener: Callable[[SessionOptions], Any]) -> Callable[[SessionOptions], Any]:
+    """``opener`` with the package's ``async_transport="aiohttp"``."""
+
+    def open_on_aiohttp(options: SessionOptions) -> Any:
+        settings = {**options.client_settings, "async_transport": "aiohttp"}
+        return opener(dataclasses.replace(options, client_settings=settings))
+
+    return open_on_aiohttp
 
 
 class _ClientSession:
@@ -596,6 +704,7 @@ SPLIT_FLOORS: tuple[Contender, ...] = (
         ("httpx",),
         "URL argument",
         _FloorSplitSync,
+        role="lower bound",
     ),
     Contender(
         "floor-async-split",
@@ -606,10 +715,70 @@ SPLIT_FLOORS: tuple[Contender, ...] = (
         ("httpx",),
         "URL argument",
         _FloorSplitAsync,
+        role="lower bound",
     ),
 )
 
-_BY_KEY = {contender.key: contender for contender in (*CONTENDERS, *SPLIT_FLOORS)}
+#: Scenario 4's second transport: the floor and the package's async contenders on aiohttp
+#: (httpx-aiohttp), measured against the httpx floor.
+AIOHTTP_CONTENDERS: tuple[Contender, ...] = (
+    Contender(
+        "floor-async-aiohttp",
+        "httpx_aiohttp.HttpxAiohttpClient.post(json=...).json()",
+        "floor",
+        "async",
+        "strings",
+        ("httpx_aiohttp",),
+        "URL argument",
+        _FloorAiohttp,
+        role="aiohttp floor",
+    ),
+    *(
+        Contender(
+            f"{contender.key}-aiohttp",
+            f"{contender.label}, async_transport='aiohttp'",
+            contender.group,
+            contender.mode,
+            contender.family,
+            (*contender.modules, "httpx_aiohttp"),
+            contender.endpoint,
+            _on_aiohttp(contender.opener),
+        )
+        for contender in CONTENDERS
+        if contender.group == "ours" and contender.mode == "async"
+    ),
+)
+
+#: Scenario 2's physical limit: orjson and one raw-socket round trip, no HTTP at all.
+LIMITS: tuple[Contender, ...] = (
+    Contender(
+        "limit-sync",
+        "orjson.dumps + one raw-socket round trip",
+        "floor",
+        "sync",
+        "strings",
+        ("orjson",),
+        "raw TCP to the sink",
+        _LimitSync,
+        role="physical limit",
+    ),
+    Contender(
+        "limit-async",
+        "orjson.dumps + one asyncio-stream round trip",
+        "floor",
+        "async",
+        "strings",
+        ("orjson",),
+        "raw TCP to the sink",
+        _LimitAsync,
+        role="physical limit",
+    ),
+)
+
+_BY_KEY = {
+    contender.key: contender
+    for contender in (*CONTENDERS, *SPLIT_FLOORS, *AIOHTTP_CONTENDERS, *LIMITS)
+}
 
 
 def select_contenders(spec: str | None) -> list[Contender]:

@@ -80,7 +80,8 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
     texts = make_documents(args.documents, args.words)
     inputs = prepare_inputs(contender.family, texts)
     warm_up = prepare_inputs(contender.family, texts[:_WARM_UP_DOCUMENTS])
-    session = contender.open(SessionOptions(args.base_url, args.top_n))
+    settings = json.loads(args.client_settings)
+    session = contender.open(SessionOptions(args.base_url, args.top_n, client_settings=settings))
     meter = PeakMeter()
 
     if contender.mode == "sync":
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--documents", type=int, required=True)
     parser.add_argument("--words", type=int, default=12)
     parser.add_argument("--top-n", type=int, default=5)
+    parser.add_argument(
+        "--client-settings", default="{}", help="RerankClient settings of ours, as JSON"
+    )
     args = parser.parse_args(argv)
     try:
         outcome = _measure(args)

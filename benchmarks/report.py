@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib import metadata
 
-from .contenders import CONTENDERS, SPLIT_FLOORS
-from .scenarios import Measurement, Scale, ScenarioResult
+from .contenders import AIOHTTP_CONTENDERS, CONTENDERS, LIMITS, SPLIT_FLOORS
+from .registry import Check, Context, Scenario, register, scenarios
+from .scenarios import (
+    Measurement,
+    Scale,
+    ScenarioResult,
+    run_batching,
+    run_concurrency,
+    run_large_call,
+    run_memory,
+    run_per_call,
+)
 
 __all__ = [
     "Check",
     "describe_machine",
     "evaluate",
     "load_average",
+    "markdown_row",
+    "markdown_table",
     "package_versions",
+    "ratio_of",
     "render",
+    "seconds",
     "tables",
+    "times",
+    "verdict",
 ]
 
 #: Scenarios 1 and 2: the most CPU and wall time per call, as multiples of the floor.
@@ -28,8 +44,14 @@ CPU_TARGET = 1.00
 WALL_TARGET = 1.05
 #: Scenario 3: the most wall time of one call, as multiples of one round trip.
 BATCH_TARGETS = {"async": 1.5, "sync": 2.0}
+#: Scenario 3: the most wall time of an async call, as a multiple of the same sync call's.
+ASYNC_VS_SYNC_TARGET = 1.05
 #: Scenario 4: the least throughput, as a multiple of the floor's.
 THROUGHPUT_TARGET = 0.9
+#: Scenario 4 on aiohttp: the most CPU per call and the least throughput, against the
+#: httpx floor.
+AIOHTTP_CPU_TARGET = 0.6
+AIOHTTP_THROUGHPUT_TARGET = 1.0
 #: Scenario 5: the most peak RSS growth, as a multiple of the payload size.
 MEMORY_TARGET = 3.0
 
@@ -42,6 +64,8 @@ _PACKAGES = (
     "llama-index-core",
     "starlette",
     "uvicorn",
+    "httpx-aiohttp",
+    "aiohttp",
     "langchain-community",
     "langchain-cohere",
     "cohere",
@@ -51,29 +75,11 @@ _PACKAGES = (
 )
 
 
-@dataclass
-class Check:
-    """One target of one scenario.
-
-    Attributes:
-        scenario: 1 to 5.
-        target: what is asked, in words.
-        measured: the worst of the package's contenders (or why there is nothing).
-        met: whether every contender of the package meets it; ``None``: nothing measured.
-        informational: a reading shown for context, not one of the issue's targets.
-    """
-
-    scenario: int
-    target: str
-    measured: str
-    met: bool | None
-    informational: bool = False
-
-
 # -- formatting -------------------------------------------------------------------------------
 
 
-def _seconds(value: float | None) -> str:
+def seconds(value: float | None) -> str:
+    """A duration for a table: µs, ms or s, three figures."""
     if value is None:
         return "—"
     if value < 1e-3:
@@ -89,27 +95,34 @@ def _mebibytes(value: float | None) -> str:
     return "—" if value is None else f"{value / 2**20:.1f} MiB"
 
 
-def _ratio(value: float | None, reference: float | None) -> float | None:
+def ratio_of(value: float | None, reference: float | None) -> float | None:
+    """``value / reference`` to two decimals (what targets are compared with)."""
     if value is None or not reference:
         return None
     return round(value / reference, 2)
 
 
-def _times(value: float | None) -> str:
+def times(value: float | None) -> str:
+    """A ratio for a table: ``1.23x``."""
     return "—" if value is None else f"{value:.2f}x"
 
 
-def _row(cells: Sequence[str]) -> str:
+def markdown_row(cells: Sequence[str]) -> str:
+    """One markdown table row."""
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    lines = [_row(header), "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
-    lines.extend(_row(row) for row in rows)
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    """A markdown table; ``align`` has an ``l`` or ``r`` per column."""
+    lines = [
+        markdown_row(header),
+        "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|",
+    ]
+    lines.extend(markdown_row(row) for row in rows)
     return lines
 
 
-_ORDER = [contender.key for contender in (*CONTENDERS, *SPLIT_FLOORS)]
+_ORDER = [contender.key for contender in (*CONTENDERS, *SPLIT_FLOORS, *AIOHTTP_CONTENDERS, *LIMITS)]
 
 
 def _ordered(result: ScenarioResult) -> list[Measurement]:
@@ -148,8 +161,8 @@ def _per_call_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Che
             continue
         ours_seen = True
         problems: list[str] = []
-        cpu = _ratio(item.cpu, reference.cpu)
-        wall = _ratio(item.wall, reference.wall)
+        cpu = ratio_of(item.cpu, reference.cpu)
+        wall = ratio_of(item.wall, reference.wall)
         if cpu is not None:
             cpu_worst = max(cpu_worst or (cpu, contender.label), (cpu, contender.label))
             if cpu > CPU_TARGET:
@@ -274,42 +287,124 @@ def _scenario_ratios(result: ScenarioResult) -> dict[str, float | None]:
         key = item.contender.key
         if result.number in (1, 2, 3):
             reference = result.references.get(item.contender.mode)
-            ratios[key] = _ratio(item.wall, reference.wall if reference else None)
+            ratios[key] = ratio_of(item.wall, reference.wall if reference else None)
         elif result.number == 4:
             reference = result.references.get("async")
-            ratios[key] = _ratio(item.throughput, reference.throughput if reference else None)
+            ratios[key] = ratio_of(item.throughput, reference.throughput if reference else None)
         else:
-            ratios[key] = _ratio(item.growth, result.payload)
+            ratios[key] = ratio_of(item.growth, result.payload)
     return ratios
 
 
-def evaluate(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
-    """The verdict of each of the package's contenders, and the scenario's targets."""
-    if result.number in (1, 2):
-        return _per_call_verdicts(result)
+def _is_aiohttp(item: Measurement) -> bool:
+    return item.contender.key.endswith("-aiohttp")
+
+
+def _batching_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
+    verdicts, checks = _ratio_verdicts(
+        result,
+        _scenario_ratios(result),
+        BATCH_TARGETS,
+        higher_is_better=False,
+        target_text={
+            mode: f"{mode}: one call ≤ {limit:g}x one round trip"
+            for mode, limit in BATCH_TARGETS.items()
+        },
+    )
+    # The async path against the sync path of the same contender, on the same scenario.
+    walls = {item.contender.key: item.wall for item in result.measurements}
+    worst: tuple[float, str] | None = None
+    for item in result.measurements:
+        contender = item.contender
+        if contender.group != "ours" or contender.mode != "async":
+            continue
+        ratio = ratio_of(item.wall, walls.get(contender.key.replace("-async", "-sync")))
+        if ratio is None:
+            continue
+        worst = max(worst or (ratio, contender.label), (ratio, contender.label))
+        if ratio > ASYNC_VS_SYNC_TARGET:
+            verdict = verdicts.get(contender.key, "met")
+            problem = f"{ratio:.2f}x its sync call > {ASYNC_VS_SYNC_TARGET:.2f}x"
+            verdicts[contender.key] = (
+                f"**missed**: {problem}" if verdict == "met" else f"{verdict}; {problem}"
+            )
+    checks.append(
+        Check(
+            result.number,
+            f"async: one call ≤ {ASYNC_VS_SYNC_TARGET:.2f}x the same contender's sync call",
+            "nothing measured" if worst is None else f"{worst[0]:.2f}x ({worst[1]})",
+            None if worst is None else worst[0] <= ASYNC_VS_SYNC_TARGET,
+        )
+    )
+    return verdicts, checks
+
+
+def _concurrency_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
     ratios = _scenario_ratios(result)
-    if result.number == 3:
-        return _ratio_verdicts(
-            result,
-            ratios,
-            BATCH_TARGETS,
-            higher_is_better=False,
-            target_text={
-                mode: f"{mode}: one call ≤ {limit:g}x one round trip"
-                for mode, limit in BATCH_TARGETS.items()
-            },
+    default = dataclasses.replace(
+        result, measurements=[item for item in result.measurements if not _is_aiohttp(item)]
+    )
+    verdicts, checks = _ratio_verdicts(
+        default,
+        ratios,
+        {"async": THROUGHPUT_TARGET},
+        higher_is_better=True,
+        target_text={"async": f"throughput ≥ {THROUGHPUT_TARGET:g}x the floor's"},
+    )
+    reference = result.references.get("async")
+    cpu_worst: tuple[float, str] | None = None
+    throughput_worst: tuple[float, str] | None = None
+    for item in result.measurements:
+        if item.contender.group != "ours" or not _is_aiohttp(item):
+            continue
+        label = item.contender.label
+        cpu = ratio_of(item.cpu, reference.cpu if reference else None)
+        throughput = ratios.get(item.contender.key)
+        if cpu is None or throughput is None:
+            verdicts[item.contender.key] = f"**missed**: {item.error or 'no floor measured'}"
+            cpu_worst = throughput_worst = (float("inf"), label)
+            continue
+        cpu_worst = max(cpu_worst or (cpu, label), (cpu, label))
+        throughput_worst = max(throughput_worst or (-throughput, label), (-throughput, label))
+        problems = []
+        if cpu > AIOHTTP_CPU_TARGET:
+            problems.append(f"CPU {cpu:.2f}x > {AIOHTTP_CPU_TARGET:.2f}x")
+        if throughput < AIOHTTP_THROUGHPUT_TARGET:
+            problems.append(f"throughput {throughput:.2f}x < {AIOHTTP_THROUGHPUT_TARGET:.2f}x")
+        verdicts[item.contender.key] = (
+            "met" if not problems else "**missed**: " + "; ".join(problems)
         )
-    if result.number == 4:
-        return _ratio_verdicts(
-            result,
-            ratios,
-            {"async": THROUGHPUT_TARGET},
-            higher_is_better=True,
-            target_text={"async": f"throughput ≥ {THROUGHPUT_TARGET:g}x the floor's"},
+
+    def shown(pair: tuple[float, str] | None, sign: float) -> str:
+        if pair is None:
+            return "nothing measured"
+        if pair[0] == float("inf"):
+            return f"failed ({pair[1]})"
+        return f"{sign * pair[0]:.2f}x ({pair[1]})"
+
+    checks.append(
+        Check(
+            result.number,
+            f"aiohttp transport: CPU per call ≤ {AIOHTTP_CPU_TARGET:g}x the httpx floor's",
+            shown(cpu_worst, 1),
+            None if cpu_worst is None else cpu_worst[0] <= AIOHTTP_CPU_TARGET,
         )
+    )
+    checks.append(
+        Check(
+            result.number,
+            f"aiohttp transport: throughput ≥ {AIOHTTP_THROUGHPUT_TARGET:g}x the httpx floor's",
+            shown(throughput_worst, -1),
+            None if throughput_worst is None else -throughput_worst[0] >= AIOHTTP_THROUGHPUT_TARGET,
+        )
+    )
+    return verdicts, checks
+
+
+def _memory_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
     return _ratio_verdicts(
         result,
-        ratios,
+        _scenario_ratios(result),
         {"sync": MEMORY_TARGET, "async": MEMORY_TARGET},
         higher_is_better=False,
         target_text={
@@ -319,20 +414,26 @@ def evaluate(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
     )
 
 
+def evaluate(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
+    """The verdict of each of the package's contenders, and the scenario's targets."""
+    return scenarios()[result.number].evaluate(result)
+
+
 # -- tables -----------------------------------------------------------------------------------
 
 
-def _verdict(item: Measurement, verdicts: dict[str, str]) -> str:
+def verdict(item: Measurement, verdicts: dict[str, str]) -> str:
+    """The last cell of a contender's row: its verdict, a floor's role, or its error."""
     if item.contender.group == "floor":
         if item.error is not None:
             return f"**{item.error}**"
-        return "lower bound" if item.contender in SPLIT_FLOORS else "reference"
+        return item.contender.role
     if item.contender.key in verdicts:
         return verdicts[item.contender.key]
     return item.error or "—"
 
 
-def _scenario_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
+def _first_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
     ratios = _scenario_ratios(result)
     rows: list[list[str]] = []
     if result.number in (1, 2):
@@ -342,15 +443,15 @@ def _scenario_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[st
                 [
                     item.contender.label,
                     item.contender.mode,
-                    _seconds(item.wall),
-                    _times(_ratio(item.wall, reference.wall if reference else None)),
-                    _seconds(item.cpu),
-                    _times(_ratio(item.cpu, reference.cpu if reference else None)),
-                    _verdict(item, verdicts),
+                    seconds(item.wall),
+                    times(ratio_of(item.wall, reference.wall if reference else None)),
+                    seconds(item.cpu),
+                    times(ratio_of(item.cpu, reference.cpu if reference else None)),
+                    verdict(item, verdicts),
                 ]
             )
         header = ["Contender", "Mode", "Wall / call", "× floor", "CPU / call", "× floor", ""]
-        return _table(header, rows, "llrrrrl")
+        return markdown_table(header, rows, "llrrrrl")
     if result.number == 3:
         for item in _ordered(result):
             label = item.contender.label
@@ -360,15 +461,16 @@ def _scenario_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[st
                 [
                     label,
                     item.contender.mode,
-                    _seconds(item.wall),
-                    _times(ratios[item.contender.key]),
-                    _seconds(item.cpu),
-                    _verdict(item, verdicts),
+                    seconds(item.wall),
+                    times(ratios[item.contender.key]),
+                    seconds(item.cpu),
+                    verdict(item, verdicts),
                 ]
             )
         header = ["Contender", "Mode", "Wall, one call", "× round trip", "CPU, one call", ""]
-        return _table(header, rows, "llrrrl")
+        return markdown_table(header, rows, "llrrrl")
     if result.number == 4:
+        reference = result.references.get("async")
         for item in _ordered(result):
             per_call = None
             if item.cpu is not None and item.throughput and item.wall:
@@ -376,23 +478,32 @@ def _scenario_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[st
             rows.append(
                 [
                     item.contender.label,
-                    _seconds(item.wall),
+                    seconds(item.wall),
                     "—" if item.throughput is None else f"{item.throughput:,.0f}",
-                    _times(ratios[item.contender.key]),
-                    _seconds(per_call),
-                    _verdict(item, verdicts),
+                    times(ratios[item.contender.key]),
+                    seconds(per_call),
+                    times(ratio_of(item.cpu, reference.cpu if reference else None)),
+                    verdict(item, verdicts),
                 ]
             )
-        header = ["Contender", "Wall, whole load", "Calls / s", "× floor", "CPU / call", ""]
-        return _table(header, rows, "lrrrrl")
+        header = [
+            "Contender",
+            "Wall, whole load",
+            "Calls / s",
+            "× floor",
+            "CPU / call",
+            "CPU × floor",
+            "",
+        ]
+        return markdown_table(header, rows, "lrrrrrl")
     for item in _ordered(result):
         rows.append(
             [
                 item.contender.label,
                 item.contender.mode,
                 _mebibytes(item.growth),
-                _times(ratios[item.contender.key]),
-                _verdict(item, verdicts),
+                times(ratios[item.contender.key]),
+                verdict(item, verdicts),
             ]
         )
     header = [
@@ -402,7 +513,7 @@ def _scenario_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[st
         f"× payload ({_mebibytes(result.payload)})",
         "",
     ]
-    return _table(header, rows, "llrrl")
+    return markdown_table(header, rows, "llrrl")
 
 
 def _outcome(check: Check) -> str:
@@ -417,11 +528,13 @@ def tables(results: Sequence[ScenarioResult]) -> tuple[str, list[Check]]:
     """The targets table and one table per scenario, as markdown, and the checks."""
     checks: list[Check] = []
     sections: list[str] = []
+    known = scenarios()
     for result in results:
-        verdicts, scenario_checks = evaluate(result)
+        entry = known[result.number]
+        verdicts, scenario_checks = entry.evaluate(result)
         checks.extend(scenario_checks)
         lines = [f"### Scenario {result.number}: {result.title}", "", f"Setup: {result.setup}.", ""]
-        lines.extend(_scenario_table(result, verdicts))
+        lines.extend(entry.table(result, verdicts))
         for note in result.notes:
             lines.extend(["", f"Note: {note}."])
         sections.append("\n".join(lines))
@@ -438,7 +551,7 @@ def tables(results: Sequence[ScenarioResult]) -> tuple[str, list[Check]]:
         [
             "### Targets",
             "",
-            *_table(
+            *markdown_table(
                 ["#", "Target", "Worst of the package's contenders", "Result"], summary_rows, "lllr"
             ),
         ]
@@ -518,10 +631,16 @@ _HOW_TO_READ = """\
   rounds. The contenders take turns: each pass of a round times one call of every
   contender, in a new shuffled order, so that a change in the machine's load falls on all
   of them alike; untimed warm-up calls come before the first round.
+- Scenario 2's physical limit is the body encoded with orjson and one round trip of its
+  bytes on a raw loopback socket to a sink in another process: the cost of no HTTP and no
+  client logic at all, shown for distance, without a target.
 - Scenario 3's reference is one round trip of a single full request (the server limit's
-  worth of documents) made by the floor; scenario 4's ratio is throughput (higher is better);
-  scenario 5's is peak RSS growth divided by the size of the JSON that carries every
-  document in one body.
+  worth of documents) made by the floor; its async rows are also compared with the sync row
+  of the same contender. Scenario 4's ratio is throughput (higher is better), measured on
+  httpx's own async pool and on the aiohttp transport (`async_transport="aiohttp"`, and the
+  floor on `httpx_aiohttp.HttpxAiohttpClient`), both against the httpx floor; scenario 5's
+  is peak RSS growth divided by the size of the JSON that carries every document in one
+  body.
 - A peer that raises or answers wrongly is listed with the error ("fails: ...").
 - The server is the package's local rerank server (`scoring="cheap"`: constant work per
   document), started in a separate process for each scenario with that scenario's latency
@@ -576,18 +695,20 @@ def render(
         "",
         "## Machine",
         "",
-        *_table(["", ""], describe_machine(load_at_start), "ll"),
+        *markdown_table(["", ""], describe_machine(load_at_start), "ll"),
         "",
         "## Packages",
         "",
-        *_table(["Package", "Version"], package_versions(), "ll"),
+        *markdown_table(["Package", "Version"], package_versions(), "ll"),
         "",
         "## Contenders and how each is pointed at the local server",
         "",
-        *_table(["Contender", "Group", "Endpoint setting"], _endpoint_rows(), "lll"),
+        *markdown_table(["Contender", "Group", "Endpoint setting"], _endpoint_rows(), "lll"),
         "",
         "The package's contenders run with their default settings (JSON through orjson, "
-        "from the `fast` extra), except that scenario 3 tells them the server's limit; the "
+        "from the `fast` extra), except that scenario 3 tells them the server's limit, "
+        "scenario 4 also runs them on the aiohttp transport, and the scenarios of a feature "
+        "turn that feature on; the "
         "peers get a dummy API key and, where they require one, a dummy model name. The "
         "benchmark runs in its own virtual environment: the package with its `all` extras, "
         "`langchain-classic` and `benchmarks/requirements.txt`.",
@@ -600,6 +721,11 @@ def render(
             "## How to read the tables",
             "",
             _HOW_TO_READ,
+            *(
+                f"- {entry.reading}"
+                for entry in scenarios().values()
+                if entry.reading and any(result.number == entry.number for result in results)
+            ),
             "",
             "## Results",
             "",
@@ -608,3 +734,54 @@ def render(
         ]
     )
     return "\n".join(lines)
+
+
+# -- the first five scenarios -------------------------------------------------------------
+
+
+def _scenario_1(context: Context) -> ScenarioResult:
+    scale = context.scale
+    return run_per_call(
+        1, scale.small, scale.calls_small, scale, context.contenders, context.rounds
+    )
+
+
+register(Scenario(1, "small call", _scenario_1, _per_call_verdicts, _first_table))
+register(
+    Scenario(
+        2,
+        "large call",
+        lambda context: run_large_call(context.scale, context.contenders, context.rounds),
+        _per_call_verdicts,
+        _first_table,
+    )
+)
+register(
+    Scenario(
+        3,
+        "batching",
+        lambda context: run_batching(context.scale, context.contenders, context.rounds),
+        _batching_verdicts,
+        _first_table,
+    )
+)
+register(
+    Scenario(
+        4,
+        "concurrency",
+        lambda context: run_concurrency(context.scale, context.contenders, context.rounds),
+        _concurrency_verdicts,
+        _first_table,
+    )
+)
+register(
+    Scenario(
+        5,
+        "memory",
+        lambda context: run_memory(
+            context.scale, context.contenders, context.rounds, context.memory_workers
+        ),
+        _memory_verdicts,
+        _first_table,
+    )
+)

@@ -1,8 +1,9 @@
 """Command line of the benchmark.
 
 ``python -m benchmarks.run [--rounds N] [--scale tiny|full] [--out BENCHMARKS.md]
-[--only 1,3] [--contenders floor,ours]`` runs the scenarios, prints the markdown tables and,
-with ``--out``, writes the full report (machine, packages, how to read, tables).
+[--only 1,3] [--contenders floor,ours]`` runs the scenarios (every one registered in
+:mod:`benchmarks.registry`), prints the markdown tables and, with ``--out``, writes the full
+report (machine, packages, how to read, tables).
 """
 
 from __future__ import annotations
@@ -15,33 +16,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .contenders import Contender, select_contenders
+from .registry import Context, scenarios
 from .report import load_average, render, tables
-from .scenarios import (
-    SCALES,
-    Scale,
-    ScenarioResult,
-    run_batching,
-    run_concurrency,
-    run_memory,
-    run_per_call,
-)
+from .scenarios import SCALES, Scale, ScenarioResult
 
 __all__ = ["main", "parse_args", "run_scenarios"]
 
-SCENARIOS = (1, 2, 3, 4, 5)
-
 
 def _scenario_list(values: Sequence[str] | None) -> list[int]:
+    known = scenarios()
     if not values:
-        return list(SCENARIOS)
+        return list(known)
     chosen: set[int] = set()
     for value in values:
         for part in value.split(","):
             part = part.strip().lower().removeprefix("s")
             if not part:
                 continue
-            if not part.isdigit() or int(part) not in SCENARIOS:
-                raise argparse.ArgumentTypeError(f"unknown scenario {part!r}; use 1 to 5")
+            if not part.isdigit() or int(part) not in known:
+                names = ", ".join(f"{number} ({entry.name})" for number, entry in known.items())
+                raise argparse.ArgumentTypeError(f"unknown scenario {part!r}; one of {names}")
             chosen.add(int(part))
     return sorted(chosen)
 
@@ -66,7 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         nargs="+",
         metavar="SCENARIO",
-        help="run only these scenarios (1 to 5, space- or comma-separated)",
+        help="run only these scenarios (numbers, space- or comma-separated)",
     )
     parser.add_argument(
         "--contenders",
@@ -77,7 +71,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--memory-workers",
         type=int,
         default=2,
-        help="scenario 5 probe processes at once (default: %(default)s)",
+        help="memory probe processes at once (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -95,7 +89,7 @@ def _log(message: str) -> None:
 
 
 def run_scenarios(
-    scenarios: Sequence[int],
+    chosen: Sequence[int],
     scale: Scale,
     contenders: Sequence[Contender],
     rounds: int,
@@ -103,21 +97,13 @@ def run_scenarios(
 ) -> list[ScenarioResult]:
     """Run the chosen scenarios in order and return their results."""
     results: list[ScenarioResult] = []
-    for number in scenarios:
+    known = scenarios()
+    context = Context(scale, contenders, rounds, memory_workers)
+    for number in chosen:
         started = time.perf_counter()
-        _log(f"scenario {number} ...")
-        if number == 1:
-            result = run_per_call(1, scale.small, scale.calls_small, scale, contenders, rounds)
-        elif number == 2:
-            result = run_per_call(2, scale.large, scale.calls_large, scale, contenders, rounds)
-        elif number == 3:
-            result = run_batching(scale, contenders, rounds)
-        elif number == 4:
-            result = run_concurrency(scale, contenders, rounds)
-        else:
-            result = run_memory(scale, contenders, rounds, memory_workers)
+        _log(f"scenario {number} ({known[number].name}) ...")
+        results.append(known[number].run(context))
         _log(f"scenario {number} done in {time.perf_counter() - started:.1f} s")
-        results.append(result)
     return results
 
 

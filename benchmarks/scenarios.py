@@ -1,5 +1,7 @@
-"""The five scenarios: each starts its server process, measures its contenders and returns
-a :class:`ScenarioResult` for the report."""
+"""The first five scenarios: each starts its server process, measures its contenders and
+returns a :class:`ScenarioResult` for the report. The shared machinery (:class:`Scale`,
+:class:`Measurement`, :class:`ScenarioResult`, :class:`Bench`) serves every scenario
+module."""
 
 from __future__ import annotations
 
@@ -15,20 +17,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contenders import SPLIT_FLOORS, Contender, SessionOptions, prepare_inputs, result_count
+from .contenders import (
+    AIOHTTP_CONTENDERS,
+    LIMITS,
+    SPLIT_FLOORS,
+    Contender,
+    SessionOptions,
+    prepare_inputs,
+    result_count,
+)
 from .corpus import make_documents, payload_size
 from .measure import Sample, median, time_async_call, time_async_load, time_sync_call
-from .server import ServerProcess, child_env
+from .server import ServerProcess, SinkProcess, child_env
 
 __all__ = [
     "FULL",
     "SCALES",
     "TINY",
+    "Bench",
+    "Entry",
     "Measurement",
+    "MemoryCall",
     "Scale",
     "ScenarioResult",
+    "floor_references",
+    "measure_memory",
     "run_batching",
     "run_concurrency",
+    "run_large_call",
     "run_memory",
     "run_per_call",
 ]
@@ -137,6 +153,7 @@ class Measurement:
         growth: peak RSS growth in bytes (scenario 5).
         error: why it could not be measured (a failing call, a missing package).
         samples: how many measurements the medians are over.
+        extra: other medians a scenario records (requests sent, pairs a second).
     """
 
     contender: Contender
@@ -146,6 +163,7 @@ class Measurement:
     growth: float | None = None
     error: str | None = None
     samples: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,7 +171,7 @@ class ScenarioResult:
     """One scenario's measurements.
 
     Attributes:
-        number: 1 to 5.
+        number: the scenario's number in the registry.
         title: one line saying what was measured.
         setup: the server and call parameters, for the report.
         measurements: one per contender, floor included.
@@ -175,12 +193,15 @@ class ScenarioResult:
 
 
 @dataclass
-class _Entry:
+class Entry:
+    """One contender in a :class:`Bench`: its session, inputs and samples."""
+
     contender: Contender
     measurement: Measurement
     session: Any = None
     inputs: Any = None
     samples: list[Sample] = field(default_factory=list)
+    extra: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def live(self) -> bool:
@@ -195,7 +216,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
 
 
-class _Bench:
+class Bench:
     """Opens contenders against one server, warms them up, times them in rounds."""
 
     def __init__(
@@ -206,11 +227,11 @@ class _Bench:
         expected: int,
     ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.entries: list[_Entry] = []
+        self.entries: list[Entry] = []
         self._expected = expected
         cache: dict[tuple[str, int], Any] = {}
         for contender in contenders:
-            entry = _Entry(contender, Measurement(contender))
+            entry = Entry(contender, Measurement(contender))
             self.entries.append(entry)
             missing = contender.missing()
             if missing is not None:
@@ -226,13 +247,13 @@ class _Bench:
             except Exception as exc:
                 entry.measurement.error = f"cannot be set up: {_describe(exc)}"
 
-    def time_call(self, entry: _Entry) -> Sample:
+    def time_call(self, entry: Entry) -> Sample:
         """Wall and CPU time of one call of ``entry``."""
         if entry.contender.mode == "sync":
             return time_sync_call(entry.session, entry.inputs)
         return time_async_call(self.loop, entry.session, entry.inputs)
 
-    def _call_once(self, entry: _Entry) -> Any:
+    def _call_once(self, entry: Entry) -> Any:
         if entry.contender.mode == "sync":
             return entry.session.call(entry.inputs)
         return self.loop.run_until_complete(entry.session.acall(entry.inputs))
@@ -250,9 +271,7 @@ class _Bench:
             except Exception as exc:
                 entry.measurement.error = f"fails: {_describe(exc)}"
 
-    def rounds(
-        self, rounds: int, passes: int, timer: Callable[[_Entry], Sample], seed: int
-    ) -> None:
+    def rounds(self, rounds: int, passes: int, timer: Callable[[Entry], Sample], seed: int) -> None:
         """Time every live contender ``passes`` times per round, one measurement each in
         turn, in a new shuffled order every pass, so that a change in the machine's load
         falls on every contender alike."""
@@ -284,11 +303,12 @@ class _Bench:
                 measurement.wall = median([sample.wall for sample in entry.samples])
                 measurement.cpu = median([sample.cpu for sample in entry.samples])
                 measurement.samples = len(entry.samples)
+                measurement.extra = {name: median(values) for name, values in entry.extra.items()}
         self.loop.close()
         return [entry.measurement for entry in self.entries]
 
 
-def _references(measurements: list[Measurement]) -> dict[str, Measurement]:
+def floor_references(measurements: list[Measurement]) -> dict[str, Measurement]:
     return {
         item.contender.mode: item
         for item in measurements
@@ -306,6 +326,7 @@ def run_per_call(
     scale: Scale,
     contenders: Sequence[Contender],
     rounds: int,
+    sink: str | None = None,
 ) -> ScenarioResult:
     """Scenarios 1 and 2: wall and CPU time per call of ``documents`` documents."""
     texts = make_documents(documents, scale.words)
@@ -317,9 +338,9 @@ def run_per_call(
         f"{scale.warm_up} warm-up calls",
     )
     with ServerProcess(latency_ms=0, max_documents=max(documents, 1000)) as server:
-        bench = _Bench(
+        bench = Bench(
             contenders,
-            SessionOptions(server.base_url, scale.top_n),
+            SessionOptions(server.base_url, scale.top_n, sink=sink),
             lambda _: texts,
             scale.top_n,
         )
@@ -327,7 +348,39 @@ def run_per_call(
 
         bench.rounds(rounds, calls, bench.time_call, seed=number)
         result.measurements = bench.finish()
-    result.references = _references(result.measurements)
+    result.references = floor_references(result.measurements)
+    return result
+
+
+def run_large_call(scale: Scale, contenders: Sequence[Contender], rounds: int) -> ScenarioResult:
+    """Scenario 2: scenario 1's measure at 1,000 documents, with the physical limit beside
+    the floor (orjson and one raw-socket round trip of the body, in another process)."""
+    keys = {contender.key for contender in contenders}
+    limits = [limit for limit in LIMITS if limit.key.replace("limit", "floor") in keys]
+    if not limits:
+        return run_per_call(2, scale.large, scale.calls_large, scale, contenders, rounds)
+    with SinkProcess() as sink:
+        result = run_per_call(
+            2, scale.large, scale.calls_large, scale, [*contenders, *limits], rounds, sink.base_url
+        )
+    by_mode = {
+        item.contender.mode: item for item in result.measurements if item.contender in limits
+    }
+    distances = [
+        f"{item.contender.label} {item.wall / by_mode[item.contender.mode].wall:.2f}x"
+        for item in result.measurements
+        if item.contender.group == "ours"
+        and item.wall
+        and by_mode.get(item.contender.mode)
+        and by_mode[item.contender.mode].wall
+    ]
+    if distances:
+        result.notes.append(
+            "the physical-limit rows encode the same body with orjson and send its bytes "
+            "once to a raw socket sink in another process, which answers with the same small "
+            "ranking: no HTTP and no client logic; our wall time against it (same mode): "
+            + ", ".join(distances)
+        )
     return result
 
 
@@ -352,7 +405,7 @@ def run_batching(scale: Scale, contenders: Sequence[Contender], rounds: int) -> 
     split = [floor for floor in SPLIT_FLOORS if floor.key.removesuffix("-split") in keys]
     chosen = [*contenders, *split]
     with ServerProcess(latency_ms=scale.batched_latency_ms, max_documents=limit) as server:
-        bench = _Bench(
+        bench = Bench(
             chosen,
             SessionOptions(server.base_url, scale.top_n, max_documents_per_request=limit),
             lambda contender: (
@@ -364,7 +417,7 @@ def run_batching(scale: Scale, contenders: Sequence[Contender], rounds: int) -> 
 
         bench.rounds(rounds, scale.calls_batched, bench.time_call, seed=3)
         result.measurements = bench.finish()
-    result.references = _references(result.measurements)
+    result.references = floor_references(result.measurements)
     if split:
         result.notes.append(
             'the rows "every slice at once, pre-encoded" are bare httpx sending all '
@@ -399,18 +452,21 @@ def run_concurrency(scale: Scale, contenders: Sequence[Contender], rounds: int) 
         f"{calls} concurrent async calls of {scale.concurrent_documents} documents, "
         f"{scale.concurrent_latency_ms:g} ms server latency",
         f"all {calls} calls started at once with asyncio.gather on one event loop; "
-        "every contender keeps its default connection pool (httpx: 100 connections); "
+        "every contender keeps its default connection pool (httpx: 100 connections; "
+        "aiohttp: 100); "
         f"one warm-up load, then {scale.concurrent_loads} timed load(s) per contender per "
         "round",
     )
     chosen = [contender for contender in contenders if contender.mode == "async"]
+    keys = {contender.key for contender in chosen}
+    chosen += [item for item in AIOHTTP_CONTENDERS if item.key.removesuffix("-aiohttp") in keys]
     with ServerProcess(latency_ms=scale.concurrent_latency_ms, max_documents=1000) as server:
-        bench = _Bench(
+        bench = Bench(
             chosen, SessionOptions(server.base_url, scale.top_n), lambda _: texts, scale.top_n
         )
         bench.warm_up(1)
 
-        def timer(entry: _Entry) -> Sample:
+        def timer(entry: Entry) -> Sample:
             return time_async_load(bench.loop, entry.session, entry.inputs, calls)
 
         for entry in bench.entries:  # a full load to fill connection pools and thread pools
@@ -421,14 +477,33 @@ def run_concurrency(scale: Scale, contenders: Sequence[Contender], rounds: int) 
     for item in result.measurements:
         if item.wall:
             item.throughput = calls / item.wall
-    result.references = _references(result.measurements)
+    result.references = floor_references(result.measurements)
     return result
 
 
 # -- scenario 5 -------------------------------------------------------------------------------
 
 
-def _probe(contender: Contender, base_url: str, scale: Scale) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MemoryCall:
+    """One call whose peak memory is measured in fresh processes.
+
+    Attributes:
+        documents: how many documents.
+        words: words per document.
+        top_n: results asked for.
+        client_settings: ``RerankClient`` settings of the package's contenders.
+        server: :class:`ServerProcess` settings.
+    """
+
+    documents: int
+    words: int
+    top_n: int | None
+    client_settings: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)
+
+
+def _probe(contender: Contender, base_url: str, call: MemoryCall) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -438,11 +513,13 @@ def _probe(contender: Contender, base_url: str, scale: Scale) -> dict[str, Any]:
         "--base-url",
         base_url,
         "--documents",
-        str(scale.memory_documents),
+        str(call.documents),
         "--words",
-        str(scale.memory_words),
+        str(call.words),
         "--top-n",
-        str(scale.top_n),
+        str(call.top_n),
+        "--client-settings",
+        json.dumps(call.client_settings),
     ]
     try:
         completed = subprocess.run(
@@ -462,6 +539,45 @@ def _probe(contender: Contender, base_url: str, scale: Scale) -> dict[str, Any]:
         return {"error": f"probe exited {completed.returncode}: {tail[:200]}"}
     outcome: dict[str, Any] = json.loads(lines[-1])
     return outcome
+
+
+def measure_memory(
+    call: MemoryCall, contenders: Sequence[Contender], repeats: int, workers: int
+) -> list[Measurement]:
+    """The median peak RSS growth of ``call`` for each contender, ``repeats`` fresh processes
+    each, ``workers`` at once."""
+    measurements = {contender.key: Measurement(contender) for contender in contenders}
+    runnable = []
+    for contender in contenders:
+        missing = contender.missing()
+        if missing is None:
+            runnable.append(contender)
+        else:
+            measurements[contender.key].error = f"not installed ({missing})"
+    outcomes: dict[str, list[dict[str, Any]]] = {contender.key: [] for contender in runnable}
+    with ServerProcess(**call.server) as server:
+        # The heaviest imports first, so that the probes share the workers evenly.
+        weight = {"llama_index": 0, "langchain": 1, "strings": 2}
+        jobs = sorted(
+            (contender for _ in range(repeats) for contender in runnable),
+            key=lambda contender: weight[contender.family],
+        )
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [
+                (contender, pool.submit(_probe, contender, server.base_url, call))
+                for contender in jobs
+            ]
+            for contender, future in futures:
+                outcomes[contender.key].append(future.result())
+    for key, runs in outcomes.items():
+        measurement = measurements[key]
+        errors = [run["error"] for run in runs if "error" in run]
+        if errors:
+            measurement.error = f"fails: {errors[0]}"
+            continue
+        measurement.growth = median([float(run["growth"]) for run in runs])
+        measurement.samples = len(runs)
+    return [measurements[contender.key] for contender in contenders]
 
 
 def run_memory(
@@ -487,38 +603,13 @@ def run_memory(
         for contender in contenders
         if contender.group != "peers" or contender.mode == "sync"
     ]
-    measurements = {contender.key: Measurement(contender) for contender in chosen}
-    runnable = []
-    for contender in chosen:
-        missing = contender.missing()
-        if missing is None:
-            runnable.append(contender)
-        else:
-            measurements[contender.key].error = f"not installed ({missing})"
-    outcomes: dict[str, list[dict[str, Any]]] = {contender.key: [] for contender in runnable}
-    with ServerProcess(latency_ms=0, max_documents=scale.memory_documents) as server:
-        # The heaviest imports first, so that the probes share the workers evenly.
-        weight = {"llama_index": 0, "langchain": 1, "strings": 2}
-        jobs = sorted(
-            (contender for _ in range(repeats) for contender in runnable),
-            key=lambda contender: weight[contender.family],
-        )
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [
-                (contender, pool.submit(_probe, contender, server.base_url, scale))
-                for contender in jobs
-            ]
-            for contender, future in futures:
-                outcomes[contender.key].append(future.result())
-    for key, runs in outcomes.items():
-        measurement = measurements[key]
-        errors = [run["error"] for run in runs if "error" in run]
-        if errors:
-            measurement.error = f"fails: {errors[0]}"
-            continue
-        measurement.growth = median([float(run["growth"]) for run in runs])
-        measurement.samples = len(runs)
-    result.measurements = [measurements[contender.key] for contender in chosen]
+    call = MemoryCall(
+        scale.memory_documents,
+        scale.memory_words,
+        scale.top_n,
+        server={"latency_ms": 0, "max_documents": scale.memory_documents},
+    )
+    result.measurements = measure_memory(call, chosen, repeats, workers)
     result.notes.append(
         "peers are measured on their sync path only (their async path runs the same code "
         "in a worker thread)"

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["ServerProcess", "child_env", "main"]
+__all__ = ["ServerProcess", "SinkProcess", "child_env", "main"]
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 _START_TIMEOUT = 60.0
@@ -52,11 +52,23 @@ class ServerProcess:
     Args:
         latency_ms: delay the server adds to every request.
         max_documents: the most documents the server accepts in one request (413 above).
+        max_request_bytes: the largest body it accepts (nginx's 413 above); ``None``: any.
+        max_tokens_per_document: the most tokens of a document with the query (TEI's 413
+            above); ``None``: any.
     """
 
-    def __init__(self, *, latency_ms: float = 0.0, max_documents: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        latency_ms: float = 0.0,
+        max_documents: int = 1000,
+        max_request_bytes: int | None = None,
+        max_tokens_per_document: int | None = None,
+    ) -> None:
         self.latency_ms = latency_ms
         self.max_documents = max_documents
+        self.max_request_bytes = max_request_bytes
+        self.max_tokens_per_document = max_tokens_per_document
         self._process: subprocess.Popen[str] | None = None
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in __exit__
         self.base_url = ""
@@ -66,8 +78,8 @@ class ServerProcess:
         """The full rerank endpoint (Jina-style ``/v1/rerank``)."""
         return f"{self.base_url}/v1/rerank"
 
-    def start(self) -> ServerProcess:
-        """Start the process and wait until it listens."""
+    def command(self) -> list[str]:
+        """The command line of the child process."""
         command = [
             sys.executable,
             "-m",
@@ -83,8 +95,16 @@ class ServerProcess:
             "--max-documents",
             str(self.max_documents),
         ]
+        if self.max_request_bytes is not None:
+            command += ["--max-request-bytes", str(self.max_request_bytes)]
+        if self.max_tokens_per_document is not None:
+            command += ["--max-tokens-per-document", str(self.max_tokens_per_document)]
+        return command
+
+    def start(self) -> ServerProcess:
+        """Start the process and wait until it listens."""
         self._process = subprocess.Popen(
-            command,
+            self.command(),
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             stdin=subprocess.DEVNULL,
@@ -140,6 +160,15 @@ class ServerProcess:
     ) -> None:
         self.stop()
         self._stderr.close()
+
+
+class SinkProcess(ServerProcess):
+    """The raw socket sink (:mod:`benchmarks.sink`) in a child process; ``base_url`` is its
+    ``host:port``."""
+
+    def command(self) -> list[str]:
+        """The command line of the child process."""
+        return [sys.executable, "-m", "benchmarks.sink", "--host", "127.0.0.1", "--port", "0"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -74,6 +75,7 @@ CLIENT_SETTINGS = (
     "cache",
     "fallbacks",
     "trace_content",
+    "async_transport",
     "headers",
     "auth_url",
     "credentials",
@@ -160,6 +162,8 @@ class RerankSettings(BaseModel):
     """Send each document as a structured document: these metadata fields plus the content
     as ``text`` (ranked on all of them; list ``text`` to place it). Objects for the dialects
     that rank objects, ``field: value`` lines for the rest; ``None``: the content alone."""
+    async_transport: Literal["httpx", "aiohttp"] = "httpx"
+    """What the async path sends with: httpx's own pool, or aiohttp's (extra ``aiohttp``)."""
     tokenizer: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
     """Counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer`` or a
     ``tiktoken`` encoding; ``None``: a conservative estimate."""
@@ -220,10 +224,11 @@ class RerankSettings(BaseModel):
         self._connect()
 
     def _client_settings(self) -> tuple[Any, ...]:
-        """What the client is built from, as a value that later changes can be told by."""
-        # A cache is told by what it is, not what it holds (a dict of scores grows).
-        values = (_snapshot(getattr(self, name), name) for name in CLIENT_SETTINGS)
-        return (self.client, *values)
+        """What the client is built from, as it is now: a dict setting compares by value
+        with the copy kept at build time (a change in place is seen), a cache by identity
+        (a dict of scores grows)."""
+        values = _SETTINGS_OF(self)
+        return (*values[:_CACHE_AT], id(values[_CACHE_AT]), *values[_CACHE_AT + 1 :])
 
     def _connect(self) -> RerankClient:
         settings = self._client_settings()
@@ -238,7 +243,7 @@ class RerankSettings(BaseModel):
         client = self.client or RerankClient(
             **{name: getattr(self, name) for name in CLIENT_SETTINGS}
         )
-        self._rerank_client, self._built_from = client, settings
+        self._rerank_client, self._built_from = client, _snapshot(settings)
         self._owns_client = self.client is None
         if replaced is not None and replaced is not client:
             replaced.close()
@@ -404,9 +409,12 @@ def usage_of(outcome: RerankResponse | RerankError) -> dict[str, Any] | None:
     }
 
 
-def _snapshot(value: Any, name: str) -> Any:
-    """``value``, with a dict setting copied as it is now (a later change in place must be
-    seen); a cache is compared by identity."""
-    if name == "cache":
-        return id(value)
-    return copy.deepcopy(value) if isinstance(value, dict) else value
+#: Reads ``client`` and every setting of :data:`CLIENT_SETTINGS` at once.
+_SETTINGS_OF = operator.attrgetter("client", *CLIENT_SETTINGS)
+_CACHE_AT = 1 + CLIENT_SETTINGS.index("cache")
+
+
+def _snapshot(settings: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``settings`` with each dict copied as it is now, so that a later change in place
+    is seen."""
+    return tuple(copy.deepcopy(value) if isinstance(value, dict) else value for value in settings)

@@ -11,6 +11,7 @@ more often than it needs to be, never refused. Pass ``tokenizer=`` for an exact 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -50,8 +51,34 @@ class TokenCounter(Protocol):
         """Character offsets after each token of ``text``, in order (the last is the end)."""
 
 
+#: Without Chinese, Japanese or Korean, the same pieces, found with no group of CJK ranges.
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_LATIN_PIECE = re.compile(r"[^\W_]+|\S")
+#: Each token of the estimate's ends with the white space before it: matches that tile a
+#: text, so that their lengths, added up, are the token ends (no CJK).
+_LATIN_TOKEN = re.compile(r"\s*(?:[^\W_]{1,2}|\S)")
+#: Tokens of a run of letters and digits by its length: ceil(length / 2.5).
+_RUN_TOKENS = [max(1, math.ceil(length / _CHARACTERS_A_TOKEN)) for length in range(1024)]
+
+
+def _no_cjk(text: str) -> bool:
+    """Whether ``text`` has no Chinese, Japanese or Korean character (ASCII, at once)."""
+    return text.isascii() or not _HAS_CJK.search(text)
+
+
 def estimate_tokens(text: str) -> int:
     """The estimated number of tokens of ``text`` (see the module's docstring)."""
+    if _no_cjk(text):
+        # Every piece is a run or one mark (one token either way for a length of 1): the
+        # sum is made by lookups in C, not a Python step per piece.
+        lengths = list(map(len, _LATIN_PIECE.findall(text)))
+        if not lengths or max(lengths) < len(_RUN_TOKENS):
+            return sum(map(_RUN_TOKENS.__getitem__, lengths))
+    return _counted_by_piece(text)
+
+
+def _counted_by_piece(text: str) -> int:
+    """:func:`estimate_tokens`, one piece at a time (any script)."""
     return sum(_piece_tokens(match.group()) for match in _PIECE.finditer(text))
 
 
@@ -75,19 +102,31 @@ class _Estimate:
     """The estimate as a counter. A long word's tokens end every two characters, so that any
     run of them, estimated again on its own, counts no more tokens than it holds."""
 
+    def windows_fit(self, text: str) -> bool:
+        """Whether any n token ends of ``text`` hold at most n tokens counted again, so that
+        its windows need no second count (a CJK character ends two tokens at once)."""
+        return _no_cjk(text)
+
     def count(self, text: str) -> int:
         return estimate_tokens(text)
 
     def ends(self, text: str) -> list[int]:
-        ends: list[int] = []
-        for match in _PIECE.finditer(text):
-            start, end = match.span()
-            if end - start == 1:
-                ends.extend([end] * _piece_tokens(match.group()))
-            else:
-                ends.extend(range(min(start + 2, end), end, 2))
-                ends.append(end)
-        return ends
+        if _no_cjk(text):
+            return list(itertools.accumulate(map(len, _LATIN_TOKEN.findall(text))))
+        return _ends_by_piece(text)
+
+
+def _ends_by_piece(text: str) -> list[int]:
+    """The estimate's token ends, one piece at a time (any script)."""
+    ends: list[int] = []
+    for match in _PIECE.finditer(text):
+        start, end = match.span()
+        if end - start == 1:
+            ends.extend([end] * _piece_tokens(match.group()))
+        else:
+            ends.extend(range(min(start + 2, end), end, 2))
+            ends.append(end)
+    return ends
 
 
 class _Callable:
@@ -162,7 +201,10 @@ def counter_for(tokenizer: object) -> TokenCounter:
 
 _ESTIMATE = _Estimate()
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*")
+#: Where a sentence ends: after its mark and the white space that follows, or after a line
+#: break (and the white space that follows it).
+_SENTENCE_END = re.compile(r"[.!?。！？]\s+|\n\s*")
+_SENTENCE_MARKS = ".!?。！？\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +229,14 @@ def windows(
     if max_tokens < 1:
         raise ValueError(f"a window needs room for at least one token, got {max_tokens}")
     fits = max_characters is None or len(text) <= max_characters
-    if fits and counter.count(text) <= max_tokens:
+    if fits and not surely_longer(text, max_tokens) and counter.count(text) <= max_tokens:
         return [Cut(0, len(text))]
     ends = counter.ends(text)
     if not ends:
         return [Cut(0, min(len(text), max_characters or len(text)))]
-    breaks = sorted({match.end() for match in _SENTENCE_END.finditer(text)})
+    breaks = _sentence_ends(text)
+    check = getattr(counter, "windows_fit", None)
+    fit = check is not None and check(text)
     cuts: list[Cut] = []
     first, start = 0, _skip_space(text, 0)
     while first < len(ends) and start < len(text):
@@ -202,7 +246,7 @@ def windows(
         end = ends[last] if last == len(ends) - 1 else _good_end(text, breaks, ends, first, last)
         if max_characters is not None:
             end = min(end, start + max_characters)
-        while end - start > 1 and counter.count(text[start:end]) > max_tokens:
+        while not fit and end - start > 1 and counter.count(text[start:end]) > max_tokens:
             # Counted whole, the window came out longer (a tokenizer that is not additive).
             last = max(first, last - 1)
             end = ends[last] if last > first else start + max(1, (end - start) // 2)
@@ -242,6 +286,14 @@ def surely_longer(text: str, max_tokens: int) -> bool:
     """Whether ``text`` has more than ``max_tokens`` tokens by any count worth the name:
     more words than that (a cheap test, before a count)."""
     return len(text) > max_tokens and len(text.split()) > max_tokens
+
+
+def _sentence_ends(text: str) -> list[int]:
+    """Offsets where a sentence of ``text`` ends, in order (a text without any sentence
+    mark or line break is not searched)."""
+    if not any(mark in text for mark in _SENTENCE_MARKS):
+        return []
+    return sorted({match.end() for match in _SENTENCE_END.finditer(text)})
 
 
 def _inside_word(text: str, offset: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ipaddress
 import math
 import os
@@ -78,6 +79,8 @@ class ClientSettings:
     #: Clients tried in order when a call fails after its retries (``RerankClient``s).
     fallbacks: tuple[Any, ...] = field(default=(), repr=False)
     trace_content: bool = False
+    #: What the client's own async pools send with: ``"httpx"`` (httpcore) or ``"aiohttp"``.
+    async_transport: str = "httpx"
 
     def __repr__(self) -> str:
         # The endpoint without credentials; secret header values are SecretStr anyway.
@@ -330,6 +333,7 @@ def resolve_settings(
     cache: object = None,
     fallbacks: tuple[Any, ...] = (),
     trace_content: bool = False,
+    async_transport: str = "httpx",
 ) -> ClientSettings:
     """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings.
 
@@ -464,6 +468,7 @@ def resolve_settings(
         cache=None if cache is None else check_cache(cache),
         fallbacks=fallbacks,
         trace_content=bool(trace_content),
+        async_transport=_async_transport(async_transport),
     )
 
 
@@ -489,6 +494,22 @@ def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
         known = ", ".join(repr(choice) for choice in allowed)
         raise ValueError(f"{name} must be one of {known}, got {value!r}")
     return value.strip().lower()
+
+
+#: The transports the client's own async pools can use (``async_transport=``).
+ASYNC_TRANSPORTS = ("httpx", "aiohttp")
+
+
+def _async_transport(value: object) -> str:
+    """The ``async_transport`` setting, checked; ``"aiohttp"`` needs ``httpx-aiohttp``."""
+    transport = _choice("async_transport", value, ASYNC_TRANSPORTS)
+    if transport == "aiohttp" and importlib.util.find_spec("httpx_aiohttp") is None:
+        raise ConfigurationError(
+            "async_transport='aiohttp' needs the httpx-aiohttp package: "
+            'pip install "rerank-integrations[aiohttp]"',
+            setting="async_transport",
+        )
+    return transport
 
 
 def _checked_rate_limit(rate_limit: object) -> object:

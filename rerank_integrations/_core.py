@@ -8,6 +8,7 @@ into a typed exception. The sync and async clients call these and only add the s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import heapq
 import html
 import json
@@ -147,8 +148,8 @@ class Budget:
         counter: counts tokens (the estimate, or the ``tokenizer`` setting's).
         body_bytes: bytes of a body with one empty document and the query, extra fields
             included; ``document_bytes``: what each further document adds beyond its text.
-        cuts: where texts were cut before, by text and limits (a client's own cache), so
-            that a document sent again is not measured again.
+        cuts: where texts were cut before, by a digest of the text and the limits (a
+            client's own cache), so that a document sent again is not measured again.
     """
 
     max_documents: int
@@ -297,35 +298,14 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
             pieces.append((text, owners, 0, 0))
             continue
         too_long = max_characters is not None and len(text) > max_characters
-        # A text of n characters has at most 2n estimated tokens: short ones are not counted,
-        # nor long ones with more words than tokens allowed.
-        if not too_long and max_tokens is not None and len(text) * 2 > max_tokens:
-            too_long = surely_longer(text, max_tokens) or counter.count(text) > max_tokens
-        if not too_long:
+        # A text of n characters has at most 2n estimated tokens: short ones are not counted.
+        if not too_long and (max_tokens is None or len(text) * 2 <= max_tokens):
             pieces.append((text, owners, 0, len(text)))
             continue
-        if budget.long_documents == "error":
-            size = f"{len(text):,} characters, about {counter.count(text):,} tokens"
-            allowed = " and ".join(
-                f"{value:,} {name}"
-                for name, value in (("tokens", max_tokens), ("characters", max_characters))
-                if value is not None
-            )
-            raise ValueError(
-                f"documents[{index}] is too long to send ({size}; next to the query a "
-                f"document may have {allowed}): set long_documents='chunk' or 'truncate'"
-            )
-        room = max_tokens if max_tokens is not None else len(text)
-        key = (text, budget.long_documents, room, budget.overlap, max_characters)
-        known = None if budget.cuts is None else budget.cuts.get(key)
-        if known is not None:
-            cuts = known
-        elif budget.long_documents == "truncate":
-            cuts = [truncation(text, counter, room, max_characters)]
-        else:
-            cuts = windows(text, counter, room, min(budget.overlap, room // 2), max_characters)
-        if budget.cuts is not None and known is None:
-            budget.cuts[key] = cuts
+        cuts = _cuts(text, index, too_long, max_tokens, max_characters, counter, budget)
+        if cuts is None:
+            pieces.append((text, owners, 0, len(text)))
+            continue
         pieces.extend((text[cut.start : cut.end], owners, cut.start, cut.end) for cut in cuts)
         cut_pieces += len(cuts)
     if not cut_pieces:
@@ -357,6 +337,56 @@ def _document_bytes(document: Document) -> int:
     if isinstance(document, str):
         return len(_json.dumps(document)) - 2
     return document.wire_size()
+
+
+def _cuts(
+    text: str,
+    index: int,
+    too_long: bool,
+    max_tokens: int | None,
+    max_characters: int | None,
+    counter: TokenCounter,
+    budget: Budget,
+) -> list[Cut] | None:
+    """Where to cut a text that may be too long for the budget; ``None`` when it fits. What
+    is found is kept in the budget's cache, a fit included, so that a text sent again is
+    neither counted nor cut again."""
+    mode = budget.long_documents
+    room = max_tokens if max_tokens is not None else len(text)
+    kept = budget.cuts if mode != "error" else None
+    key = None
+    if kept is not None:
+        key = (_digest(text), mode, room, budget.overlap, max_characters)
+        known = kept.get(key)
+        if known is not None:
+            return known or None
+    if not too_long and max_tokens is not None:
+        # Long texts with more words than tokens allowed are not counted.
+        too_long = surely_longer(text, max_tokens) or counter.count(text) > max_tokens
+    cuts: list[Cut] = []
+    if too_long and mode == "error":
+        size = f"{len(text):,} characters, about {counter.count(text):,} tokens"
+        allowed = " and ".join(
+            f"{value:,} {name}"
+            for name, value in (("tokens", max_tokens), ("characters", max_characters))
+            if value is not None
+        )
+        raise ValueError(
+            f"documents[{index}] is too long to send ({size}; next to the query a "
+            f"document may have {allowed}): set long_documents='chunk' or 'truncate'"
+        )
+    if too_long and mode == "truncate":
+        cuts = [truncation(text, counter, room, max_characters)]
+    elif too_long:
+        cuts = windows(text, counter, room, min(budget.overlap, room // 2), max_characters)
+    if kept is not None and key is not None:
+        kept[key] = cuts
+    return cuts or None
+
+
+def _digest(text: str) -> bytes:
+    """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _sized_batches(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from ._actions import Answer, Flow, Run, Send, Sleep
@@ -313,14 +314,15 @@ def _body_sizes(
     extra: Mapping[str, Any],
 ) -> tuple[int, int]:
     """``(bytes of a body with one empty document, bytes each further one adds)``, measured
-    on the dialect's own bodies."""
+    on the dialect's own bodies, with the longest ``top_n`` a batch may carry."""
     sizes = []
+    top_n = settings.max_documents_per_request
     for texts in ([""], ["", ""]):
         plan = RerankPlan(query, texts, texts, None, {}, [], None)
         body = encode_request(
             settings.dialect,
             plan,
-            Batch(0, texts, None),
+            Batch(0, texts, top_n),
             model,
             extra,
             connection.path,
@@ -331,6 +333,11 @@ def _body_sizes(
 
 
 # -- one batch --------------------------------------------------------------------------------
+
+
+#: Documents whose cuts a client keeps: a few kilobytes each, keyed by a digest (no text is
+#: kept), so that a corpus reranked again is not cut again.
+CUT_DOCUMENTS = 4096
 
 
 class BoundedCache(OrderedDict[Any, Any]):
@@ -430,7 +437,7 @@ class Connection:
     scores: ScoreCache | None = None
     listwise_warned: bool = False
     learned: Learned = field(default_factory=lambda: Learned())
-    cuts: BoundedCache = field(default_factory=lambda: BoundedCache(256))
+    cuts: BoundedCache = field(default_factory=lambda: BoundedCache(CUT_DOCUMENTS))
     _scrubbers: dict[tuple[str, ...], Scrubber] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -867,11 +874,26 @@ def _with_hint(error: APIStatusError, field: str) -> APIStatusError:
     return error
 
 
+def _timed_out(exc: httpx.TransportError) -> bool:
+    """Whether a failed send ran out of time. httpx-aiohttp reports every connection error
+    of aiohttp's as a ``ConnectTimeout``; the cause it chains tells a refusal or a hang-up
+    (no timeout at all) apart."""
+    if not isinstance(exc, httpx.TimeoutException):
+        return False
+    cause = exc.__cause__
+    timeouts = (TimeoutError, asyncio.TimeoutError, httpcore.TimeoutException)
+    return cause is None or isinstance(cause, timeouts) or not _from_aiohttp(cause)
+
+
+def _from_aiohttp(error: BaseException) -> bool:
+    return type(error).__module__.split(".", 1)[0] == "aiohttp"
+
+
 def transport_error(exc: httpx.TransportError, endpoint: str) -> RerankError:
     """The package's error for a failed send, naming the endpoint, caused by ``exc``."""
     detail = str(exc) or type(exc).__name__
     error: RerankError
-    if isinstance(exc, httpx.TimeoutException):
+    if _timed_out(exc):
         error = APITimeoutError(f"no answer from {endpoint} in time: {detail}")
     else:
         error = APIConnectionError(

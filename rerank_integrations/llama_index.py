@@ -22,8 +22,13 @@ from typing import Any
 
 try:
     from llama_index.core.callbacks import CBEventType, EventPayload
-    from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+    from llama_index.core.instrumentation import (  # type: ignore[attr-defined]
+        Dispatcher,
+        get_dispatcher,
+    )
+    from llama_index.core.instrumentation.event_handlers import NullEventHandler
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+    from llama_index.core.instrumentation.span_handlers import NullSpanHandler
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.schema import (
         BaseNode,
@@ -85,13 +90,63 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         """The name LlamaIndex records for this component when it is serialized."""
         return "RerankPostprocessor"
 
+    def postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+        query_str: str | None = None,
+    ) -> list[NodeWithScore]:
+        """Rerank ``nodes`` for the query; see the class docstring."""
+        query_bundle = _query_of(query_bundle, query_str)
+        if self._spans_wanted("_postprocess_nodes"):
+            return self._postprocess_nodes(nodes, query_bundle)
+        return self._reranked_nodes(nodes, query_bundle)
+
+    async def apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+        query_str: str | None = None,
+    ) -> list[NodeWithScore]:
+        """The async twin of :meth:`postprocess_nodes`, awaiting the client's ``arerank``."""
+        query_bundle = _query_of(query_bundle, query_str)
+        if self._spans_wanted("_apostprocess_nodes"):
+            return await self._apostprocess_nodes(nodes, query_bundle)
+        return await self._areranked_nodes(nodes, query_bundle)
+
     @dispatcher.span
     def _postprocess_nodes(
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        """Rerank ``nodes`` for ``query_bundle``; see the class docstring."""
+        """:meth:`postprocess_nodes` in LlamaIndex's span, for its span handlers."""
+        return self._reranked_nodes(nodes, query_bundle)
+
+    @dispatcher.span
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        """:meth:`apostprocess_nodes` in LlamaIndex's span, for its span handlers."""
+        return await self._areranked_nodes(nodes, query_bundle)
+
+    def _spans_wanted(self, name: str) -> bool:
+        """Whether to call the span-wrapped method ``name``: a span handler listens, or a
+        subclass overrides it. Without either, LlamaIndex's span is pure cost."""
+        if _listened(dispatcher, "span_handlers", NullSpanHandler):
+            return True
+        for owner in type(self).__mro__:
+            if owner is RerankPostprocessor:
+                return False
+            if name in vars(owner):
+                return True
+        return False
+
+    def _reranked_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None
+    ) -> list[NodeWithScore]:
         query, texts = self._inputs(nodes, query_bundle)
         if not texts:
             return []
@@ -101,13 +156,9 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
             reranked.nodes += self._rebuild(nodes, self.results_of(outcome))
         return reranked.nodes
 
-    @dispatcher.span
-    async def _apostprocess_nodes(
-        self,
-        nodes: list[NodeWithScore],
-        query_bundle: QueryBundle | None = None,
+    async def _areranked_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None
     ) -> list[NodeWithScore]:
-        """The async twin of :meth:`_postprocess_nodes`, awaiting the client's ``arerank``."""
         query, texts = self._inputs(nodes, query_bundle)
         if not texts:
             return []
@@ -179,19 +230,25 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     @contextmanager
     def _reranking(self, query: QueryBundle, nodes: list[NodeWithScore]) -> Iterator[_Reranked]:
         """The events around one rerank, the same on both paths: the instrumentation start
-        and end events and the legacy ``CBEventType.RERANKING`` callback event. The block
-        tells what it is given the answer and fills its ``nodes``; the end event's
-        ``tags["usage"]`` carries what the call cost."""
-        dispatcher.event(self._start_event(query, nodes))
+        and end events and the legacy ``CBEventType.RERANKING`` callback event, each made
+        only when a handler listens for it. The block tells what it is given the answer and
+        fills its ``nodes``; the end event's ``tags["usage"]`` carries what the call cost."""
+        events = _listened(dispatcher, "event_handlers", NullEventHandler)
+        if events:
+            dispatcher.event(self._start_event(query, nodes))
         reranked = _Reranked()
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
-        ) as event:
+        if self.callback_manager.handlers:
+            with self.callback_manager.event(
+                CBEventType.RERANKING, payload=self._callback_payload(query, nodes)
+            ) as event:
+                yield reranked
+                event.on_end(payload={EventPayload.NODES: reranked.nodes})
+        else:
             yield reranked
-            event.on_end(payload={EventPayload.NODES: reranked.nodes})
-        usage = None if reranked.outcome is None else usage_of(reranked.outcome)
-        tags = {} if usage is None else {"usage": usage}
-        dispatcher.event(ReRankEndEvent(nodes=reranked.nodes, tags=tags))
+        if events:
+            usage = None if reranked.outcome is None else usage_of(reranked.outcome)
+            tags = {} if usage is None else {"usage": usage}
+            dispatcher.event(ReRankEndEvent(nodes=reranked.nodes, tags=tags))
 
     def _model_name(self) -> str:
         """The model named in events: the one asked for, else none (``""``)."""
@@ -275,6 +332,25 @@ def _image_of(node: BaseNode) -> Image | None:
         guessed = node.image_mimetype or mimetypes.guess_type(path.name)[0]
         return Image(data=path.read_bytes(), mime_type=guessed)
     return None
+
+
+def _query_of(query_bundle: QueryBundle | None, query_str: str | None) -> QueryBundle | None:
+    """The query of a ``postprocess_nodes`` call, as LlamaIndex's own method takes it."""
+    if query_str is not None and query_bundle is not None:
+        raise ValueError("Cannot specify both query_str and query_bundle")
+    return QueryBundle(query_str) if query_str is not None else query_bundle
+
+
+def _listened(start: Dispatcher, kind: str, null: type) -> bool:
+    """Whether a handler other than LlamaIndex's null one gets what ``start`` dispatches:
+    its ``kind`` handlers (``"event_handlers"``, ``"span_handlers"``) and those of its
+    parents, as far as it propagates."""
+    current: Dispatcher | None = start
+    while current is not None:
+        if any(not isinstance(handler, null) for handler in getattr(current, kind)):
+            return True
+        current = current.parent if current.propagate else None
+    return False
 
 
 def _require_query(query_bundle: QueryBundle | None) -> QueryBundle:

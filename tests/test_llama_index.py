@@ -20,6 +20,8 @@ from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.instrumentation.span import SimpleSpan
+from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
@@ -548,6 +550,99 @@ def test_failed_call_ends_the_callback_event(
     records = callbacks.of(CBEventType.RERANKING)
     assert [phase for phase, _ in records] == ["start", "end"]
     assert EventPayload.EXCEPTION in records[1][1]
+
+
+class SpanRecorder(BaseSpanHandler[SimpleSpan]):
+    """Records the id of every span that opens."""
+
+    opened: list[str] = Field(default_factory=list)
+
+    def new_span(
+        self,
+        id_: str,
+        bound_args: Any,
+        instance: Any | None = None,
+        parent_span_id: str | None = None,
+        tags: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> SimpleSpan:
+        self.opened.append(id_)
+        return SimpleSpan(id_=id_, parent_id=parent_span_id)
+
+    def prepare_to_exit_span(self, id_: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def prepare_to_drop_span(self, id_: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def span_recorder() -> Iterator[SpanRecorder]:
+    """A span handler attached to the root dispatcher for the test's duration."""
+    recorder = SpanRecorder()
+    root = get_dispatcher()
+    root.add_span_handler(recorder)
+    yield recorder
+    root.span_handlers.remove(recorder)
+
+
+def test_a_span_handler_sees_the_rerank_span(
+    mode: str,
+    make_postprocessor: Callable[..., RerankPostprocessor],
+    span_recorder: SpanRecorder,
+) -> None:
+    rerank(mode, make_postprocessor(), seed_nodes())
+    name = "_postprocess_nodes" if mode == "sync" else "_apostprocess_nodes"
+    assert [span for span in span_recorder.opened if f"RerankPostprocessor.{name}" in span]
+
+
+def test_nothing_is_built_for_events_nobody_listens_to(
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+    make_postprocessor: Callable[..., RerankPostprocessor],
+) -> None:
+    module = sys.modules[RerankPostprocessor.__module__]
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("built for no listener")
+
+    for name in ("ReRankStartEvent", "ReRankEndEvent"):
+        monkeypatch.setattr(module, name, refused)
+    postprocessor = make_postprocessor()
+    monkeypatch.setattr(postprocessor.callback_manager, "event", refused)
+    assert len(rerank(mode, postprocessor, seed_nodes())) == 3
+
+
+def test_a_subclass_that_overrides_the_span_method_is_still_called(
+    mode: str, make_client: Callable[..., RerankClient]
+) -> None:
+    seen: list[str] = []
+
+    class Counting(RerankPostprocessor):
+        def _postprocess_nodes(
+            self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+        ) -> list[NodeWithScore]:
+            seen.append("sync")
+            return super()._postprocess_nodes(nodes, query_bundle)
+
+        async def _apostprocess_nodes(
+            self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+        ) -> list[NodeWithScore]:
+            seen.append("async")
+            return await super()._apostprocess_nodes(nodes, query_bundle)
+
+    assert len(rerank(mode, Counting(client=make_client()), seed_nodes())) == 3
+    assert seen == [mode]
+
+
+def test_query_str_and_query_bundle_together_are_refused(
+    make_postprocessor: Callable[..., RerankPostprocessor],
+) -> None:
+    postprocessor = make_postprocessor()
+    with pytest.raises(ValueError, match="Cannot specify both"):
+        postprocessor.postprocess_nodes(
+            seed_nodes(), query_bundle=QueryBundle(SEED_QUERY), query_str=SEED_QUERY
+        )
 
 
 # -- the async path is native, batching goes through the client -------------------------

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,7 @@ from langchain_core.documents import Document
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from support import run_mode
 
-from rerank_integrations import BadRequestError, RerankClient
+from rerank_integrations import BadRequestError, RerankClient, _budget
 from rerank_integrations._budget import counter_for, estimate_tokens, windows
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
@@ -188,6 +189,26 @@ def test_a_byte_budget_is_kept(mode: str) -> None:
         client.close()
 
 
+def test_no_batch_is_a_byte_over_the_budget_whatever_the_top_n() -> None:
+    # Batches are filled to the last byte, so the top_n field must be counted in their size.
+    sizes: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sizes.append(len(request.content))
+        ranked = [{"index": i, "relevance_score": 0.5} for i in range(len(body["documents"]))]
+        return httpx.Response(200, json={"results": ranked[: body.get("top_n")]})
+
+    documents = [f"document number {i:03d}" for i in range(60)]
+    for limit in range(300, 400):
+        for top_n in (None, 5, 59):
+            pool = httpx.Client(transport=httpx.MockTransport(answer))
+            client = RerankClient("http://rerank.test", max_request_bytes=limit, http_client=pool)
+            sizes.clear()
+            client.rerank(QUERY, documents, top_n=top_n)
+            assert max(sizes) <= limit, (limit, top_n)
+
+
 def test_an_unknown_byte_limit_is_learned_through_413s(mode: str) -> None:
     with serve_in_thread(max_request_bytes=20_000) as server:
         client = RerankClient(server.base_url)
@@ -276,6 +297,13 @@ def test_a_dialects_character_limit_cuts_long_documents(mode: str) -> None:
 @given(st.text(max_size=400))
 def test_the_estimate_never_counts_fewer_tokens_than_the_server(text: str) -> None:
     assert estimate_tokens(text) >= count_tokens(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_the_estimates_fast_paths_agree_with_the_piece_by_piece_one(text: str) -> None:
+    assert estimate_tokens(text) == _budget._counted_by_piece(text)
+    assert counter_for(None).ends(text) == _budget._ends_by_piece(text)
 
 
 @settings(max_examples=200, deadline=None)
