@@ -30,7 +30,6 @@ BURST_SECONDS = 1.0
 GROWTH = 0.1
 
 
-
 @dataclass(frozen=True, slots=True)
 class RateLimit:
     """A budget per minute, shared by every call and thread of a client.
