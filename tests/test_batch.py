@@ -9,6 +9,8 @@ import io
 import itertools
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,17 @@ def direct(client: RerankClient, rows: list[dict[str, Any]], **options: Any) -> 
         response = client.rerank(row["query"], texts, **options)
         expected[row["id"]] = [(r.index, r.relevance_score) for r in response.results]
     return expected
+
+
+def test_the_core_and_the_batch_job_never_import_ray() -> None:
+    code = (
+        "import sys, rerank_integrations, rerank_integrations.batch, rerank_integrations.cli; "
+        "print(sorted(name for name in ('ray', 'pyarrow', 'pandas') if name in sys.modules))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert shown.strip() == "[]"
 
 
 # -- rows ------------------------------------------------------------------------------------

@@ -34,9 +34,11 @@ from ._rows import (
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "LoopThread",
     "Outcome",
     "RowFailedError",
     "arerank_rows",
+    "check_concurrency",
     "check_on_error",
     "fatal",
     "outcomes",
@@ -292,7 +294,7 @@ def rerank_rows(
     where a loop is already running (a notebook) as well as in plain scripts; ``rows`` is
     read from that thread. Closing the generator early cancels the rows in flight.
     """
-    runner = _LoopThread()
+    runner = LoopThread()
     stream = arerank_rows(rows, client, **options)
     try:
         while True:
@@ -307,14 +309,13 @@ def rerank_rows(
             runner.close()
 
 
-class _LoopThread:
-    """An event loop running in a daemon thread, to run coroutines from synchronous code."""
+class LoopThread:
+    """An event loop running in a daemon thread, to run coroutines from synchronous code
+    (from any thread: coroutines sent at once run together on the one loop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "rerank-batch-loop") -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="rerank-batch-loop", daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
     def run(self, coroutine: Awaitable[T]) -> T:

@@ -16,17 +16,18 @@ _WORDS = _SENTENCE.split()
 
 
 def make_rows(
-    count: int, documents: int = 8, *, seed: int = 1, start: int = 0
+    count: int, documents: int = 8, *, seed: int = 1, start: int = 0, objects: int = 3
 ) -> list[dict[str, Any]]:
     """``count`` rows ``{"id", "query", "documents"}``, the same for the same arguments; every
-    third row gives its documents as ``{"id", "text"}`` objects."""
+    ``objects``-th row gives its documents as ``{"id", "text"}`` objects (``1``: all of
+    them, ``0``: none: a column of one type, as Arrow wants)."""
     rng = random.Random(seed)
     rows = []
     for number in range(start, start + count):
         query = " ".join(rng.sample(_WORDS, 3))
         texts = [" ".join(rng.choices(_WORDS, k=rng.randint(4, 12))) for _ in range(documents)]
         docs: list[Any] = texts
-        if number % 3 == 0:
+        if objects and number % objects == 0:
             docs = [{"id": f"d{number}-{k}", "text": text} for k, text in enumerate(texts)]
         rows.append({"id": f"row-{number}", "query": query, "documents": docs})
     return rows
