@@ -25,8 +25,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check rerank_integrations tests notebooks benchmarks interop
-	$(BIN)/ruff format --check rerank_integrations tests notebooks benchmarks interop
+	$(BIN)/ruff check rerank_integrations tests notebooks benchmarks interop examples
+	$(BIN)/ruff format --check rerank_integrations tests notebooks benchmarks interop examples
 	$(BIN)/mypy --strict rerank_integrations
 
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
