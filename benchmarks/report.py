@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from .contenders import CONTENDERS, SPLIT_FLOORS
+from .offline import OFFLINE_CONTENDERS, RAY_CONTENDERS
 from .scenarios import Measurement, Scale, ScenarioResult
 
 __all__ = [
@@ -32,6 +33,8 @@ BATCH_TARGETS = {"async": 1.5, "sync": 2.0}
 THROUGHPUT_TARGET = 0.9
 #: Scenario 5: the most peak RSS growth, as a multiple of the payload size.
 MEMORY_TARGET = 3.0
+#: Scenario 6: the batch job's least throughput, as a multiple of bare httpx's.
+BATCH_JOB_TARGET = 0.9
 
 _PACKAGES = (
     "rerank-integrations",
@@ -48,6 +51,8 @@ _PACKAGES = (
     "requests",
     "llama-index-postprocessor-jinaai-rerank",
     "llama-index-postprocessor-cohere-rerank",
+    "ray",
+    "pyarrow",
 )
 
 
@@ -109,7 +114,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> 
     return lines
 
 
-_ORDER = [contender.key for contender in (*CONTENDERS, *SPLIT_FLOORS)]
+_ORDER = [
+    contender.key
+    for contender in (*CONTENDERS, *SPLIT_FLOORS, *OFFLINE_CONTENDERS, *RAY_CONTENDERS)
+]
 
 
 def _ordered(result: ScenarioResult) -> list[Measurement]:
@@ -275,7 +283,7 @@ def _scenario_ratios(result: ScenarioResult) -> dict[str, float | None]:
         if result.number in (1, 2, 3):
             reference = result.references.get(item.contender.mode)
             ratios[key] = _ratio(item.wall, reference.wall if reference else None)
-        elif result.number == 4:
+        elif result.number in (4, 6, 7):
             reference = result.references.get("async")
             ratios[key] = _ratio(item.throughput, reference.throughput if reference else None)
         else:
@@ -307,6 +315,16 @@ def evaluate(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
             higher_is_better=True,
             target_text={"async": f"throughput ≥ {THROUGHPUT_TARGET:g}x the floor's"},
         )
+    if result.number == 6:
+        return _ratio_verdicts(
+            result,
+            ratios,
+            {"async": BATCH_JOB_TARGET},
+            higher_is_better=True,
+            target_text={"async": f"pairs/s ≥ {BATCH_JOB_TARGET:g}x bare httpx's"},
+        )
+    if result.number == 7:
+        return _scaling_verdicts(result, ratios)
     return _ratio_verdicts(
         result,
         ratios,
@@ -317,6 +335,31 @@ def evaluate(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
             "async": f"async: peak RSS growth ≤ {MEMORY_TARGET:g}x the payload",
         },
     )
+
+
+def _scaling_verdicts(
+    result: ScenarioResult, ratios: dict[str, float | None]
+) -> tuple[dict[str, str], list[Check]]:
+    """Scenario 7 has no target: how two workers compare with one is reported as it is."""
+    verdicts: dict[str, str] = {}
+    for item in result.measurements:
+        key = item.contender.key
+        if item.error is not None:
+            verdicts[key] = f"**{item.error}**"
+        elif key == "ray-1":
+            verdicts[key] = "reference"
+        else:
+            verdicts[key] = "—"
+    scaling = ratios.get("ray-2")
+    measured = "not measured" if scaling is None else f"{scaling:.2f}x (2 workers / 1)"
+    check = Check(
+        result.number,
+        "Ray: 2 workers against 1 on this machine (context, not a target)",
+        measured,
+        None if scaling is None else scaling > 1.0,
+        informational=True,
+    )
+    return verdicts, [check]
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -368,6 +411,22 @@ def _scenario_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[st
             )
         header = ["Contender", "Mode", "Wall, one call", "× round trip", "CPU, one call", ""]
         return _table(header, rows, "llrrrl")
+    if result.number in (6, 7):
+        for item in _ordered(result):
+            rows.append(
+                [
+                    item.contender.label,
+                    _seconds(item.wall),
+                    "—" if item.throughput is None else f"{item.throughput:,.0f}",
+                    _times(ratios[item.contender.key]),
+                    _seconds(item.cpu),
+                    _verdict(item, verdicts),
+                ]
+            )
+        base = "× floor" if result.number == 6 else "× 1 worker"
+        cpu = "CPU, whole job" if result.number == 6 else "CPU of the driver"
+        header = ["Contender", "Wall, whole job", "Pairs / s", base, cpu, ""]
+        return _table(header, rows, "lrrrrl")
     if result.number == 4:
         for item in _ordered(result):
             per_call = None
@@ -522,6 +581,13 @@ _HOW_TO_READ = """\
   worth of documents) made by the floor; scenario 4's ratio is throughput (higher is better);
   scenario 5's is peak RSS growth divided by the size of the JSON that carries every
   document in one body.
+- Scenario 6 times a whole batch job (2,000 rows at full scale, one rerank request each):
+  `batch.arun` from a JSON Lines file to a JSON Lines file and `batch.arerank_rows` from rows
+  in memory, against bare httpx sending each row's request with a semaphore of the same
+  size; its ratio is (query, document) pairs per second (higher is better). Scenario 7 runs
+  `map_batches(Reranker)` on a local Ray runtime with one and with two worker actors; its
+  ratio is against one worker, and its notes say where the machine's CPU went (read from
+  `/proc` every 0.1 s: the workers, the server, the rest of Ray, the driver, anything else).
 - A peer that raises or answers wrongly is listed with the error ("fails: ...").
 - The server is the package's local rerank server (`scoring="cheap"`: constant work per
   document), started in a separate process for each scenario with that scenario's latency

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .contenders import Contender, select_contenders
+from .offline import run_batch_throughput, run_ray_scaling
 from .report import load_average, render, tables
 from .scenarios import (
     SCALES,
@@ -28,7 +29,7 @@ from .scenarios import (
 
 __all__ = ["main", "parse_args", "run_scenarios"]
 
-SCENARIOS = (1, 2, 3, 4, 5)
+SCENARIOS = (1, 2, 3, 4, 5, 6, 7)
 
 
 def _scenario_list(values: Sequence[str] | None) -> list[int]:
@@ -41,7 +42,7 @@ def _scenario_list(values: Sequence[str] | None) -> list[int]:
             if not part:
                 continue
             if not part.isdigit() or int(part) not in SCENARIOS:
-                raise argparse.ArgumentTypeError(f"unknown scenario {part!r}; use 1 to 5")
+                raise argparse.ArgumentTypeError(f"unknown scenario {part!r}; use 1 to 7")
             chosen.add(int(part))
     return sorted(chosen)
 
@@ -66,7 +67,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         nargs="+",
         metavar="SCENARIO",
-        help="run only these scenarios (1 to 5, space- or comma-separated)",
+        help="run only these scenarios (1 to 7, space- or comma-separated)",
     )
     parser.add_argument(
         "--contenders",
@@ -114,8 +115,12 @@ def run_scenarios(
             result = run_batching(scale, contenders, rounds)
         elif number == 4:
             result = run_concurrency(scale, contenders, rounds)
-        else:
+        elif number == 5:
             result = run_memory(scale, contenders, rounds, memory_workers)
+        elif number == 6:
+            result = run_batch_throughput(scale, contenders, rounds)
+        else:
+            result = run_ray_scaling(scale, contenders, rounds)
         _log(f"scenario {number} done in {time.perf_counter() - started:.1f} s")
         results.append(result)
     return results

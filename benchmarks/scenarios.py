@@ -60,6 +60,13 @@ class Scale:
         memory_words: words per document in scenario 5.
         warm_up: untimed calls (or loads) per contender before the rounds.
         top_n: results asked for in every call.
+        batch_rows: rows of the batch job in scenario 6.
+        batch_documents: documents per row in scenarios 6 and 7.
+        batch_words: words per document in scenarios 6 and 7.
+        batch_concurrency: rows in flight in scenarios 6 and 7 (per worker in 7).
+        batch_latency_ms: the server's latency in scenarios 6 and 7.
+        ray_rows: rows of the Ray job in scenario 7.
+        ray_batch_size: rows per Ray batch in scenario 7.
     """
 
     name: str
@@ -80,6 +87,13 @@ class Scale:
     memory_words: int
     warm_up: int
     top_n: int = 5
+    batch_rows: int = 2000
+    batch_documents: int = 50
+    batch_words: int = 30
+    batch_concurrency: int = 16
+    batch_latency_ms: float = 20
+    ray_rows: int = 4000
+    ray_batch_size: int = 200
 
 
 FULL = Scale(
@@ -120,6 +134,10 @@ TINY = Scale(
     memory_documents=2000,
     memory_words=12,
     warm_up=1,
+    batch_rows=100,
+    batch_documents=10,
+    ray_rows=200,
+    ray_batch_size=50,
 )
 
 SCALES = {scale.name: scale for scale in (FULL, TINY)}

@@ -69,7 +69,7 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
     printed = completed.stdout
 
     targets = _section(printed, "### Targets")
-    assert {row.split("|")[1].strip() for row in targets} == {"1", "2", "3", "4", "5"}
+    assert {row.split("|")[1].strip() for row in targets} == {str(n) for n in range(1, 8)}
 
     for number in range(1, 6):
         rows = _section(printed, f"### Scenario {number}:")
@@ -80,6 +80,20 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
         for row in ours:
             assert "fails" not in row and "not installed" not in row, row
         assert any(row.split("|")[-2].strip() == "reference" for row in rows), rows
+
+    # The offline job: the batch job against bare httpx, and Ray with one and two workers.
+    batch = _section(printed, "### Scenario 6:")
+    assert len(batch) == 3 and batch[0].split("|")[-2].strip() == "reference", batch
+    for row in batch[1:]:
+        assert row.startswith("| batch.") and "fails" not in row and "pairs" not in row, row
+        assert row.split("|")[3].strip().replace(",", "").isdigit(), row  # pairs per second
+    scaling = _section(printed, "### Scenario 7:")
+    assert [row.split("|")[1].strip() for row in scaling] == [
+        "Ray Data map_batches(Reranker), 1 worker",
+        "Ray Data map_batches(Reranker), 2 workers",
+    ]
+    assert all("fails" not in row and "not installed" not in row for row in scaling), scaling
+    assert "the workers' processes" in printed
 
     report = out.read_text(encoding="utf-8")
     for heading in ("## Machine", "## Packages", "## How to read the tables", "### Targets"):
