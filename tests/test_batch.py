@@ -793,3 +793,36 @@ def test_long_document_and_rate_limit_options_reach_the_client(
     for row in read_jsonl(output):
         best = row["results"][0]
         assert best["index"] == 1 and "espresso" in long[best["span"][0] : best["span"][1]]
+
+
+def test_memory_stays_flat_however_long_the_file(
+    client_for: Callable[..., RerankClient], tmp_path: Path
+) -> None:
+    import tracemalloc
+
+    def small_answer(request: httpx.Request) -> httpx.Response:
+        count = len(json.loads(request.content)["documents"])
+        results = [{"index": i, "relevance_score": 1.0 - i / count} for i in range(count)]
+        return httpx.Response(200, json={"results": results[:3]})
+
+    text = " ".join(["espresso machine descale water filter"] * 8)
+    source = tmp_path / "in.jsonl"
+    with source.open("w", encoding="utf-8") as handle:
+        for number in range(2000):
+            row = {"id": number, "query": "descale", "documents": [f"{number} {text}"] * 20}
+            handle.write(json.dumps(row) + "\n")
+    size = source.stat().st_size
+    client = client_for(small_answer)
+
+    tracemalloc.start()
+    try:
+        summary = run(
+            source, tmp_path / "out.jsonl", client=client, top_n=3, concurrency=8, progress=False
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert summary.succeeded == 2000
+    assert size > 12_000_000
+    assert peak < size / 10, f"peak {peak:,} bytes for a file of {size:,}"
