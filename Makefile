@@ -25,14 +25,14 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check rerank_integrations tests notebooks benchmarks interop
-	$(BIN)/ruff format --check rerank_integrations tests notebooks benchmarks interop
+	$(BIN)/ruff check rerank_integrations tests notebooks benchmarks interop examples
+	$(BIN)/ruff format --check rerank_integrations tests notebooks benchmarks interop examples
 	$(BIN)/mypy --strict rerank_integrations
 
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[all]" -r benchmarks/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[all,ray]" -r benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
 ## bench: the performance benchmark, with the peer packages in their own environment

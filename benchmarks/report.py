@@ -32,6 +32,7 @@ __all__ = [
     "markdown_table",
     "package_versions",
     "ratio_of",
+    "ratio_verdicts",
     "render",
     "seconds",
     "tables",
@@ -72,6 +73,8 @@ _PACKAGES = (
     "requests",
     "llama-index-postprocessor-jinaai-rerank",
     "llama-index-postprocessor-cohere-rerank",
+    "ray",
+    "pyarrow",
 )
 
 
@@ -238,14 +241,15 @@ def _per_call_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Che
     return verdicts, checks
 
 
-def _ratio_verdicts(
+def ratio_verdicts(
     result: ScenarioResult,
     ratios: dict[str, float | None],
     limits: dict[str, float],
     higher_is_better: bool,
     target_text: dict[str, str],
 ) -> tuple[dict[str, str], list[Check]]:
-    """Verdicts for scenarios with one ratio per contender and a limit per mode."""
+    """Verdicts for scenarios with one ratio per contender (``ratios``, by key) and a limit
+    per mode: ``higher_is_better`` for throughput; ``target_text`` words each limit."""
     verdicts: dict[str, str] = {}
     worst: dict[str, tuple[float, str]] = {}
     failed: dict[str, str] = {}
@@ -301,7 +305,7 @@ def _is_aiohttp(item: Measurement) -> bool:
 
 
 def _batching_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
-    verdicts, checks = _ratio_verdicts(
+    verdicts, checks = ratio_verdicts(
         result,
         _scenario_ratios(result),
         BATCH_TARGETS,
@@ -344,7 +348,7 @@ def _concurrency_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[
     default = dataclasses.replace(
         result, measurements=[item for item in result.measurements if not _is_aiohttp(item)]
     )
-    verdicts, checks = _ratio_verdicts(
+    verdicts, checks = ratio_verdicts(
         default,
         ratios,
         {"async": THROUGHPUT_TARGET},
@@ -402,7 +406,7 @@ def _concurrency_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[
 
 
 def _memory_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
-    return _ratio_verdicts(
+    return ratio_verdicts(
         result,
         _scenario_ratios(result),
         {"sync": MEMORY_TARGET, "async": MEMORY_TARGET},
@@ -710,7 +714,8 @@ def render(
         "scenario 4 also runs them on the aiohttp transport, and the scenarios of a feature "
         "turn that feature on; the "
         "peers get a dummy API key and, where they require one, a dummy model name. The "
-        "benchmark runs in its own virtual environment: the package with its `all` extras, "
+        "benchmark runs in its own virtual environment: the package with its `all` and `ray` "
+        "extras, "
         "`langchain-classic` and `benchmarks/requirements.txt`.",
         "",
     ]

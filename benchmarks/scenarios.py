@@ -76,6 +76,13 @@ class Scale:
         memory_words: words per document in scenario 5.
         warm_up: untimed calls (or loads) per contender before the rounds.
         top_n: results asked for in every call.
+        batch_rows: rows of the batch job in scenario 10.
+        batch_documents: documents per row in scenarios 10 and 11.
+        batch_words: words per document in scenarios 10 and 11.
+        batch_concurrency: rows in flight in scenarios 10 and 11 (per worker in 11).
+        batch_latency_ms: the server's latency in scenarios 10 and 11.
+        ray_rows: rows of the Ray job in scenario 11.
+        ray_batch_size: rows per Ray batch in scenario 11.
     """
 
     name: str
@@ -96,6 +103,13 @@ class Scale:
     memory_words: int
     warm_up: int
     top_n: int = 5
+    batch_rows: int = 2000
+    batch_documents: int = 50
+    batch_words: int = 30
+    batch_concurrency: int = 16
+    batch_latency_ms: float = 20
+    ray_rows: int = 4000
+    ray_batch_size: int = 200
 
 
 FULL = Scale(
@@ -136,6 +150,10 @@ TINY = Scale(
     memory_documents=2000,
     memory_words=12,
     warm_up=1,
+    batch_rows=100,
+    batch_documents=10,
+    ray_rows=200,
+    ray_batch_size=50,
 )
 
 SCALES = {scale.name: scale for scale in (FULL, TINY)}

@@ -74,6 +74,13 @@ class ServerProcess:
         self.base_url = ""
 
     @property
+    def pid(self) -> int:
+        """The server process's id (to read its CPU time)."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        return self._process.pid
+
+    @property
     def rerank_url(self) -> str:
         """The full rerank endpoint (Jina-style ``/v1/rerank``)."""
         return f"{self.base_url}/v1/rerank"

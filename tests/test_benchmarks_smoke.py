@@ -91,6 +91,20 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
         roles = [row.split("|")[-2].strip() for row in _section(printed, f"### Scenario {kept}:")]
         assert role in roles, roles
 
+    # The offline job: the batch job against bare httpx, and Ray with one and two workers.
+    batch = _section(printed, "### Scenario 10:")
+    assert len(batch) == 3 and batch[0].split("|")[-2].strip() == "reference", batch
+    for row in batch[1:]:
+        assert row.startswith("| batch.") and "fails" not in row and "pairs" not in row, row
+        assert row.split("|")[3].strip().replace(",", "").isdigit(), row  # pairs per second
+    scaling = _section(printed, "### Scenario 11:")
+    assert [row.split("|")[1].strip() for row in scaling] == [
+        "Ray Data map_batches(Reranker), 1 worker",
+        "Ray Data map_batches(Reranker), 2 workers",
+    ]
+    assert all("fails" not in row and "not installed" not in row for row in scaling), scaling
+    assert "the workers' processes" in printed
+
     report = out.read_text(encoding="utf-8")
     for heading in ("## Machine", "## Packages", "## How to read the tables", "### Targets"):
         assert heading in report

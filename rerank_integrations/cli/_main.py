@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
         if handler is None:
             raise CommandError(
-                "choose a command: rerank, check, demo or serve (see 'rerank-integrations --help')",
+                "choose a command: rerank, batch, check, demo or serve "
+                "(see 'rerank-integrations --help')",
                 2,
             )
         with _logging(getattr(args, "verbose", 0)), _warnings_as_lines(secrets):

@@ -1,4 +1,4 @@
-"""The argument parser: the four subcommands, their options and help."""
+"""The argument parser: the five subcommands, their options and help."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import textwrap
 from collections.abc import Callable
 from typing import NoReturn
 
+from .._budget import LONG_DOCUMENT_MODES
 from .._config import ENV_DIALECT
 from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from .._dialects import DIALECTS
 from .._text import cut_to_width
 from .._version import __version__
+from ..batch import DEFAULT_CONCURRENCY, INPUT_FORMATS, ON_ERROR_MODES
+from ._batch import command_batch
 from ._check import CHECK_TIMEOUT, command_check
 from ._common import PROG, CommandError
 from ._demo import command_demo
@@ -30,8 +33,8 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 _DESCRIPTION = """\
-Rerank documents with any HTTP rerank API, check an endpoint, run the LangChain and
-LlamaIndex demo, or serve a local BM25 rerank endpoint.
+Rerank documents with any HTTP rerank API, rerank a whole file of queries offline, check an
+endpoint, run the LangChain and LlamaIndex demo, or serve a local BM25 rerank endpoint.
 
 Connection settings come from the options, else from the environment:
   RERANK_BASE_URL   the API's base URL (host root, versioned root or full endpoint)
@@ -46,6 +49,7 @@ examples:
   export RERANK_BASE_URL=http://127.0.0.1:8080
   rerank-integrations check
   rerank-integrations rerank "how do I descale an espresso machine" docs.txt --top-n 5
+  rerank-integrations batch runs.jsonl reranked.jsonl --top-n 10
   rerank-integrations demo
 
 exit status: 0 success, 1 failure, 2 usage error
@@ -166,7 +170,7 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command's argument parser, with its four subcommands."""
+    """The command's argument parser, with its five subcommands."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = _ArgumentParser(
         prog=PROG, description=_DESCRIPTION, epilog=_EPILOG, formatter_class=formatter
@@ -226,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_options(rerank, timeout=DEFAULT_TIMEOUT, max_retries=DEFAULT_MAX_RETRIES)
     _add_verbose(rerank)
     rerank.set_defaults(handler=command_rerank)
+
+    _add_batch(commands, formatter)
 
     check = commands.add_parser(
         "check",
@@ -307,6 +313,131 @@ def build_parser() -> argparse.ArgumentParser:
         server_cli.add_arguments(serve)
         serve.set_defaults(handler=server_cli.run)
     return parser
+
+
+_BATCH_EPILOG = """\
+examples:
+  rerank-integrations batch runs.jsonl reranked.jsonl --top-n 10
+  rerank-integrations batch runs.parquet reranked.jsonl --rate-limit-rpm 600 --on-error skip
+  rerank-integrations batch runs.jsonl reranked.jsonl --query-field question \\
+      --documents-field passages --max-tokens-per-document 512 --long-documents chunk
+
+exit status: 0 every row succeeded, 1 some row failed or the job stopped, 2 usage error
+"""
+
+
+def _add_batch(
+    commands: argparse._SubParsersAction[_ArgumentParser],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    batch = commands.add_parser(
+        "batch",
+        help="rerank every row of a JSON Lines or Parquet file into a JSON Lines file",
+        description=_paragraphs(
+            "Rerank each row of INPUT, one query with its candidates, and write it to OUTPUT "
+            'with "results": [{"index", "relevance_score", "id"?, "span"?}, ...] added, best '
+            "first, in input order. INPUT is JSON Lines or Parquet (.parquet, needs pyarrow); "
+            'a row is {"id": ..., "query": "...", "documents": ["text", {"id": ..., "text": '
+            '"..."}, ...]} (field names are options); OUTPUT is JSON Lines.',
+            "Run it again after a crash or an interrupt and it carries on: rows already in "
+            "OUTPUT are skipped. Many rows are reranked at once, within the rate limit; the "
+            "client halves its requests in flight on a 429 and grows them back "
+            "(--no-adaptive-concurrency turns that off).",
+        ),
+        epilog=_BATCH_EPILOG + "\n" + _dialect_listing(),
+        formatter_class=formatter,
+    )
+    batch.add_argument("input", metavar="INPUT", help="rows: JSON Lines, or Parquet")
+    batch.add_argument("output", metavar="OUTPUT", help="the rows with rankings: JSON Lines")
+    batch.add_argument(
+        "--top-n", type=_positive_int, metavar="N", help="results per row (default: all)"
+    )
+    batch.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help="rows reranked at once, and the most requests in flight (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--on-error",
+        choices=ON_ERROR_MODES,
+        default="record",
+        help="a row that fails after its retries: record it with its error, skip it (a rerun "
+        "tries it again) or stop the job (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--max-failures",
+        type=_non_negative_int,
+        metavar="N",
+        help="stop once more than N rows have failed (default: no limit)",
+    )
+    batch.add_argument(
+        "--overwrite", action="store_true", help="start over, emptying OUTPUT, instead of resuming"
+    )
+    batch.add_argument(
+        "--input-format",
+        choices=INPUT_FORMATS,
+        help="the format of INPUT (default: parquet for .parquet/.pq, else jsonl)",
+    )
+    batch.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="progress on stderr: one line redrawn on a terminal, else a line every "
+        "--progress-interval (default: on)",
+    )
+    batch.add_argument(
+        "--progress-interval",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between progress lines off a terminal (default: %(default)g)",
+    )
+    names = batch.add_argument_group("field names")
+    for option, default, what in (
+        ("--query-field", "query", "the query"),
+        ("--documents-field", "documents", "the candidates"),
+        ("--id-field", "id", "the row's id, by which a rerun finds rows already done"),
+        ("--text-field", "text", "a document object's text"),
+        ("--document-id-field", "id", "a document object's id, copied to its result"),
+        ("--results-field", "results", "where the ranking is written"),
+        ("--error-field", "error", "where a failed row's error is written"),
+    ):
+        names.add_argument(
+            option, default=default, metavar="NAME", help=f"{what} (default: {default})"
+        )
+    long = batch.add_argument_group("long documents")
+    long.add_argument(
+        "--max-tokens-per-document",
+        type=_positive_int,
+        metavar="N",
+        help="the most tokens of the query plus one document the model reads",
+    )
+    long.add_argument(
+        "--long-documents",
+        choices=LONG_DOCUMENT_MODES,
+        help="a longer document: let the server decide, truncate it, chunk it and keep its "
+        "best window (its span is written), or fail the row (default: $RERANK_LONG_DOCUMENTS, "
+        "else server)",
+    )
+    limits = batch.add_argument_group("rate limits (for the whole job)")
+    limits.add_argument(
+        "--rate-limit-rpm", type=_positive_int, metavar="N", help="requests a minute"
+    )
+    limits.add_argument("--rate-limit-tpm", type=_positive_int, metavar="N", help="tokens a minute")
+    limits.add_argument(
+        "--rate-limit-dpm", type=_positive_int, metavar="N", help="documents a minute"
+    )
+    limits.add_argument(
+        "--adaptive-concurrency",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="halve the requests in flight on a 429 and grow them back (default: on)",
+    )
+    _add_connection_options(batch, timeout=DEFAULT_TIMEOUT, max_retries=DEFAULT_MAX_RETRIES)
+    _add_verbose(batch)
+    batch.set_defaults(handler=command_batch)
 
 
 _SERVER_MODULES = {"starlette", "uvicorn"}

@@ -16,6 +16,7 @@ from .data import (
 )
 from .fixtures import FIXTURES, Exchange, fixture_names, load_fixture
 from .mock_api import MockAPI, MockReply, Sleeps, run_mode
+from .rows import make_rows, rankings, read_jsonl, write_jsonl
 from .server import (
     DROP,
     Drop,
@@ -65,8 +66,12 @@ __all__ = [
     "keyword_score",
     "limit_message",
     "load_fixture",
+    "make_rows",
     "rank_body",
+    "rankings",
+    "read_jsonl",
     "run_mode",
     "served_score",
     "verify_sigv4",
+    "write_jsonl",
 ]

@@ -1,0 +1,100 @@
+"""``batch``: rerank every row of a file into a JSON Lines output, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .._client import RerankClient
+from .._ratelimit import RateLimit
+from ..batch import BatchSummary, ResumeError, run
+from ._common import PROG, CommandError
+
+__all__ = ["command_batch", "summary_line"]
+
+
+def _client(args: argparse.Namespace) -> RerankClient:
+    limits = {
+        "requests_per_minute": args.rate_limit_rpm,
+        "tokens_per_minute": args.rate_limit_tpm,
+        "documents_per_minute": args.rate_limit_dpm,
+    }
+    given = {name: value for name, value in limits.items() if value is not None}
+    return RerankClient(
+        base_url=args.base_url,
+        api_key=args.api_key,
+        model=args.model,
+        dialect=args.dialect,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        max_documents_per_request=args.max_documents_per_request,
+        max_concurrency=args.concurrency,
+        max_tokens_per_document=args.max_tokens_per_document,
+        long_documents=args.long_documents,
+        rate_limit=RateLimit(**given) if given else None,
+        adaptive_concurrency=args.adaptive_concurrency,
+    )
+
+
+def summary_line(summary: BatchSummary, output: str) -> str:
+    """One line saying what a run did."""
+    seconds = max(summary.seconds, 1e-9)
+    parts = [
+        f"{summary.rows:,} rows in {summary.seconds:.1f} s "
+        f"({summary.rows / seconds:,.0f} rows/s, {summary.documents / seconds:,.0f} "
+        f"documents/s) to {output}"
+    ]
+    if summary.already_done:
+        parts.append(f"{summary.already_done:,} already there")
+    failed = f"{summary.failed:,} failed"
+    if summary.recorded or summary.skipped:
+        failed += f" ({summary.recorded:,} recorded, {summary.skipped:,} skipped)"
+    parts.append(failed)
+    parts.append(f"{summary.retries:,} retries")
+    return "; ".join(parts)
+
+
+def command_batch(args: argparse.Namespace) -> int:
+    """Run ``batch``: 0 when every row succeeded, 1 when some failed or the job stopped."""
+    if args.output == "-" or args.input == "-":
+        raise CommandError("batch reads and writes files (a rerun resumes from OUTPUT)", 2)
+    if args.output.lower().endswith((".parquet", ".pq")):
+        raise CommandError(
+            "OUTPUT is written as JSON Lines (whole lines, so that a rerun can resume): "
+            "name it .jsonl",
+            2,
+        )
+    # The client first, so that a missing base URL is reported before any file is touched.
+    with _client(args) as client:
+        try:
+            summary = run(
+                args.input,
+                args.output,
+                client=client,
+                top_n=args.top_n,
+                concurrency=args.concurrency,
+                on_error=args.on_error,
+                max_failures=args.max_failures,
+                overwrite=args.overwrite,
+                progress=args.progress,
+                progress_interval=args.progress_interval,
+                progress_stream=sys.stderr,
+                input_format=args.input_format,
+                query_field=args.query_field,
+                documents_field=args.documents_field,
+                id_field=args.id_field,
+                text_field=args.text_field,
+                document_id_field=args.document_id_field,
+                results_field=args.results_field,
+                error_field=args.error_field,
+            )
+        except FileNotFoundError as exc:
+            raise CommandError(f"no such file: {exc.filename}", 2) from None
+        except IsADirectoryError as exc:
+            raise CommandError(f"{exc.filename} is a directory, not a file of rows", 2) from None
+        except ResumeError as exc:
+            raise CommandError(str(exc), 1) from None
+    print(f"{PROG} batch: {summary_line(summary, args.output)}", file=sys.stderr)
+    if summary.stopped is not None:
+        raise CommandError(f"stopped: {summary.stopped}", 1)
+    return 0 if summary.ok else 1
