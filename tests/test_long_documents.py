@@ -4,6 +4,7 @@ through the client and both adapters, against the local server's own limits."""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -314,6 +315,48 @@ def test_windows_fit_and_cover_the_text(text: str, room: int, overlap: int) -> N
     assert all(counter.count(text[c.start : c.end]) <= room or c.end - c.start == 1 for c in cuts)
     covered = set().union(*(range(c.start, c.end) for c in cuts))
     assert all(i in covered or char.isspace() for i, char in enumerate(text))
+
+
+class _SameEstimate(_budget._Estimate):
+    """The estimate, but not the shared instance: :func:`windows` walks every token end."""
+
+
+#: Texts of the characters that steer the cuts: words short and long, marks, underscores,
+#: sentence ends, line breaks and runs of white space of every kind.
+ascii_texts = st.lists(
+    st.one_of(
+        st.text("ab", min_size=1, max_size=9),
+        st.text("abcdefghij0123456789", min_size=10, max_size=80),
+        st.sampled_from([" ", "  ", "\n", "\t", "\x1c", " \n ", ". ", "! ", "?\n", ",", "_", "-"]),
+    ),
+    max_size=300,
+).map("".join)
+
+
+def _assert_same_windows(text: str, room: int, overlap: int) -> None:
+    overlap = min(overlap, room // 2)
+    assert windows(text, counter_for(None), room, overlap) == windows(
+        text, _SameEstimate(), room, overlap
+    )
+
+
+@settings(max_examples=1500, deadline=None)
+@given(ascii_texts, st.integers(1, 70), st.integers(0, 40))
+def test_ascii_windows_are_those_of_the_walk_over_every_token(
+    text: str, room: int, overlap: int
+) -> None:
+    _assert_same_windows(text, room, overlap)
+
+
+@pytest.mark.parametrize("room", [1, 2, 3, 4, 5, 7, 64, 509])
+@pytest.mark.parametrize("overlap", [0, 1, 16, 32, 200])
+def test_ascii_windows_of_long_texts_are_those_of_the_walk(room: int, overlap: int) -> None:
+    rng = random.Random(room * 100 + overlap)
+    words = ["".join(rng.choices("abcdefgh", k=rng.randint(1, 14))) for _ in range(500)]
+    made_up = " ".join(rng.choices(words, k=3000))
+    texts = [made_up, long_text(40, 7), "x" * 5000 + " end."]
+    for text in texts:
+        _assert_same_windows(text, room, overlap)
 
 
 def test_a_tokenizer_function_counts_exactly(mode: str, limited: Any) -> None:
