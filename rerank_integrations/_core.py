@@ -289,36 +289,47 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
     """The plan with each text too long for the budget cut, chunked or refused."""
     counter = budget.counter or counter_for(None)
     max_tokens, max_characters = _document_limits(plan.query, budget)
-    pieces: list[tuple[Document, list[int], int, int]] = []  # text, documents, start, end
+    # Each piece's text, and the (document index, start, end) of every place it stands for.
+    texts: list[Document] = []
+    parts: list[list[tuple[int, int, int]]] = []
     cut_pieces = 0
     for position, text in enumerate(plan.texts):
         index = position if plan.first_index is None else plan.first_index[position]
-        owners = [index, *plan.copies.get(position, ())]
+        others = plan.copies.get(position, ())
         if not isinstance(text, str):  # an image or a record is sent whole
-            pieces.append((text, owners, 0, 0))
+            texts.append(text)
+            parts.append([(owner, 0, 0) for owner in (index, *others)])
             continue
         too_long = max_characters is not None and len(text) > max_characters
         # A text of n characters has at most 2n estimated tokens: short ones are not counted.
-        if not too_long and (max_tokens is None or len(text) * 2 <= max_tokens):
-            pieces.append((text, owners, 0, len(text)))
-            continue
-        cuts = _cuts(text, index, too_long, max_tokens, max_characters, counter, budget)
+        cuts = None
+        if too_long or (max_tokens is not None and len(text) * 2 > max_tokens):
+            cuts = _cuts(text, index, too_long, max_tokens, max_characters, counter, budget)
         if cuts is None:
-            pieces.append((text, owners, 0, len(text)))
+            texts.append(text)
+            parts.append([(owner, 0, len(text)) for owner in (index, *others)])
             continue
-        pieces.extend((text[cut.start : cut.end], owners, cut.start, cut.end) for cut in cuts)
+        texts += [text[cut.start : cut.end] for cut in cuts]
+        if others:
+            owners = (index, *others)
+            parts += [[(owner, cut.start, cut.end) for owner in owners] for cut in cuts]
+        else:
+            parts += [[(index, cut.start, cut.end)] for cut in cuts]
         cut_pieces += len(cuts)
     if not cut_pieces:
         return plan
-    position_of: dict[Document, int] = {}
-    texts: list[Document] = []
-    parts: list[list[tuple[int, int, int]]] = []
-    for text, owners, start, end in pieces:
-        position = position_of.setdefault(text, len(texts))
-        if position == len(texts):
-            texts.append(text)
-            parts.append([])
-        parts[position].extend((owner, start, end) for owner in owners)
+    if len(set(texts)) != len(texts):  # a piece found twice is sent once
+        position_of: dict[Document, int] = {}
+        distinct: list[Document] = []
+        merged: list[list[tuple[int, int, int]]] = []
+        for text, places in zip(texts, parts, strict=True):
+            position = position_of.setdefault(text, len(distinct))
+            if position == len(distinct):
+                distinct.append(text)
+                merged.append(places)
+            else:
+                merged[position] = merged[position] + places
+        texts, parts = distinct, merged
     return dataclasses.replace(
         plan, texts=texts, first_index=None, copies={}, parts=parts, windows=cut_pieces
     )
@@ -386,7 +397,7 @@ def _cuts(
 
 def _digest(text: str) -> bytes:
     """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
 def _sized_batches(
@@ -845,9 +856,12 @@ def _aggregate(
     assert plan.parts is not None
     best: dict[int, float] = {}
     totals: dict[int, list[float]] = {}
+    mean = plan.aggregate == "mean"
+    parts = plan.parts
     for position, score in unit_scores(plan, rankings):
-        for index, start, end in plan.parts[position]:
-            totals.setdefault(index, []).append(score)
+        for index, start, end in parts[position]:
+            if mean:
+                totals.setdefault(index, []).append(score)
             if index not in best or score > best[index]:
                 best[index] = score
                 spans[index] = (start, end)
@@ -856,6 +870,6 @@ def _aggregate(
         document = documents[index]
         if not isinstance(document, str) or (start == 0 and end == len(document)):
             del spans[index]  # scored whole: no span to point at
-    if plan.aggregate == "mean":
+    if mean:
         return [(sum(values) / len(values), index) for index, values in totals.items()]
     return [(score, index) for index, score in best.items()]
