@@ -359,7 +359,7 @@ def _usage(body: Mapping[str, Any]) -> tuple[int | None, float | None]:
 def _pairs(items: list[Any], name: str) -> list[tuple[object, object]]:
     pairs: list[tuple[object, object]] = []
     for position, item in enumerate(items):
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):  # a dict: no ABC check
             raise ResponseShapeError(f"{name}[{position}] is not an object")
         if "index" not in item:
             raise ResponseShapeError(f"{name}[{position}] has no 'index'")

@@ -679,7 +679,8 @@ def _read_ranking(
     seen = bytearray(batch_size)
     pairs: list[tuple[int, float]] = []
     for index, score in parsed.pairs:
-        if isinstance(index, bool) or not isinstance(index, int):
+        # What JSON decodes to (an int, a float) is told by its type alone, the rest checked.
+        if type(index) is not int and (isinstance(index, bool) or not isinstance(index, int)):
             if isinstance(index, float) and index.is_integer():
                 index = int(index)
             else:
@@ -689,7 +690,9 @@ def _read_ranking(
         if seen[index]:
             return _Refusal(f"index {index} appears more than once")
         seen[index] = 1
-        if isinstance(score, bool) or not isinstance(score, (int, float)):
+        if type(score) is not float and (
+            isinstance(score, bool) or not isinstance(score, (int, float))
+        ):
             return _Refusal(f"score of index {index} is not a number: {score!r}")
         value = float(score)
         if not math.isfinite(value):
