@@ -103,11 +103,13 @@ def _client(options: SessionOptions, **settings: Any) -> Any:
 class Pair:
     """A scenario's rows in pairs: each of the package's rows (by key) against its
     reference row, with the most its wall time may be against it (``limit_of``; none: a
-    reading for context) and the words of that target (``text_of``)."""
+    reading for context) and the words of that target (``text_of``); ``timed`` is what one
+    timing covers, for the table's header."""
 
     reference_of: dict[str, str] = field(default_factory=dict)
     limit_of: dict[str, float] = field(default_factory=dict)
     text_of: dict[str, str] = field(default_factory=dict)
+    timed: str = "one call"
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -359,7 +361,7 @@ def paired_table(pairs: Pair) -> Callable[[ScenarioResult, dict[str, str]], list
 
     def table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
         counted = any("requests" in item.extra for item in result.measurements)
-        header = ["Contender", "Mode", "Wall, one call", "× reference", "CPU, one call"]
+        header = ["Contender", "Mode", f"Wall, {pairs.timed}", "× reference", f"CPU, {pairs.timed}"]
         align = ["l", "l", "r", "r", "r"]
         if counted:
             header += ["Requests", "× reference"]
@@ -561,6 +563,7 @@ _CACHE = Pair(
         "(context, not a target)"
         for mode in ("sync", "async")
     },
+    timed="whole load",
 )
 
 
