@@ -8,7 +8,7 @@ import sys
 from .._client import RerankClient
 from .._ratelimit import RateLimit
 from ..batch import BatchSummary, ResumeError, run
-from ._common import PROG, CommandError
+from ._common import PROG, CommandError, client_from_args
 
 __all__ = ["command_batch", "summary_line"]
 
@@ -20,14 +20,8 @@ def _client(args: argparse.Namespace) -> RerankClient:
         "documents_per_minute": args.rate_limit_dpm,
     }
     given = {name: value for name, value in limits.items() if value is not None}
-    return RerankClient(
-        base_url=args.base_url,
-        api_key=args.api_key,
-        model=args.model,
-        dialect=args.dialect,
-        timeout=args.timeout,
-        max_retries=args.max_retries,
-        max_documents_per_request=args.max_documents_per_request,
+    return client_from_args(
+        args,
         max_concurrency=args.concurrency,
         max_tokens_per_document=args.max_tokens_per_document,
         long_documents=args.long_documents,

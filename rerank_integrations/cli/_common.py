@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import httpx
 
@@ -22,9 +23,9 @@ class CommandError(Exception):
 
 
 def client_from_args(
-    args: argparse.Namespace, http_client: httpx.Client | None = None
+    args: argparse.Namespace, http_client: httpx.Client | None = None, **settings: Any
 ) -> RerankClient:
-    """A client from the connection options.
+    """A client from the connection options, and any other ``settings`` a command has.
 
     The library reads the environment and checks the settings; its ``ConfigurationError``
     names the one at fault, which :func:`main` words as this command's option.
@@ -38,4 +39,5 @@ def client_from_args(
         max_retries=args.max_retries,
         max_documents_per_request=getattr(args, "max_documents_per_request", None),
         http_client=http_client,
+        **settings,
     )
