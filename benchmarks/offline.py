@@ -266,11 +266,9 @@ def run_batch_throughput(
             loop.run_until_complete(session.aclose())
     loop.close()
     for key, measurement in measurements.items():
-        if measurement.error is None and samples[key]:
-            measurement.wall = median([sample.wall for sample in samples[key]])
-            measurement.cpu = median([sample.cpu for sample in samples[key]])
+        measurement.take(samples[key])
+        if measurement.wall is not None:
             measurement.throughput = pairs / measurement.wall
-            measurement.samples = len(samples[key])
     result.measurements = [measurements[contender.key] for contender in chosen]
     result.references = {
         item.contender.mode: item
@@ -443,11 +441,9 @@ def run_ray_scaling(scale: Scale, contenders: Sequence[Contender], rounds: int) 
     finally:
         ray.shutdown()
     for key, measurement in measurements.items():
-        if measurement.error is None and samples[key]:
-            measurement.wall = median([sample.wall for sample in samples[key]])
-            measurement.cpu = median([sample.cpu for sample in samples[key]])
+        measurement.take(samples[key])
+        if measurement.wall is not None:
             measurement.throughput = pairs / measurement.wall
-            measurement.samples = len(samples[key])
     reference = measurements.get("ray-1")
     if reference is not None and reference.wall is not None:
         result.references = {"async": reference}

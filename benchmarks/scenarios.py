@@ -183,6 +183,13 @@ class Measurement:
     samples: int = 0
     extra: dict[str, float] = field(default_factory=dict)
 
+    def take(self, samples: Sequence[Sample]) -> None:
+        """Keep the medians of ``samples``' wall and CPU times (none measured: nothing)."""
+        if self.error is None and samples:
+            self.wall = median([sample.wall for sample in samples])
+            self.cpu = median([sample.cpu for sample in samples])
+            self.samples = len(samples)
+
 
 @dataclass
 class ScenarioResult:
@@ -317,10 +324,8 @@ class Bench:
                 except Exception:  # closing never changes a result
                     pass
             measurement = entry.measurement
-            if measurement.error is None and entry.samples:
-                measurement.wall = median([sample.wall for sample in entry.samples])
-                measurement.cpu = median([sample.cpu for sample in entry.samples])
-                measurement.samples = len(entry.samples)
+            measurement.take(entry.samples)
+            if measurement.samples:
                 measurement.extra = {name: median(values) for name, values in entry.extra.items()}
         self.loop.close()
         return [entry.measurement for entry in self.entries]
