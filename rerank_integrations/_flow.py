@@ -375,17 +375,22 @@ class Learned:
     _refused_documents: int | None = None
     _refused_bytes: int | None = None
 
-    def refused(self, documents: int, body_bytes: int, stated: int | None, by_bytes: bool) -> None:
-        """A request of ``documents`` documents and ``body_bytes`` bytes was refused."""
+    def refused(
+        self, documents: int, body_bytes: int, stated: int | None, refusal: Refusal
+    ) -> None:
+        """A request of ``documents`` documents and ``body_bytes`` bytes was refused; a
+        refusal that names the body alone teaches no count of documents."""
         if stated is not None:
             self.documents, self._stated = stated, True
-        self._refused_documents = min(documents, self._refused_documents or documents)
-        if by_bytes:
+        if not refusal.only_bytes:
+            self._refused_documents = min(documents, self._refused_documents or documents)
+        if refusal.by_bytes:
             self._refused_bytes = min(body_bytes, self._refused_bytes or body_bytes)
 
     def worked(self, documents: int, body_bytes: int) -> None:
         """A request split off after a refusal went through: as big may go again."""
-        if not self._stated and documents < (self._refused_documents or documents + 1):
+        refused = self._refused_documents
+        if not self._stated and refused is not None and documents < refused:
             self.documents = max(documents, self.documents or 0)
         if self._refused_bytes is not None and body_bytes < self._refused_bytes:
             self.bytes = max(body_bytes, self.bytes or 0)
@@ -517,7 +522,7 @@ def _part(
         if size < 2:
             raise error from None
         stated = refusal.documents if refusal.documents and refusal.documents < size else None
-        connection.learned.refused(size, sent, stated, refusal.by_bytes)
+        connection.learned.refused(size, sent, stated, refusal)
         half = size // 2
         logger.warning(
             "rerank %s: the server refused it as too big (HTTP %d); sending it in parts of "
@@ -639,11 +644,13 @@ class _Refused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """A server's refusal of a batch as too big: the limit it states, if any, and whether
-    it was the body's size rather than its count of documents."""
+    """A server's refusal of a batch as too big: the limit it states, if any, whether it
+    may have been the body's size rather than its count of documents (``by_bytes``), and
+    whether the server said so, naming the body and no count (``only_bytes``)."""
 
     documents: int | None
     by_bytes: bool
+    only_bytes: bool = False
 
 
 _TOO_BIG = re.compile(
@@ -676,8 +683,9 @@ def too_big(error: APIStatusError) -> Refusal | None:
         return None
     stated = _STATED_COUNT.search(message)
     count = next((int(group) for group in stated.groups() if group), None) if stated else None
-    by_bytes = bool(_BY_BYTES.search(message)) or (error.status_code == 413 and count is None)
-    return Refusal(count, by_bytes)
+    named = bool(_BY_BYTES.search(message))
+    by_bytes = named or (error.status_code == 413 and count is None)
+    return Refusal(count, by_bytes, only_bytes=named and count is None)
 
 
 def document_limit(error: APIStatusError) -> int | None:
