@@ -5,7 +5,7 @@
 ``rerank_integrations.llama_index.RerankPostprocessor`` adapt it to the two frameworks.
 """
 
-from ._cache import RerankCache
+from ._cache import RerankCache, SharedCache
 from ._client import RerankClient
 from ._dialects import DIALECTS
 from ._documents import Image
@@ -56,6 +56,7 @@ __all__ = [
     "ResponseFormatError",
     "RetryPolicy",
     "ServerError",
+    "SharedCache",
     "ToolInputError",
     "Usage",
     "__version__",
