@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _json
+
 __all__ = [
     "IMAGE_TOKENS",
     "Document",
@@ -218,9 +220,18 @@ def check_unicode(text: str, name: str) -> None:
 def _check_texts(texts: Sequence[str]) -> None:
     # Only texts with something beyond ASCII can hold a surrogate; str.isascii() reads a
     # flag, so a call of ASCII documents pays one pass of map().
-    if not all(map(str.isascii, texts)):
-        for position, text in enumerate(texts):
-            check_unicode(text, f"documents[{position}]")
+    if all(map(str.isascii, texts)):
+        return
+    if _json.dumps is not _json.stdlib_dumps:
+        try:
+            # orjson: one pass in C. CPython keeps each text's UTF-8 form, which the
+            # requests' encoding then reuses: the check moves that cost, it does not add it.
+            _json.dumps(texts)
+            return
+        except (TypeError, ValueError):
+            pass  # a surrogate (or a sequence orjson does not take): find which text
+    for position, text in enumerate(texts):
+        check_unicode(text, f"documents[{position}]")
 
 
 def check_rank_fields(rank_fields: object) -> tuple[str, ...] | None:
