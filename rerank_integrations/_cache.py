@@ -49,6 +49,7 @@ __all__ = [
     "ScoreLookup",
     "SharedCache",
     "credential_scope",
+    "endpoint_key",
     "score_cache_for",
 ]
 
@@ -59,8 +60,9 @@ logger = logging.getLogger(LOGGER_NAME)
 KEY_VERSION = 2
 KEY_PREFIX = "rerank:"
 #: The key of the keyed hashes in cache keys. Fixed, so that every process sharing a cache
-#: (a diskcache, Redis) makes the same keys; what it keeps out is a plain digest of a
-#: credential, which anyone could compute.
+#: (a diskcache, Redis) makes the same keys. It cannot be a secret from whoever reads this
+#: code; it separates these digests from a plain SHA-256 of a credential, which could be
+#: matched against digests made elsewhere.
 _HASH_KEY = b"rerank-integrations/cache-keys/v2"
 #: The scope of a cache shared by every credential.
 SHARED_SCOPE = "shared"
