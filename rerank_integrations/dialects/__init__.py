@@ -10,7 +10,8 @@ generic (Jina) format and the services that speak it are in one module.
 :data:`DIALECTS` is read-only; :func:`register_dialect` adds a dialect of your own::
 
     from dataclasses import replace
-    from rerank_integrations.dialects import GENERIC, register_dialect
+    from rerank_integrations import RerankClient, register_dialect
+    from rerank_integrations.dialects import GENERIC
 
     register_dialect(replace(GENERIC, name="acme", default_path="/api/rank", description="..."))
     client = RerankClient(base_url="https://acme.example", dialect="acme")
