@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from .._answers import ParsedRanking, extract_error_message, parse_ranking
+from .._answers import ParsedRanking, ResponseShapeError, extract_error_message, parse_ranking
 from .._auth import Authorizer, AuthSettings
 from .._constants import ENV_MODEL
 from .._documents import Image, Record
@@ -43,8 +43,10 @@ __all__ = [
     "api_key_auth",
     "bearer_auth",
     "document_text",
+    "flat_body",
     "generic_body",
     "is_version_segment",
+    "listed",
     "optional",
     "texts",
     "top_n",
@@ -114,15 +116,41 @@ def optional(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def generic_body(request: RankingRequest) -> dict[str, Any]:
-    """Jina's body: ``{model?, query, documents, top_n?, return_documents: false}``."""
+def flat_body(
+    request: RankingRequest, documents: str = "documents", top: str = "top_n", **fixed: Any
+) -> dict[str, Any]:
+    """The flat body most APIs take, in this order: ``{model?, query, <documents>: [...],
+    <top>?: n}`` and then the ``fixed`` fields; a field whose value is ``None`` is left out."""
     return {
         **optional(model=request.model),
         "query": request.query,
-        "documents": texts(request),
-        **optional(top_n=top_n(request)),
-        "return_documents": False,
+        documents: texts(request),
+        **optional(**{top: top_n(request)}),
+        **fixed,
     }
+
+
+def generic_body(request: RankingRequest) -> dict[str, Any]:
+    """Jina's body: ``{model?, query, documents, top_n?, return_documents: false}``."""
+    return flat_body(request, return_documents=False)
+
+
+# -- pieces of answers ----------------------------------------------------------------------
+
+
+def listed(body: Any, name: str) -> list[Any] | None:
+    """The list a dialect's own answer holds under ``name``; ``None`` when ``body`` has no
+    such field (then it is read the generic way, :func:`parse_ranking`).
+
+    Raises:
+        ResponseShapeError: the field is there but is not a list.
+    """
+    if not isinstance(body, Mapping) or name not in body:
+        return None
+    found = body[name]
+    if not isinstance(found, list):
+        raise ResponseShapeError(f"'{name}' is a {type(found).__name__}, not a list")
+    return found
 
 
 # -- auth headers -----------------------------------------------------------------------------

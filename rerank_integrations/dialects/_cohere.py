@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Dialect, RankingRequest, generic_body, is_version_segment, optional, texts, top_n
+from ._base import Dialect, RankingRequest, flat_body, generic_body, is_version_segment
 
 __all__ = ["COHERE"]
 
@@ -17,10 +17,8 @@ def is_cohere_v1(path: str) -> bool:
 
 
 def _body(request: RankingRequest) -> dict[str, Any]:
-    if is_cohere_v1(request.path):
-        return generic_body(request)
-    body = {"model": request.model, "query": request.query, "documents": texts(request)}
-    return {**body, **optional(top_n=top_n(request))}
+    # v2 takes no return_documents (and always a model: Dialect.body checks it).
+    return generic_body(request) if is_cohere_v1(request.path) else flat_body(request)
 
 
 #: Cohere rerank: v2 by default, v1 when the endpoint path is ``/v1/rerank``.

@@ -3,11 +3,10 @@ input order (the merge sorts them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from .._answers import ParsedRanking, ResponseShapeError, parse_ranking
-from ._base import Dialect, RankingRequest, document_text
+from .._answers import ParsedRanking, parse_ranking
+from ._base import Dialect, RankingRequest, document_text, listed
 
 __all__ = ["DEEPINFRA"]
 
@@ -20,11 +19,9 @@ def _body(request: RankingRequest) -> dict[str, Any]:
 
 def _answer(body: Any) -> ParsedRanking:
     """DeepInfra: ``scores`` in input order, no ranking (the merge sorts), ``input_tokens``."""
-    if not isinstance(body, Mapping) or "scores" not in body:
+    scores = listed(body, "scores")
+    if scores is None:
         return parse_ranking(body)
-    scores = body["scores"]
-    if not isinstance(scores, list):
-        raise ResponseShapeError(f"'scores' is a {type(scores).__name__}, not a list")
     tokens = body.get("input_tokens")
     return ParsedRanking(
         pairs=list(enumerate(scores)),

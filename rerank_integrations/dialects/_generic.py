@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Dialect, RankingRequest, optional, texts, top_n
+from ._base import Dialect, flat_body
 
 __all__ = ["GENERIC", "PRESETS"]
 
@@ -26,12 +26,6 @@ GENERIC = Dialect(
 )
 
 
-def _plain_body(request: RankingRequest) -> dict[str, Any]:
-    """The generic body without ``return_documents``, for APIs that do not document it."""
-    body = {**optional(model=request.model), "query": request.query, "documents": texts(request)}
-    return {**body, **optional(top_n=top_n(request))}
-
-
 def _preset(name: str, path: str, base_url: str | None, description: str, **quirks: Any) -> Dialect:
     """A service in the generic format: its name, path, public root and how it differs."""
     return Dialect(
@@ -41,6 +35,8 @@ def _preset(name: str, path: str, base_url: str | None, description: str, **quir
 
 #: Services that speak the generic format at their own address, with their own limits and
 #: quirks: named so that ``dialect="zhipu"`` gets the right path and limits.
+#: ``build_body=flat_body``: the generic body without ``return_documents``, for the APIs that
+#: do not document it.
 PRESETS: tuple[Dialect, ...] = (
     _preset(
         "zhipu",
@@ -58,7 +54,7 @@ PRESETS: tuple[Dialect, ...] = (
         "Baidu Qianfan v2 in the generic format: /v2/rerankers, model required; "
         "64 documents a request.",
         max_documents_per_request=64,
-        build_body=_plain_body,
+        build_body=flat_body,
         model_required=True,
     ),
     _preset(
@@ -91,7 +87,7 @@ PRESETS: tuple[Dialect, ...] = (
         "https://api.zeroentropy.dev",
         "ZeroEntropy in the generic format: /v1/models/rerank; 5,000,000 bytes a request.",
         max_request_bytes=5_000_000,
-        build_body=_plain_body,
+        build_body=flat_body,
     ),
     _preset(
         "contextual",
@@ -99,7 +95,7 @@ PRESETS: tuple[Dialect, ...] = (
         "https://api.contextual.ai",
         "Contextual AI in the generic format: model required, an optional instruction "
         "field (instruction=... on the call).",
-        build_body=_plain_body,
+        build_body=flat_body,
         model_required=True,
     ),
     _preset(
@@ -140,6 +136,6 @@ PRESETS: tuple[Dialect, ...] = (
         None,
         "SGLang in the generic format: a bare list of raw scores, documents always echoed.",
         score_scale="logit",
-        build_body=_plain_body,
+        build_body=flat_body,
     ),
 )

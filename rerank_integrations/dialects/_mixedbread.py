@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Dialect, RankingRequest, optional, texts, top_n
+from ._base import Dialect, RankingRequest, flat_body
 
 __all__ = ["MIXEDBREAD"]
 
 
 def _body(request: RankingRequest) -> dict[str, Any]:
-    body = {**optional(model=request.model), "query": request.query, "input": texts(request)}
-    return {**body, **optional(top_k=top_n(request))}
+    return flat_body(request, documents="input", top="top_k")
 
 
 #: Mixedbread reranking: ``input`` and ``top_k``, results under ``data`` with ``score``.

@@ -28,7 +28,15 @@ from .._auth import (
 )
 from .._constants import ENV_API_KEY
 from .._exceptions import APIConnectionError, AuthenticationError, ConfigurationError
-from ._base import CredentialSetup, Dialect, RankingRequest, document_text, optional, top_n
+from ._base import (
+    CredentialSetup,
+    Dialect,
+    RankingRequest,
+    document_text,
+    listed,
+    optional,
+    top_n,
+)
 
 __all__ = ["GOOGLE_SCOPE", "VERTEX", "GoogleAuthorizer", "google_credentials"]
 
@@ -57,11 +65,9 @@ def _record_position(record_id: object, position: int) -> int:
 
 def _answer(body: Any) -> ParsedRanking:
     """Vertex AI ranking: ``records[{id, score}]``, mapped back to positions by ``id``."""
-    if not isinstance(body, Mapping) or "records" not in body:
+    records = listed(body, "records")
+    if records is None:
         return parse_ranking(body)
-    records = body["records"]
-    if not isinstance(records, list):
-        raise ResponseShapeError(f"'records' is a {type(records).__name__}, not a list")
     pairs: list[tuple[object, object]] = []
     for position, record in enumerate(records):
         if not isinstance(record, Mapping) or "score" not in record:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Dialect, RankingRequest, optional, texts, top_n
+from ._base import Dialect, RankingRequest, flat_body
 
 __all__ = ["VOYAGE"]
 
 
 def _body(request: RankingRequest) -> dict[str, Any]:
-    body = {"model": request.model, "query": request.query, "documents": texts(request)}
-    return {**body, **optional(top_k=top_n(request)), "return_documents": False}
+    return flat_body(request, top="top_k", return_documents=False)
 
 
 #: Voyage AI rerank: ``top_k`` and results under ``data``.

@@ -26,7 +26,6 @@ from .._exceptions import (
     AuthenticationError,
     ConfigurationError,
     RateLimitError,
-    RerankError,
     ResponseFormatError,
     ServerError,
 )
@@ -209,9 +208,8 @@ class IAMAuthorizer(Authorizer):
         # traceback holds it as text.
         logger.debug("POST %s: IAM token request", self.url)
         outcome = yield self._token_request(timeout)
-        if isinstance(outcome, RerankError):
-            raise outcome
-        assert isinstance(outcome, Answer)
+        if not isinstance(outcome, Answer):
+            raise outcome  # the RerankError the request failed with
         if not 200 <= outcome.status_code < 300:
             raise _iam_error(outcome, self.url, self.secrets())
         try:
