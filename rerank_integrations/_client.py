@@ -77,7 +77,7 @@ from ._trace import CallSpan, attempt_span, call_span
 from ._transport import BodyReader, DeadlineTransport, attempt_deadline
 from ._types import NOT_GIVEN, NotGiven, RerankResponse
 from ._version import __version__
-from .dialects import authorizer_for
+from .dialects._registry import authorizer_for
 
 __all__ = ["RerankClient"]
 

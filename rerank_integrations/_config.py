@@ -32,13 +32,8 @@ from ._ratelimit import limiter_for
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header
 from ._text import display_url
-from .dialects import (
-    CredentialSetup,
-    Dialect,
-    check_cloud_settings,
-    get_dialect,
-    is_version_segment,
-)
+from .dialects import CredentialSetup, Dialect, get_dialect, is_version_segment
+from .dialects._registry import check_cloud_settings
 
 ENV_DIALECT = "RERANK_DIALECT"
 ENV_LONG_DOCUMENTS = "RERANK_LONG_DOCUMENTS"
@@ -363,15 +358,8 @@ def resolve_settings(
     for name, value in (("auth_url", auth_url), ("project", project), ("location", location)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigurationError(f"{name} must be a non-empty string or None", setting=name)
-    check_cloud_settings(
-        resolved_dialect,
-        {
-            "auth_url": auth_url,
-            "credentials": credentials,
-            "project": project,
-            "location": location,
-        },
-    )
+    cloud = {"auth_url": auth_url, "credentials": credentials, "project": project}
+    check_cloud_settings(resolved_dialect, **cloud, location=location)
 
     if api_key is None:
         env_key = _env(ENV_API_KEY)

@@ -41,13 +41,7 @@ from ._generic import GENERIC, PRESETS
 from ._mixedbread import MIXEDBREAD
 from ._nim import NIM
 from ._pinecone import PINECONE
-from ._registry import (
-    DIALECTS,
-    authorizer_for,
-    check_cloud_settings,
-    get_dialect,
-    register_dialect,
-)
+from ._registry import DIALECTS, get_dialect, register_dialect
 from ._tei import TEI
 from ._vertex import VERTEX
 from ._voyage import VOYAGE
@@ -76,10 +70,9 @@ __all__ = [
     "ParsedRanking",
     "RankingRequest",
     "api_key_auth",
-    "authorizer_for",
     "bearer_auth",
-    "check_cloud_settings",
     "document_text",
+    "flat_body",
     "generic_body",
     "get_dialect",
     "is_version_segment",

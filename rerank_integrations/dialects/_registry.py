@@ -83,7 +83,7 @@ def dialects_using(setting: str) -> list[Dialect]:
     return [dialect for dialect in _REGISTERED.values() if setting in dialect.cloud_settings]
 
 
-def check_cloud_settings(dialect: Dialect, given: Mapping[str, object]) -> None:
+def check_cloud_settings(dialect: Dialect, **given: object) -> None:
     """Refuse a cloud setting (``auth_url``, ``credentials``, ``project``, ``location``)
     given to a dialect that would ignore it.
 
