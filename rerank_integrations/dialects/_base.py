@@ -11,6 +11,8 @@ credentials are presented: a key in a header, or a flow of the vendor's own (a t
 exchange, a refresh, a signature) set up when the client is built and run per request.
 
 Scores are passed through as the server gives them; ``score_scale`` says what to expect.
+The package re-exports what a dialect of one's own needs; the rest serves the vendors'
+modules.
 """
 
 from __future__ import annotations
@@ -28,29 +30,6 @@ from .._auth import Authorizer, AuthSettings
 from .._constants import ENV_MODEL
 from .._documents import Image, Record
 from .._exceptions import ConfigurationError
-
-__all__ = [
-    "AUTH_SCHEMES",
-    "CLOUD_SETTINGS",
-    "IMAGE_FORMATS",
-    "LIMIT_NAMES",
-    "AuthScheme",
-    "ClientCredentials",
-    "CredentialSetup",
-    "Dialect",
-    "ImageFormat",
-    "RankingRequest",
-    "api_key_auth",
-    "bearer_auth",
-    "document_text",
-    "flat_body",
-    "generic_body",
-    "is_version_segment",
-    "listed",
-    "optional",
-    "texts",
-    "top_n",
-]
 
 _VERSION_SEGMENT = re.compile(r"v\d+")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
