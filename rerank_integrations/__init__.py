@@ -3,11 +3,23 @@
 ``RerankClient`` speaks to the API (sync and async, batching, retries, typed errors);
 ``rerank_integrations.langchain.RerankCompressor`` and
 ``rerank_integrations.llama_index.RerankPostprocessor`` adapt it to the two frameworks.
+
+Rate limits: a :class:`RateLimit` is the budget a client is given (``rate_limit=``); a
+:class:`RateLimiter` is anything that hands out a budget (implement its ``reserve``, which
+takes a :class:`Cost`, to share one budget across processes); :class:`Limiter` is the
+built-in one a ``RateLimit`` gets.
+
+Dialects: :data:`DIALECTS` lists them, read-only; :func:`register_dialect` adds one (see
+:mod:`rerank_integrations.dialects`).
 """
 
+import warnings as _warnings
+from typing import Any as _Any
+
+from . import _retry
 from ._cache import RerankCache, SharedCache
 from ._client import RerankClient
-from ._dialects import DIALECTS
+from ._config import ClientSettings
 from ._documents import Image
 from ._exceptions import (
     APIConnectionError,
@@ -25,10 +37,11 @@ from ._exceptions import (
     ToolInputError,
 )
 from ._observe import RerankStats
-from ._ratelimit import Limiter, RateLimit, RateLimiter
-from ._retry import RetryPolicy, backoff_delay, next_wait, parse_retry_after
+from ._ratelimit import Cost, Limiter, RateLimit, RateLimiter
+from ._retry import RetryPolicy, parse_retry_after
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult, Usage
 from ._version import __version__
+from .dialects import DIALECTS, register_dialect
 
 __all__ = [
     "DIALECTS",
@@ -38,7 +51,9 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientSettings",
     "ConfigurationError",
+    "Cost",
     "GatewayTimeoutError",
     "Image",
     "Limiter",
@@ -60,7 +75,26 @@ __all__ = [
     "ToolInputError",
     "Usage",
     "__version__",
-    "backoff_delay",
-    "next_wait",
     "parse_retry_after",
+    "register_dialect",
 ]
+
+#: Names that were public here and are no longer, with where they live now; each still
+#: works, with a ``DeprecationWarning``, until the next release.
+_DEPRECATED = {
+    "backoff_delay": (_retry, "a part of the retry decision, not a public name"),
+    "next_wait": (_retry, "the retry decision is RetryPolicy's, not a public name"),
+}
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _DEPRECATED:
+        module, why = _DEPRECATED[name]
+        _warnings.warn(
+            f"rerank_integrations.{name} is deprecated ({why}) and goes away in the next "
+            f"release; it stays importable from {module.__name__}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -105,7 +105,9 @@ class RerankSettings(BaseModel):
     """When reranking fails after retries (and fallbacks): ``"raise"`` the error, or
     ``"passthrough"`` the inputs in their original order (``top_n`` applied), marked
     ``reranked=False`` with the error's class as ``rerank_error``; each is logged and
-    counted (``client.stats().passthroughs``)."""
+    counted (``client.stats().passthroughs``). The batch job's ``on_error`` takes other
+    values (``record``, ``skip``, ``stop``) because it decides another thing: what becomes
+    of one row among many, whereas a pipeline step must hand its documents on or fail."""
     base_url: str | None = None
     """API base URL (host root, versioned root or full endpoint); else ``RERANK_BASE_URL``."""
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from ._auth import Authorizer, authorizer_for
+from ._auth import Authorizer
 from ._budget import counter_for
 from ._cache import credential_scope, score_cache_for
 from ._config import ClientSettings, TimeoutTypes, resolve_settings
@@ -77,6 +77,7 @@ from ._trace import CallSpan, attempt_span, call_span
 from ._transport import BodyReader, DeadlineTransport, attempt_deadline
 from ._types import NOT_GIVEN, NotGiven, RerankResponse
 from ._version import __version__
+from .dialects._registry import authorizer_for
 
 __all__ = ["RerankClient"]
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from pydantic import SecretStr
 
-from ._auth import DEFAULT_IAM_URL, aws_credentials, google_credentials, region_from_host
+from ._auth import has_authorization
 from ._budget import LONG_DOCUMENT_MODES, counter_for
 from ._cache import check_cache
 from ._constants import (
@@ -27,12 +27,13 @@ from ._constants import (
     ENV_MODEL,
 )
 from ._core import CHUNK_AGGREGATES, check_extra_body, check_score_transform
-from ._dialects import DIALECTS, Dialect, get_dialect, is_version_segment
 from ._exceptions import ConfigurationError
 from ._ratelimit import limiter_for
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header
 from ._text import display_url
+from .dialects import CredentialSetup, Dialect, get_dialect, is_version_segment
+from .dialects._registry import check_cloud_settings
 
 ENV_DIALECT = "RERANK_DIALECT"
 ENV_LONG_DOCUMENTS = "RERANK_LONG_DOCUMENTS"
@@ -357,7 +358,8 @@ def resolve_settings(
     for name, value in (("auth_url", auth_url), ("project", project), ("location", location)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigurationError(f"{name} must be a non-empty string or None", setting=name)
-    _check_cloud_settings(resolved_dialect, auth_url, credentials, project, location)
+    cloud = {"auth_url": auth_url, "credentials": credentials, "project": project}
+    check_cloud_settings(resolved_dialect, **cloud, location=location)
 
     if api_key is None:
         env_key = _env(ENV_API_KEY)
@@ -374,29 +376,21 @@ def resolve_settings(
     elif not isinstance(model, str):
         raise TypeError(f"model must be a string or None, got {type(model).__name__}")
 
-    user_authorization = any(name.lower() == "authorization" for name in headers or {})
-    scheme = resolved_dialect.auth
-    if scheme == "google" and secret is None and not user_authorization:
-        credentials, found_project = google_credentials(credentials)
-        project = project or found_project
-    elif scheme == "aws_sigv4":
-        if api_key is not None:
-            raise ConfigurationError(
-                "the bedrock dialect signs requests with AWS credentials (SigV4), not an API "
-                "key: pass credentials=... or configure the AWS credential chain",
-                setting="api_key",
+    if resolved_dialect.setup is not None:  # the vendor's credentials, project, region
+        found = resolved_dialect.setup(
+            CredentialSetup(
+                base_url=url,
+                api_key=secret,
+                api_key_given=api_key is not None,
+                user_authorization=has_authorization(headers),
+                auth_url=auth_url,
+                credentials=credentials,
+                project=project,
+                location=location,
             )
-        secret = None  # a RERANK_API_KEY meant for another service is not sent
-        location = location or region_from_host(url)
-        credentials, location = aws_credentials(credentials, location)
-        if not location:
-            raise ConfigurationError(
-                "the bedrock dialect needs an AWS region: pass location=... (e.g. "
-                "'us-east-1'), set AWS_REGION, or give the regional endpoint as base_url",
-                setting="location",
-            )
-    if scheme == "google":
-        location = location or "global"
+        )
+        secret, auth_url, credentials = found.api_key, found.auth_url, found.credentials
+        project, location = found.project, found.location
     if "{location}" in url:
         url = url.replace("{location}", location or "{location}")
     endpoint = resolve_endpoint(url, resolved_dialect, {"project": project, "location": location})
@@ -410,8 +404,7 @@ def resolve_settings(
         "User-Agent": user_agent,
     }
     merged.update(resolved_dialect.static_headers)
-    key_in_header = scheme in ("api_key", "google")  # a Google key is an access token
-    if secret is not None and key_in_header:
+    if secret is not None and resolved_dialect.key_in_header:
         auth = resolved_dialect.auth_headers(secret.get_secret_value())
         merged.update((name, SecretStr(value)) for name, value in auth.items())
     if headers:
@@ -423,11 +416,8 @@ def resolve_settings(
             secret_value = isinstance(value, SecretStr) or is_secret_header(name)
             merged[name] = as_secret(value) if secret_value else value  # type: ignore[assignment]
 
-    if scheme == "ibm_iam":
-        auth_url = resolve_token_url(auth_url or DEFAULT_IAM_URL)
-        warn_if_key_in_clear(auth_url, secret is not None)
-    else:
-        warn_if_key_in_clear(endpoint, secret is not None)
+    # A dialect that exchanges the key for a token sends it to its auth_url, not the endpoint.
+    warn_if_key_in_clear(auth_url or endpoint, secret is not None)
     return ClientSettings(
         endpoint=endpoint,
         alternate_endpoint=alternate,
@@ -520,45 +510,3 @@ def _checked_rate_limit(rate_limit: object) -> object:
 def _checked_tokenizer(tokenizer: object) -> object:
     counter_for(tokenizer)  # refuses what cannot count tokens
     return tokenizer
-
-
-#: Which dialect schemes use each cloud setting.
-_CLOUD_SETTINGS: dict[str, tuple[str, ...]] = {
-    "auth_url": ("ibm_iam",),
-    "credentials": ("google", "aws_sigv4"),
-    "project": ("google",),
-    "location": ("google", "aws_sigv4"),
-}
-
-
-def _check_cloud_settings(
-    dialect: Dialect, auth_url: object, credentials: object, project: object, location: object
-) -> None:
-    """Refuse a cloud setting given to a dialect that would ignore it."""
-    given = {"auth_url": auth_url, "credentials": credentials, "project": project}
-    given["location"] = location
-    for name, value in given.items():
-        if value is not None and dialect.auth not in _CLOUD_SETTINGS[name]:
-            users = sorted(d.name for d in _dialects_using(_CLOUD_SETTINGS[name]))
-            raise ConfigurationError(
-                f"{name}= is not used by the {dialect.name} dialect (only by {', '.join(users)})",
-                setting=name,
-            )
-
-
-def _dialects_using(schemes: tuple[str, ...]) -> list[Dialect]:
-    return [dialect for dialect in DIALECTS.values() if dialect.auth in schemes]
-
-
-def resolve_token_url(auth_url: str) -> str:
-    """``auth_url`` checked as an http(s) URL with a host.
-
-    Raises:
-        ConfigurationError: it is not one.
-    """
-    parts = urlsplit(auth_url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"auth_url {auth_url!r} is not an http(s) URL with a host", setting="auth_url"
-        )
-    return auth_url.strip()

@@ -22,11 +22,11 @@ from . import _json
 from ._answers import EmbeddedAPIError, ParsedRanking, ResponseShapeError, message_from_text
 from ._budget import Cut, TokenCounter, counter_for, surely_longer, truncation, windows
 from ._constants import BODY_EXCERPT_CHARS
-from ._dialects import Dialect, RankingRequest
 from ._documents import IMAGE_TOKENS, Document, Image, Record, check_unicode
 from ._exceptions import APIStatusError, ResponseFormatError, status_error_class
 from ._secrets import Scrubber
 from ._types import RerankResponse, RerankResult, Usage
+from .dialects import Dialect, RankingRequest
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-trace-id", "cf-ray")
 _NO_SECRETS = Scrubber()

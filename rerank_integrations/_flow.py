@@ -48,7 +48,6 @@ from ._core import (
     plan_rerank,
     scale_mismatch,
 )
-from ._dialects import Dialect
 from ._documents import check_rank_fields, prepare_documents
 from ._exceptions import (
     APIConnectionError,
@@ -64,6 +63,7 @@ from ._retry import next_wait, parse_retry_after
 from ._secrets import Scrubber
 from ._text import display_url
 from ._types import NOT_GIVEN, NotGiven
+from .dialects import Dialect
 
 __all__ = [
     "Answer",

@@ -1,5 +1,10 @@
 """Client-side rate limits and adaptive concurrency, as pure pieces with their clock passed in.
 
+Three names, three parts: a :class:`RateLimit` is the setting (the budget a client is given,
+a value); a :class:`RateLimiter` is the protocol of anything that hands budget out
+(``reserve`` a :class:`Cost`); a :class:`Limiter` is the built-in rate limiter, the one a
+``RateLimit`` gets. A budget shared by many processes is a ``RateLimiter`` of one's own.
+
 A :class:`RateLimit` is a budget per minute of requests, tokens and documents (any subset).
 :class:`Limiter` spreads it out with the generic cell rate algorithm: each dimension keeps
 the theoretical time its budget is next free, a request of cost ``c`` moves it on by
@@ -32,7 +37,8 @@ GROWTH = 0.1
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """A budget per minute, shared by every call and thread of a client.
+    """A budget per minute, shared by every call and thread of a client: the value passed
+    as ``rate_limit=``, which the client hands to a :class:`Limiter` of its own.
 
     Attributes:
         requests_per_minute: requests sent (retries included).
@@ -64,7 +70,7 @@ class RateLimit:
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """What one request spends of a budget."""
+    """What one request spends of a budget: what :meth:`RateLimiter.reserve` is given."""
 
     requests: int = 1
     tokens: int = 0
@@ -73,7 +79,9 @@ class Cost:
 
 @runtime_checkable
 class RateLimiter(Protocol):
-    """Anything that hands out a budget (a :class:`Limiter`, or one a cluster shares)."""
+    """Anything that hands out a budget (a :class:`Limiter`, or one a cluster shares): pass
+    one as ``rate_limit=`` to use it as it is. Implementing it is implementing
+    :meth:`reserve`."""
 
     def reserve(self, cost: Cost, max_wait: float | None) -> float | None:
         """Reserve ``cost`` and return the seconds to wait before sending; ``None`` (and
@@ -81,7 +89,8 @@ class RateLimiter(Protocol):
 
 
 class Limiter:
-    """A :class:`RateLimit` held by one process, safe to share between threads.
+    """The built-in :class:`RateLimiter`: a :class:`RateLimit` held by one process, safe to
+    share between threads.
 
     Args:
         limit: the budget.

@@ -38,7 +38,8 @@ from rerank_integrations import (
     ServerError,
 )
 from rerank_integrations._actions import Answer, Send
-from rerank_integrations._auth import DEFAULT_IAM_URL, IAMAuthorizer, region_from_host
+from rerank_integrations.dialects._bedrock import region_from_host
+from rerank_integrations.dialects._watsonx import DEFAULT_IAM_URL, IAMAuthorizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
 IBM_KEY = "ibm-apikey-CANARY-5d1f0c"
@@ -138,7 +139,7 @@ def test_the_token_is_cached_until_shortly_before_it_expires() -> None:
 def test_the_lifetime_comes_from_expires_in_or_expiration(
     fields: dict[str, Any], lifetime: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rerank_integrations._auth.time.time", lambda: 5000.0)
+    monkeypatch.setattr("rerank_integrations.dialects._watsonx.time.time", lambda: 5000.0)
     if fields.get("expiration"):
         fields = {"expiration": 5200}
     clock = Clock()

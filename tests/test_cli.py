@@ -714,7 +714,7 @@ def test_a_missing_base_url_is_reported_before_stdin_is_read(
 def test_help_lists_each_dialect_from_its_description(
     capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    from rerank_integrations._dialects import DIALECTS
+    from rerank_integrations.dialects import DIALECTS
 
     code, out, _ = run(capsys, command, "--help")
 

@@ -56,7 +56,9 @@ def test_public_surface_is_pinned() -> None:
             "APITimeoutError",
             "AuthenticationError",
             "BadRequestError",
+            "ClientSettings",
             "ConfigurationError",
+            "Cost",
             "DIALECTS",
             "GatewayTimeoutError",
             "Image",
@@ -80,9 +82,8 @@ def test_public_surface_is_pinned() -> None:
             "ToolInputError",
             "Usage",
             "__version__",
-            "backoff_delay",
-            "next_wait",
             "parse_retry_after",
+            "register_dialect",
         ]
     )
     for name in rerank_integrations.__all__:

@@ -29,8 +29,8 @@ from rerank_integrations._core import (
     make_status_error,
     plan_rerank,
 )
-from rerank_integrations._dialects import DIALECTS, LIMIT_NAMES, PRESETS, get_dialect
 from rerank_integrations._documents import prepare_documents
+from rerank_integrations.dialects import DIALECTS, LIMIT_NAMES, PRESETS, get_dialect
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
 FILES = sorted(path.name for path in FIXTURES.glob("*.json"))

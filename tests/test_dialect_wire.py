@@ -17,7 +17,7 @@ from rerank_integrations import (
     RerankClient,
     RerankResponse,
 )
-from rerank_integrations._dialects import DIALECTS
+from rerank_integrations.dialects import DIALECTS
 
 KEY = "sk-dialect-SECRET-42"
 MODEL = "test-reranker"

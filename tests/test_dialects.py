@@ -30,7 +30,7 @@ from rerank_integrations._core import (
     merge_rankings,
     plan_rerank,
 )
-from rerank_integrations._dialects import (
+from rerank_integrations.dialects import (
     DIALECTS,
     Dialect,
     RankingRequest,

@@ -7,8 +7,8 @@ import email.utils
 import httpx
 import pytest
 
-from rerank_integrations import RetryPolicy, backoff_delay, next_wait, parse_retry_after, testing
-from rerank_integrations._retry import is_retryable_status
+from rerank_integrations import RetryPolicy, parse_retry_after, testing
+from rerank_integrations._retry import backoff_delay, is_retryable_status, next_wait
 
 NOW = 1_700_000_000.0
 

@@ -9,7 +9,6 @@ import httpx
 
 from .._config import ENV_DIALECT
 from .._constants import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
-from .._dialects import DIALECTS
 from .._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -22,6 +21,7 @@ from .._exceptions import (
     ServerError,
 )
 from .._text import display_url
+from ..dialects import DIALECTS
 
 _OTHER_DIALECTS_SHOWN = 4
 

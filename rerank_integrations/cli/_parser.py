@@ -13,10 +13,10 @@ from typing import NoReturn
 from .._budget import LONG_DOCUMENT_MODES
 from .._config import ENV_DIALECT
 from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
-from .._dialects import DIALECTS
 from .._text import cut_to_width
 from .._version import __version__
 from ..batch import DEFAULT_CONCURRENCY, INPUT_FORMATS, ON_ERROR_MODES
+from ..dialects import DIALECTS
 from ._batch import command_batch
 from ._check import CHECK_TIMEOUT, command_check
 from ._common import PROG, CommandError

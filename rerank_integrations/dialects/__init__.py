@@ -1,0 +1,98 @@
+"""Wire dialects: how each family of rerank APIs spells requests, answers, errors and
+credentials, looked up by name in :data:`DIALECTS`.
+
+A dialect is data plus pure functions (:class:`Dialect`); the client's HTTP, retry and
+batching code is the same for every dialect. Each vendor family has a module of its own
+holding its wire format, its parser and, for the clouds, its credential flow (watsonx with
+the IBM Cloud IAM exchange, vertex with Google credentials, bedrock with AWS SigV4); the
+generic (Jina) format and the services that speak it are in one module.
+
+:data:`DIALECTS` is read-only; :func:`register_dialect` adds a dialect of your own::
+
+    from dataclasses import replace
+    from rerank_integrations import RerankClient, register_dialect
+    from rerank_integrations.dialects import GENERIC
+
+    register_dialect(replace(GENERIC, name="acme", default_path="/api/rank", description="..."))
+    client = RerankClient(base_url="https://acme.example", dialect="acme")
+"""
+
+from __future__ import annotations
+
+from .._answers import ParsedRanking
+from ._base import (
+    LIMIT_NAMES,
+    AuthScheme,
+    CredentialSetup,
+    Dialect,
+    ImageFormat,
+    RankingRequest,
+    api_key_auth,
+    bearer_auth,
+    document_text,
+    generic_body,
+    is_version_segment,
+)
+from ._bedrock import BEDROCK
+from ._cohere import COHERE
+from ._dashscope import DASHSCOPE
+from ._deepinfra import DEEPINFRA
+from ._generic import GENERIC, PRESETS
+from ._mixedbread import MIXEDBREAD
+from ._nim import NIM
+from ._pinecone import PINECONE
+from ._registry import DIALECTS, get_dialect, register_dialect
+from ._tei import TEI
+from ._vertex import VERTEX
+from ._voyage import VOYAGE
+from ._watsonx import WATSONX
+
+__all__ = [
+    "BEDROCK",
+    "COHERE",
+    "DASHSCOPE",
+    "DEEPINFRA",
+    "DIALECTS",
+    "GENERIC",
+    "LIMIT_NAMES",
+    "MIXEDBREAD",
+    "NIM",
+    "PINECONE",
+    "PRESETS",
+    "TEI",
+    "VERTEX",
+    "VOYAGE",
+    "WATSONX",
+    "AuthScheme",
+    "CredentialSetup",
+    "Dialect",
+    "ImageFormat",
+    "ParsedRanking",
+    "RankingRequest",
+    "api_key_auth",
+    "bearer_auth",
+    "document_text",
+    "flat_body",
+    "generic_body",
+    "get_dialect",
+    "is_version_segment",
+    "register_dialect",
+]
+
+for _dialect in (
+    GENERIC,
+    COHERE,
+    VOYAGE,
+    TEI,
+    NIM,
+    MIXEDBREAD,
+    PINECONE,
+    DASHSCOPE,
+    WATSONX,
+    VERTEX,
+    BEDROCK,
+    DEEPINFRA,
+    *PRESETS,
+):
+    register_dialect(_dialect)
+del _dialect
