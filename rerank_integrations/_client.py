@@ -35,7 +35,7 @@ from pydantic import SecretStr
 
 from ._auth import Authorizer
 from ._budget import counter_for
-from ._cache import score_cache_for
+from ._cache import credential_scope, score_cache_for
 from ._config import ClientSettings, TimeoutTypes, resolve_settings
 from ._constants import (
     DEFAULT_CHUNK_OVERLAP,
@@ -276,11 +276,12 @@ class RerankClient:
         settings = self._settings
         headers = settings.wire_headers()
         counters = Counters()
+        secrets = secret_values(settings.api_key, headers, settings.endpoint)
         self._connection = Connection(
             url=settings.endpoint,
             shown_url=display_url(settings.endpoint),
             headers=headers,
-            scrubber=Scrubber(secret_values(settings.api_key, headers, settings.endpoint)),
+            scrubber=Scrubber(secrets),
             path=urlsplit(settings.endpoint).path,
             alternate=settings.alternate_endpoint,
             logits_expected=settings.dialect.score_scale == "logit"
@@ -289,7 +290,9 @@ class RerankClient:
             limiter=limiter_for(settings.rate_limit),
             gate=AdaptiveGate(settings.max_concurrency) if settings.adaptive_concurrency else None,
             counters=counters,
-            scores=score_cache_for(settings.cache, counters),
+            scores=score_cache_for(
+                settings.cache, counters, credential_scope(secrets, settings.credentials)
+            ),
         )
         self._authorizer: Authorizer | None = authorizer_for(self._settings, _USER_AGENT)
         self._transform = check_score_transform(self._settings.score_transform)

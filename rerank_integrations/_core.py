@@ -22,7 +22,7 @@ from . import _json
 from ._answers import EmbeddedAPIError, ParsedRanking, ResponseShapeError, message_from_text
 from ._budget import Cut, TokenCounter, counter_for, surely_longer, truncation, windows
 from ._constants import BODY_EXCERPT_CHARS
-from ._documents import IMAGE_TOKENS, Document, Image, Record
+from ._documents import IMAGE_TOKENS, Document, Image, Record, check_unicode
 from ._exceptions import APIStatusError, ResponseFormatError, status_error_class
 from ._secrets import Scrubber
 from ._types import RerankResponse, RerankResult, Usage
@@ -104,6 +104,7 @@ def check_query(query: object) -> str:
         raise TypeError(f"query must be a string, got {type(query).__name__}")
     if not query.strip():
         raise ValueError(f"query must not be empty or only white space, got {query!r}")
+    check_unicode(query, "query")
     return query
 
 

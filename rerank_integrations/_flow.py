@@ -60,7 +60,7 @@ from ._exceptions import (
 from ._observe import Counters
 from ._ratelimit import AdaptiveGate, Cost, RateLimiter
 from ._retry import next_wait, parse_retry_after
-from ._secrets import Scrubber, redact_url
+from ._secrets import Scrubber
 from ._text import display_url
 from ._types import NOT_GIVEN, NotGiven
 from .dialects import Dialect
@@ -241,7 +241,8 @@ def _lookup(
     extra: Mapping[str, Any],
     rank_fields: tuple[str, ...] | None,
 ) -> ScoreLookup:
-    """The cache lookup of one call: keyed on what decides a score, never on credentials."""
+    """The cache lookup of one call: keyed on what decides a score, scoped by the client's
+    credentials (as a keyed hash) unless the cache is shared."""
     if model and not connection.listwise_warned and _LISTWISE.search(model):
         connection.listwise_warned = True
         logger.warning(
@@ -252,7 +253,7 @@ def _lookup(
         )
     context = (
         settings.dialect.name,
-        redact_url(settings.endpoint),
+        scores.endpoint_key(settings.endpoint),
         model or None,
         settings.location,
         extra,

@@ -78,6 +78,7 @@ def test_public_surface_is_pinned() -> None:
             "ResponseFormatError",
             "RetryPolicy",
             "ServerError",
+            "SharedCache",
             "ToolInputError",
             "Usage",
             "__version__",
