@@ -63,8 +63,10 @@ class Setting:
     default_text: str | None = None
     #: Never shown or serialized by the adapters (keys, credentials, live objects).
     hidden: bool = False
-    #: The value ``ClientSettings`` holds when the setting is left out (default: ``default``);
-    #: ``None`` for a setting it does not keep under this name.
+    #: Whether ``ClientSettings`` keeps it under this name (``base_url`` becomes its
+    #: ``endpoint``, ``max_retries`` part of its ``retry``).
+    kept: bool = True
+    #: What ``ClientSettings`` holds when it is left out, if not ``default``.
     resolved: Any = _SAME
     #: How the environment variable is read: ``"text"``, or ``"count"`` (a whole number).
     env_kind: str = "text"
@@ -97,7 +99,7 @@ SETTINGS: Mapping[str, Setting] = {
             "(``https://h/v1``) or the full endpoint",
             env=ENV_BASE_URL,
             default_text="the dialect's public host, else required",
-            resolved=None,
+            kept=False,
         ),
         _s(
             "api_key",
@@ -120,7 +122,6 @@ SETTINGS: Mapping[str, Setting] = {
             "the wire format, ``generic`` unless the server speaks another (see the dialects)",
             env="RERANK_DIALECT",
             default_text="``generic``",
-            resolved=None,
         ),
         _s(
             "timeout",
@@ -130,7 +131,6 @@ SETTINGS: Mapping[str, Setting] = {
             default=DEFAULT_TIMEOUT,
             field_type="float | None",
             default_text="60 s (connect 5 s)",
-            resolved=None,
         ),
         _s(
             "max_retries",
@@ -138,7 +138,7 @@ SETTINGS: Mapping[str, Setting] = {
             "retries per request after the first attempt, for connection errors, timeouts, "
             "408, 409, 429 and 5xx; overrides ``retry``'s",
             default_text="``2``",
-            resolved=None,
+            kept=False,
         ),
         _s(
             "retry",
@@ -146,7 +146,6 @@ SETTINGS: Mapping[str, Setting] = {
             "the whole retry policy (waits, growth, jitter, statuses), a ``RetryPolicy``",
             field_type="SkipJsonSchema[RetryPolicy | None]",
             default_text="``RetryPolicy()``",
-            resolved=None,
         ),
         _s(
             "max_documents_per_request",
@@ -155,21 +154,18 @@ SETTINGS: Mapping[str, Setting] = {
             env="RERANK_MAX_DOCUMENTS_PER_REQUEST",
             env_kind="count",
             default_text="the dialect's (1,000 for ``generic``)",
-            resolved=None,
         ),
         _s(
             "max_concurrency",
             "int",
             "batches of one call in flight at once",
             default=DEFAULT_MAX_CONCURRENCY,
-            resolved=None,
         ),
         _s(
             "deadline",
             "float | None",
             "seconds a whole call may take, across its batches and retries (also per call: "
             "``rerank(..., deadline=2)``); ``None`` bounds each attempt only, by ``timeout``",
-            resolved=None,
         ),
         _s(
             "score_transform",
@@ -177,8 +173,7 @@ SETTINGS: Mapping[str, Setting] = {
             '``"sigmoid"`` maps raw logits (NIM, llama.cpp, raw-score modes) to 0..1, for '
             'thresholds; ``None`` or ``"none"`` keeps the server\'s scores; the order never '
             "changes",
-            field_type='Literal["none", "sigmoid"] | None',
-            resolved=None,
+            field_type="Literal['none', 'sigmoid'] | None",
         ),
         _s(
             "extra_body",
@@ -186,7 +181,7 @@ SETTINGS: Mapping[str, Setting] = {
             "fields added to every request body, merged one level deep: a vendor's own "
             "options (NIM's ``truncate``, Infinity's ``raw_scores``)",
             field_type="dict[str, Any] | None",
-            resolved=None,
+            resolved={},
         ),
         _s(
             "headers",
@@ -194,7 +189,6 @@ SETTINGS: Mapping[str, Setting] = {
             "extra HTTP headers for every request; never serialized (they may carry credentials)",
             field_type="dict[str, str] | None",
             hidden=True,
-            resolved=None,
         ),
         _s(
             "auth_url",
@@ -232,7 +226,7 @@ SETTINGS: Mapping[str, Setting] = {
             "by the client",
             takes=frozenset({CLIENT}),
             default_text="own pool",
-            resolved=None,
+            kept=False,
         ),
         _s(
             "async_http_client",
@@ -241,7 +235,7 @@ SETTINGS: Mapping[str, Setting] = {
             "async call must then run on its event loop); not closed by the client",
             takes=frozenset({CLIENT}),
             default_text="own pools",
-            resolved=None,
+            kept=False,
         ),
         _s(
             "max_response_bytes",
@@ -249,7 +243,6 @@ SETTINGS: Mapping[str, Setting] = {
             "the largest answer accepted, in bytes; a larger one is refused while it arrives",
             default=DEFAULT_MAX_RESPONSE_BYTES,
             default_text="32 MiB",
-            resolved=None,
         ),
         _s(
             "max_request_bytes",
@@ -280,7 +273,7 @@ SETTINGS: Mapping[str, Setting] = {
             'it short, ``"chunk"`` scores windows of it apart (see ``chunk_aggregate``), '
             '``"error"`` refuses it before sending',
             env="RERANK_LONG_DOCUMENTS",
-            field_type='Literal["server", "truncate", "chunk", "error"] | None',
+            field_type="Literal['server', 'truncate', 'chunk', 'error'] | None",
             default_text='``"server"``',
             resolved="server",
         ),
@@ -295,7 +288,7 @@ SETTINGS: Mapping[str, Setting] = {
             "str",
             'a chunked document\'s score: its best window\'s (``"max"``) or their ``"mean"``',
             default="max",
-            field_type='Literal["max", "mean"]',
+            field_type="Literal['max', 'mean']",
         ),
         _s(
             "tokenizer",
@@ -353,7 +346,7 @@ SETTINGS: Mapping[str, Setting] = {
             '``"aiohttp"`` (``httpx-aiohttp``, extra ``aiohttp``), lighter under many '
             "concurrent calls",
             default="httpx",
-            field_type='Literal["httpx", "aiohttp"]',
+            field_type="Literal['httpx', 'aiohttp']",
         ),
         # -- the adapters' own --------------------------------------------------------------
         _s(
@@ -364,7 +357,6 @@ SETTINGS: Mapping[str, Setting] = {
             field_type="SkipJsonSchema[RerankClient | None]",
             default_text="built from the settings",
             hidden=True,
-            resolved=None,
         ),
         _s(
             "top_n",
@@ -372,14 +364,12 @@ SETTINGS: Mapping[str, Setting] = {
             "how many results to return, best first; ``None`` returns all",
             default=3,
             takes=ADAPTERS,
-            resolved=None,
         ),
         _s(
             "score_threshold",
             "float | None",
             "drop results that score below this; ``None`` keeps every result",
             takes=ADAPTERS,
-            resolved=None,
         ),
         _s(
             "on_error",
@@ -390,8 +380,7 @@ SETTINGS: Mapping[str, Setting] = {
             "and counted",
             default="raise",
             takes=ADAPTERS,
-            field_type='Literal["raise", "passthrough"]',
-            resolved=None,
+            field_type="Literal['raise', 'passthrough']",
         ),
         _s(
             "rank_fields",
@@ -400,7 +389,6 @@ SETTINGS: Mapping[str, Setting] = {
             "``text`` to place it): objects where the dialect ranks objects, ``field: value`` "
             "lines elsewhere; ``None``: the content alone",
             takes=ADAPTERS,
-            resolved=None,
         ),
         _s(
             "metadata_mode",
@@ -409,7 +397,6 @@ SETTINGS: Mapping[str, Setting] = {
             default="embed",
             takes=frozenset({POSTPROCESSOR}),
             default_text="``MetadataMode.EMBED``",
-            resolved=None,
         ),
         _s(
             "keep_retrieval_score",
@@ -417,10 +404,13 @@ SETTINGS: Mapping[str, Setting] = {
             'also keep each node\'s earlier score as ``metadata["retrieval_score"]``',
             default=False,
             takes=frozenset({POSTPROCESSOR}),
-            resolved=None,
         ),
     )
 }
+
+
+#: ``ClientSettings`` fields worked out from the settings rather than given.
+RESOLVED_ONLY = ("endpoint", "alternate_endpoint", "max_characters_per_document")
 
 
 def taken_by(taker: str) -> list[Setting]:
