@@ -119,7 +119,7 @@ SETTINGS: Mapping[str, Setting] = {
         _s(
             "dialect",
             "str | None",
-            "the wire format, ``generic`` unless the server speaks another (see the dialects)",
+            "the wire format: ``generic`` unless the server speaks another (the dialects' table)",
             env="RERANK_DIALECT",
             default_text="``generic``",
         ),
@@ -130,7 +130,7 @@ SETTINGS: Mapping[str, Setting] = {
             "an ``httpx.Timeout`` (client only); ``None`` waits forever",
             default=DEFAULT_TIMEOUT,
             field_type="float | None",
-            default_text="60 s (connect 5 s)",
+            default_text="60 s, connect 5 s",
         ),
         _s(
             "max_retries",
@@ -550,36 +550,30 @@ def with_table(readme: str) -> str:
     return f"{head}\n{markdown_table()}{readme[end:]}"
 
 
+def entry(setting: Setting) -> str:
+    """One setting described on one line: its description, default and variable."""
+    env = f"; environment: ``{setting.env}``" if setting.env else ""
+    return f"{setting.description} (default: {_default_text(setting)}{env})."
+
+
+def _wrapped(text: str, indent: int) -> str:
+    return textwrap.fill(
+        text,
+        width=96,
+        initial_indent=" " * indent,
+        subsequent_indent=" " * (indent + 4),
+        break_on_hyphens=False,
+    )
+
+
 def docstring_args(taker: str = CLIENT, indent: int = 8) -> str:
     """The ``Args:`` entries of ``taker``'s settings, as the client's docstring has them."""
-    entries = []
-    for setting in taken_by(taker):
-        entries.append(
-            textwrap.fill(
-                f"{setting.name}: {setting.description}.",
-                width=96 - indent,
-                initial_indent=" " * indent,
-                subsequent_indent=" " * (indent + 4),
-                break_on_hyphens=False,
-            )
-        )
-    return "\n".join(entries) + "\n"
+    lines = [_wrapped(f"{s.name}: {entry(s)}", indent) for s in taken_by(taker)]
+    return "\n".join(lines) + "\n"
 
 
 def settings_section(names: Iterable[str], indent: int = 4) -> str:
     """A docstring section describing the settings ``names``, for ``help()``."""
     lines = [" " * indent + "Settings, each a keyword argument and an attribute:", ""]
-    for name in names:
-        setting = SETTINGS[name]
-        env = f"; environment: ``{setting.env}``" if setting.env else ""
-        text = f"{name}: {setting.description} (default: {_default_text(setting)}{env})."
-        lines.append(
-            textwrap.fill(
-                text,
-                width=96,
-                initial_indent=" " * (indent + 4),
-                subsequent_indent=" " * (indent + 8),
-                break_on_hyphens=False,
-            )
-        )
+    lines += [_wrapped(f"{name}: {entry(SETTINGS[name])}", indent + 4) for name in names]
     return "\n".join(lines) + "\n"

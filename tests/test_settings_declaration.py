@@ -25,6 +25,7 @@ from rerank_integrations._settings import (
     RESOLVED_ONLY,
     SETTINGS,
     docstring_args,
+    entry,
     markdown_table,
     suggestion,
     taken_by,
@@ -107,7 +108,7 @@ def test_client_docstring_args_follow_the_declaration() -> None:
     entries = _docstring_entries(doc)
     assert list(entries) == [s.name for s in taken_by(CLIENT)]
     for setting in taken_by(CLIENT):
-        assert entries[setting.name] == " ".join(f"{setting.description}.".split())
+        assert entries[setting.name] == " ".join(entry(setting).split())
     assert doc.count("    Args:\n") == 1
     assert docstring_args() in doc  # wrapped as the generator wraps it
 
@@ -158,7 +159,7 @@ def test_adapter_descriptions_reach_the_schema_and_help(adapter: Any) -> None:
     shown = " ".join(pydoc.render_doc(adapter, renderer=pydoc.plaintext).split())
     shown = shown.replace(" | ", " ")
     for name in ("top_n", "max_tokens_per_document", "on_error"):
-        assert f"{name}: {' '.join(SETTINGS[name].description.split())}" in shown
+        assert f"{name}: {' '.join(entry(SETTINGS[name]).split())}" in shown
 
 
 # -- the environment ----------------------------------------------------------------------
