@@ -8,8 +8,8 @@ from it, the rest is checked against it by the tests. Adding a setting is adding
 here and using it where it acts.
 
 ``python -m rerank_integrations._settings_table --markdown`` prints the README table;
-``--write README.md`` puts it between the table's marker comments; ``--docstring`` prints
-the client docstring's ``Args`` entries.
+``--write README.md`` puts it between the table's marker comments and regenerates the
+client docstring's ``Args`` entries; ``--docstring`` prints those entries.
 """
 
 from __future__ import annotations
@@ -570,6 +570,22 @@ def docstring_args(taker: str = CLIENT, indent: int = 8) -> str:
     """The ``Args:`` entries of ``taker``'s settings, as the client's docstring has them."""
     lines = [_wrapped(f"{s.name}: {entry(s)}", indent) for s in taken_by(taker)]
     return "\n".join(lines) + "\n"
+
+
+def with_args(source: str) -> str:
+    """``source`` (the module defining ``RerankClient``) with the settings' entries of the
+    class docstring's ``Args:`` regenerated.
+
+    Raises:
+        ValueError: no ``Args:`` section starting with the first setting.
+    """
+    first = taken_by(CLIENT)[0].name
+    start = source.find(f"    Args:\n        {first}: ")
+    if start < 0:
+        raise ValueError(f"no Args: section starting with {first} in the client's docstring")
+    start += len("    Args:\n")
+    end = source.index("\n\n", start) + 1
+    return source[:start] + docstring_args() + source[end:]
 
 
 def settings_section(names: Iterable[str], indent: int = 4) -> str:

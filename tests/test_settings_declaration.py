@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from rerank_integrations import RerankClient
+from rerank_integrations import RerankClient, _settings_table
 from rerank_integrations._adapters import RerankSettings
 from rerank_integrations._config import ClientSettings
 from rerank_integrations._settings import (
@@ -29,9 +29,9 @@ from rerank_integrations._settings import (
     markdown_table,
     suggestion,
     taken_by,
+    with_args,
     with_table,
 )
-from rerank_integrations._settings_table import main as table_main
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
 
@@ -278,20 +278,33 @@ def test_readme_settings_table_is_generated_from_the_declaration() -> None:
             assert f"`{setting.env}`" in table
 
 
-def test_the_generator_writes_the_table_between_the_markers(tmp_path: Path) -> None:
+def test_the_generator_writes_the_table_and_the_client_args(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     readme = README.read_text(encoding="utf-8")
     stale = re.sub(r"\| `top_n` \|[^\n]*\n", "| `top_n` | | 5 | | stale |\n", readme)
     assert stale != readme
     copy = tmp_path / "README.md"
     copy.write_text(stale, encoding="utf-8")
-    assert table_main(["--write", str(copy)]) == 0
+    source = _settings_table.client_module().read_text(encoding="utf-8")
+    stale_source = source.replace(
+        "        max_concurrency: batches", "        max_concurrency: old"
+    )
+    assert stale_source != source
+    client = tmp_path / "_client.py"
+    client.write_text(stale_source, encoding="utf-8")
+    monkeypatch.setattr(_settings_table, "client_module", lambda: client)
+    assert _settings_table.main(["--write", str(copy)]) == 0
     assert copy.read_text(encoding="utf-8") == readme
-    assert table_main(["--nonsense"]) == 2
+    assert client.read_text(encoding="utf-8") == source
+    assert _settings_table.main(["--nonsense"]) == 2
 
 
 def test_with_table_needs_the_markers() -> None:
     with pytest.raises(ValueError, match="markers"):
         with_table("# no table here\n")
+    with pytest.raises(ValueError, match="Args"):
+        with_args("class RerankClient:\n    pass\n")
 
 
 # -- near misses ----------------------------------------------------------------------------
