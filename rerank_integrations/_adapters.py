@@ -188,12 +188,24 @@ class RerankSettings(BaseModel):
             for name in data:
                 meant = None if name in known else suggestion(str(name), known)
                 if meant is not None:
-                    raise PydanticCustomError(
-                        "unexpected_argument",
-                        "unexpected argument '{name}': did you mean {meant}=?",
-                        {"name": str(name), "meant": meant},
-                    )
+                    raise _near_miss(str(name), meant)
         return data
+
+    if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes themselves
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            # A misspelt setting set later names the one meant too (pydantic refuses it
+            # anyway, without a suggestion).
+            fields = type(self).model_fields
+            if name not in fields and not name.startswith("_") and not hasattr(type(self), name):
+                meant = suggestion(name, fields)
+                if meant is not None:
+                    raise ValidationError.from_exception_data(
+                        type(self).__name__,
+                        [{"type": _near_miss(name, meant), "loc": (name,), "input": None}],
+                        hide_input=True,
+                    )
+            super().__setattr__(name, value)
 
     @field_serializer("base_url")
     def _serialize_base_url(self, base_url: str | None) -> str | None:
@@ -377,6 +389,15 @@ class RerankSettings(BaseModel):
     def passthrough_metadata(self, error: RerankError) -> dict[str, Any]:
         """What a document or node passed through unranked carries in its metadata."""
         return {RERANKED_KEY: False, ERROR_KEY: type(error).__name__}
+
+
+def _near_miss(name: str, meant: str) -> PydanticCustomError:
+    """The error for a setting ``name`` that was probably meant to be ``meant``."""
+    return PydanticCustomError(
+        "unexpected_argument",
+        "unexpected argument '{name}': did you mean {meant}=?",
+        {"name": name, "meant": meant},
+    )
 
 
 def usage_of(outcome: RerankResponse | RerankError) -> dict[str, Any] | None:

@@ -104,6 +104,17 @@ def test_a_near_miss_names_the_setting_meant(adapter: Any, given: str, meant: st
         adapter.model_validate({"base_url": "https://h", given: "x"})
 
 
+def test_a_near_miss_set_later_names_the_setting_meant(adapter: Any) -> None:
+    instance = adapter(base_url="https://h")
+    with pytest.raises(ValidationError, match="'topn': did you mean top_n=") as info:
+        instance.topn = KEY
+    assert KEY not in str(info.value)
+    with pytest.raises(ValidationError, match="zzz_option"):
+        instance.zzz_option = 3
+    instance.top_n = 4
+    assert instance.top_n == 4
+
+
 def test_an_unknown_setting_like_no_other_is_still_refused(adapter: Any) -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted") as info:
         adapter(base_url="https://h", zzz_option=1)
