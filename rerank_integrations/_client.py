@@ -92,13 +92,12 @@ class RerankClient:
     """A client for an HTTP rerank API, with a sync and an async method.
 
     Settings come from the arguments, else from the environment (read here, only for
-    arguments left as ``None``):
-
-    - ``RERANK_BASE_URL``: the API's base URL (required one way or the other);
-    - ``RERANK_API_KEY``: the API key, sent in the dialect's auth header (most use
-      ``Authorization: Bearer ...``);
-    - ``RERANK_MODEL``: the model name; with none, the field is left out and the server decides;
-    - ``RERANK_DIALECT``: the wire dialect (default ``generic``).
+    arguments left as ``None``): ``RERANK_BASE_URL`` (required one way or the other),
+    ``RERANK_API_KEY``, ``RERANK_MODEL``, ``RERANK_DIALECT`` (default ``generic``),
+    ``RERANK_MAX_DOCUMENTS_PER_REQUEST``, ``RERANK_MAX_REQUEST_BYTES``,
+    ``RERANK_MAX_TOKENS_PER_REQUEST``, ``RERANK_MAX_TOKENS_PER_DOCUMENT`` and
+    ``RERANK_LONG_DOCUMENTS``. Each setting is declared once, in
+    :mod:`rerank_integrations._settings`; the entries below follow it (a test checks them).
 
     ``base_url`` may be a host root (``https://h``), a versioned root (``https://h/v1``) or the
     full endpoint (``https://h/v1/rerank``); a dialect named after a hosted service knows its
@@ -110,73 +109,88 @@ class RerankClient:
     ``bedrock`` signs with AWS SigV4 (``botocore``, extra ``aws``) and the usual AWS chain.
 
     Args:
-        base_url: where the API lives.
-        api_key: the API key; kept as a ``SecretStr`` and never shown.
-        model: the default model for every call.
-        dialect: the wire format (``"generic"`` unless the server speaks another).
-        timeout: seconds per HTTP request (connect capped at 5 s), an ``httpx.Timeout``, or
-            ``None`` for no limit.
+        base_url: where the API lives: a host root (``https://h``), a versioned root
+            (``https://h/v1``) or the full endpoint (default: the dialect's public host, else
+            required; environment: ``RERANK_BASE_URL``).
+        api_key: the API key, sent in the dialect's auth header (``Authorization: Bearer ...``
+            for most); kept as a ``SecretStr``, never shown or serialized (default: none;
+            environment: ``RERANK_API_KEY``).
+        model: the model for every call; unset, the field is left out and the server decides
+            (default: none; environment: ``RERANK_MODEL``).
+        dialect: the wire format: ``generic`` unless the server speaks another (the dialects'
+            table) (default: ``generic``; environment: ``RERANK_DIALECT``).
+        timeout: seconds one attempt may take, connect to last byte (connect capped at 5 s), or
+            an ``httpx.Timeout`` (client only); ``None`` waits forever (default: 60 s, connect 5
+            s).
         max_retries: retries per request after the first attempt, for connection errors,
-            timeouts, 408, 409, 429 and 5xx; overrides ``retry.max_retries`` (default 2).
-        retry: the whole retry policy (waits, growth, jitter, statuses), a ``RetryPolicy``.
+            timeouts, 408, 409, 429 and 5xx; overrides ``retry``'s (default: ``2``).
+        retry: the whole retry policy (waits, growth, jitter, statuses), a ``RetryPolicy``
+            (default: ``RetryPolicy()``).
         max_documents_per_request: larger calls are split into batches of at most this many
-            distinct documents (default: the dialect's limit, 1,000 for ``generic``).
-        max_concurrency: batches of one call in flight at once.
-        deadline: seconds a whole call may take, across all its batches and retries;
-            ``None`` (the default) bounds only each request, by ``timeout``.
-        score_transform: ``None`` or ``"none"`` returns the server's scores as they are;
-            ``"sigmoid"`` maps raw logits (NIM, llama.cpp, raw-score modes) to 0..1, for
-            thresholds. The order is the same either way.
-        extra_body: fields added to every request body (a vendor's own options, such as NIM's
-            ``truncate`` or Infinity's ``raw_scores``), merged one level deep.
-        headers: extra headers for every request.
-        auth_url: the IAM token endpoint of the ``watsonx`` dialect (default IBM Cloud's,
-            ``https://iam.cloud.ibm.com/identity/token``), for private clouds and tests.
-        credentials: cloud credentials instead of the provider's usual chain: any
-            ``google.auth`` credentials for ``vertex``; botocore credentials, a botocore
-            session or a mapping of ``aws_access_key_id``/``aws_secret_access_key``/
-            ``aws_session_token`` for ``bedrock``. Never shown.
-        project: the Google Cloud project of the ``vertex`` endpoint (default: the one the
-            application default credentials name).
-        location: where the cloud service runs: the ``vertex`` location (default
-            ``global``) or the ``bedrock`` AWS region (default: the endpoint's, else the
-            AWS configuration's).
-        http_client: an ``httpx.Client`` to use instead of the client's own; not closed by us.
-        async_http_client: an ``httpx.AsyncClient`` to use instead of the client's own (then
-            all async calls must run on that client's event loop); not closed by us.
-        async_transport: what the client's own async pools send with: ``"httpx"`` (httpcore,
-            the default) or ``"aiohttp"`` (``httpx-aiohttp``, extra ``aiohttp``), which
-            spends a fraction of the CPU under many concurrent calls. Either way the pool is
-            an ``httpx.AsyncClient``.
-        max_response_bytes: the largest answer accepted (default 32 MiB); a larger one is
-            refused while it arrives.
-        max_request_bytes: the largest request body to send (else ``RERANK_MAX_REQUEST_BYTES``,
-            else the dialect's limit); batches are sized to fit, and a 413 teaches a limit.
-        max_tokens_per_request: tokens a request may hold, the query counted once per
-            document.
-        max_tokens_per_document: tokens the model reads of one document with the query.
-        long_documents: what to do with a document longer than that: ``"server"`` (send it
-            as it is, the default), ``"truncate"``, ``"chunk"`` (windows scored apart, the
-            document scored by ``chunk_aggregate``) or ``"error"`` (refuse before sending).
-        chunk_overlap: tokens two windows of a chunked document share.
-        chunk_aggregate: a chunked document's score, its best window's (``"max"``) or their
-            ``"mean"``.
-        tokenizer: counts tokens exactly (a ``str -> int`` function, a ``tokenizers``
-            tokenizer, a ``tiktoken`` encoding); ``None``: a conservative estimate.
-        rate_limit: a budget per minute (:class:`RateLimit`) or a shared
-            :class:`RateLimiter`; calls wait for room within their deadline.
+            distinct documents (default: the dialect's (1,000 for ``generic``); environment:
+            ``RERANK_MAX_DOCUMENTS_PER_REQUEST``).
+        max_concurrency: batches of one call in flight at once (default: ``16``).
+        deadline: seconds a whole call may take, across its batches and retries (also per call:
+            ``rerank(..., deadline=2)``); ``None`` bounds each attempt only, by ``timeout``
+            (default: none).
+        score_transform: ``"sigmoid"`` maps raw logits (NIM, llama.cpp, raw-score modes) to
+            0..1, for thresholds; ``None`` or ``"none"`` keeps the server's scores; the order
+            never changes (default: none).
+        extra_body: fields added to every request body, merged one level deep: a vendor's own
+            options (NIM's ``truncate``, Infinity's ``raw_scores``) (default: none).
+        headers: extra HTTP headers for every request; never serialized (they may carry
+            credentials) (default: none).
+        auth_url: ``watsonx``: the IAM token endpoint, for private clouds and tests (default:
+            IBM Cloud's).
+        credentials: cloud credentials instead of the provider's usual chain: ``google.auth``
+            credentials for ``vertex``; botocore credentials, a session or a mapping of
+            ``aws_access_key_id``/``aws_secret_access_key``/``aws_session_token`` for
+            ``bedrock``; never shown or serialized (default: the provider's chain).
+        project: ``vertex``: the Google Cloud project (default: the credentials').
+        location: where the cloud service runs: the ``vertex`` location or the ``bedrock`` AWS
+            region (default: ``global`` / the endpoint's or the AWS configuration's region).
+        http_client: an ``httpx.Client`` to send with instead of the client's own pool; not
+            closed by the client (default: own pool).
+        async_http_client: an ``httpx.AsyncClient`` to send with instead of the client's own
+            pools (every async call must then run on its event loop); not closed by the client
+            (default: own pools).
+        max_response_bytes: the largest answer accepted, in bytes; a larger one is refused while
+            it arrives (default: 32 MiB).
+        max_request_bytes: the largest request body to send; batches are sized to fit, and a
+            server's 413 teaches a limit (default: the dialect's, else none; environment:
+            ``RERANK_MAX_REQUEST_BYTES``).
+        max_tokens_per_request: tokens a request may hold, the query counted once per document
+            (default: the dialect's, else none; environment: ``RERANK_MAX_TOKENS_PER_REQUEST``).
+        max_tokens_per_document: tokens the model reads of one document with the query (default:
+            the dialect's, else none; environment: ``RERANK_MAX_TOKENS_PER_DOCUMENT``).
+        long_documents: a document longer than that: ``"server"`` sends it as is, ``"truncate"``
+            cuts it short, ``"chunk"`` scores windows of it apart (see ``chunk_aggregate``),
+            ``"error"`` refuses it before sending (default: ``"server"``; environment:
+            ``RERANK_LONG_DOCUMENTS``).
+        chunk_overlap: tokens two windows of a chunked document share (default: ``32``).
+        chunk_aggregate: a chunked document's score: its best window's (``"max"``) or their
+            ``"mean"`` (default: ``"max"``).
+        tokenizer: counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer``
+            or a ``tiktoken`` encoding; ``None``: a conservative estimate (default: an
+            estimate).
+        rate_limit: a budget per minute shared by every call
+            (``RateLimit(requests_per_minute=..., tokens_per_minute=...,
+            documents_per_minute=...)``) or a shared ``RateLimiter``; calls wait for room within
+            their deadline (default: none).
         adaptive_concurrency: halve the batches in flight on a 429 and grow them back as
-            requests succeed.
-        cache: keeps each (query, document) score: a :class:`RerankCache`, a ``dict``, a
-            ``diskcache.Cache`` or any object with ``get`` and ``set``. Only documents not
-            in it are sent, each asked for its score. Leave it off for listwise models
-            (``jina-reranker-v3``), whose scores depend on the rest of the batch.
-        fallbacks: clients tried in order when a call fails after its retries with a
-            connection error, a timeout, a 429 or a 5xx (never a 4xx refusal of the input),
-            within what is left of the call's deadline. Each uses its own model and
-            settings; ``response.endpoint`` says which answered.
-        trace_content: record the query and the documents' text in OpenTelemetry spans
-            (they may be private; by default spans carry ids, scores and sizes only).
+            requests succeed (default: ``False``).
+        cache: keeps each (query, document) score, and only documents not in it are sent: a
+            ``RerankCache``, a ``dict``, a ``diskcache.Cache`` or anything with ``get``/``set``;
+            off for listwise models (``jina-reranker-v3``) (default: none).
+        fallbacks: other ``RerankClient`` objects tried in order when a call fails after its
+            retries with a connection error, a timeout, a 429 or a 5xx (never a 4xx), within
+            what is left of its deadline; ``response.endpoint`` says which answered (default:
+            none).
+        trace_content: record the query and the documents' text in OpenTelemetry spans (by
+            default spans carry ids, scores and sizes only) (default: ``False``).
+        async_transport: what the client's own async pools send with: ``"httpx"`` (httpcore) or
+            ``"aiohttp"`` (``httpx-aiohttp``, extra ``aiohttp``), lighter under many concurrent
+            calls (default: ``"httpx"``).
 
     The client is safe to share between threads and between event loops: it keeps one
     connection pool for sync calls and one per event loop for async calls (closed when
