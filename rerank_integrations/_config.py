@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from ._auth import DEFAULT_IAM_URL, aws_credentials, google_credentials, region_from_host
 from ._budget import LONG_DOCUMENT_MODES, counter_for
 from ._cache import check_cache
+from ._checks import check_extra_body, check_score_transform
 from ._constants import (
     DEFAULT_CHUNK_OVERLAP,
     DEFAULT_CONNECT_TIMEOUT,
@@ -26,9 +27,9 @@ from ._constants import (
     ENV_BASE_URL,
     ENV_MODEL,
 )
-from ._core import CHUNK_AGGREGATES, check_extra_body, check_score_transform
 from ._dialects import DIALECTS, Dialect, get_dialect, is_version_segment
 from ._exceptions import ConfigurationError
+from ._plan import CHUNK_AGGREGATES
 from ._ratelimit import limiter_for
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header

@@ -21,8 +21,8 @@ from rerank_integrations import (
     RetryPolicy,
     ServerError,
 )
-from rerank_integrations._answers import extract_error_message, missing_field
-from rerank_integrations._retry import wait_stated_in
+from rerank_integrations._answers import extract_error_message
+from rerank_integrations._refusals import missing_field, wait_stated_in
 from rerank_integrations.cli import advice_for
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
