@@ -85,7 +85,8 @@ class Engine:
         """One planned call on the sync path: its batches, in a pool when there are several."""
         if not call.plan.batches:  # no documents, or every score known
             return self._merged(call, [])
-        to_send = functools.partial(send, self.pools.http_client())
+        client = self.pools.http_client()
+        to_send = functools.partial(send, client)
         gate = self.connection.gate
 
         def run(number: int) -> BatchRanking:
@@ -136,7 +137,8 @@ class Engine:
         """One planned call on the async path: its batches as concurrent tasks."""
         if not call.plan.batches:  # no documents, or every score known
             return self._merged(call, [])
-        to_send = functools.partial(asend, await self.pools.async_http_client())
+        client = await self.pools.async_http_client()
+        to_send = functools.partial(asend, client)
         count = len(call.plan.batches)
         if count > 1:
             await _within(adrive(self._warm_up(), to_send, asleep), call)
