@@ -47,6 +47,7 @@ _TOO_BIG = re.compile(
 _BY_BYTES = re.compile(r"entity|payload|body|bytes", re.IGNORECASE)
 _STATED_COUNT = re.compile(
     r"at most (\d+) items?|(?:limit|maximum(?: allowed)?(?: batch size)?) (?:is |of )?(\d+)"
+    r"(?!\d|\s*(?:bytes?|[kmg]i?b)\b)"  # a size in bytes is no count of documents
     r"(?: per request| documents| items)?|max(?:imum)? allowed batch size (\d+)",
     re.IGNORECASE,
 )
