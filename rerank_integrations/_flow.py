@@ -41,7 +41,7 @@ from ._retry import parse_retry_after
 from ._state import Connection
 from ._text import display_url
 
-__all__ = ["batch_flow"]
+__all__ = ["batch_flow", "warm_up"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -74,6 +74,18 @@ def batch_flow(
         positions = range(start, start + len(batch.texts))
         call.lookup.keep(positions if sent is None else [sent[i] for i in positions], ranking.pairs)
     return ranking
+
+
+def warm_up(settings: ClientSettings, authorizer: Authorizer | None) -> Flow[None]:
+    """Fetch a token before a call's batches fan out, so that they share one exchange
+    instead of each making its own. A failure here is left to each batch's retries."""
+    if authorizer is None:
+        return
+    probe = Send(settings.endpoint, b"", {}, settings.timeout)
+    try:
+        yield from authorizer.authorize(probe)
+    except RerankError:
+        return
 
 
 def _part(

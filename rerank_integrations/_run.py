@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any, TypeVar
 
-from ._actions import Flow, Send
+from ._actions import Flow
 from ._auth import Authorizer
 from ._call import Call, plan_again
 from ._codec import BatchRanking
@@ -26,7 +26,7 @@ from ._config import ClientSettings
 from ._drive import adrive, drive
 from ._exceptions import APIStatusError, RerankError
 from ._fallbacks import Fallbacks
-from ._flow import batch_flow
+from ._flow import batch_flow, warm_up
 from ._merge import merge_rankings
 from ._outcome import Attempt, Step, decide
 from ._pools import Pools
@@ -100,7 +100,7 @@ class Engine:
 
         count = len(call.plan.batches)
         if count > 1:
-            drive(self._warm_up(), to_send, sleep)
+            drive(warm_up(self.settings, self.authorizer), to_send, sleep)
         rankings = [run(0)] if count == 1 else _run_in_pool(self.pools.executor(), run, count)
         return self._merged(call, rankings)
 
@@ -141,7 +141,7 @@ class Engine:
         to_send = functools.partial(asend, client)
         count = len(call.plan.batches)
         if count > 1:
-            await _within(adrive(self._warm_up(), to_send, asleep), call)
+            await _within(adrive(warm_up(self.settings, self.authorizer), to_send, asleep), call)
         gate = self.connection.gate
 
         async def one(number: int) -> BatchRanking:
@@ -198,17 +198,6 @@ class Engine:
         return batch_flow(
             self.settings, self.connection, call, number, self.random.random, self.authorizer
         )
-
-    def _warm_up(self) -> Flow[None]:
-        """Fetch a token before a call's batches fan out, so that they share one exchange
-        instead of each making its own. A failure here is left to each batch's retries."""
-        if self.authorizer is None:
-            return
-        probe = Send(self.settings.endpoint, b"", {}, self.settings.timeout)
-        try:
-            yield from self.authorizer.authorize(probe)
-        except RerankError:
-            return
 
 
 async def _within(awaitable: Awaitable[T], call: Call) -> T:
