@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NoReturn
 
 from ._actions import Answer, Flow, Send, Sleep
@@ -67,7 +68,8 @@ def batch_flow(
     batch = plan.batches[number]
     label = f"batch {number + 1}/{len(plan.batches)}"
     auth = authorizer or _NO_AUTHORIZER
-    ranking = yield from _part(settings, connection, call, batch, label, random, auth, 0)
+    work = _Batchwork(settings, connection, call, random, auth)
+    ranking = yield from _part(work, batch, label, 0)
     if call.lookup is not None:  # kept as each batch arrives: a later failure loses none
         start = batch.start
         sent = plan.sent
@@ -88,21 +90,24 @@ def warm_up(settings: ClientSettings, authorizer: Authorizer | None) -> Flow[Non
         return
 
 
-def _part(
-    settings: ClientSettings,
-    connection: Connection,
-    call: Call,
-    batch: Batch,
-    label: str,
-    random: Callable[[], float],
-    auth: Authorizer,
-    depth: int,
-) -> Flow[BatchRanking]:
+@dataclass(frozen=True, slots=True)
+class _Batchwork:
+    """What every request of one batch flow shares."""
+
+    settings: ClientSettings
+    connection: Connection
+    call: Call
+    random: Callable[[], float]
+    auth: Authorizer
+
+
+def _part(work: _Batchwork, batch: Batch, label: str, depth: int) -> Flow[BatchRanking]:
     """One batch, or a part of one split off after a refusal for size."""
+    connection = work.connection
     size = len(batch.texts)
     named = f"{label} ({size} documents)" if not depth else f"{label}, part of {size} documents"
     try:
-        ranking, sent = yield from _paged(settings, connection, call, batch, named, random, auth)
+        ranking, sent = yield from _paged(work, batch, named)
     except _Refused as refused:
         error, refusal, sent = refused.error, refused.refusal, refused.sent
         stated = refusal.documents if refusal.documents and refusal.documents < size else None
@@ -120,26 +125,17 @@ def _part(
         for start, end in ((0, half), (half, size)):
             part = batch_of(batch.texts, start, end, batch.top_n)
             part = dataclasses.replace(part, start=batch.start + start)
-            halves.append(
-                (yield from _part(settings, connection, call, part, label, random, auth, depth + 1))
-            )
+            halves.append((yield from _part(work, part, label, depth + 1)))
         return joined(halves[0], halves[1], half)
     if depth:
         connection.learned.worked(size, sent)  # the size that went through after a refusal
     return dataclasses.replace(ranking, sent_bytes=sent)
 
 
-def _paged(
-    settings: ClientSettings,
-    connection: Connection,
-    call: Call,
-    batch: Batch,
-    label: str,
-    random: Callable[[], float],
-    auth: Authorizer,
-) -> Flow[tuple[BatchRanking, int]]:
+def _paged(work: _Batchwork, batch: Batch, label: str) -> Flow[tuple[BatchRanking, int]]:
     """One batch's request, and the next pages' for an API that pages its answer; with the
     size of the largest body sent."""
+    settings, connection, call = work.settings, work.connection, work.call
     dialect = settings.dialect
     plan = call.plan
     size = len(batch.texts)
@@ -154,7 +150,7 @@ def _paged(
             dialect, plan, batch, call.model, extra, connection.path, settings.location
         )
         sent = max(sent, len(body))
-        page = yield from _exchange(settings, connection, call, batch, body, label, random, auth)
+        page = yield from _exchange(work, batch, body, label)
         pages.append(page)
         if page.next_page is None or dialect.next_page_field is None:
             break
@@ -182,18 +178,10 @@ class _Refused(Exception):
         self.error, self.refusal, self.sent = error, refusal, sent
 
 
-def _exchange(
-    settings: ClientSettings,
-    connection: Connection,
-    call: Call,
-    batch: Batch,
-    body: bytes,
-    label: str,
-    random: Callable[[], float],
-    auth: Authorizer,
-) -> Flow[BatchRanking]:
+def _exchange(work: _Batchwork, batch: Batch, body: bytes, label: str) -> Flow[BatchRanking]:
     """One request's attempts: budget, credentials, send, decoding, and what
     :func:`~._outcome.decide` says after each failure."""
+    settings, connection, call, auth = work.settings, work.connection, work.call, work.auth
     dialect = settings.dialect
     top_n, size = batch.top_n, len(batch.texts)
     url = dialect.request_url(connection.url, call.model)
@@ -316,7 +304,7 @@ def _exchange(
                 fallbacks=bool(settings.fallbacks),
                 time_left=call.time_left(),
                 policy=policy,
-                random=random(),
+                random=work.random(),
             )
         )
         if verdict.step is Step.REFRESH:
