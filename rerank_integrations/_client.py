@@ -1,8 +1,10 @@
-"""``RerankClient``: the façade. Its public methods check nothing and do no work of their own.
+"""``RerankClient``: the façade. Its public methods delegate; the work is done in the stages.
 
 A call goes: :func:`~._call.start_call` (every argument checked once, the plan made), then
 :class:`~._run.Engine` (the batches sent through the batch flow, merged, planned again or
-handed to fallbacks); the client adds the call's trace span and the count of calls.
+handed to fallbacks); the client adds the call's trace span and the count of calls. Its
+settings are resolved by :mod:`._config`, its state kept in :mod:`._state` and its pools in
+:mod:`._pools`.
 """
 
 from __future__ import annotations
