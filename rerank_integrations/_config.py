@@ -21,9 +21,10 @@ from pydantic import SecretStr
 from ._auth import has_authorization
 from ._budget import LONG_DOCUMENT_MODES, counter_for
 from ._cache import check_cache
+from ._checks import check_extra_body, check_score_transform
 from ._constants import DEFAULT_CHUNK_OVERLAP, DEFAULT_CONNECT_TIMEOUT, ENV_BASE_URL
-from ._core import CHUNK_AGGREGATES, check_extra_body, check_score_transform
 from ._exceptions import ConfigurationError
+from ._plan import CHUNK_AGGREGATES
 from ._ratelimit import limiter_for
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header

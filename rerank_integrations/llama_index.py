@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 
 from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, setting_field, usage_of
-from ._core import check_query
+from ._checks import check_query
 from ._documents import Image
 from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
