@@ -327,7 +327,9 @@ def test_retry_failed_redoes_exactly_the_failures_and_writes_every_row_in_order(
     flaky.requests.clear()
     untouched = {
         row["id"]: line
-        for line, row in zip(output.read_bytes().splitlines(keepends=True), read_jsonl(output))
+        for line, row in zip(
+            output.read_bytes().splitlines(keepends=True), read_jsonl(output), strict=True
+        )
         if "error" not in row
     }
 
@@ -342,7 +344,8 @@ def test_retry_failed_redoes_exactly_the_failures_and_writes_every_row_in_order(
         [{**row, "results": [{"index": i, "relevance_score": s} for i, s in r]}
          for row, r in zip(rows, expected_rankings(client, rows), strict=True)]
     )  # fmt: skip
-    lines = dict(zip([row["id"] for row in written], output.read_bytes().splitlines(True)))
+    ids = [row["id"] for row in written]
+    lines = dict(zip(ids, output.read_bytes().splitlines(keepends=True), strict=True))
     assert all(lines[row_id] == line for row_id, line in untouched.items())
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
