@@ -368,7 +368,12 @@ class RewriteFile:
         try:
             _write_all(self._fd, line)
         except OSError as error:
-            raise _write_failed(error, self.path) from error
+            raise OSError(
+                error.errno or errno.EIO,
+                f"writing {self.path} failed ({error.strerror or error}); it is as it was "
+                "before this run, and a rerun tries again",
+                str(self.path),
+            ) from error
 
     def sync(self) -> None:
         """Make what was written durable."""

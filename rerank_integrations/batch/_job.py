@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -357,15 +358,20 @@ class _Job:
             rows = self.feed.rewrite(self.source, plan, output, retry_failed)
             try:
                 await self._drain(rows, output, plan.lines)
-            finally:
-                # Stopped or interrupted: the rows not reached keep the lines they had, so
-                # that what was redone so far is kept and nothing that was there is lost.
-                for position in sorted(p for p in plan.lines if p > self.last):
-                    offset, length, _ = plan.lines[position]
-                    output.write(output.old_line(offset, length))
-                output.commit()
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                self._finish(output, plan)
+                raise
+            self._finish(output, plan)
         finally:
-            output.close()
+            output.close()  # after a failure (a full disk): the old output stands
+
+    def _finish(self, output: RewriteFile, plan: RewritePlan) -> None:
+        """Stopped or interrupted: the rows not reached keep the lines they had, so that
+        what was redone so far is kept and nothing that was there is lost."""
+        for position in sorted(p for p in plan.lines if p > self.last):
+            offset, length, _ = plan.lines[position]
+            output.write(output.old_line(offset, length))
+        output.commit()
 
     async def _drain(
         self,

@@ -41,7 +41,8 @@ class Fields:
     Attributes:
         query: the row's query (a string).
         documents: the row's candidates: a list of strings or of objects with a text.
-        id: the row's own id, when it has one: rows already in an output are found by it.
+        id: the row's own id, when it has one: named in messages. Rows already in an
+            output are found by their content, this id included, never by the id alone.
         text: the text of a document given as an object.
         document_id: the id of a document given as an object, copied to its result.
         results: the ranking written into each row.

@@ -417,7 +417,7 @@ def _add_batch(
     for option, default, what in (
         ("--query-field", "query", "the query"),
         ("--documents-field", "documents", "the candidates"),
-        ("--id-field", "id", "the row's id, by which a rerun finds rows already done"),
+        ("--id-field", "id", "the row's id, named in messages"),
         ("--text-field", "text", "a document object's text"),
         ("--document-id-field", "id", "a document object's id, copied to its result"),
         ("--results-field", "results", "where the ranking is written"),
