@@ -323,6 +323,7 @@ def test_retry_failed_redoes_exactly_the_failures_and_writes_every_row_in_order(
     output.write_bytes(b"".join(kept))
     again = run_job(mode, source, output, client=client)  # a plain rerun: failures stand
     assert again.already_done == 28 and again.failed == 2 and again.recorded == 2
+    assert again.failed_before == 3 and not again.ok  # the failures already there count
     flaky.failing.clear()
     flaky.requests.clear()
     untouched = {
@@ -517,12 +518,12 @@ def test_a_full_disk_is_one_line_from_the_command_and_a_rewrite_leaves_the_old_o
         def write(fd: int, data: Any) -> int:
             # The third line of the new output fails half written; the disk then has room
             # again: what follows must not be appended to half a line and put in place.
-            if made and os.path.exists(made[0]):
-                if os.path.samestat(os.fstat(fd), os.stat(made[0])):
-                    writes[0] += 1
-                    if writes[0] == 3:
-                        real(fd, bytes(data)[: len(data) // 2])
-                        raise OSError(errno.ENOSPC, "No space left on device")
+            ours = made and os.path.exists(made[0])
+            if ours and os.path.samestat(os.fstat(fd), os.stat(made[0])):
+                writes[0] += 1
+                if writes[0] == 3:
+                    real(fd, bytes(data)[: len(data) // 2])
+                    raise OSError(errno.ENOSPC, "No space left on device")
             return real(fd, data)
 
         patch.setattr(os, "write", write)
@@ -584,3 +585,40 @@ def test_ctrl_c_says_how_many_rows_are_written_and_that_a_rerun_resumes(tmp_path
     assert again.returncode == 0, again.stderr
     assert f"{written} already there" in again.stderr
     assert [row["id"] for row in read_jsonl(output)] == [row["id"] for row in rows]
+
+
+def test_the_command_retries_failed_rows_and_redoes_changed_ones(
+    server: LocalRerankServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = make_rows(12, documents=3)
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    output = tmp_path / "out.jsonl"
+    with serve_in_thread(error_rate=1.0, error_status=503) as down:
+        code = main(["batch", str(source), str(output), "--base-url", down.base_url,
+                     "--max-retries", "0", "--no-progress"])  # fmt: skip
+    assert code == 1 and all(row["results"] is None for row in read_jsonl(output))
+    base = ["--base-url", server.base_url, "--no-progress"]
+    code = main(["batch", str(source), str(output), *base])
+    err = capsys.readouterr().err
+    assert code == 1 and "12 already there (12 failed: --retry-failed tries them again)" in err
+
+    code = main(["batch", str(source), str(output), *base, "--retry-failed"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "12 rows in" in err and "0 failed" in err
+    written = read_jsonl(output)
+    assert [row["id"] for row in written] == [row["id"] for row in rows]
+    assert all(row["results"] and "error" not in row for row in written)
+
+    rows[4]["query"] = "kettle scale"
+    write_jsonl(source, rows)
+    code = main(["batch", str(source), str(output), *base])
+    err = capsys.readouterr().err
+    assert code == 1 and "line 5: the row with id 'row-4' is not as row 5" in err
+    assert "--redo-changed" in err
+    code = main(["batch", str(source), str(output), *base, "--redo-changed"])
+    err = capsys.readouterr().err
+    assert code == 0 and "1 rows in" in err and "11 already there" in err
+    assert [content(row) for row in read_jsonl(output)] == rows
+    code = main(["batch", str(source), str(output), *base, "--retry-failed", "--overwrite"])
+    assert code == 2 and "--overwrite starts over" in capsys.readouterr().err

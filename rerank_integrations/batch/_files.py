@@ -33,6 +33,7 @@ __all__ = [
     "RewritePlan",
     "Source",
     "check_not_same_file",
+    "failed_line",
     "open_source",
     "plan_resume",
     "plan_rewrite",
@@ -410,6 +411,7 @@ class ResumePlan:
 
     Attributes:
         done: rows of the input already in the output.
+        failed: those of them written with their error.
         pending: ``(position, offset)`` of rows before ``position`` that are not in it (rows
             that failed and were skipped), in input order.
         position: the first row of the input beyond the output's last one.
@@ -419,6 +421,7 @@ class ResumePlan:
     """
 
     done: int = 0
+    failed: int = 0
     pending: list[tuple[int, int]] = field(default_factory=list)
     position: int = 0
     offset: int = 0
@@ -515,11 +518,17 @@ def plan_resume(source: Source, output: Path, fields: Fields) -> ResumePlan:
             else:
                 raise ResumeError(_not_from(output, number, source, written_id, changed))
         plan.done += 1
+        plan.failed += failed_line(written, fields)
         plan.good_size = size
     plan.partial = size < output.stat().st_size
     plan.offset = _next_offset(source, plan)
     plan.pending = sorted(item for items in missing.values() for item in items)
     return plan
+
+
+def failed_line(written: Mapping[str, Any], fields: Fields) -> bool:
+    """Whether an output row is one written with its error."""
+    return written.get(fields.results) is None and fields.error in written
 
 
 def _same_id(row: Row, written_id: object, fields: Fields) -> bool:
@@ -564,7 +573,7 @@ def plan_rewrite(
     for number, offset, line, written in _output_lines(output):
         if written is None:
             continue
-        failed = written.get(fields.results) is None and fields.error in written
+        failed = failed_line(written, fields)
         entry = (offset, len(line), failed, number, written.get(fields.id))
         by_key.setdefault(row_key(written, fields), deque()).append(entry)
     for position, _, row in source.read():

@@ -70,6 +70,8 @@ class BatchSummary:
         rate_limited: 429 answers.
         seconds: how long the run took.
         stopped: why the job stopped before the end of its input, if it did.
+        failed_before: of the rows already done, those the output holds as failed
+            (written with their error): ``retry_failed`` tries them again.
     """
 
     already_done: int = 0
@@ -84,12 +86,13 @@ class BatchSummary:
     rate_limited: int = 0
     seconds: float = 0.0
     stopped: RowFailedError | None = None
+    failed_before: int = 0
 
     @property
     def ok(self) -> bool:
         """Whether every row of the input is in the output with its ranking, as far as this
-        run knows: nothing failed and nothing stopped it."""
-        return self.failed == 0 and self.stopped is None
+        run knows: nothing failed, nothing stopped it, and no row done before had failed."""
+        return self.failed == 0 and self.stopped is None and self.failed_before == 0
 
     @property
     def pairs_per_second(self) -> float:
@@ -284,6 +287,7 @@ async def arun(
         rate_limited=after.rate_limited - before.rate_limited,
         seconds=time.monotonic() - started,
         stopped=job.stopped,
+        failed_before=job.failed_before,
     )
 
 
@@ -321,6 +325,7 @@ class _Job:
         self.counts = _Counts()
         self.before = client.stats()
         self.already_done = 0
+        self.failed_before = 0
         self.stopped: RowFailedError | None = None
         self.feed = _Feed()
         self.last = -1  # the position of the last row handled
@@ -343,6 +348,7 @@ class _Job:
             if plan.partial or plan.good_size < output.path.stat().st_size:
                 output.truncate(plan.good_size)
             self.already_done = plan.done
+            self.failed_before = plan.failed
             self._start_meter()
             await self._drain(self.feed.resume(self.source, plan), output, {})
 
@@ -351,9 +357,11 @@ class _Job:
         output = RewriteFile(path)
         try:
             plan = plan_rewrite(self.source, path, self.fields, redo_changed=redo_changed)
-            self.already_done = sum(
-                1 for _, _, failed in plan.lines.values() if not (retry_failed and failed)
-            )
+            kept = [
+                failed for _, _, failed in plan.lines.values() if not retry_failed or not failed
+            ]
+            self.already_done = len(kept)
+            self.failed_before = sum(kept)
             self._start_meter()
             rows = self.feed.rewrite(self.source, plan, output, retry_failed)
             try:

@@ -42,7 +42,10 @@ def summary_line(summary: BatchSummary, output: str) -> str:
         f"documents/s) to {output}"
     ]
     if summary.already_done:
-        parts.append(f"{summary.already_done:,} already there")
+        there = f"{summary.already_done:,} already there"
+        if summary.failed_before:
+            there += f" ({summary.failed_before:,} failed: --retry-failed tries them again)"
+        parts.append(there)
     failed = f"{summary.failed:,} failed"
     if summary.recorded or summary.skipped:
         failed += f" ({summary.recorded:,} recorded, {summary.skipped:,} skipped)"
