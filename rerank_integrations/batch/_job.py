@@ -44,7 +44,8 @@ __all__ = ["PATIENT_RETRY", "BatchSummary", "arun", "run"]
 #: The retry policy of a job that builds its own client (the command line's too). No one
 #: waits on an offline job, so it is patient where an interactive call gives up: ten
 #: retries, waits growing from 1 s to a cap of 60 s, and a server's ``Retry-After`` honoured
-#: up to 10 minutes. A server failing 15 % of requests then fails one row in ~10^8.
+#: up to 10 minutes. A server failing 15 % of requests at random then fails about one row
+#: in a billion (0.15 ** 11).
 PATIENT_RETRY = RetryPolicy(
     max_retries=10, initial_delay=1.0, max_delay=60.0, max_retry_after=600.0
 )
