@@ -16,10 +16,10 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     BaseCallbackManager,
     CallbackManagerForRetrieverRun,
+    Callbacks,
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._adapters import ERROR_KEY, RERANKED_KEY, SCORE_KEY, usage_of
@@ -141,12 +141,14 @@ class RerankRetriever(BaseRetriever):
         if description is not None and (not isinstance(description, str) or not description):
             raise ValueError(f"description must be a non-empty string or None, got {description!r}")
 
-        def search(query: str, config: RunnableConfig) -> tuple[str, list[Document]]:
-            documents = self.invoke(query, config)
+        # StructuredTool passes the tool run's child callbacks to a ``callbacks`` parameter,
+        # so the retriever's run nests inside the tool's.
+        def search(query: str, callbacks: Callbacks = None) -> tuple[str, list[Document]]:
+            documents = self.invoke(query, {"callbacks": callbacks})
             return render_documents(documents), documents
 
-        async def asearch(query: str, config: RunnableConfig) -> tuple[str, list[Document]]:
-            documents = await self.ainvoke(query, config)
+        async def asearch(query: str, callbacks: Callbacks = None) -> tuple[str, list[Document]]:
+            documents = await self.ainvoke(query, {"callbacks": callbacks})
             return render_documents(documents), documents
 
         return StructuredTool.from_function(
