@@ -126,7 +126,8 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             query: the search query.
             callbacks: LangChain callbacks; each handler gets a custom event
                 ``"rerank_usage"`` with what the call cost (tokens, billed units,
-                requests, model, endpoint).
+                requests, model, endpoint). Left out inside a run (a LangGraph node, an
+                LCEL step), the event goes to that run's handlers.
 
         Returns:
             New documents, best first, each with ``metadata["relevance_score"]``; ``[]`` for
@@ -321,6 +322,7 @@ def _describer(documents: Sequence[Document]) -> Describe:
 def _report_usage(callbacks: Callbacks | None, outcome: RerankResponse | RerankError) -> None:
     """Tell the callbacks what the call cost, as a custom event of the retriever's run."""
     usage = usage_of(outcome)
+    callbacks = callbacks or _current_callbacks()
     if usage is not None and callbacks:
         manager = CallbackManager.configure(inheritable_callbacks=callbacks)
         manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
@@ -331,9 +333,19 @@ async def _areport_usage(
 ) -> None:
     """The async twin of :func:`_report_usage`."""
     usage = usage_of(outcome)
+    callbacks = callbacks or _current_callbacks()
     if usage is not None and callbacks:
         manager = AsyncCallbackManager.configure(inheritable_callbacks=callbacks)
         await manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
+
+
+def _current_callbacks() -> Callbacks | None:
+    """The callbacks of the run in progress (a LangGraph node, an LCEL step), if any: where
+    the usage event goes when a call is given no callbacks."""
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    config = var_child_runnable_config.get()
+    return None if config is None else config.get("callbacks")
 
 
 def _scored_indexes(results: list[RerankResult]) -> list[dict[str, Any]]:
