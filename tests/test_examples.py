@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, SystemMessage
+from llama_index.core.base.base_retriever import BaseRetriever as LlamaRetriever
+from llama_index.core.llms import MockLLM
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from support import API_KEY, ScriptedServer
 from support.lc import (
     QUERY,
@@ -26,6 +29,7 @@ from support.lc import (
 )
 
 from rerank_integrations.langchain import SCORE_KEY, RerankCompressor
+from rerank_integrations.llama_index import RerankPostprocessor
 
 ROOT = Path(__file__).resolve().parent.parent
 TOP_N = 3
@@ -126,3 +130,75 @@ def test_langgraph_rag_script_runs_offline() -> None:
     lines = result.stdout.splitlines()
     assert "water temperature to brew coffee" in lines[0]
     assert lines[-1] == "(the model's answer, citing [1])"
+
+
+# -- LlamaIndex: a workflow awaiting apostprocess_nodes -------------------------------------
+
+
+class NodeListRetriever(LlamaRetriever):
+    """A LlamaIndex retriever that returns the passages as nodes for any query."""
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return [
+            NodeWithScore(node=TextNode(id_=d.id, text=d.page_content), score=0.5)
+            for d in passage_documents()
+        ]
+
+
+@pytest.fixture
+def postprocessor() -> Iterator[RerankPostprocessor]:
+    with ScriptedServer(api_key=API_KEY) as server:
+        reranker = RerankPostprocessor(
+            base_url=server.base_url, api_key=API_KEY, top_n=TOP_N, timeout=5, max_retries=0
+        )
+        yield reranker
+        reranker.close()
+
+
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211")
+def test_llama_index_workflow_awaits_the_reranker(
+    monkeypatch: pytest.MonkeyPatch, postprocessor: RerankPostprocessor
+) -> None:
+    example = load_example("llama_index_workflow.py")
+    workflow = example.RerankWorkflow(
+        NodeListRetriever(), postprocessor, MockLLM(max_tokens=4), timeout=30
+    )
+    client = postprocessor.rerank_client
+
+    def no_sync(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the workflow called the sync client")
+
+    monkeypatch.setattr(client, "rerank", no_sync)
+    queries = [QUERY, "espresso coffee pressure"]
+
+    async def main() -> list[dict[str, Any]]:
+        try:
+            results: list[dict[str, Any]] = await example.run(workflow, queries)
+            return results
+        finally:
+            await postprocessor.aclose()
+
+    results = asyncio.run(main())
+
+    for query, result in zip(queries, results, strict=True):
+        assert [item.node.node_id for item in result["nodes"]] == expected_ids(
+            query, passage_documents(), TOP_N
+        )
+        scores = [item.score for item in result["nodes"]]
+        assert scores == sorted(scores, reverse=True)
+        assert result["answer"]
+
+
+def test_llama_index_workflow_script_runs_offline() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "llama_index_workflow.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "water temperature to brew coffee" in result.stdout.splitlines()[0]
