@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -52,7 +51,7 @@ from rerank_integrations.demo import langchain_embeddings
 
 vector_store = InMemoryVectorStore(langchain_embeddings())
 vector_store.add_documents([
-    Document(id="descale", page_content="To descale an espresso machine, run a citric acid solution through it."),
+    Document(id="descale", page_content="To descale an espresso machine, run citric acid through."),
     Document(id="grind", page_content="A burr grinder gives an even grind for espresso."),
     Document(id="milk", page_content="Steam milk to about 60 degrees for a latte."),
 ])
