@@ -46,7 +46,6 @@ DEFAULT_CONTEXT_HEADER = (
 )
 _UNRANKED_NOTE = "(These passages could not be reranked; they are in retrieval order.)"
 
-ModelCallResult = ModelResponse[Any] | Any
 ToolCallResult = ToolMessage | Command[Any]
 
 
@@ -128,7 +127,7 @@ class RerankMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
-    ) -> ModelCallResult:
+    ) -> ModelResponse[Any]:
         """Put the best passages for the latest user message into this model call."""
         query = _latest_user_text(request.messages)
         if self._rag is None or query is None:
@@ -140,7 +139,7 @@ class RerankMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
-    ) -> ModelCallResult:
+    ) -> ModelResponse[Any]:
         """The async twin of :meth:`wrap_model_call`."""
         query = _latest_user_text(request.messages)
         if self._rag is None or query is None:
@@ -148,7 +147,9 @@ class RerankMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         documents = await self._rag.ainvoke(query)
         return await handler(self._with_context(request, documents))
 
-    def _with_context(self, request: ModelRequest[Any], documents: list[Document]) -> Any:
+    def _with_context(
+        self, request: ModelRequest[Any], documents: list[Document]
+    ) -> ModelRequest[Any]:
         """``request`` with the passages added to its system message (a new request)."""
         if not documents:
             return request

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import (
@@ -27,6 +27,9 @@ from ._exceptions import RerankError
 from ._tools import _NAME_PATTERN
 from ._types import RerankResponse
 from .langchain import RerankCompressor, _areport_usage, _describer, _report_usage
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
 
 __all__ = [
     "DEFAULT_RETRIEVER_TOOL_NAME",
@@ -103,7 +106,7 @@ class RerankRetriever(BaseRetriever):
         name: str | None = None,
         description: str | None = None,
         arg_types: dict[str, type] | None = None,
-    ) -> Any:
+    ) -> BaseTool:
         """This retriever as a LangChain tool that answers a ``query`` with the best passages.
 
         The LLM reads the kept passages as one line of JSON, best first, each
