@@ -5,6 +5,7 @@ need the ``eval`` extra)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import textwrap
 from pathlib import Path
@@ -213,16 +214,13 @@ def read_config(path: str | Path) -> list[dict[str, Any]]:
     Raises:
         ValueError: the file is no TOML, or a table has unknown keys or no name.
     """
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError as exc:
-            raise ImportError(
-                'reading --config needs tomli on Python 3.10: pip install "rerank-integrations'
-                '[eval]"'
-            ) from exc
+    module = "tomllib" if sys.version_info >= (3, 11) else "tomli"
+    try:
+        tomllib = importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - Python 3.10 without the extra
+        raise ImportError(
+            'reading --config needs tomli on Python 3.10: pip install "rerank-integrations[eval]"'
+        ) from exc
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)

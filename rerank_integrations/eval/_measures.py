@@ -83,12 +83,22 @@ def per_query(
     ir_measures = needs("ir_measures")
     names = [str(measure) for measure in measures]
     values = {query: dict.fromkeys(names, 0.0) for query in qrels}
-    judged_run = {query: dict(ranked) for query, ranked in run.items() if query in qrels and ranked}
+    judged_run = {
+        query: _untied(ranked) for query, ranked in run.items() if query in qrels and ranked
+    }
     if judged_run:
         qrels_dict = {query: dict(judged) for query, judged in qrels.items()}
         for metric in ir_measures.iter_calc(list(measures), qrels_dict, judged_run):
             values[metric.query_id][str(metric.measure)] = float(metric.value)
     return values
+
+
+def _untied(scores: Mapping[str, float]) -> dict[str, float]:
+    """The ranking as trec_eval orders it (score descending, ties by document id
+    descending), with one score per place: ir-measures hands some measures (``RR@k``) to
+    providers that break ties the other way, and a ranking must not depend on who measures."""
+    ordered = sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)
+    return {document: float(len(ordered) - place) for place, (document, _) in enumerate(ordered)}
 
 
 def means(values: Mapping[str, Mapping[str, float]]) -> dict[str, float]:

@@ -58,16 +58,13 @@ def _depth(plt: Any, report: EvalReport, path: Path) -> Path:
 
 def _latency(plt: Any, report: EvalReport, path: Path) -> Path:
     names = [name for name, used in report.usage.items() if used["latencies_ms"]]
-    figure, axes = plt.subplots(figsize=(6.4, 1.2 + 0.6 * len(names)), dpi=100)
-    axes.boxplot(
-        [report.usage[name]["latencies_ms"] for name in names],
-        vert=False,
-        tick_labels=names,
-        showfliers=True,
-    )
-    axes.set_xlabel("latency per query (ms, as the client measured it)")
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    axes.boxplot([report.usage[name]["latencies_ms"] for name in names], showfliers=True)
+    axes.set_xticks(range(1, len(names) + 1))
+    axes.set_xticklabels(names)
+    axes.set_ylabel("ms per query, as the client measured it")
     axes.set_title("Latency per query")
-    axes.grid(True, axis="x", alpha=0.3)
+    axes.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
