@@ -88,8 +88,12 @@ def per_query(
     }
     if judged_run:
         qrels_dict = {query: dict(judged) for query, judged in qrels.items()}
+        named: dict[int, str] = {}  # a measure's hash is its repr: slow by the million
         for metric in ir_measures.iter_calc(list(measures), qrels_dict, judged_run):
-            values[metric.query_id][str(metric.measure)] = float(metric.value)
+            name = named.get(id(metric.measure))
+            if name is None:
+                name = named[id(metric.measure)] = str(metric.measure)
+            values[metric.query_id][name] = float(metric.value)
     return values
 
 

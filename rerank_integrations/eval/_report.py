@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ class EvalReport:
             "latency_p95_ms", "cost"}}``.
         primary: the measure plots and summaries show (``nDCG@10`` when computed).
         requests_sent: HTTP requests this run sent (0 when every score was known).
+        seconds: how long this run took: ``"scoring"`` (the rerankers, through the batch
+            job) and ``"report"`` (every measure, sweep and test, and the files).
         notes: what the reader should know (queries left out, no judgements...).
         files: the files written, relative to ``out``.
     """
@@ -61,6 +64,7 @@ class EvalReport:
     usage: dict[str, dict[str, Any]]
     primary: str
     requests_sent: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
@@ -150,13 +154,17 @@ def _usage(calls: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+def _top_n_names(top_ns: Sequence[int]) -> list[str]:
+    return [f"{kind}@{n}" for n in top_ns for kind in ("P", "R", "nDCG")]
+
+
 def _top_n_sweep(
     qrels: Mapping[str, Mapping[str, int]],
     run: Mapping[str, Mapping[str, float]],
+    values: Mapping[str, Mapping[str, float]],
     top_ns: Sequence[int],
 ) -> dict[int, dict[str, float]]:
-    names = [f"{kind}@{n}" for n in top_ns for kind in ("P", "R", "nDCG")]
-    averaged = means(per_query(parse_measures(names), qrels, run))
+    averaged = means(values)
     lost: dict[int, float] = {}
     for n in top_ns:
         dropped = 0
@@ -192,17 +200,34 @@ def build_report(
     alpha: float,
     plots: bool,
     requests_sent: int,
+    scoring_seconds: float = 0.0,
 ) -> EvalReport:
     """Compute every table from the scores, and write the report folder."""
+    started = time.perf_counter()
     qrels = dataset.qrels
     runs = _runs(first_stage, scores, depth)
-    values = {name: per_query(measures, qrels, run) for name, run in runs.items()}
+    top = [n for n in top_ns if n <= depth] or [depth]
+    # One pass per contender at full depth gives the measures and the top_n sweep.
+    extra = [name for name in _top_n_names(top) if name not in names]
+    every = [*measures, *parse_measures(extra)] if extra else list(measures)
+    found = {name: per_query(every, qrels, run) for name, run in runs.items()}
+    values = {
+        name: {query: {m: row[m] for m in names} for query, row in by_query.items()}
+        for name, by_query in found.items()
+    }
+    top_values = {
+        name: {query: {m: row[m] for m in _top_n_names(top)} for query, row in by_query.items()}
+        for name, by_query in found.items()
+    }
     primary = "nDCG@10" if "nDCG@10" in names else names[0]
     depth_sweep: dict[str, dict[int, dict[str, float]]] = {name: {} for name in runs}
     for cut in depths:
-        for name, run in _runs(first_stage, scores, cut).items():
-            depth_sweep[name][cut] = means(per_query(measures, qrels, run))
-    top = [n for n in top_ns if n <= depth] or [depth]
+        cut_runs = _runs(first_stage, scores, cut) if cut != depth else None
+        for name in runs:
+            by_query = (
+                values[name] if cut_runs is None else per_query(measures, qrels, cut_runs[name])
+            )
+            depth_sweep[name][cut] = means(by_query)
     thresholds: dict[str, dict[str, Any]] = {}
     for name in scores:
         scored = [
@@ -226,14 +251,18 @@ def build_report(
         per_query=values,
         comparisons=compare(values, names, baseline=_FIRST_STAGE, alpha=alpha),
         depth_sweep=depth_sweep,
-        top_n_sweep={name: _top_n_sweep(qrels, run, top) for name, run in runs.items()},
+        top_n_sweep={
+            name: _top_n_sweep(qrels, run, top_values[name], top) for name, run in runs.items()
+        },
         thresholds=thresholds,
         usage={name: _usage(calls.get(name, {})) for name in scores},
         primary=primary,
         requests_sent=requests_sent,
         notes=list(first_stage.notes),
     )
+    report.seconds = {"scoring": scoring_seconds, "report": time.perf_counter() - started}
     _write(report, dataset, runs, depth, alpha, plots)
+    report.seconds["report"] = time.perf_counter() - started
     return report
 
 
@@ -413,6 +442,12 @@ def _markdown(report: EvalReport, dataset: Dataset, depth: int) -> str:
             f"{_number(used['tokens'])} | {_number(used['latency_p50_ms'])} | "
             f"{_number(used['latency_p95_ms'])} |"
         )
+    lines += [
+        "",
+        f"This run: {report.requests_sent:,} requests, scoring {report.seconds['scoring']:.1f} s "
+        f"(what the cache already knew sends nothing), measures and tests "
+        f"{report.seconds['report']:.1f} s.",
+    ]
     pictures = [name for name in report.files if name.endswith((".png", ".svg"))]
     if pictures:
         lines += ["", "## Plots", ""]

@@ -92,13 +92,20 @@ class ScoreStore:
     """An on-disk cache of (query, document) scores in one SQLite file, for a client's
     ``cache=``: ``get(key)`` and ``set(key, value)``, safe to share between threads.
 
+    Scores are written in batches of ``batch`` (and on :meth:`flush` and :meth:`close`),
+    so keeping them costs little beside the requests; a crash loses at most one batch,
+    which the next run asks for again.
+
     Args:
         path: the file (created with its folder when missing).
+        batch: scores held in memory before they are written.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], batch: int = 2000) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._batch = batch
+        self._pending: dict[str, str] = {}
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -111,21 +118,42 @@ class ScoreStore:
     def get(self, key: str, default: Any = None) -> Any:
         """The value kept for ``key``, else ``default``."""
         with self._lock:
+            value = self._pending.get(key)
+            if value is not None:
+                return value
             row = self._db.execute("SELECT value FROM scores WHERE key = ?", (key,)).fetchone()
         return default if row is None else row[0]
 
     def set(self, key: str, value: Any) -> None:
         """Keep ``value`` for ``key``."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO scores VALUES (?, ?)", (key, str(value)))
+            self._pending[key] = str(value)
+            if len(self._pending) >= self._batch:
+                self._write()
+
+    def _write(self) -> None:
+        if self._pending:
+            with self._db:  # one transaction
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO scores VALUES (?, ?)", self._pending.items()
+                )
+            self._pending.clear()
+
+    def flush(self) -> None:
+        """Write the scores held in memory."""
+        with self._lock:
+            self._write()
 
     def __len__(self) -> int:
         with self._lock:
+            self._write()
             return int(self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
 
     def close(self) -> None:
-        """Close the file."""
+        """Write what is held and close the file."""
         with self._lock:
+            self._write()
             self._db.close()
 
 
@@ -156,17 +184,26 @@ class _Measured:
     def __init__(self, client: RerankClient, keys: Mapping[str, list[str]], path: Path) -> None:
         self._client = client
         self._keys = keys
-        self._path = path
         self._lock = threading.Lock()
+        self._file = path.open("a", encoding="utf-8")
+
+    def close(self) -> None:
+        """Close the calls file (the client is left open)."""
+        with self._lock:
+            self._file.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
     def _record(self, query: str, texts: Sequence[object], record: dict[str, Any]) -> None:
         record["documents"] = len(texts)
-        with self._lock, self._path.open("a", encoding="utf-8") as handle:
-            for query_id in self._keys.get(_call_key(query, texts), []):
-                handle.write(json.dumps({"id": query_id, **record}) + "\n")
+        lines = "".join(
+            json.dumps({"id": query_id, **record}) + "\n"
+            for query_id in self._keys.get(_call_key(query, texts), [])
+        )
+        with self._lock:
+            self._file.write(lines)
+            self._file.flush()
 
     async def arerank(self, query: str, documents: Sequence[Any], **options: Any) -> Any:
         started = time.perf_counter()
@@ -288,15 +325,18 @@ async def _score(
     if progress:
         print(f"{reranker.name}:", file=stream, flush=True)
     measured = _Measured(client, keys, calls)
-    summary = await arun(
-        candidates,
-        output,
-        client=cast(RerankClient, measured),
-        concurrency=concurrency,
-        on_error="stop",
-        progress=progress,
-        progress_stream=stream,
-    )
+    try:
+        summary = await arun(
+            candidates,
+            output,
+            client=cast(RerankClient, measured),
+            concurrency=concurrency,
+            on_error="stop",
+            progress=progress,
+            progress_stream=stream,
+        )
+    finally:
+        measured.close()
     if not summary.ok:
         reason = summary.stopped or f"{summary.failed} queries failed"
         raise EvalRunError(
@@ -385,6 +425,7 @@ async def aevaluate(
         scores: dict[str, dict[str, dict[str, float]]] = {}
         calls: dict[str, dict[str, list[dict[str, Any]]]] = {}
         sent = 0
+        started = time.perf_counter()
         for reranker in contenders:
             scored, recorded, requests = await _score(
                 reranker,
@@ -399,6 +440,9 @@ async def aevaluate(
             scores[reranker.name] = scored
             calls[reranker.name] = recorded
             sent += requests
+            if store is not None:
+                store.flush()
+        scoring = time.perf_counter() - started
     finally:
         for reranker in contenders:
             client = clients.get(reranker.name)
@@ -422,6 +466,7 @@ async def aevaluate(
         alpha=alpha,
         plots=plots,
         requests_sent=sent,
+        scoring_seconds=scoring,
     )
 
 
