@@ -64,7 +64,7 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
         env=child_env(),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
