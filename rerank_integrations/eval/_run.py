@@ -94,7 +94,9 @@ class ScoreStore:
 
     Scores are written in batches of ``batch`` (and on :meth:`flush` and :meth:`close`),
     so keeping them costs little beside the requests; a crash loses at most one batch,
-    which the next run asks for again.
+    which the next run asks for again. The keys are read into memory when the file is
+    opened (some 100 bytes a score), so that a score not there costs no query; scores
+    another process writes to the file afterwards are not seen until it is opened again.
 
     Args:
         path: the file (created with its folder when missing).
@@ -111,6 +113,7 @@ class ScoreStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT)")
+        self._known = {row[0] for row in self._db.execute("SELECT key FROM scores")}
 
     def __repr__(self) -> str:
         return f"ScoreStore({str(self.path)!r})"
@@ -121,6 +124,8 @@ class ScoreStore:
             value = self._pending.get(key)
             if value is not None:
                 return value
+            if key not in self._known:
+                return default
             row = self._db.execute("SELECT value FROM scores WHERE key = ?", (key,)).fetchone()
         return default if row is None else row[0]
 
@@ -138,6 +143,7 @@ class ScoreStore:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO scores VALUES (?, ?)", self._pending.items()
                 )
+            self._known.update(self._pending)
             self._pending.clear()
 
     def flush(self) -> None:
