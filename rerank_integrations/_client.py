@@ -73,6 +73,7 @@ from ._ratelimit import AdaptiveGate, RateLimit, RateLimiter, limiter_for
 from ._retry import RetryPolicy, seconds_to_sleep
 from ._secrets import HiddenHeaders, Scrubber, as_secret, secret_values
 from ._text import display_url
+from ._timeouts import within
 from ._trace import CallSpan, attempt_span, call_span
 from ._transport import BodyReader, DeadlineTransport, attempt_deadline
 from ._types import NOT_GIVEN, NotGiven, RerankResponse
@@ -862,10 +863,7 @@ async def _asend_once(client: httpx.AsyncClient, action: Send) -> Answer | Reran
     """One attempt on the async path: the whole answer by ``action.limit``."""
     url = display_url(action.url)
     try:
-        if _timeout is None:  # Python 3.10
-            return await asyncio.wait_for(_attempt(client, action, url), action.limit)
-        async with _timeout(action.limit):
-            return await _attempt(client, action, url)
+        return await within(_attempt(client, action, url), action.limit)
     except asyncio.TimeoutError:
         return APITimeoutError(f"no complete answer from {url} within {action.limit:g}s")
 
@@ -894,10 +892,6 @@ async def _attempt(client: httpx.AsyncClient, action: Send, url: str) -> Answer 
     return Answer(response.status_code, response.reason_phrase, response.headers, reader.content())
 
 
-#: ``asyncio.timeout`` (Python 3.11+), which bounds a block without a task of its own.
-_timeout: Any = getattr(asyncio, "timeout", None)
-
-
 def _sleep(seconds: float) -> None:
     time.sleep(seconds_to_sleep(seconds))
 
@@ -912,7 +906,7 @@ async def _within(awaitable: Awaitable[T], call: Call) -> T:
     if left is None:
         return await awaitable
     try:
-        return await asyncio.wait_for(awaitable, max(0.0, left))
+        return await within(awaitable, left)
     except asyncio.TimeoutError:
         raise call.deadline_error() from None
 
