@@ -16,8 +16,10 @@ CORE_TESTS := tests --ignore=tests/test_notebooks.py --ignore=tests/test_benchma
 	--ignore=tests/test_ray.py
 # The pure modules `make mutation` mutates (tools/mutation.py names the tests of each).
 MUTATION_MODULES := _retry _budget _cache _core
+# A seeded sample of this many mutants per module (empty: every mutant).
+MUTATION_SAMPLE ?=
 
-.PHONY: demo test test-pythons lint bench interop mutation clean
+.PHONY: demo test venvs test-pythons lint bench interop mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,19 +37,24 @@ test: $(STAMP) lint
 
 # One environment per other Python, from pyenv's versions or pythonX.Y on PATH; a Python
 # that is missing fails (.ci/find-python), it is never skipped.
+# (A pattern rule cannot make a .PHONY target: test-pyX.Y is not listed there.)
+.PRECIOUS: .venv-py%/.installed
 .venv-py%/.installed: pyproject.toml
 	rm -rf .venv-py$*
-	"$$(.ci/find-python $*)" -m venv .venv-py$*
+	python=$$(.ci/find-python $*) && "$$python" -m venv .venv-py$*
 	.venv-py$*/bin/python -m pip install --quiet --upgrade "pip>=25.1"
 	.venv-py$*/bin/python -m pip install --quiet -e ".[all]" --group test-core
 	touch $@
 
+## venvs: every environment CI uses, one after the other
+venvs: $(STAMP) $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)/.installed)
+
 ## test-pythons: the suite without notebooks, benchmarks and Ray on every other Python claimed
-test-pythons: $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)/.installed)
-	set -e; for version in $(OTHER_PYTHONS); do \
-	  echo "== Python $$version"; \
-	  .venv-py$$version/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS); \
-	done
+test-pythons: $(foreach version,$(OTHER_PYTHONS),test-py$(version))
+
+test-py%: .venv-py%/.installed
+	@echo "== Python $* (the suite without notebooks, benchmarks and Ray)"
+	.venv-py$*/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rerank_integrations tests notebooks benchmarks interop examples
@@ -84,7 +91,8 @@ interop: $(STAMP) $(INTEROP_STAMPS)
 
 ## mutation: mutate the pure modules, run their tests, write MUTATION.md (not part of test)
 mutation: $(STAMP)
-	$(BIN)/python tools/mutation.py --out MUTATION.md $(MUTATION_MODULES)
+	$(BIN)/python tools/mutation.py --out MUTATION.md --log .mutation.log \
+	  $(if $(MUTATION_SAMPLE),--sample $(MUTATION_SAMPLE)) $(MUTATION_MODULES)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)) .venv-interop-litellm .venv-interop-infinity \
