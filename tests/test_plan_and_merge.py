@@ -179,6 +179,16 @@ def test_no_request_asks_for_more_results_than_it_sends_documents(
         assert all(len(r.content) <= settings["max_request_bytes"] for r in mock_api.requests)
 
 
+@pytest.mark.parametrize(("top_n", "expected"), [(7, [5, 5, 5, 5, 4]), (3, [3, 3, 3, 3, 3])])
+def test_each_batch_of_a_count_budget_asks_for_at_most_its_documents(
+    top_n: int, expected: list[int]
+) -> None:
+    documents = [f"document {number:03d}" for number in range(24)]
+    plan = plan_rerank("query", documents, top_n, Budget(max_documents=5))
+    assert [batch.top_n for batch in plan.batches] == expected
+    assert [len(batch.texts) for batch in plan.batches] == [5, 5, 5, 5, 4]
+
+
 def _bytes_budget(limit: int) -> Budget:
     # A body of 40 bytes with no document; each document adds its text and 3 bytes.
     return Budget(max_documents=1000, max_bytes=limit, body_bytes=40, document_bytes=3)

@@ -29,6 +29,7 @@ import ast
 import copy
 import dataclasses
 import functools
+import json
 import os
 import random
 import shutil
@@ -51,7 +52,11 @@ MODULE_TESTS: dict[str, list[str]] = {
 }
 
 #: Survivors no test can kill, with the reason: (module, function, kind, mutated text) -> why.
-EQUIVALENT: dict[tuple[str, str, str, str], str] = {}
+EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    ("_retry", "_as_tuple", "drop", "pass"): (
+        "dropping `return None` at the end of the except clause returns None all the same"
+    ),
+}
 
 _FLIPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.LtE,
@@ -331,26 +336,24 @@ def run_module(
         chosen = sorted(random.Random(seed).sample(every, sample), key=lambda m: m[0].number)
     outcomes: list[Outcome] = []
     try:
-        for position, (mutant, write) in enumerate(chosen, start=1):
+        for mutant, write in chosen:
             source = write()
             if source is None:  # not valid Python: no mutant at all
                 continue
             target.write_text(source, encoding="utf-8")
             status, seconds = _run_tests(copy_root, tests, limit)
             outcomes.append(Outcome(mutant, status, seconds))
-            if log is not None:
+            if log is not None:  # one JSON line a mutant: --report-from rebuilds the report
+                record = {**dataclasses.asdict(mutant), "status": status, "seconds": seconds}
+                record["of"] = len(every)
                 with log.open("a", encoding="utf-8") as handle:
-                    handle.write(
-                        f"{module} {position}/{len(chosen)} #{mutant.number} {status} "
-                        f"{seconds:.1f}s {mutant.function}:{mutant.line} {mutant.kind} "
-                        f"{mutant.before!r} -> {mutant.after!r}\n"
-                    )
+                    handle.write(json.dumps(record) + "\n")
     finally:
         target.write_text(original, encoding="utf-8")
     return outcomes, len(every)
 
 
-def report(results: dict[str, tuple[list[Outcome], int]], minutes: float) -> str:
+def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None) -> str:
     """MUTATION.md: the score per module, the equivalent survivors and the others."""
     rows = []
     equivalents: list[str] = []
@@ -389,7 +392,7 @@ def report(results: dict[str, tuple[list[Outcome], int]], minutes: float) -> str
         "",
         "Written by `make mutation` (`tools/mutation.py`, which says how mutants are made and",
         "which tests each module runs). Score: killed mutants over mutants not judged",
-        f"equivalent. This run took {minutes:.0f} min.",
+        "equivalent." + ("" if minutes is None else f" This run took {minutes:.0f} min."),
         "",
         "| module | mutants run | killed | equivalent | surviving | score |",
         "|---|---|---|---|---|---|",
@@ -407,6 +410,18 @@ def report(results: dict[str, tuple[list[Outcome], int]], minutes: float) -> str
     return "\n".join(lines)
 
 
+def results_from_log(log: Path) -> dict[str, tuple[list[Outcome], int]]:
+    """The outcomes a ``--log`` file holds, by module (a run stopped early included)."""
+    results: dict[str, tuple[list[Outcome], int]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        status, seconds, total = record.pop("status"), record.pop("seconds"), record.pop("of")
+        outcome = Outcome(Mutant(**record), status, seconds)
+        outcomes, _ = results.setdefault(record["module"], ([], total))
+        outcomes.append(outcome)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="+", help="module names in the package, e.g. _retry")
@@ -415,7 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=27)
     parser.add_argument("--log", type=Path, help="append one line per mutant here")
     parser.add_argument("--list", action="store_true", help="only count the mutants")
+    parser.add_argument("--report-from", type=Path, help="write the report of a --log file")
     args = parser.parse_args(argv)
+    if args.report_from is not None:
+        text = report(results_from_log(args.report_from), None)
+        args.out.write_text(text, encoding="utf-8")
+        print(text)
+        return 0
     if args.list:
         for module in args.modules:
             print(module, len(mutants_of(module)))
@@ -429,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         copy_root = _copy_repository(Path(scratch))
         for module in args.modules:
             results[module] = run_module(module, copy_root, args.sample, args.seed, args.log)
+            # Written after each module, so that a long run shows what it has so far.
+            args.out.write_text(report(results, None), encoding="utf-8")
     text = report(results, (time.monotonic() - started) / 60)
     args.out.write_text(text, encoding="utf-8")
     print(text)
