@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -110,3 +112,15 @@ async def test_within_times_out_and_keeps_a_cancel_a_cancel() -> None:
                 continue
             lost += 1
     assert lost == 0
+
+
+def test_every_bounded_await_goes_through_the_one_helper() -> None:
+    package = Path(within.__code__.co_filename).parent
+    bounded = [
+        f"{path.relative_to(package)}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if re.search(r"\bwait_for\(|asyncio\.timeout\(|async_timeout\.", line)
+        and path.name != "_timeouts.py"
+    ]
+    assert bounded == []
