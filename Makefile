@@ -95,5 +95,5 @@ mutation: $(STAMP)
 	  $(if $(MUTATION_SAMPLE),--sample $(MUTATION_SAMPLE)) $(MUTATION_MODULES)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)) .venv-interop-litellm .venv-interop-infinity \
-	  .venv-interop-xinference .interop .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)) \
+	  .venv-interop-litellm .venv-interop-infinity .venv-interop-xinference .interop .pytest_cache .mypy_cache .ruff_cache
