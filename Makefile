@@ -96,4 +96,5 @@ mutation: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)) \
-	  .venv-interop-litellm .venv-interop-infinity .venv-interop-xinference .interop .pytest_cache .mypy_cache .ruff_cache
+	  .venv-interop-litellm .venv-interop-infinity .venv-interop-xinference .interop \
+	  .pytest_cache .mypy_cache .ruff_cache
