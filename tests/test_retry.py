@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from rerank_integrations import RetryPolicy, backoff_delay, next_wait, parse_retry_after, testing
-from rerank_integrations._retry import is_retryable_status
+from rerank_integrations._retry import is_retryable_status, wait_stated_in
 
 NOW = 1_700_000_000.0
 
@@ -263,3 +263,26 @@ def test_a_negative_wait_is_not_slept() -> None:
         assert seconds_to_sleep(0.25) == 0.25
     finally:
         testing.set_testing(False)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("Rate limit reached. Please try again in 5 seconds.", 5.0),
+        ("retry after 200ms", 0.2),
+        ("Retry after 1 millisecond", 0.001),
+        ("Try again in 250 milliseconds", 0.25),
+        ("try again in 1.5s", 1.5),
+        ("Try again in 2 minutes", 120.0),
+        ("try again in 1 min", 60.0),
+        ("retry the request after 3 secs", 3.0),
+        ("try again later", None),
+        ("try again in 5 hours", None),
+    ],
+)
+def test_a_wait_stated_in_a_message_is_read_in_its_unit(
+    message: str | None, expected: float | None
+) -> None:
+    assert wait_stated_in(message) == (None if expected is None else pytest.approx(expected))
