@@ -430,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=27)
     parser.add_argument("--log", type=Path, help="append one line per mutant here")
     parser.add_argument("--list", action="store_true", help="only count the mutants")
+    parser.add_argument(
+        "--tests", nargs="+", help="run these tests instead of MODULE_TESTS' (every module)"
+    )
     parser.add_argument("--report-from", type=Path, help="write the report of a --log file")
     args = parser.parse_args(argv)
     if args.report_from is not None:
@@ -449,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         copy_root = _copy_repository(Path(scratch))
         for module in args.modules:
+            if args.tests:
+                MODULE_TESTS[module] = args.tests
             results[module] = run_module(module, copy_root, args.sample, args.seed, args.log)
             # Written after each module, so that a long run shows what it has so far.
             args.out.write_text(report(results, None), encoding="utf-8")
