@@ -45,3 +45,30 @@ def test_windows_overlap_by_the_tokens_asked() -> None:
     assert all(len(piece) <= 10 for piece in pieces)
     for before, after in itertools.pairwise(pieces):
         assert before[-3:] == after[:3]
+
+
+def test_a_window_never_starts_inside_a_word() -> None:
+    # Two tokens a word, so token ends fall inside words; with an overlap the next window
+    # would start mid-word if it were not moved on to the word's start.
+    text = " ".join(f"word{number:02d}" for number in range(30))
+    cuts = windows(text, counter_for(lambda piece: 2 * len(piece.split())), 9, 3)
+    assert len(cuts) > 3
+    for cut in cuts:
+        assert cut.start == 0 or text[cut.start - 1] == " "
+        assert text[cut.start] != " "
+
+
+def test_a_text_that_no_window_can_hold_is_cut_to_single_characters() -> None:
+    # Any text counts 3 tokens, more than the 2 allowed: the windows shrink, by tokens then
+    # by halves, down to one character each, and the cutting ends.
+    cuts = windows("abcd efgh", counter_for(lambda piece: 3 if piece.strip() else 0), 2, 0)
+    assert all(cut.end - cut.start == 1 for cut in cuts)
+    assert "".join("abcd efgh"[cut.start : cut.end] for cut in cuts) == "abcdefgh"
+
+
+@pytest.mark.parametrize("max_characters", [20, 33])
+def test_the_estimate_keeps_windows_within_the_characters_allowed(max_characters: int) -> None:
+    text = " ".join(f"word{number}" for number in range(80))
+    cuts = windows(text, counter_for(None), 50, 0, max_characters)
+    assert all(cut.end - cut.start <= max_characters for cut in cuts)
+    assert " ".join(text[cut.start : cut.end] for cut in cuts).split() == text.split()

@@ -284,9 +284,11 @@ def _run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, 
     if pid == 0:  # the child: never returns
         code = 1
         try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
+            # MUTATION_OUTPUT=FILE keeps what the tests print (to see why a baseline fails).
+            output = os.environ.get("MUTATION_OUTPUT", os.devnull)
+            sink = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            os.dup2(sink, 1)
+            os.dup2(sink, 2)
             os.chdir(copy_root)
             sys.path.insert(0, str(copy_root))
             sys.dont_write_bytecode = True
