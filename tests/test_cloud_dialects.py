@@ -167,6 +167,13 @@ PUBLIC_HOSTS = {
     "contextual": "https://api.contextual.ai/v1/rerank",
     "scaleway": "https://api.scaleway.ai/v1/rerank",
     "jina": "https://api.jina.ai/v1/rerank",
+    "cohere": "https://api.cohere.com/v2/rerank",
+    "voyage": "https://api.voyageai.com/v1/rerank",
+    "mixedbread": "https://api.mixedbread.com/v1/reranking",
+    "pinecone": "https://api.pinecone.io/rerank",
+    "dashscope": "https://dashscope.aliyuncs.com/api/v1/services/rerank/text-rerank/text-rerank",
+    "openrouter": "https://openrouter.ai/api/v1/rerank",
+    "vercel": "https://ai-gateway.vercel.sh/v2/rerank",
 }
 
 
