@@ -14,8 +14,12 @@ from support import SERVICES, ScriptedServer, run_mode
 
 from rerank_integrations import ConfigurationError, PromptTemplate, RerankCache, RerankClient
 from rerank_integrations._budget import estimate_tokens
-from rerank_integrations.dialects import DIALECTS, QWEN3_RERANKER, register_prompt_template
-from rerank_integrations.dialects import _instructions
+from rerank_integrations.dialects import (
+    DIALECTS,
+    QWEN3_RERANKER,
+    _instructions,
+    register_prompt_template,
+)
 
 QUERY = "how do I descale an espresso machine"
 DOCUMENTS = ["Run citric acid through the boiler.", "Espresso tastes bitter.", "Descale monthly."]
@@ -136,7 +140,7 @@ def test_the_instruction_on_the_wire(
         assert asked.query == QUERY
         assert _at(body, how.split(":")[1]) == INSTRUCTION
     assert asked.documents == DOCUMENTS
-    assert INSTRUCTION not in json.dumps(body["documents"] if "documents" in body else "")
+    assert INSTRUCTION not in json.dumps(body.get("documents", ""))
 
 
 @pytest.mark.parametrize("name", SENDING)
@@ -208,8 +212,8 @@ def test_a_dialect_that_cannot_carry_one_refuses_it_before_sending(
     with pytest.raises(ConfigurationError, match=f"the {name} dialect cannot carry an instruction"):
         call(mode, client, instruction=INSTRUCTION)
     assert recorder.bodies == []
+    key = {} if name == "bedrock" else {"api_key": "sk-test"}
     with pytest.raises(ConfigurationError, match=f"the {name} dialect") as info:
-        key = {} if name == "bedrock" else {"api_key": "sk-test"}
         RerankClient(
             "https://rerank.test", dialect=name, instruction=INSTRUCTION, **key, **settings
         )
