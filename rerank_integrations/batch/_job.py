@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .._client import RerankClient
+from .._types import NOT_GIVEN, NotGiven
 from ._engine import (
     DEFAULT_CONCURRENCY,
     Outcome,
@@ -110,6 +111,7 @@ async def arun(
     document_id_field: str = "id",
     results_field: str = "results",
     error_field: str = "error",
+    instruction: str | NotGiven | None = NOT_GIVEN,
     **client_settings: Any,
 ) -> BatchSummary:
     """Rerank every row of ``input_path`` into ``output_path`` (JSON Lines), in input order.
@@ -143,6 +145,9 @@ async def arun(
         input_format: ``"jsonl"`` or ``"parquet"``; default: from the file name.
         query_field, documents_field, id_field, text_field, document_id_field,
         results_field, error_field: the field names.
+        instruction: what every row's ranking should favour (see the client's
+            ``instruction``); left out, the client's; ``None``: none. Works with a
+            ``client`` given too.
         **client_settings: ``RerankClient`` arguments, when no ``client`` is given.
 
     Returns:
@@ -196,7 +201,12 @@ async def arun(
             counts = _Counts()
             stopped: RowFailedError | None = None
             rows = outcomes(
-                _rows_of(source, plan), client, fields, top_n=top_n, concurrency=concurrency
+                _rows_of(source, plan),
+                client,
+                fields,
+                top_n=top_n,
+                concurrency=concurrency,
+                instruction=instruction,
             )
             try:
                 stopped = await _drain(
