@@ -294,6 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the figures as JSON")
     demo.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        help=(
+            'the instruction shown with "What pressure should I use?" '
+            '(default: "Prefer documents about bicycle tires")'
+        ),
+    )
+    demo.add_argument(
         "--long-documents",
         action=argparse.BooleanOptionalAction,
         default=True,
