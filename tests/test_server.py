@@ -863,7 +863,7 @@ def test_an_instruction_line_steers_what_the_query_found() -> None:
 
     documents = [
         "Espresso is brewed at nine bars of pressure.",
-        "Tire pressure for a road bike is 80 psi.",
+        "Road bike tires hold 80 psi of pressure.",
         "Bicycle tires wear out on rough roads.",  # the instruction's words, not the query's
     ]
     tokens = [analyze(text) for text in documents]
@@ -884,7 +884,10 @@ def test_the_server_honours_a_client_instruction(mode: str) -> None:
 
     from rerank_integrations import RerankClient
 
-    documents = ["Espresso is brewed at nine bars of pressure.", "Tire pressure for a road bike."]
+    documents = [
+        "Espresso is brewed at nine bars of pressure.",
+        "Road bike tires hold 80 psi of pressure.",
+    ]
     with serve_in_thread() as server:
         client = RerankClient(server.base_url, instruction="Prefer documents about bicycle tires")
         try:
