@@ -413,3 +413,23 @@ def test_the_llama_index_adapter_sends_its_instruction(
     assert [r.asked.query for r in scripted_server.received if r.asked] == [
         f"{INSTRUCTION}\n{QUERY}"
     ]
+
+
+def test_a_fallback_gets_the_call_s_instruction(
+    mode: str, clients: Callable[..., tuple[RerankClient, Recorder]]
+) -> None:
+    fallback, recorder = clients("contextual", instruction="fallback's own")
+    transport = httpx.MockTransport(lambda request: httpx.Response(503, json={"error": "down"}))
+    primary = RerankClient(
+        "https://primary.test",
+        max_retries=0,
+        fallbacks=[fallback],
+        http_client=httpx.Client(transport=transport),
+        async_http_client=httpx.AsyncClient(transport=transport),
+    )
+    try:
+        call(mode, primary, instruction="the call's")
+        call(mode, primary)  # none from the call: the fallback keeps its own
+    finally:
+        primary.close()
+    assert [body["instruction"] for body in recorder.bodies] == ["the call's", "fallback's own"]
