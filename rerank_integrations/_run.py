@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ._actions import Flow
 from ._auth import Authorizer
-from ._call import Call, plan_again
+from ._call import Arguments, Call, plan_again
 from ._codec import BatchRanking
 from ._config import ClientSettings
 from ._drive import adrive, drive
@@ -75,6 +75,7 @@ class Engine:
                     top_n=arguments.top_n,
                     deadline=left,
                     rank_fields=arguments.rank_fields,
+                    **_instruction_of(arguments),
                 )
             except RerankError as failure:
                 after.failed(failure)
@@ -127,6 +128,7 @@ class Engine:
                     top_n=arguments.top_n,
                     deadline=left,
                     rank_fields=arguments.rank_fields,
+                    **_instruction_of(arguments),
                 )
             except RerankError as failure:
                 after.failed(failure)
@@ -238,3 +240,8 @@ async def _gather_or_cancel(coroutines: Sequence[Coroutine[Any, Any, T]]) -> lis
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _instruction_of(arguments: Arguments) -> dict[str, str]:
+    """The call's instruction for a fallback (which keeps its own when the call has none)."""
+    return {} if arguments.instruction is None else {"instruction": arguments.instruction}
