@@ -62,6 +62,7 @@ from ._flow import (
     Flow,
     Send,
     adrive,
+    attempt_bounds,
     batch_flow,
     document_limit,
     drive,
@@ -470,7 +471,7 @@ class RerankClient:
 
         count = len(call.plan.batches)
         if count > 1:
-            drive(self._warm_up(), send, _sleep)
+            drive(self._warm_up(call), send, _sleep)
         rankings = [run(0)] if count == 1 else _run_in_pool(self._get_executor(), run, count)
         return self._merged(call, rankings)
 
@@ -547,7 +548,7 @@ class RerankClient:
 
         count = len(call.plan.batches)
         if count > 1:
-            await _within(adrive(self._warm_up(), send, _asleep), call)
+            await _within(adrive(self._warm_up(call), send, _asleep), call)
         gate = self._connection.gate
 
         async def one(number: int) -> BatchRanking:
@@ -663,12 +664,14 @@ class RerankClient:
             self._settings, self._connection, call, number, self._random.random, self._authorizer
         )
 
-    def _warm_up(self) -> Flow[None]:
+    def _warm_up(self, call: Call) -> Flow[None]:
         """Fetch a token before a call's batches fan out, so that they share one exchange
-        instead of each making its own. A failure here is left to each batch's retries."""
+        instead of each making its own, within what is left of the call's deadline. A
+        failure here is left to each batch's retries."""
         if self._authorizer is None:
             return
-        probe = Send(self.endpoint, b"", {}, self._settings.timeout)
+        timeout, limit = attempt_bounds(self._settings, call)
+        probe = Send(self.endpoint, b"", {}, timeout, limit)
         try:
             yield from self._authorizer.authorize(probe)
         except RerankError:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from ._actions import Answer, Flow, Run, Send, Sleep
+from ._actions import Answer, Flow, Run, Send, Sleep, Wait
 from ._answers import missing_field
 from ._auth import Authorizer
 from ._budget import TokenCounter, counter_for
@@ -74,6 +74,7 @@ __all__ = [
     "Send",
     "Sleep",
     "adrive",
+    "attempt_bounds",
     "batch_flow",
     "check_extra_fields",
     "drive",
@@ -106,6 +107,8 @@ def drive(
                 outcome = None
             elif isinstance(action, Run):
                 outcome = _run(action)
+            elif isinstance(action, Wait):
+                outcome = action.latch.wait(action.seconds)
             else:
                 outcome = send(action)
     except StopIteration as stop:
@@ -127,6 +130,8 @@ async def adrive(
                 outcome = None
             elif isinstance(action, Run):
                 outcome = await asyncio.to_thread(_run, action)
+            elif isinstance(action, Wait):
+                outcome = await action.latch.wait_async(action.seconds)
             else:
                 outcome = await send(action)
     except StopIteration as stop:
@@ -743,9 +748,7 @@ def _exchange(
             raise call.deadline_error(retries_done + 1)
         counters.add(requests=1, retries=1 if retries_done else 0, documents=size)
         epoch = gate.epoch if gate is not None else 0
-        attempt = settings.attempt_seconds
-        limit = left if attempt is None else attempt if left is None else min(attempt, left)
-        timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
+        timeout, limit = attempt_bounds(settings, call)
         send = Send(
             url, body, connection.headers, timeout, limit, max_bytes, label, retries_done, slept
         )
@@ -760,6 +763,12 @@ def _exchange(
             status = failure.status_code if isinstance(failure, APIStatusError) else None
             cause = f"credentials: {type(failure).__name__}"
         else:
+            if call.expires is not None:  # the credentials' time counts against the deadline
+                left = call.time_left()
+                if left is not None and left <= 0:
+                    raise call.deadline_error(retries_done + 1)
+                timeout, limit = attempt_bounds(settings, call)
+                send = dataclasses.replace(send, timeout=timeout, limit=limit)
             outcome = yield send
             if (
                 isinstance(outcome, Answer)
@@ -850,6 +859,16 @@ _NO_SUCH_PATH = re.compile(
     r"the requested url was not found.*|page not found)\.?$",
     re.IGNORECASE,
 )
+
+
+def attempt_bounds(settings: ClientSettings, call: Call) -> tuple[httpx.Timeout, float | None]:
+    """What bounds a request of ``call`` sent now: each phase (``timeout``, cut to what is
+    left of the deadline) and the whole, connect to last byte (``None``: no bound)."""
+    left = call.time_left()
+    attempt = settings.attempt_seconds
+    limit = left if attempt is None else attempt if left is None else min(attempt, left)
+    timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
+    return timeout, limit
 
 
 def _no_such_path(dialect: Dialect, answer: Answer) -> bool:
