@@ -105,7 +105,7 @@ def call_span(
     ) as span:
         recording = span.is_recording()
         if recording:
-            top_k = len(documents) if top_n is None else min(top_n, len(documents))
+            top_k = len(documents) if top_n is None else top_n  # the plan's: below the count
             span.set_attributes(
                 {
                     SPAN_KIND: "RERANKER",

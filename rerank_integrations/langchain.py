@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, usage_of
-from ._core import check_query
+from ._checks import check_query
 from ._documents import Image
 from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RankedPassage, RerankToolInput, RerankToolRunner, render

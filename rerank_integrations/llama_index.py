@@ -46,8 +46,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 
-from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, usage_of
-from ._core import check_query
+from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, setting_field, usage_of
+from ._checks import check_query
 from ._documents import Image
 from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
@@ -80,10 +80,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     ``to_json()`` leave out the API key, the headers and any ``client`` passed in.
     """
 
-    metadata_mode: MetadataMode = MetadataMode.EMBED
-    """Which metadata goes along with each node's text to the API (``get_content`` mode)."""
-    keep_retrieval_score: bool = False
-    """Also store each node's previous score in its metadata as ``retrieval_score``."""
+    metadata_mode: MetadataMode = setting_field("metadata_mode", MetadataMode.EMBED)
+    keep_retrieval_score: bool = setting_field("keep_retrieval_score", strict=True)
 
     @classmethod
     def class_name(cls) -> str:
