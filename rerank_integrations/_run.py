@@ -183,6 +183,7 @@ class Engine:
                 retry=False,
                 long_documents=settings.long_documents,
                 document_tokens=connection.learned.document_tokens,
+                plans_again=call.plans_again,
                 fallbacks=bool(settings.fallbacks),
             )
         )
