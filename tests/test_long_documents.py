@@ -17,8 +17,8 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from support import MockAPI, rank_body, run_mode
 
 from rerank_integrations import BadRequestError, RerankClient, _budget
-from rerank_integrations._constants import MAX_PLANS_AGAIN
 from rerank_integrations._budget import counter_for, estimate_tokens, windows
+from rerank_integrations._constants import MAX_PLANS_AGAIN
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
 from rerank_integrations.server import count_tokens, serve_in_thread
