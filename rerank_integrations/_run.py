@@ -78,6 +78,8 @@ class Engine:
                 )
             except RerankError as failure:
                 after.failed(failure)
+            except (TypeError, ValueError) as refusal:  # before sending: not for this one
+                after.cannot_take(refusal)
             else:
                 return after.answered(response)
         raise after.error
@@ -132,6 +134,8 @@ class Engine:
                 )
             except RerankError as failure:
                 after.failed(failure)
+            except (TypeError, ValueError) as refusal:  # before sending: not for this one
+                after.cannot_take(refusal)
             else:
                 return after.answered(response)
         raise after.error
