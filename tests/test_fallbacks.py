@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from langchain_core.documents import Document
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode
 from support import MockAPI, run_mode
 
 from rerank_integrations import (
@@ -206,22 +206,41 @@ def test_errors_after_a_skipped_fallback_chain_back_to_the_primarys(mode: str) -
     assert isinstance(cause, ServerError) and "primary down" in str(cause)
 
 
-def test_the_adapters_pass_through_when_no_fallback_can_take_the_documents(mode: str) -> None:
+@pytest.mark.parametrize("adapter", ["langchain", "llama_index"])
+def test_the_adapters_pass_through_when_no_fallback_can_take_the_documents(
+    mode: str, adapter: str
+) -> None:
     primary = Service(PRIMARY, status(503), status(503)).client(
         dialect="jina", model="jina-reranker-m0", fallbacks=[Service(SECOND).client()]
     )
-    compressor = RerankCompressor(client=primary, on_error="passthrough")
-    given = [
-        Document(page_content="pear tart", id="d0"),
-        Document(page_content="", id="d1", metadata={"rerank_image": "https://img.test/a.jpg"}),
-    ]
-    kept = run_mode(
-        mode,
-        lambda: compressor.compress_documents(given, QUERY),
-        lambda: compressor.acompress_documents(given, QUERY),
-    )
-    assert [d.id for d in kept] == ["d0", "d1"]
-    assert kept[0].metadata == {"reranked": False, "rerank_error": "ServerError"}
+    image = "https://img.test/apple-pie.jpg"
+    if adapter == "langchain":
+        compressor = RerankCompressor(client=primary, on_error="passthrough")
+        given = [
+            Document(page_content="pear tart", id="d0"),
+            Document(page_content="", id="d1", metadata={"rerank_image": image}),
+        ]
+        out = run_mode(
+            mode,
+            lambda: compressor.compress_documents(given, QUERY),
+            lambda: compressor.acompress_documents(given, QUERY),
+        )
+        ids, metadata = [d.id for d in out], out[0].metadata
+    else:
+        postprocessor = RerankPostprocessor(client=primary, on_error="passthrough")
+        nodes = [
+            NodeWithScore(node=TextNode(text="pear tart", id_="d0"), score=0.5),
+            NodeWithScore(node=ImageNode(image_url=image, id_="d1"), score=0.4),
+        ]
+        bundle = QueryBundle(QUERY)
+        out = run_mode(
+            mode,
+            lambda: postprocessor.postprocess_nodes(nodes, query_bundle=bundle),
+            lambda: postprocessor.apostprocess_nodes(nodes, query_bundle=bundle),
+        )
+        ids, metadata = [n.node.node_id for n in out], out[0].node.metadata
+    assert ids == ["d0", "d1"]
+    assert metadata == {"reranked": False, "rerank_error": "ServerError"}
     assert primary.stats().passthroughs == 1
 
 
