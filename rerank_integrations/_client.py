@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +23,7 @@ from ._budget import counter_for
 from ._cache import credential_scope, score_cache_for
 from ._call import Call, start_call
 from ._checks import check_score_transform
+from ._closing import AsyncClosing
 from ._config import ClientSettings, TimeoutTypes, resolve_settings
 from ._constants import (
     DEFAULT_CHUNK_OVERLAP,
@@ -50,7 +50,7 @@ __all__ = ["RerankClient"]
 _USER_AGENT = f"rerank-integrations/{__version__}"
 
 
-class RerankClient:
+class RerankClient(AsyncClosing):
     """A client for an HTTP rerank API, with a sync and an async method.
 
     Settings come from the arguments, else from the environment (read here, only for
@@ -385,19 +385,9 @@ class RerankClient:
             TypeError, ValueError: bad arguments, before anything is sent.
             RerankError: a subclass saying what went wrong with the server.
         """
-        call = start_call(
-            self._settings,
-            self._connection,
-            query,
-            documents,
-            top_n,
-            model,
-            deadline,
-            extra_body,
-            fields,
-            rank_fields,
+        call = self._begin(
+            query, documents, top_n, model, deadline, extra_body, rank_fields, fields
         )
-        self._connection.counters.add(calls=1)
         with self._span(call) as span:
             span.response = self._engine.answer(call)
         return span.response
@@ -416,6 +406,25 @@ class RerankClient:
     ) -> RerankResponse:
         """The async twin of :meth:`rerank`: batches are sent as concurrent tasks, at most
         ``max_concurrency`` at a time; cancelling the call cancels them all."""
+        call = self._begin(
+            query, documents, top_n, model, deadline, extra_body, rank_fields, fields
+        )
+        with self._span(call) as span:
+            span.response = await self._engine.aanswer(call)
+        return span.response
+
+    def _begin(
+        self,
+        query: str,
+        documents: Sequence[str | Image | Mapping[str, Any]],
+        top_n: int | None,
+        model: str | NotGiven | None,
+        deadline: float | NotGiven | None,
+        extra_body: Mapping[str, Any] | None,
+        rank_fields: Sequence[str] | None,
+        fields: dict[str, Any],
+    ) -> Call:
+        """One call's arguments checked and planned (before anything is sent), and counted."""
         call = start_call(
             self._settings,
             self._connection,
@@ -429,9 +438,7 @@ class RerankClient:
             rank_fields,
         )
         self._connection.counters.add(calls=1)
-        with self._span(call) as span:
-            span.response = await self._engine.aanswer(call)
-        return span.response
+        return call
 
     def _span(self, call: Call) -> AbstractContextManager[CallSpan]:
         """The call's trace span (nothing without OpenTelemetry)."""
@@ -459,28 +466,6 @@ class RerankClient:
     async def aclose(self) -> None:
         """Close this loop's async connection pool, and everything :meth:`close` closes."""
         await self._engine.pools.aclose()
-
-    def __enter__(self) -> RerankClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> RerankClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- the pools, as tests and tools reach them -------------------------------------------
 
