@@ -17,7 +17,7 @@ from ._exceptions import RerankError
 from ._outcome import falls_back
 from ._state import Connection
 from ._text import display_url
-from ._types import NOT_GIVEN, NotGiven, RerankResponse
+from ._types import NOT_GIVEN, RerankResponse
 
 __all__ = ["Fallbacks"]
 
@@ -35,7 +35,11 @@ class Fallbacks:
         self.call = call
         self.error = error
 
-    def __iter__(self) -> Iterator[tuple[Any, float | NotGiven | None]]:
+    def __iter__(self) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """Each fallback still worth trying, with the keyword arguments of its call: the
+        call's own, and the time the call has left as its deadline."""
+        arguments = self.call.arguments
+        assert arguments is not None
         failed = self.primary.shown_url
         for number, fallback in enumerate(self.clients, 1):
             if not falls_back(self.error):
@@ -54,7 +58,16 @@ class Fallbacks:
             )
             failed = display_url(fallback.endpoint)
             # Without a deadline of the call's own, the fallback keeps its own.
-            yield fallback, NOT_GIVEN if left is None else left
+            yield (
+                fallback,
+                {
+                    "query": arguments.query,
+                    "documents": arguments.documents,
+                    "top_n": arguments.top_n,
+                    "deadline": NOT_GIVEN if left is None else left,
+                    "rank_fields": arguments.rank_fields,
+                },
+            )
 
     def failed(self, error: RerankError) -> None:
         """The fallback just tried failed with ``error`` (caused by the one before)."""

@@ -64,17 +64,9 @@ class Engine:
             if isinstance(after, Fallbacks):
                 break
             call = after
-        arguments = after.call.arguments
-        assert arguments is not None
-        for fallback, left in after:
+        for fallback, arguments in after:
             try:
-                response = fallback.rerank(
-                    arguments.query,
-                    arguments.documents,
-                    top_n=arguments.top_n,
-                    deadline=left,
-                    rank_fields=arguments.rank_fields,
-                )
+                response = fallback.rerank(**arguments)
             except RerankError as failure:
                 after.failed(failure)
             else:
@@ -116,17 +108,9 @@ class Engine:
             if isinstance(after, Fallbacks):
                 break
             call = after
-        arguments = after.call.arguments
-        assert arguments is not None
-        for fallback, left in after:
+        for fallback, arguments in after:
             try:
-                response = await fallback.arerank(
-                    arguments.query,
-                    arguments.documents,
-                    top_n=arguments.top_n,
-                    deadline=left,
-                    rank_fields=arguments.rank_fields,
-                )
+                response = await fallback.arerank(**arguments)
             except RerankError as failure:
                 after.failed(failure)
             else:
