@@ -5,10 +5,11 @@ the embedded server on 127.0.0.1.
 The examples run in order, each in its own namespace holding what the earlier ones imported,
 as a reader who pastes them one after the other would run them. The few names a block takes
 from the reader's own code (``vector_store``, ``index``, ``candidates``, ``docs``, ``rows``,
-``client``) are given beforehand, the example hosts (``https://api.example.com/v1``...) are
-the local server, and so is ``RERANK_BASE_URL`` for the blocks that name only a dialect. A
-block that needs a cloud account or cloud storage is skipped by the comment
-``<!-- readme-test: skip (why) -->`` on the line before it; :data:`SKIPPED` lists them.
+``client``, a chat ``model``) are given beforehand, the example hosts
+(``https://api.example.com/v1``...) are the local server, and so is ``RERANK_BASE_URL`` for
+the blocks that name only a dialect. A block that needs a cloud account or cloud storage is
+skipped by the comment ``<!-- readme-test: skip (why) -->`` on the line before it;
+:data:`SKIPPED` lists them.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ PUBLIC_NAMES: list[tuple[str, str]] = [
 
 #: The README's blocks this test does not run, by their first line, and why.
 SKIPPED: dict[str, str] = {
+    "from langchain.agents import create_agent": "needs a chat model from a provider account",
     "from rerank_integrations import Image, RerankClient": (
         "needs a Jina account and the reader's image files"
     ),
@@ -144,6 +146,7 @@ def readers_names(scripted_server: ScriptedServer) -> dict[str, Any]:
     """What the README's blocks take from the reader's own code."""
     from langchain_core.documents import Document
     from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.language_models import FakeListChatModel
     from langchain_core.vectorstores import InMemoryVectorStore
     from llama_index.core import Document as LlamaDocument
     from llama_index.core import VectorStoreIndex
@@ -169,6 +172,7 @@ def readers_names(scripted_server: ScriptedServer) -> dict[str, Any]:
         "docs": TEXTS,
         "rows": [{"id": str(i), "query": QUERY, "documents": TEXTS} for i in range(3)],
         "client": RerankClient(scripted_server.base_url),
+        "model": FakeListChatModel(responses=["Run citric acid through the boiler."]),
         "__name__": "readme",
     }
 
