@@ -8,12 +8,12 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 INTEROP_SERVERS := litellm infinity xinference
 INTEROP_STAMPS := $(foreach server,$(INTEROP_SERVERS),.venv-interop-$(server)/.installed)
 # CI runs the whole suite on $(PYTHON) (3.11) and this suite on every other Python the
-# classifiers claim, each in its own .venv-pyX.Y (tests/test_ci.py keeps the two lists equal).
+# classifiers claim, each in its own .venv-pyX.Y (tests/jobs/test_ci.py keeps the two lists equal).
 OTHER_PYTHONS := 3.10 3.12 3.13
 # The suite without the notebooks, the benchmarks and Ray (their dependencies are not in the
 # test-core group).
-CORE_TESTS := tests --ignore=tests/test_notebooks.py --ignore=tests/test_benchmarks_smoke.py \
-	--ignore=tests/test_ray.py
+CORE_TESTS := tests --ignore=tests/jobs/test_notebooks.py --ignore=tests/jobs/test_benchmarks_smoke.py \
+	--ignore=tests/jobs/test_ray.py
 # The pure modules `make mutation` mutates (tools/mutation.py names the tests of each).
 MUTATION_MODULES := _retry _budget _cache _plan _merge _codec _refusals _outcome
 # A seeded sample of this many mutants per module (empty: every mutant).

@@ -3,7 +3,7 @@
 ``make interop`` builds the three server environments and then runs this. Each server is
 started on 127.0.0.1, every case is run through the client (sync and async) and both
 adapters (sync and async), each case's request/answer pairs are written to
-``tests/fixtures/recorded/<server>/<case>.json``, and every server started is stopped,
+``tests/wire/recorded/<server>/<case>.json``, and every server started is stopped,
 whatever happens. Logs, the tiny model and Xinference's home are under ``.interop/``.
 
 Exit status: 0 when every case passes or fails only as its pending core fix says (XFAIL);
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated subset of %(default)s",
     )
     parser.add_argument(
-        "--no-record", action="store_true", help="do not rewrite tests/fixtures/recorded"
+        "--no-record", action="store_true", help="do not rewrite tests/wire/recorded"
     )
     parser.add_argument("--case", action="append", default=[], help="run only cases named so")
     args = parser.parse_args(argv)

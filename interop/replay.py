@@ -1,10 +1,10 @@
 """Recordings of real servers, served back to a client, and the check of what it made of them.
 
-A recording is one JSON file per case (``tests/fixtures/recorded/<server>/<case>.json``): the
+A recording is one JSON file per case (``tests/wire/recorded/<server>/<case>.json``): the
 server's name and version, the date, the client's settings and the call, every request our
 client sent with the answer it got (status, headers of interest, the raw body), the raw
 ``httpx`` calls the kit made to the same server for comparison, and the outcome the client
-should reach. ``tests/test_recorded.py`` and the live kit both use this module: the kit to
+should reach. ``tests/wire/test_recorded.py`` and the live kit both use this module: the kit to
 check a live run, the test suite to replay the bytes without the servers.
 
 Only the standard library, ``httpx`` and ``rerank_integrations`` are needed here.
@@ -29,7 +29,7 @@ from rerank_integrations import RerankClient, RerankError, RerankResponse, testi
 
 FORMAT = 1
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RECORDINGS_DIR = REPO_ROOT / "tests" / "fixtures" / "recorded"
+RECORDINGS_DIR = REPO_ROOT / "tests" / "wire" / "recorded"
 
 #: Relative tolerance on scores: float32 noise (seen up to 3e-6) when a server pads pairs of
 #: concurrent requests into one batch of its own.

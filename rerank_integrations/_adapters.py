@@ -9,7 +9,7 @@ import copy
 import logging
 import operator
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from pydantic import (
     BaseModel,
@@ -43,6 +43,14 @@ RERANKED_KEY = "reranked"
 ERROR_KEY = "rerank_error"
 
 logger = logging.getLogger(LOGGER_NAME)
+
+
+class _CallOptions(TypedDict):
+    """The keyword arguments an adapter's settings give each ``rerank``/``arerank`` call."""
+
+    top_n: int | None
+    model: str | None
+    rank_fields: list[str] | None
 
 
 class SecretKey:
@@ -317,13 +325,7 @@ class RerankSettings(BaseModel):
         and retrieval scores to traces."""
         try:
             with described_documents(describe):
-                return self.rerank_client.rerank(
-                    query,
-                    texts,
-                    top_n=self.top_n,
-                    model=self.model,
-                    rank_fields=self.fields_ranked(),
-                )
+                return self.rerank_client.rerank(query, texts, **self._call_options())
         except RerankError as error:
             return self._pass_through_or_raise(error, len(texts))
 
@@ -333,15 +335,13 @@ class RerankSettings(BaseModel):
         """The async twin of :meth:`rank_or_pass`."""
         try:
             with described_documents(describe):
-                return await self.rerank_client.arerank(
-                    query,
-                    texts,
-                    top_n=self.top_n,
-                    model=self.model,
-                    rank_fields=self.fields_ranked(),
-                )
+                return await self.rerank_client.arerank(query, texts, **self._call_options())
         except RerankError as error:
             return self._pass_through_or_raise(error, len(texts))
+
+    def _call_options(self) -> _CallOptions:
+        """What the adapter's settings pass to each call of the client."""
+        return {"top_n": self.top_n, "model": self.model, "rank_fields": self.fields_ranked()}
 
     def fields_ranked(self) -> list[str] | None:
         """The fields a structured document is ranked on: ``rank_fields``, with the

@@ -8,8 +8,8 @@ the async path: the batch flow and the credential flows are written once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from ._actions import Answer, Flow, Run, Send, Sleep, Wait
 from ._exceptions import RerankError
@@ -26,25 +26,37 @@ def _run(action: Run) -> Any:
         return exc
 
 
+class _Steps(Generic[T]):
+    """The actions of a flow, each sent what its predecessor came to (``outcome``); once the
+    flow returns, ``value`` holds what it returned."""
+
+    def __init__(self, flow: Flow[T]) -> None:
+        self.flow = flow
+        self.outcome: Any = None
+        self.value: T
+
+    def __iter__(self) -> Iterator[Send | Sleep | Run | Wait]:
+        try:
+            while True:
+                yield self.flow.send(self.outcome)
+        except StopIteration as stop:
+            self.value = stop.value
+
+
 def drive(
     flow: Flow[T], send: Callable[[Send], Answer | RerankError], sleep: Callable[[float], None]
 ) -> T:
     """Run ``flow`` to its end with blocking ``send``, ``sleep`` and calls; return its value."""
-    outcome: Any = None
-    try:
-        while True:
-            action = flow.send(outcome)
-            if isinstance(action, Sleep):
-                sleep(action.seconds)
-                outcome = None
-            elif isinstance(action, Run):
-                outcome = _run(action)
-            elif isinstance(action, Wait):
-                outcome = action.latch.wait(action.seconds)
-            else:
-                outcome = send(action)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    steps = _Steps(flow)
+    for action in steps:
+        if isinstance(action, Sleep):
+            sleep(action.seconds)
+            steps.outcome = None
+        elif isinstance(action, Wait):
+            steps.outcome = action.latch.wait(action.seconds)
+        else:
+            steps.outcome = _run(action) if isinstance(action, Run) else send(action)
+    return steps.value
 
 
 async def adrive(
@@ -53,18 +65,15 @@ async def adrive(
     sleep: Callable[[float], Awaitable[None]],
 ) -> T:
     """The async twin of :func:`drive`; a blocking call runs in a worker thread."""
-    outcome: Any = None
-    try:
-        while True:
-            action = flow.send(outcome)
-            if isinstance(action, Sleep):
-                await sleep(action.seconds)
-                outcome = None
-            elif isinstance(action, Run):
-                outcome = await asyncio.to_thread(_run, action)
-            elif isinstance(action, Wait):
-                outcome = await action.latch.wait_async(action.seconds)
-            else:
-                outcome = await send(action)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    steps = _Steps(flow)
+    for action in steps:
+        if isinstance(action, Sleep):
+            await sleep(action.seconds)
+            steps.outcome = None
+        elif isinstance(action, Run):
+            steps.outcome = await asyncio.to_thread(_run, action)
+        elif isinstance(action, Wait):
+            steps.outcome = await action.latch.wait_async(action.seconds)
+        else:
+            steps.outcome = await send(action)
+    return steps.value

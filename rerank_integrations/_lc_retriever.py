@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._adapters import ERROR_KEY, RERANKED_KEY, SCORE_KEY, usage_of
 from ._exceptions import RerankError
-from ._tools import _NAME_PATTERN
+from ._tools import check_tool_naming
 from ._types import RerankResponse
 from .langchain import RerankCompressor, _areport_usage, _describer, _report_usage
 
@@ -136,13 +136,7 @@ class RerankRetriever(BaseRetriever):
                 "the tool's one argument is the query string"
             )
         name = DEFAULT_RETRIEVER_TOOL_NAME if name is None else name
-        if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
-            raise ValueError(
-                "tool name must be 1 to 64 letters, digits, '_' or '-' (what LLM tool APIs "
-                f"accept), got {name!r}"
-            )
-        if description is not None and (not isinstance(description, str) or not description):
-            raise ValueError(f"description must be a non-empty string or None, got {description!r}")
+        check_tool_naming(name, description)
 
         # StructuredTool passes the tool run's child callbacks to a ``callbacks`` parameter,
         # so the retriever's run nests inside the tool's.

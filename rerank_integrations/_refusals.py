@@ -3,7 +3,7 @@
 A refusal may say the batch is too big (and perhaps the most documents it takes), that one
 document is too long (and how many tokens one may have), that a request field is missing,
 that the path does not exist, or how long to wait before trying again. Each reading is a
-pure function of the message; ``tests/test_refusals.py`` holds the table of real messages
+pure function of the message; ``tests/unit/test_refusals.py`` holds the table of real messages
 each must read.
 """
 

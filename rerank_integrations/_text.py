@@ -1,11 +1,14 @@
-"""Text for people: URLs shown without credentials, lines cut to a terminal's width."""
+"""Text for people: URLs shown without credentials, lines cut to a terminal's width, and
+JSON Lines read with errors that say where."""
 
 from __future__ import annotations
 
+import json
 import unicodedata
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["cut_to_width", "display_url"]
+__all__ = ["cut_to_width", "display_url", "json_object_line"]
 
 
 def display_url(url: str) -> str:
@@ -16,6 +19,18 @@ def display_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port is not None else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def json_object_line(line: str, where: str) -> dict[str, Any]:
+    """The JSON object on ``line``; a ``ValueError`` starting with ``where`` (``"docs.jsonl,
+    line 3"``) when it is not JSON or not an object."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: expected a JSON object")
+    return record
 
 
 def cut_to_width(text: str, width: int) -> str:

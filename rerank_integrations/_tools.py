@@ -28,6 +28,7 @@ __all__ = [
     "RerankToolRunner",
     "ToolAnswer",
     "arender",
+    "check_tool_naming",
     "default_description",
     "describe_validation_error",
     "ranked_passages",
@@ -39,6 +40,20 @@ DEFAULT_TOOL_NAME = "rerank_passages"
 
 # What the OpenAI, Anthropic and Gemini tool APIs all accept as a function name.
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_tool_naming(name: object, description: object) -> None:
+    """A ``ValueError`` unless ``name`` is what LLM tool APIs accept and ``description`` is a
+    non-empty string or ``None``."""
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            "tool name must be 1 to 64 letters, digits, '_' or '-' (what LLM tool APIs "
+            f"accept), got {name!r}"
+        )
+    if description is not None and (not isinstance(description, str) or not description):
+        raise ValueError(f"description must be a non-empty string or None, got {description!r}")
+
+
 _MAX_PROBLEMS = 5
 _PREVIEW_CHARACTERS = 40
 _PREVIEWER = reprlib.Repr()  # keyword arguments need Python 3.12
@@ -119,13 +134,7 @@ class RerankToolRunner:
     def __init__(
         self, settings: RerankSettings, *, name: str, description: str | None = None
     ) -> None:
-        if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
-            raise ValueError(
-                "tool name must be 1 to 64 letters, digits, '_' or '-' (what LLM tool APIs "
-                f"accept), got {name!r}"
-            )
-        if description is not None and (not isinstance(description, str) or not description):
-            raise ValueError(f"description must be a non-empty string or None, got {description!r}")
+        check_tool_naming(name, description)
         self._settings = settings
         self.name = name
         """The tool's name."""

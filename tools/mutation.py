@@ -45,14 +45,14 @@ PACKAGE = "rerank_integrations"
 
 #: The tests run against each module's mutants: the ones written for it, kept fast.
 MODULE_TESTS: dict[str, list[str]] = {
-    "_retry": ["tests/test_retry.py"],
-    "_budget": ["tests/test_budget.py", "tests/test_plan_and_merge.py"],
-    "_cache": ["tests/test_cache.py"],
-    "_plan": ["tests/test_plan_and_merge.py", "tests/test_properties.py"],
-    "_merge": ["tests/test_plan_and_merge.py", "tests/test_properties.py"],
-    "_codec": ["tests/test_dialects.py"],
-    "_refusals": ["tests/test_refusals.py"],
-    "_outcome": ["tests/test_outcome.py"],
+    "_retry": ["tests/unit/test_retry.py"],
+    "_budget": ["tests/unit/test_budget.py", "tests/unit/test_plan_and_merge.py"],
+    "_cache": ["tests/client/test_cache.py"],
+    "_plan": ["tests/unit/test_plan_and_merge.py", "tests/unit/test_properties.py"],
+    "_merge": ["tests/unit/test_plan_and_merge.py", "tests/unit/test_properties.py"],
+    "_codec": ["tests/dialects/test_dialects.py"],
+    "_refusals": ["tests/unit/test_refusals.py"],
+    "_outcome": ["tests/unit/test_outcome.py"],
 }
 
 #: Survivors no test can kill, with the reason: (module, function, kind, mutated text) -> why.

@@ -12,9 +12,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol
 
+from .._closing import Closing
 from .._exceptions import ResumeError
 from ._rows import Fields, InvalidRow, decode_json, row_key
 
@@ -234,7 +234,7 @@ def check_not_same_file(
         )
 
 
-class OutputFile:
+class OutputFile(Closing):
     """The output: opened for appending, locked against a second job, grown one whole line
     per ``write`` call.
 
@@ -292,17 +292,6 @@ class OutputFile:
                 os.fsync(fd)
         finally:
             os.close(fd)
-
-    def __enter__(self) -> OutputFile:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _lock(fd: int, path: Path) -> None:

@@ -7,12 +7,13 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from .._client import RerankClient
 from .._exceptions import RowFailedError
+from .._observe import RerankStats
 from .._retry import RetryPolicy
 from .._types import NOT_GIVEN, NotGiven
 from ._engine import (
@@ -305,39 +306,31 @@ def _has_rows(output: Path) -> bool:
         return False
 
 
+@dataclass(eq=False, repr=False)
 class _Job:
     """One run: what it reads, where it writes, and what it counted."""
 
-    def __init__(
-        self,
-        source: Source,
-        fields: Fields,
-        mode: str,
-        max_failures: int | None,
-        client: RerankClient,
-        *,
-        top_n: int | None,
-        concurrency: int,
-        instruction: str | NotGiven | None = NOT_GIVEN,
-        progress: tuple[TextIO, float] | None,
-    ) -> None:
-        self.source = source
-        self.fields = fields
-        self.mode = mode
-        self.max_failures = max_failures
-        self.client = client
-        self.top_n = top_n
-        self.concurrency = concurrency
-        self.instruction = instruction
-        self.progress = progress
-        self.meter: Progress | None = None
-        self.counts = _Counts()
-        self.before = client.stats()
-        self.already_done = 0
-        self.failed_before = 0
-        self.stopped: RowFailedError | None = None
-        self.feed = _Feed()
-        self.last = -1  # the position of the last row handled
+    source: Source
+    fields: Fields
+    mode: str
+    max_failures: int | None
+    client: RerankClient
+    _: KW_ONLY
+    top_n: int | None
+    concurrency: int
+    progress: tuple[TextIO, float] | None
+    instruction: str | NotGiven | None = NOT_GIVEN
+    meter: Progress | None = field(default=None, init=False)
+    counts: _Counts = field(default_factory=_Counts, init=False)
+    before: RerankStats = field(init=False)
+    already_done: int = field(default=0, init=False)
+    failed_before: int = field(default=0, init=False)
+    stopped: RowFailedError | None = field(default=None, init=False)
+    feed: _Feed = field(default_factory=_Feed, init=False)
+    last: int = field(default=-1, init=False)  # the position of the last row handled
+
+    def __post_init__(self) -> None:
+        self.before = self.client.stats()
 
     def _start_meter(self) -> None:
         if self.progress is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TextIO
 
 __all__ = ["Progress", "format_duration"]
@@ -26,6 +27,7 @@ def format_duration(seconds: float) -> str:
     return f"{secs} s"
 
 
+@dataclass(eq=False)
 class Progress:
     """Where a job stands.
 
@@ -39,74 +41,66 @@ class Progress:
         clock: the time in seconds (tests pass a fake one).
     """
 
-    def __init__(
-        self,
-        stream: TextIO,
-        *,
-        total: int | None,
-        done_before: int,
-        live: bool,
-        interval: float,
-        prefix: str = "",
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._stream = stream
-        self._total = total
-        self._done_before = done_before
-        self._live = live
-        self._interval = interval
-        self._prefix = prefix
-        self._clock = clock
-        self._started = clock()
+    stream: TextIO
+    _: KW_ONLY
+    total: int | None
+    done_before: int
+    live: bool
+    interval: float
+    prefix: str = ""
+    clock: Callable[[], float] = time.monotonic
+    rows: int = field(default=0, init=False)
+    documents: int = field(default=0, init=False)
+    retries: int = field(default=0, init=False)
+    failed: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
         self._shown = self._started
         self._drawn = False
-        self.rows = 0
-        self.documents = 0
-        self.retries = 0
-        self.failed = 0
 
     def update(self, rows: int, documents: int, retries: int, failed: int) -> None:
         """The counts so far (this run's); a line is written when one is due."""
         self.rows, self.documents, self.retries, self.failed = rows, documents, retries, failed
-        now = self._clock()
-        if now - self._shown >= (_REDRAW if self._live else self._interval):
+        now = self.clock()
+        if now - self._shown >= (_REDRAW if self.live else self.interval):
             self._shown = now
             self._write(self.status(now), final=False)
 
     def finish(self) -> None:
         """End the live line (a plain stream gets no more lines: a summary follows)."""
-        if self._live and self._drawn:
-            self._write(self.status(self._clock()), final=True)
+        if self.live and self._drawn:
+            self._write(self.status(self.clock()), final=True)
 
     def status(self, now: float) -> str:
         """The line for the counts so far."""
         elapsed = max(now - self._started, 1e-9)
-        done = self._done_before + self.rows
+        done = self.done_before + self.rows
         parts: list[str] = []
         bar = ""
-        if self._total:
-            shown = min(done, self._total)
-            share = shown / self._total
-            if self._live:
+        if self.total:
+            shown = min(done, self.total)
+            share = shown / self.total
+            if self.live:
                 filled = int(share * _BAR)
                 bar = "[" + "#" * filled + "-" * (_BAR - filled) + "] "
-            parts.append(f"{shown:,}/{self._total:,} rows ({share:.1%})")
+            parts.append(f"{shown:,}/{self.total:,} rows ({share:.1%})")
         else:
             parts.append(f"{done:,} rows")
         rate = self.rows / elapsed
         parts.append(f"{rate:,.0f} rows/s")
         parts.append(f"{self.documents / elapsed:,.0f} documents/s")
-        if self._total and rate > 0:
-            left = max(self._total - done, 0) / rate
+        if self.total and rate > 0:
+            left = max(self.total - done, 0) / rate
             parts.append(f"ETA {format_duration(left)}")
         parts.append(f"{self.retries:,} retries")
         parts.append(f"{self.failed:,} failed")
-        return self._prefix + bar + ", ".join(parts)
+        return self.prefix + bar + ", ".join(parts)
 
     def _write(self, text: str, *, final: bool) -> None:
-        if self._live:
-            self._stream.write("\r\x1b[K" + text + ("\n" if final else ""))
+        if self.live:
+            self.stream.write("\r\x1b[K" + text + ("\n" if final else ""))
             self._drawn = not final
         else:
-            self._stream.write(text + "\n")
-        self._stream.flush()
+            self.stream.write(text + "\n")
+        self.stream.flush()

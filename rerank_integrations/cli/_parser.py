@@ -8,7 +8,7 @@ import math
 import re
 import textwrap
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .._budget import LONG_DOCUMENT_MODES
 from .._config import ENV_DIALECT
@@ -77,6 +77,21 @@ def _dialect_listing() -> str:
         about = f"{summary} ({scale})" if summary else scale
         lines.append(f"  {name:<{width}}  {about}")
     return "\n".join(lines)
+
+
+def _command(
+    commands: Any, name: str, summary: str, *paragraphs: str, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    """Add the subcommand ``name``: ``summary`` in the command list, ``paragraphs`` (filled
+    to 88 columns) and ``epilog`` (as written) in its ``--help``."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=_paragraphs(*paragraphs),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def _paragraphs(*paragraphs: str) -> str:
@@ -192,23 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    rerank = commands.add_parser(
+    rerank = _command(
+        commands,
         "rerank",
-        help="rank documents from a file or stdin against a query",
-        description=_paragraphs(
-            "Rank documents against QUERY with the configured rerank endpoint and print them "
-            "best first.",
-            "FILE holds UTF-8 text, one document per line (blank lines are skipped), or JSON "
-            "Lines whose objects carry the text in a 'text' field (or --field NAME). Without "
-            "FILE, or with '-', documents are read from stdin.",
-        ),
+        "rank documents from a file or stdin against a query",
+        "Rank documents against QUERY with the configured rerank endpoint and print them "
+        "best first.",
+        "FILE holds UTF-8 text, one document per line (blank lines are skipped), or JSON "
+        "Lines whose objects carry the text in a 'text' field (or --field NAME). Without "
+        "FILE, or with '-', documents are read from stdin.",
         epilog=(
             "examples:\n"
             '  rerank-integrations rerank "organic skincare" docs.txt --top-n 3\n'
             '  cat docs.jsonl | rerank-integrations rerank "q" --field body --json\n\n'
             + _dialect_listing()
         ),
-        formatter_class=formatter,
     )
     rerank.add_argument("query", metavar="QUERY", help="the search query")
     rerank.add_argument(
@@ -249,34 +262,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch(commands, formatter)
     add_eval(commands, formatter)
 
-    check = commands.add_parser(
+    check = _command(
+        commands,
         "check",
-        help="probe an endpoint and say what works",
-        description=_paragraphs(
-            "Send one 2-document sample request and report, step by step: the server is "
-            "reachable, the key is accepted, the answer parses in the dialect, the sample "
-            "ranking makes sense, and the round-trip time.",
-            "Exit status 0 only if every step passes. Retries are off unless --max-retries "
-            "is given.",
-        ),
+        "probe an endpoint and say what works",
+        "Send one 2-document sample request and report, step by step: the server is "
+        "reachable, the key is accepted, the answer parses in the dialect, the sample "
+        "ranking makes sense, and the round-trip time.",
+        "Exit status 0 only if every step passes. Retries are off unless --max-retries is given.",
         epilog=_dialect_listing(),
-        formatter_class=formatter,
     )
     _add_connection_options(check, timeout=CHECK_TIMEOUT, max_retries=0, batching=False)
     _add_verbose(check)
     check.set_defaults(handler=command_check)
 
-    demo = commands.add_parser(
+    demo = _command(
+        commands,
         "demo",
-        help="rerank a labelled corpus with LangChain and LlamaIndex, before vs after",
-        description=_paragraphs(
-            "Retrieve candidates from the bundled corpus with a cheap first stage in LangChain "
-            "and in LlamaIndex, rerank them, and compare MRR@10 and hit@k before and after.",
-            "The endpoint is --base-url, else $RERANK_BASE_URL (with $RERANK_API_KEY, "
-            "$RERANK_MODEL, $RERANK_DIALECT), else a BM25 server started in-process: no key "
-            "and no network needed.",
-        ),
-        formatter_class=formatter,
+        "rerank a labelled corpus with LangChain and LlamaIndex, before vs after",
+        "Retrieve candidates from the bundled corpus with a cheap first stage in LangChain "
+        "and in LlamaIndex, rerank them, and compare MRR@10 and hit@k before and after.",
+        "The endpoint is --base-url, else $RERANK_BASE_URL (with $RERANK_API_KEY, "
+        "$RERANK_MODEL, $RERANK_DIALECT), else a BM25 server started in-process: no key "
+        "and no network needed.",
     )
     which = demo.add_mutually_exclusive_group()
     which.add_argument("--query-id", metavar="ID", help="the labelled query to show (e.g. q03)")
@@ -323,14 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbose(demo)
     demo.set_defaults(handler=command_demo)
 
-    serve = commands.add_parser(
+    serve = _command(
+        commands,
         "serve",
-        help="run a local BM25 rerank endpoint (no key, no model)",
-        description=_paragraphs(
-            "Serve POST /v1/rerank (also /rerank and /v2/rerank) on a local port, ranking each "
-            "request's documents with BM25. Faults can be injected to test clients.",
-        ),
-        formatter_class=formatter,
+        "run a local BM25 rerank endpoint (no key, no model)",
+        "Serve POST /v1/rerank (also /rerank and /v2/rerank) on a local port, ranking each "
+        "request's documents with BM25. Faults can be injected to test clients.",
     )
     try:
         server_cli = importlib.import_module("rerank_integrations.server._cli")
@@ -364,24 +370,22 @@ def _add_batch(
     commands: argparse._SubParsersAction[_ArgumentParser],
     formatter: type[argparse.HelpFormatter],
 ) -> None:
-    batch = commands.add_parser(
+    batch = _command(
+        commands,
         "batch",
-        help="rerank every row of a JSON Lines or Parquet file into a JSON Lines file",
-        description=_paragraphs(
-            "Rerank each row of INPUT, one query with its candidates, and write it to OUTPUT "
-            'with "results": [{"index", "relevance_score", "id"?, "span"?}, ...] added, best '
-            "first, in input order. INPUT is JSON Lines or Parquet (.parquet, needs pyarrow); "
-            'a row is {"id": ..., "query": "...", "documents": ["text", {"id": ..., "text": '
-            '"..."}, ...]} (field names are options); OUTPUT is JSON Lines.',
-            "Run it again after a crash or an interrupt and it carries on: rows already in "
-            "OUTPUT are skipped (known by their content, id included; an OUTPUT of another "
-            "INPUT, or of rows since edited, is refused). Rows are counted as INPUT's lines "
-            "are: row 3 is line 3. Many rows are reranked at once, within the rate limit; the "
-            "client halves its requests in flight on a 429 and grows them back "
-            "(--no-adaptive-concurrency turns that off).",
-        ),
+        "rerank every row of a JSON Lines or Parquet file into a JSON Lines file",
+        "Rerank each row of INPUT, one query with its candidates, and write it to OUTPUT "
+        'with "results": [{"index", "relevance_score", "id"?, "span"?}, ...] added, best '
+        "first, in input order. INPUT is JSON Lines or Parquet (.parquet, needs pyarrow); "
+        'a row is {"id": ..., "query": "...", "documents": ["text", {"id": ..., "text": '
+        '"..."}, ...]} (field names are options); OUTPUT is JSON Lines.',
+        "Run it again after a crash or an interrupt and it carries on: rows already in "
+        "OUTPUT are skipped (known by their content, id included; an OUTPUT of another "
+        "INPUT, or of rows since edited, is refused). Rows are counted as INPUT's lines "
+        "are: row 3 is line 3. Many rows are reranked at once, within the rate limit; the "
+        "client halves its requests in flight on a 429 and grows them back "
+        "(--no-adaptive-concurrency turns that off).",
         epilog=_BATCH_EPILOG + "\n" + _dialect_listing(),
-        formatter_class=formatter,
     )
     batch.add_argument("input", metavar="INPUT", help="rows: JSON Lines, or Parquet")
     batch.add_argument("output", metavar="OUTPUT", help="the rows with rankings: JSON Lines")

@@ -15,7 +15,7 @@ import httpx
 
 from .._config import make_timeout
 from .._plan import plan_rerank
-from .._text import cut_to_width
+from .._text import cut_to_width, json_object_line
 from .._types import RerankResponse
 from ._common import PROG, CommandError, client_from_args
 
@@ -55,11 +55,9 @@ def read_documents(
             documents.append(line)
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"{name}, line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise CommandError(f"{name}, line {number}: expected a JSON object")
+            record = json_object_line(line, f"{name}, line {number}")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         value = record.get(key)
         if not isinstance(value, str):
             found = ", ".join(sorted(record)[:8]) or "none"

@@ -7,10 +7,11 @@ source checkout, an installed wheel or a zip archive.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+
+from .._text import json_object_line
 
 __all__ = [
     "LabelledQuery",
@@ -64,13 +65,7 @@ def _read_jsonl(filename: str) -> list[dict[str, Any]]:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{filename}, line {line_number}: invalid JSON ({exc})") from exc
-            if not isinstance(record, dict):
-                raise ValueError(f"{filename}, line {line_number}: expected a JSON object")
-            records.append(record)
+            records.append(json_object_line(line, f"{filename}, line {line_number}"))
     return records
 
 

@@ -51,9 +51,7 @@ def mrr_at_k(runs: Iterable[Run], k: int = 10) -> float:
     """
     _check_k(k)
     scores = [reciprocal_rank(ranked, relevant, k) for ranked, relevant in runs]
-    if not scores:
-        raise ValueError("mrr_at_k needs at least one run")
-    return sum(scores) / len(scores)
+    return _mean_of_runs(scores, "mrr_at_k")
 
 
 def hit_at_k(ranked_ids: Sequence[str], relevant: Collection[str], k: int = 3) -> float:
@@ -80,6 +78,11 @@ def hit_rate_at_k(runs: Iterable[Run], k: int = 3) -> float:
     """
     _check_k(k)
     hits = [hit_at_k(ranked, relevant, k) for ranked, relevant in runs]
-    if not hits:
-        raise ValueError("hit_rate_at_k needs at least one run")
-    return sum(hits) / len(hits)
+    return _mean_of_runs(hits, "hit_rate_at_k")
+
+
+def _mean_of_runs(values: list[float], metric: str) -> float:
+    """The mean of one value per run; ``ValueError`` naming ``metric`` when there is none."""
+    if not values:
+        raise ValueError(f"{metric} needs at least one run")
+    return sum(values) / len(values)

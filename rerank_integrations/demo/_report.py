@@ -59,6 +59,14 @@ class StageFigures:
         return _metrics(self) == _metrics(other)
 
 
+def _timed(figures: Any, *names: str) -> dict[str, Any]:
+    """The named figures, then ``seconds`` rounded to a tenth of a millisecond, for JSON."""
+    return {
+        **{name: getattr(figures, name) for name in names},
+        "seconds": round(figures.seconds, 4),
+    }
+
+
 def _metrics(figures: StageFigures) -> tuple[float, float, float]:
     return (
         round(figures.mrr_at_10, 12),
@@ -153,12 +161,7 @@ class LongDocumentsFigures:
         """The comparison as JSON-ready data."""
 
         def figures(item: LongDocumentFigures) -> dict[str, Any]:
-            return {
-                "mrr_at_10": item.mrr_at_10,
-                "hit_at_3": item.hit_at_3,
-                "mrr_by_depth": item.mrr_by_depth,
-                "seconds": round(item.seconds, 4),
-            }
+            return _timed(item, "mrr_at_10", "hit_at_3", "mrr_by_depth")
 
         return {
             "limit_tokens": self.limit,
@@ -266,13 +269,8 @@ class DemoReport:
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (what ``--json`` prints)."""
 
-        def stage(figures: StageFigures) -> dict[str, float]:
-            return {
-                "mrr_at_10": figures.mrr_at_10,
-                "hit_at_1": figures.hit_at_1,
-                "hit_at_3": figures.hit_at_3,
-                "seconds": round(figures.seconds, 4),
-            }
+        def stage(figures: StageFigures) -> dict[str, Any]:
+            return _timed(figures, "mrr_at_10", "hit_at_1", "hit_at_3")
 
         def rows(items: Sequence[ExampleRow]) -> list[dict[str, Any]]:
             return [

@@ -11,12 +11,13 @@ run, in the formats IR people already have, each checked before any request is s
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .._text import json_object_line
 
 __all__ = [
     "Dataset",
@@ -89,17 +90,25 @@ def _ranked(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, where, line in _lines(path):
+        try:
+            yield number, json_object_line(line, where)
+        except ValueError as exc:
+            raise EvalInputError(str(exc)) from None
+
+
+def _whitespace_lines(path: Path) -> Iterator[tuple[str, int, list[str]]]:
+    """Each line of ``path`` that is not blank: where it is, its number, its words."""
+    for number, where, line in _lines(path):
+        yield where, number, line.split()
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str, str]]:
+    """Each line of ``path`` that is not blank: its number, where it is (for errors), it."""
     with path.open("r", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalInputError(f"{path}, line {number}: not JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise EvalInputError(f"{path}, line {number}: not a JSON object")
-            yield number, record
+            if line.strip():
+                yield number, f"{path}, line {number}", line
 
 
 def _text(record: Mapping[str, Any], key: str, where: str) -> str:
@@ -192,23 +201,18 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
                 where,
             )
         return qrels
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            where = f"{path}, line {number}"
-            if number == 1 and parts[0].lower() in {"query-id", "query_id", "qid"}:
-                continue  # BEIR's header
-            if len(parts) == 3:
-                query, document, grade = parts
-            elif len(parts) == 4:
-                query, _, document, grade = parts
-            else:
-                raise EvalInputError(
-                    f"{where}: expected 'query-id corpus-id score' or 'qid 0 docid rel'"
-                )
-            _add_judgement(qrels, query, document, _relevance(grade, where), where)
+    for where, number, parts in _whitespace_lines(path):
+        if number == 1 and parts[0].lower() in {"query-id", "query_id", "qid"}:
+            continue  # BEIR's header
+        if len(parts) == 3:
+            query, document, grade = parts
+        elif len(parts) == 4:
+            query, _, document, grade = parts
+        else:
+            raise EvalInputError(
+                f"{where}: expected 'query-id corpus-id score' or 'qid 0 docid rel'"
+            )
+        _add_judgement(qrels, query, document, _relevance(grade, where), where)
     return qrels
 
 
@@ -251,23 +255,18 @@ def read_trec_run(path: str | Path, name: str | None = None) -> FirstStage:
     """
     path = Path(path)
     scored: dict[str, dict[str, float]] = {}
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            where = f"{path}, line {number}"
-            if len(parts) != 6:
-                raise EvalInputError(f"{where}: expected 'qid Q0 docid rank score tag'")
-            query, _, document, _, score, _ = parts
-            try:
-                value = float(score)
-            except ValueError:
-                raise EvalInputError(f"{where}: score {score!r} is not a number") from None
-            ranked = scored.setdefault(query, {})
-            if document in ranked:
-                raise EvalInputError(f"{where}: duplicate document {document!r} for {query!r}")
-            ranked[document] = value
+    for where, _number, parts in _whitespace_lines(path):
+        if len(parts) != 6:
+            raise EvalInputError(f"{where}: expected 'qid Q0 docid rank score tag'")
+        query, _, document, _, score, _ = parts
+        try:
+            value = float(score)
+        except ValueError:
+            raise EvalInputError(f"{where}: score {score!r} is not a number") from None
+        ranked = scored.setdefault(query, {})
+        if document in ranked:
+            raise EvalInputError(f"{where}: duplicate document {document!r} for {query!r}")
+        ranked[document] = value
     return FirstStage(
         {query: _ranked(ranked.items()) for query, ranked in scored.items()},
         name=name or path.name,

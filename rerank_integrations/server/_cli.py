@@ -8,6 +8,7 @@ The console command owns the parser; this module adds the ``serve`` options
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Any
@@ -38,6 +39,48 @@ DEFAULT_PORT = 8080
 
 _PROG = "rerank-integrations"
 _DEFAULTS = ServerConfig()
+_FIELD_TYPES = {field.name: field.type for field in dataclasses.fields(ServerConfig)}
+
+#: The options that are :class:`ServerConfig` fields, in ``--help`` order, with their help.
+#: Each option's type and default are its field's: a flag for a ``bool``, an integer ``N`` for
+#: a limit that is off (``None``) by default.
+_OPTIONS: dict[str, str] = {
+    "max_documents": "largest number of documents per request (default: %(default)s)",
+    "max_request_bytes": ("refuse larger request bodies with nginx's 413 page (default: no limit)"),
+    "max_tokens_per_document": (
+        "refuse a document whose tokens with the query's are more, with TEI's 413 "
+        "(default: no limit)"
+    ),
+    "max_tokens_per_request": (
+        "refuse a request with more tokens, the query counted once per document, "
+        "with a 400 (default: no limit)"
+    ),
+    "auto_truncate": (
+        "score a too-long document on its first tokens instead of refusing it, unless "
+        "the request says truncate: false"
+    ),
+    "latency_ms": (
+        "extra delay added to every rerank request, in milliseconds (default: %(default)s)"
+    ),
+    "error_rate": "probability of answering with --error-status (default: %(default)s)",
+    "error_status": "HTTP status of injected errors, 400-599 (default: %(default)s)",
+    "error_html": "answer injected errors with an HTML page like a proxy, not JSON",
+    "rate_limit_rate": (
+        "probability of a random 429 with Retry-After, a fault (default: %(default)s)"
+    ),
+    "rate_limit_rpm": (
+        "take N requests a minute, at most a second's worth at once; answer the rest "
+        "429 with Retry-After (default: no limit)"
+    ),
+    "retry_after": "seconds sent in the Retry-After header (default: %(default)s)",
+    "drop_rate": "probability of dropping the connection mid-response (default: %(default)s)",
+    "stall_rate": "probability of stalling before answering (default: %(default)s)",
+    "stall_seconds": "length of a stall in seconds (default: %(default)s)",
+    "seed": "seed of the fault draws, for reproducible runs",
+    "scoring": (
+        "bm25 ranks by relevance; cheap scores in constant time per document (default: %(default)s)"
+    ),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,122 +102,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             f"(default: ${API_KEY_ENV}; unset means no authentication)"
         ),
     )
-    parser.add_argument(
-        "--max-documents",
-        type=int,
-        default=_DEFAULTS.max_documents,
-        help="largest number of documents per request (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-request-bytes",
-        type=int,
-        default=None,
-        metavar="N",
-        help="refuse larger request bodies with nginx's 413 page (default: no limit)",
-    )
-    parser.add_argument(
-        "--max-tokens-per-document",
-        type=int,
-        default=None,
-        metavar="N",
-        help=(
-            "refuse a document whose tokens with the query's are more, with TEI's 413 "
-            "(default: no limit)"
-        ),
-    )
-    parser.add_argument(
-        "--max-tokens-per-request",
-        type=int,
-        default=None,
-        metavar="N",
-        help=(
-            "refuse a request with more tokens, the query counted once per document, "
-            "with a 400 (default: no limit)"
-        ),
-    )
-    parser.add_argument(
-        "--auto-truncate",
-        action="store_true",
-        help=(
-            "score a too-long document on its first tokens instead of refusing it, unless "
-            "the request says truncate: false"
-        ),
-    )
-    parser.add_argument(
-        "--latency-ms",
-        type=float,
-        default=_DEFAULTS.latency_ms,
-        help="extra delay added to every rerank request, in milliseconds (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--error-rate",
-        type=float,
-        default=_DEFAULTS.error_rate,
-        help="probability of answering with --error-status (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--error-status",
-        type=int,
-        default=_DEFAULTS.error_status,
-        help="HTTP status of injected errors, 400-599 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--error-html",
-        action="store_true",
-        help="answer injected errors with an HTML page like a proxy, not JSON",
-    )
-    parser.add_argument(
-        "--rate-limit-rate",
-        type=float,
-        default=_DEFAULTS.rate_limit_rate,
-        help="probability of a random 429 with Retry-After, a fault (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--rate-limit-rpm",
-        type=int,
-        default=None,
-        metavar="N",
-        help=(
-            "take N requests a minute, at most a second's worth at once; answer the rest "
-            "429 with Retry-After (default: no limit)"
-        ),
-    )
-    parser.add_argument(
-        "--retry-after",
-        type=float,
-        default=_DEFAULTS.retry_after,
-        help="seconds sent in the Retry-After header (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--drop-rate",
-        type=float,
-        default=_DEFAULTS.drop_rate,
-        help="probability of dropping the connection mid-response (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--stall-rate",
-        type=float,
-        default=_DEFAULTS.stall_rate,
-        help="probability of stalling before answering (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--stall-seconds",
-        type=float,
-        default=_DEFAULTS.stall_seconds,
-        help="length of a stall in seconds (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="seed of the fault draws, for reproducible runs"
-    )
-    parser.add_argument(
-        "--scoring",
-        choices=SCORING_MODES,
-        default=_DEFAULTS.scoring,
-        help=(
-            "bm25 ranks by relevance; cheap scores in constant time per document "
-            "(default: %(default)s)"
-        ),
-    )
+    for name, help_text in _OPTIONS.items():
+        default = getattr(_DEFAULTS, name)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=help_text)
+        elif name == "scoring":
+            parser.add_argument(flag, choices=SCORING_MODES, default=default, help=help_text)
+        elif default is None:
+            metavar = None if name == "seed" else "N"
+            parser.add_argument(flag, type=int, default=None, metavar=metavar, help=help_text)
+        else:
+            kind = float if _FIELD_TYPES[name] == "float" else int
+            parser.add_argument(flag, type=kind, default=default, help=help_text)
 
 
 def _option(args: argparse.Namespace, name: str) -> Any:
@@ -191,26 +131,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     api_key = getattr(args, "api_key", None)
     if api_key is None:
         api_key = os.environ.get(API_KEY_ENV) or None
-    return ServerConfig(
-        api_key=api_key,
-        max_documents=_option(args, "max_documents"),
-        max_request_bytes=_option(args, "max_request_bytes"),
-        max_tokens_per_document=_option(args, "max_tokens_per_document"),
-        max_tokens_per_request=_option(args, "max_tokens_per_request"),
-        auto_truncate=bool(_option(args, "auto_truncate")),
-        rate_limit_rpm=_option(args, "rate_limit_rpm"),
-        latency_ms=_option(args, "latency_ms"),
-        error_rate=_option(args, "error_rate"),
-        error_status=_option(args, "error_status"),
-        error_html=bool(_option(args, "error_html")),
-        rate_limit_rate=_option(args, "rate_limit_rate"),
-        retry_after=_option(args, "retry_after"),
-        drop_rate=_option(args, "drop_rate"),
-        stall_rate=_option(args, "stall_rate"),
-        stall_seconds=_option(args, "stall_seconds"),
-        seed=_option(args, "seed"),
-        scoring=_option(args, "scoring"),
-    )
+    options = {name: _option(args, name) for name in _OPTIONS}
+    for name in ("auto_truncate", "error_html"):
+        options[name] = bool(options[name])
+    return ServerConfig(api_key=api_key, **options)
 
 
 def _fail(message: str, code: int) -> int:

@@ -18,13 +18,8 @@ class ServerStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requests = 0
         self._in_flight = 0
-        self._max_in_flight = 0
-        self._faults = dict.fromkeys(FAULT_KINDS, 0)
-        self._refused = dict.fromkeys(LIMIT_KINDS, 0)
-        self._truncated = 0
-        self._rate_limited = 0
+        self._zero()
 
     @property
     def requests(self) -> int:
@@ -73,12 +68,16 @@ class ServerStats:
     def reset(self) -> None:
         """Zero the counters; ``max_in_flight`` restarts from the requests still in flight."""
         with self._lock:
-            self._requests = 0
-            self._max_in_flight = self._in_flight
-            self._faults = dict.fromkeys(FAULT_KINDS, 0)
-            self._refused = dict.fromkeys(LIMIT_KINDS, 0)
-            self._truncated = 0
-            self._rate_limited = 0
+            self._zero()
+
+    def _zero(self) -> None:
+        """Every counter but ``in_flight`` from zero (under the lock, or before it is shared)."""
+        self._requests = 0
+        self._max_in_flight = self._in_flight
+        self._faults = dict.fromkeys(FAULT_KINDS, 0)
+        self._refused = dict.fromkeys(LIMIT_KINDS, 0)
+        self._truncated = 0
+        self._rate_limited = 0
 
     def _enter(self) -> None:
         with self._lock:

@@ -17,7 +17,6 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 import uvicorn
@@ -241,12 +240,7 @@ class LocalRerankServer:
             self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         """Stop the server."""
         self.stop()
 

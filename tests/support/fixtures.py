@@ -1,4 +1,4 @@
-"""The example files under ``tests/fixtures/``, read the same way by every test."""
+"""The example files under ``tests/dialects/fixtures/``, read the same way by every test."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TESTS = Path(__file__).resolve().parent.parent
+FIXTURES = TESTS / "dialects" / "fixtures"
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class Exchange:
         name: the file name, ``<service>_<case>.json``; error examples are
             ``<service>_error_<status>.json``, named by the status the error stands for.
         service: who answers this way.
-        fidelity: how far to trust the shapes (see ``fixtures/dialects/README.md``).
+        fidelity: how far to trust the shapes (see ``tests/dialects/fixtures/README.md``).
         source: where the shapes come from.
         path: the request path.
         request: the request body.
@@ -40,14 +41,14 @@ class Exchange:
 
 
 def fixture_names(folder: str) -> list[str]:
-    """The ``*.json`` file names in ``fixtures/<folder>``, sorted; none if it is missing."""
-    path = FIXTURES / folder
+    """The ``*.json`` file names in ``tests/<folder>``, sorted; none if it is missing."""
+    path = TESTS / folder
     return sorted(item.name for item in path.glob("*.json")) if path.is_dir() else []
 
 
 def load_fixture(folder: str, name: str) -> Exchange:
-    """Read ``fixtures/<folder>/<name>``; a missing folder or file fails the test."""
-    path = FIXTURES / folder
+    """Read ``tests/<folder>/<name>``; a missing folder or file fails the test."""
+    path = TESTS / folder
     assert path.is_dir(), f"the fixture folder {path} is missing: the tests need it"
     data = json.loads((path / name).read_text(encoding="utf-8"))
     request, response = data["request"], data["response"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support import API_KEY, ScriptedServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 OURS = "from rerank_integrations.langchain import"

@@ -15,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     from pip._vendor import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CI_PYTHON = "3.11"  # the one that runs the whole suite, lint and types (make test)
 
 
@@ -56,9 +56,9 @@ def test_ci_runs_the_readme_test_command_and_every_other_python() -> None:
 def test_the_reduced_suite_leaves_out_files_that_exist() -> None:
     left_out = re.findall(r"--ignore=(\S+)", make_variable("CORE_TESTS"))
     assert sorted(left_out) == [
-        "tests/test_benchmarks_smoke.py",
-        "tests/test_notebooks.py",
-        "tests/test_ray.py",
+        "tests/jobs/test_benchmarks_smoke.py",
+        "tests/jobs/test_notebooks.py",
+        "tests/jobs/test_ray.py",
     ]
     assert all((ROOT / path).is_file() for path in left_out)
 

@@ -14,7 +14,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("langchain_core")
 pytest.importorskip("llama_index.core")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.registry import scenarios  # noqa: E402

@@ -595,7 +595,7 @@ def test_usage_errors_are_one_line_with_status_2(
 
 
 def test_module_entry_point() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),

@@ -33,8 +33,8 @@ from rerank_integrations.dialects import (
     get_dialect,
 )
 
-# The examples live in tests/fixtures/dialects (see the README there).
-FOLDER = "dialects"
+# The examples live in tests/dialects/fixtures (see the README there).
+FOLDER = "dialects/fixtures"
 
 
 # -- the reference examples, one row per file --------------------------------------------
@@ -142,7 +142,7 @@ REFERENCE_FILES = fixture_names(FOLDER)
 REQUEST_FILES = [name for name in REFERENCE_FILES if "_error_" not in name]
 # Without the folder every test below fails (it does not skip): the examples are part of
 # the repository.
-NO_REFERENCE = "(the fixture folder tests/fixtures/dialects is missing)"
+NO_REFERENCE = "(the fixture folder tests/dialects/fixtures is missing)"
 
 
 def load(name: str) -> Exchange:
@@ -269,8 +269,8 @@ def test_every_reference_file_has_a_row() -> None:
     assert sorted(set(REFERENCE_FILES) - set(SKIPPED)) == sorted(TABLE)
 
 
-#: Dialects whose examples are our own files (tests/test_cloud_dialects.py reads them).
-CLOUD_FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
+#: Dialects whose examples are our own files (tests/dialects/test_cloud_dialects.py reads them).
+CLOUD_FIXTURES = Path(__file__).parent / "fixtures" / "cloud"
 
 
 def test_reference_rows_cover_every_dialect() -> None:

@@ -35,7 +35,7 @@ from rerank_integrations._settings import (
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 ADAPTERS = {COMPRESSOR: RerankCompressor, POSTPROCESSOR: RerankPostprocessor}
 #: Fields the frameworks' base classes bring, not settings of ours.
 FRAMEWORK_FIELDS = {"callback_manager"}

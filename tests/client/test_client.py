@@ -366,17 +366,6 @@ def test_429_is_retried_after_the_servers_retry_after(
     assert sleeps == [2.0]
 
 
-def test_retry_after_ms_and_cap(
-    mode: str, make_client: Any, mock_api: MockAPI, sleeps: Sleeps
-) -> None:
-    mock_api.queue(
-        json_reply(429, {}, {"retry-after-ms": "120"}),
-        json_reply(503, {}, {"Retry-After": "60"}),
-    )
-    call(mode, make_client(), "apple", ["apple", "pear"])
-    assert sleeps == [0.12, 60.0]
-
-
 def test_retry_after_beyond_the_cap_gives_up(
     mode: str, make_client: Any, mock_api: MockAPI, sleeps: Sleeps
 ) -> None:

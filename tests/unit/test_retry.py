@@ -26,6 +26,7 @@ NOW = 1_700_000_000.0
         ({"retry-after": "nan"}, None),
         ({"retry-after": "inf"}, None),
         ({"retry-after-ms": "250"}, 0.25),
+        ({"retry-after-ms": "120"}, 0.12),
         ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
         ({"retry-after-ms": "bogus", "retry-after": "9"}, 9.0),
         ({"retry-after-ms": "-5", "retry-after": "2"}, 2.0),
@@ -115,6 +116,7 @@ def test_backoff_delay_stays_within_bounds_for_any_jitter() -> None:
         (1, 429, {"retry-after": "0"}, None, 0.0),
         (1, 429, {"retry-after": "3"}, None, 3.0),  # the server's wish over backoff
         (1, 429, {"retry-after": "60"}, None, 60.0),
+        (2, 503, {"retry-after": "60"}, None, 60.0),  # a 503's wish too, up to the cap
         (1, 429, {"retry-after": "3600"}, None, None),  # longer than the cap: give up
         (1, 400, {}, None, None),  # not retryable
         (1, 404, {"retry-after": "1"}, None, None),

@@ -46,7 +46,7 @@ from rerank_integrations._actions import Answer, Send, Wait
 from rerank_integrations.dialects._bedrock import region_from_host
 from rerank_integrations.dialects._watsonx import DEFAULT_IAM_URL, IAMAuthorizer
 
-FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
+FIXTURES = Path(__file__).parent / "fixtures" / "cloud"
 IBM_KEY = "ibm-apikey-CANARY-5d1f0c"
 QUERY = "apple pie"
 DOCUMENTS = ["pear tart", "apple pie recipe", "apple", "bicycle", "an apple pie", "pie"]

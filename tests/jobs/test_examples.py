@@ -31,7 +31,7 @@ from support.lc import (
 from rerank_integrations.langchain import SCORE_KEY, RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOP_N = 3
 
 

@@ -1,6 +1,6 @@
 """Real servers' bytes, replayed: every recording of ``make interop`` through the client.
 
-Each recording under ``tests/fixtures/recorded/<server>/`` holds what LiteLLM, Infinity or
+Each recording under ``tests/wire/recorded/<server>/`` holds what LiteLLM, Infinity or
 Xinference really answered to our client (status, headers of interest, raw body) and the
 outcome the client must reach: a ranking with these indexes and scores, or a typed error.
 Here each one is served back through ``httpx.MockTransport`` to a ``RerankClient`` with the

@@ -29,7 +29,7 @@ from rerank_integrations._plan import plan_rerank
 from rerank_integrations.dialects import DIALECTS, LIMIT_NAMES, PRESETS, get_dialect
 from rerank_integrations.dialects._instructions import carry_instruction
 
-FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
+FIXTURES = Path(__file__).parent / "fixtures" / "cloud"
 FILES = sorted(path.name for path in FIXTURES.glob("*.json"))
 EXCHANGES = [name for name in FILES if "call" in json.loads((FIXTURES / name).read_text())]
 

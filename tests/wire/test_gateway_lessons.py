@@ -98,7 +98,7 @@ def test_408_and_504_are_caught_as_timeouts(
     client.close()
 
 
-# -- a wait stated in the message (read as tests/test_refusals.py says) ---------------------
+# -- a wait stated in the message (read as tests/unit/test_refusals.py says) ---------------------
 
 
 def test_a_stated_wait_is_honoured_when_no_header_gives_one(
