@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo has its own lean environment: the package with its demo extra, no test tools.
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 INTEROP_SERVERS := litellm infinity xinference
 INTEROP_STAMPS := $(foreach server,$(INTEROP_SERVERS),.venv-interop-$(server)/.installed)
 
-.PHONY: demo test lint bench interop clean
+.PHONY: demo docs test lint bench interop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +19,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[all]" --group dev
 	touch $(STAMP)
 
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e ".[demo]"
+	touch $(DEMO_STAMP)
+
 ## demo: rerank a labelled corpus with LangChain and LlamaIndex against the embedded server
-demo: $(STAMP)
-	$(BIN)/rerank-integrations demo
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/rerank-integrations demo
+
+## docs: build the documentation site into site/, strict (a broken link or reference fails)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 ## test: lint, type-check and run the whole test suite
 test: $(STAMP) lint
@@ -58,5 +71,5 @@ interop: $(STAMP) $(INTEROP_STAMPS)
 	$(BIN)/python -m interop
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .venv-interop-litellm .venv-interop-infinity \
+	rm -rf $(VENV) $(DEMO_VENV) $(BENCH_VENV) site .venv-interop-litellm .venv-interop-infinity \
 	  .venv-interop-xinference .interop .pytest_cache .mypy_cache .ruff_cache
