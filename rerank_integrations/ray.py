@@ -194,12 +194,17 @@ class Reranker:
     client, reused for every batch.
 
     Args:
-        base_url, api_key, model: as for ``RerankClient`` (else the ``RERANK_*``
-            environment of the worker); the key is kept as a ``SecretStr`` and never shown:
-            pass it as a ``SecretStr`` so that it is hidden on its way too.
-        query_column, documents_column, results_column: the column names.
+        base_url: as for ``RerankClient`` (else ``RERANK_BASE_URL`` on the worker).
+        api_key: as for ``RerankClient`` (else ``RERANK_API_KEY`` on the worker); kept as a
+            ``SecretStr`` and never shown: pass it as a ``SecretStr`` so that it is hidden
+            on its way too.
+        model: as for ``RerankClient`` (else ``RERANK_MODEL`` on the worker).
+        query_column: the column holding a row's query.
+        documents_column: the column holding a row's documents.
+        results_column: the column the ranking is written to.
         error_column: where a failed row's error goes (``on_error="record"``).
-        text_field, document_id_field: the fields of a document struct.
+        text_field: the field holding a document's text, in a document struct.
+        document_id_field: the field holding a document's id, in a document struct.
         top_n: results per row; ``None``: all.
         concurrency: rows of a batch reranked at once (and the client's requests in flight).
         on_error: a row that fails after its retries: ``"record"`` gives it

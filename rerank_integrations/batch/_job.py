@@ -141,8 +141,13 @@ async def arun(
         progress_interval: seconds between plain progress lines.
         progress_stream: where progress goes (default ``sys.stderr``).
         input_format: ``"jsonl"`` or ``"parquet"``; default: from the file name.
-        query_field, documents_field, id_field, text_field, document_id_field,
-        results_field, error_field: the field names.
+        query_field: the field holding a row's query.
+        documents_field: the field holding a row's documents.
+        id_field: the field holding a row's id.
+        text_field: the field holding a document's text, in a document object.
+        document_id_field: the field holding a document's id, in a document object.
+        results_field: the field the ranking is written to.
+        error_field: the field a failed row's error is written to.
         **client_settings: ``RerankClient`` arguments, when no ``client`` is given.
 
     Returns:
