@@ -114,7 +114,38 @@ def settings() -> str:
             f"| `{name}` | {f'`{env}`' if env else ''} | {shown} "
             f"| {_cell(described.get(name, ''))} |"
         )
+    for name, (default, where, description) in _adapter_only().items():
+        rows.append(f"| `{name}` | | {default} | {where}: {_cell(description)} |")
     return "\n".join(rows) + "\n"
+
+
+def _adapter_only() -> dict[str, tuple[str, str, str]]:
+    """The adapters' own settings: name to (default, which adapters, description), the
+    descriptions read from the attribute docstrings under each field."""
+    import griffe
+
+    from rerank_integrations import RerankClient
+
+    client_names = set(inspect.signature(RerankClient).parameters)
+    sources = (
+        ("rerank_integrations._adapters", "RerankSettings", "adapters"),
+        ("rerank_integrations.llama_index", "RerankPostprocessor", "LlamaIndex"),
+    )
+    found: dict[str, tuple[str, str, str]] = {}
+    for module, cls, where in sources:
+        loaded = griffe.load(module, search_paths=["."])
+        for name, member in loaded[cls].members.items():
+            if name.startswith("_") or name in client_names or not member.is_attribute:
+                continue
+            if "property" in member.labels:
+                continue
+            if member.docstring is None or name in found:
+                continue
+            value = member.value
+            default = "" if value is None else f"`{value}`"
+            default = re.sub(r"`Field\(default=([^,)]+).*`", r"`\1`", default)
+            found[name] = (default, where, member.docstring.value)
+    return found
 
 
 def environment() -> str:
