@@ -22,8 +22,7 @@ MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
 OTHER_VARIABLES = (
     (
         "RERANK_SERVER_API_KEY",
-        "`rerank-integrations serve`: the key the local server requires (`--api-key`); "
-        "empty: none",
+        "`rerank-integrations serve`: the key the local server requires (`--api-key`); empty: none",
     ),
     (
         "RERANK_EXAMPLE_ROWS",
@@ -80,7 +79,7 @@ def _environment_of(name: str) -> str | None:
         return named[name]
     if name.startswith("max_") and name != "max_response_bytes":
         source = inspect.getsource(_config.resolve_settings)
-        if f'_limit("{name}"' in source or f"_limit(\n            \"{name}\"" in source:
+        if f'_limit("{name}"' in source or f'_limit(\n            "{name}"' in source:
             return "RERANK_" + name.upper()
     return None
 
@@ -160,7 +159,9 @@ def environment() -> str:
         names = inspect.signature(RerankClient).parameters
         pairs = [(env, name) for name in names if (env := _environment_of(name))]
     for env, name in pairs:
-        rows.append(f"| `{env}` | the [`{name}`](settings.md) setting, when the argument is left out |")
+        rows.append(
+            f"| `{env}` | the [`{name}`](settings.md) setting, when the argument is left out |"
+        )
     for env, text in OTHER_VARIABLES:
         rows.append(f"| `{env}` | {text} |")
     return "\n".join(rows) + "\n"

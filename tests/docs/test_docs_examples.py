@@ -34,7 +34,10 @@ from rerank_integrations.dialects import _registry
 from rerank_integrations.server import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))]
+PAGES = [
+    "README.md",
+    *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md")),
+]
 CLOUD = re.compile(r'<!-- skip: next "cloud account: ([^"]+)" -->\s*```python\n(.*?)```', re.S)
 SKIP = re.compile(r"<!-- skip: next (.*?) -->")
 PYTHON_BLOCK = re.compile(r"^```python\n", re.M)
@@ -161,7 +164,11 @@ def test_cloud_examples_type_check(tmp_path: Path) -> None:
     )
     completed = subprocess.run(
         [sys.executable, "-m", "mypy", f"--config-file={config}", *files],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr

@@ -46,11 +46,11 @@ def _setting_names() -> list[str]:
         names = list(inspect.signature(RerankClient).parameters)
     else:
         names = list(SETTINGS)
-    from rerank_integrations.langchain import RerankCompressor
-    from rerank_integrations.llama_index import RerankPostprocessor
-
     from langchain_core.documents import BaseDocumentCompressor
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
+
+    from rerank_integrations.langchain import RerankCompressor
+    from rerank_integrations.llama_index import RerankPostprocessor
 
     ours = {*RerankCompressor.model_fields, *RerankPostprocessor.model_fields}
     theirs = {*BaseDocumentCompressor.model_fields, *BaseNodePostprocessor.model_fields}
@@ -66,7 +66,9 @@ def test_the_site_builds_strict(site: Path) -> None:
 def test_search_finds_every_setting_by_name(site: Path) -> None:
     index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
     settings_pages = [
-        entry["text"] for entry in index["docs"] if entry["location"].startswith("reference/settings/")
+        entry["text"]
+        for entry in index["docs"]
+        if entry["location"].startswith("reference/settings/")
     ]
     text = " ".join(settings_pages)
     missing = [name for name in _setting_names() if name not in text]
@@ -98,7 +100,9 @@ def test_the_dialect_table_agrees_with_the_dialects() -> None:
         if dialect.query_params:
             expected += "?" + "&".join(f"{k}={v}" for k, v in dialect.query_params.items())
         assert path == expected, name
-    counts = dict(re.findall(r"^\| `(\w+)`(?: \(default\))? \| [^|]+ \| `[^`]+` \| ([\d,]+) \|", page, re.M))
+    counts = dict(
+        re.findall(r"^\| `(\w+)`(?: \(default\))? \| [^|]+ \| `[^`]+` \| ([\d,]+) \|", page, re.M)
+    )
     for name, dialect in DIALECTS.items():
         assert int(counts[name].replace(",", "")) == dialect.max_documents_per_request, name
 
