@@ -31,7 +31,7 @@ demo: $(DEMO_STAMP)
 
 ## docs: build the documentation site into site/, strict (a broken link or reference fails)
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## test: lint, type-check and run the whole test suite
 test: $(STAMP) lint

@@ -296,6 +296,7 @@ def test_the_documentation_quotes_this_run(embedded: tuple[DemoReport, str]) -> 
     report, _ = embedded
     root = Path(__file__).resolve().parents[1]
     demo_page = (root / "docs" / "measuring" / "demo.md").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
     long_page = (root / "docs" / "long-documents.md").read_text(encoding="utf-8")
     long_documents = report.long_documents
     assert long_documents is not None
@@ -307,9 +308,9 @@ def test_the_documentation_quotes_this_run(embedded: tuple[DemoReport, str]) -> 
     for figures in report.pipelines:
         for stage in (figures.first_stage, figures.reranked):
             expected.append(three(stage.mrr_at_10, stage.hit_at_1, stage.hit_at_3))
-    assert _figures(demo_page, "LangChain first stage", "LlamaIndex first stage", "reranked") == (
-        expected
-    )
+    for page in (demo_page, readme):
+        labels = ("LangChain first stage", "LlamaIndex first stage", "reranked")
+        assert _figures(page, *labels) == expected
     assert _figures(
         long_page, "first stage", 'long_documents="truncate"', 'long_documents="chunk"'
     ) == [

@@ -98,20 +98,7 @@ def reader_environment(
     _registry._REGISTERED.update(registered)
 
 
-@pytest.mark.parametrize(
-    "page",
-    [
-        pytest.param(
-            page,
-            marks=pytest.mark.xfail(
-                strict=True, reason="the README's blocks name api.example.com until it is rewritten"
-            ),
-        )
-        if page == "README.md"
-        else page
-        for page in PAGES
-    ],
-)
+@pytest.mark.parametrize("page", PAGES)
 def test_every_python_block_runs(
     page: str, reader_environment: None, reader_objects: dict[str, Any]
 ) -> None:

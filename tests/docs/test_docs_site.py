@@ -122,7 +122,7 @@ def test_benchmark_figures_are_quoted_from_the_benchmark_only() -> None:
     every ``0.97x`` on a page must be one BENCHMARKS.md (included by the performance page)
     holds."""
     benchmarks = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
-    pages = [*(ROOT / "docs").rglob("*.md")]
+    pages = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
     stray = [
         (page.name, ratio)
         for page in pages
@@ -130,3 +130,14 @@ def test_benchmark_figures_are_quoted_from_the_benchmark_only() -> None:
         if ratio not in benchmarks
     ]
     assert stray == []
+
+
+def test_the_readme_is_a_front_page() -> None:
+    """At most 200 lines, and every link into the docs leads to a page that exists."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(((?:docs/|CHANGELOG|LICENSE)[^)#]*)", readme)
+
+    assert len(readme.splitlines()) <= 200
+    assert links
+    for link in links:
+        assert (ROOT / link).is_file(), link
