@@ -175,8 +175,8 @@ class _Windows:
     def _prepared(self, inputs: list[str]) -> tuple[list[bytes], list[list[int]]]:
         key = id(inputs)
         if key not in self._bodies:  # the first (untimed, warm-up) call splits and encodes
-            from rerank_integrations._core import encode_request
-            from rerank_integrations._flow import start_call
+            from rerank_integrations._call import start_call
+            from rerank_integrations._codec import encode_request
             from rerank_integrations._types import NOT_GIVEN
 
             client = _client(self._options, **self._settings)

@@ -17,7 +17,7 @@ import warnings as _warnings
 from typing import Any as _Any
 
 from . import _retry
-from ._cache import RerankCache
+from ._cache import RerankCache, SharedCache
 from ._client import RerankClient
 from ._config import ClientSettings
 from ._documents import Image
@@ -71,6 +71,7 @@ __all__ = [
     "ResponseFormatError",
     "RetryPolicy",
     "ServerError",
+    "SharedCache",
     "ToolInputError",
     "Usage",
     "__version__",

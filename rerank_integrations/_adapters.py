@@ -9,7 +9,7 @@ import copy
 import logging
 import operator
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import (
     BaseModel,
@@ -19,20 +19,17 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_serializer,
+    model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from ._client import RerankClient
-from ._constants import (
-    DEFAULT_CHUNK_OVERLAP,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_TIMEOUT,
-    LOGGER_NAME,
-)
+from ._constants import LOGGER_NAME
 from ._exceptions import ConfigurationError, RerankError
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, redact_url
+from ._settings import CLIENT_SETTINGS, SETTINGS, settings_section, suggestion
 from ._trace import Describe, described_documents
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
@@ -47,45 +44,48 @@ ERROR_KEY = "rerank_error"
 
 logger = logging.getLogger(LOGGER_NAME)
 
-#: The settings passed on to ``RerankClient``, by name: listed once, here. All but ``model``
-#: configure the connection, so they cannot be combined with ``client=``.
-CLIENT_SETTINGS = (
-    "base_url",
-    "api_key",
-    "model",
-    "dialect",
-    "timeout",
-    "max_retries",
-    "retry",
-    "max_documents_per_request",
-    "max_concurrency",
-    "deadline",
-    "score_transform",
-    "extra_body",
-    "max_response_bytes",
-    "max_request_bytes",
-    "max_tokens_per_request",
-    "max_tokens_per_document",
-    "long_documents",
-    "chunk_overlap",
-    "chunk_aggregate",
-    "tokenizer",
-    "rate_limit",
-    "adaptive_concurrency",
-    "cache",
-    "fallbacks",
-    "trace_content",
-    "async_transport",
-    "headers",
-    "auth_url",
-    "credentials",
-    "project",
-    "location",
-)
+
+class SecretKey:
+    """How type checkers see the ``api_key`` field: it takes a ``str`` (or a ``SecretStr``)
+    and holds a ``SecretStr``. At run time the field is pydantic's own."""
+
+    @overload
+    def __get__(self, instance: None, owner: Any) -> SecretKey: ...
+    @overload
+    def __get__(self, instance: object, owner: Any) -> SecretStr | None: ...
+    def __get__(self, instance: object, owner: Any) -> Any:
+        raise NotImplementedError  # pragma: no cover - never at run time
+
+    def __set__(self, instance: object, value: str | SecretStr | None) -> None:
+        raise NotImplementedError  # pragma: no cover - never at run time
+
+
+def setting_field(name: str, default: Any = NOT_GIVEN, **constraints: Any) -> Any:
+    """The pydantic field of setting ``name``: its declared default and one-line
+    description (:mod:`._settings`), hidden from ``repr`` and serialization when it may
+    hold a secret; ``constraints`` as ``Field`` takes them (``ge=1``, ``strict=True``).
+
+    ``default`` is for a default that only the adapter's framework can build
+    (``MetadataMode.EMBED``); it must equal the declared one.
+    """
+    setting = SETTINGS[name]
+    if isinstance(default, NotGiven):
+        default = setting.default
+    elif default != setting.default:
+        raise ValueError(f"{name}: default {default!r} is not the declared {setting.default!r}")
+    if setting.hidden:
+        constraints = {"exclude": True, "repr": False, **constraints}
+    return Field(default=default, description=setting.description, **constraints)
 
 
 class RerankSettings(BaseModel):
-    """Settings common to both framework adapters; see ``RerankClient`` for their meaning."""
+    """Settings common to both framework adapters, each declared once in
+    :mod:`rerank_integrations._settings`: the field descriptions, ``help()`` and the
+    README's settings table come from there.
+
+    ``on_error`` takes ``"raise"`` or ``"passthrough"`` here, where the batch job's takes
+    ``"record"``, ``"skip"`` or ``"stop"``: a pipeline step must hand its documents on or
+    fail, whereas the job decides what becomes of one row among many."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -95,93 +95,52 @@ class RerankSettings(BaseModel):
         validate_assignment=True,  # a bad value fails when set, not at the next call
     )
 
-    model: str | None = None
-    """Rerank model name; ``None`` uses ``RERANK_MODEL`` or leaves it to the server."""
-    top_n: int | None = Field(default=3, ge=1)
-    """How many documents to return, best first; ``None`` returns all."""
-    score_threshold: float | None = None
-    """Drop results that score below this; ``None`` keeps every result."""
-    on_error: Literal["raise", "passthrough"] = "raise"
-    """When reranking fails after retries (and fallbacks): ``"raise"`` the error, or
-    ``"passthrough"`` the inputs in their original order (``top_n`` applied), marked
-    ``reranked=False`` with the error's class as ``rerank_error``; each is logged and
-    counted (``client.stats().passthroughs``). The batch job's ``on_error`` takes other
-    values (``record``, ``skip``, ``stop``) because it decides another thing: what becomes
-    of one row among many, whereas a pipeline step must hand its documents on or fail."""
-    base_url: str | None = None
-    """API base URL (host root, versioned root or full endpoint); else ``RERANK_BASE_URL``."""
-    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
-    """API key; else ``RERANK_API_KEY``. Never serialized or shown."""
-    dialect: str | None = None
-    """Wire dialect; else ``RERANK_DIALECT``, else ``"generic"``."""
-    timeout: float | None = Field(default=DEFAULT_TIMEOUT, gt=0)
-    """Seconds per HTTP request; ``None`` waits forever."""
-    max_retries: int | None = Field(default=None, ge=0)
-    """Retries per request for connection errors, timeouts, 408, 409, 429 and 5xx; ``None``:
-    those of ``retry`` (2 by default)."""
-    retry: SkipJsonSchema[RetryPolicy | None] = None
-    """The whole retry policy (waits, growth, jitter, statuses); ``None``: the default."""
-    max_documents_per_request: int | None = Field(default=None, ge=1)
-    """Split larger calls into batches of this many documents; ``None`` uses the dialect's."""
-    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
-    """Batches of one call in flight at once."""
-    deadline: float | None = Field(default=None, gt=0)
-    """Seconds a whole call may take across batches and retries; ``None``: no overall limit."""
-    score_transform: Literal["none", "sigmoid"] | None = None
-    """``"sigmoid"`` maps raw logits to 0..1 (for ``score_threshold``); ``None`` keeps them."""
-    extra_body: dict[str, Any] | None = None
-    """Fields added to every request body, for a vendor's own options (NIM's ``truncate``,
-    Voyage's ``truncation``, Infinity's ``raw_scores``, Cohere's ``max_tokens_per_doc``)."""
-    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1)
-    """The largest answer accepted, in bytes; a larger one is refused while it arrives."""
-    max_request_bytes: int | None = Field(default=None, ge=1)
-    """The largest request body to send; ``None``: ``RERANK_MAX_REQUEST_BYTES``, else the
-    dialect's, else no limit (a server's 413 still teaches one)."""
-    max_tokens_per_request: int | None = Field(default=None, ge=1)
-    """Tokens a request may hold, the query counted once per document; ``None``: none."""
-    max_tokens_per_document: int | None = Field(default=None, ge=1)
-    """Tokens the model reads of a document (with the query); ``None``: not known."""
-    long_documents: Literal["server", "truncate", "chunk", "error"] | None = None
-    """A document longer than that: sent as is (``"server"``, the default), cut short,
-    chunked into windows scored separately, or refused before sending."""
-    chunk_overlap: int = Field(default=DEFAULT_CHUNK_OVERLAP, ge=0)
-    """Tokens two windows of a chunked document share."""
-    chunk_aggregate: Literal["max", "mean"] = "max"
-    """A chunked document's score: its best window's, or the windows' mean."""
-    rate_limit: SkipJsonSchema[Any] = None
-    """A budget per minute (``RateLimit(requests_per_minute=...)``) shared by every call."""
-    adaptive_concurrency: bool = False
-    """Halve the batches in flight on a 429 and grow them back as calls succeed."""
-    cache: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
-    """Keeps each (query, document) score: a ``RerankCache``, a ``dict``, a
-    ``diskcache.Cache`` or any object with ``get``/``set``; off for listwise models."""
-    fallbacks: SkipJsonSchema[list[Any] | None] = Field(default=None, exclude=True, repr=False)
-    """``RerankClient``s tried in order when a call fails with a connection error, a
-    timeout, a 429 or a 5xx, before ``on_error`` applies."""
-    trace_content: bool = False
-    """Record the query and the texts in OpenTelemetry spans (ids and scores always are)."""
-    rank_fields: list[str] | None = None
-    """Send each document as a structured document: these metadata fields plus the content
-    as ``text`` (ranked on all of them; list ``text`` to place it). Objects for the dialects
-    that rank objects, ``field: value`` lines for the rest; ``None``: the content alone."""
-    async_transport: Literal["httpx", "aiohttp"] = "httpx"
-    """What the async path sends with: httpx's own pool, or aiohttp's (extra ``aiohttp``)."""
-    tokenizer: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
-    """Counts tokens exactly: a ``str -> int`` function, a ``tokenizers.Tokenizer`` or a
-    ``tiktoken`` encoding; ``None``: a conservative estimate."""
-    headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
-    """Extra HTTP headers for every request (not serialized: they may carry credentials)."""
-    auth_url: str | None = None
-    """IAM token endpoint of the ``watsonx`` dialect; ``None``: IBM Cloud's."""
-    credentials: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
-    """Cloud credentials (``google.auth`` for ``vertex``, botocore for ``bedrock``) instead of
-    the provider's usual chain. Never serialized or shown."""
-    project: str | None = None
-    """Google Cloud project of the ``vertex`` endpoint; ``None``: the credentials' own."""
-    location: str | None = None
-    """``vertex`` location (default ``global``) or ``bedrock`` AWS region."""
-    client: SkipJsonSchema[RerankClient | None] = Field(default=None, exclude=True, repr=False)
-    """A ready ``RerankClient`` to use instead of building one from the settings above."""
+    # Numbers and switches are strict: pydantic's lax mode would take True as 1 and "3" as 3.
+    model: str | None = setting_field("model")
+    top_n: int | None = setting_field("top_n", ge=1, strict=True)
+    score_threshold: float | None = setting_field("score_threshold", strict=True)
+    on_error: Literal["raise", "passthrough"] = setting_field("on_error")
+    base_url: str | None = setting_field("base_url")
+    if TYPE_CHECKING:  # a str is taken, a SecretStr is kept (see SecretKey)
+        api_key: SecretKey = SecretKey()
+    else:
+        api_key: SecretStr | None = setting_field("api_key")
+    dialect: str | None = setting_field("dialect")
+    timeout: float | None = setting_field("timeout", gt=0, strict=True)
+    max_retries: int | None = setting_field("max_retries", ge=0, strict=True)
+    retry: SkipJsonSchema[RetryPolicy | None] = setting_field("retry")
+    max_documents_per_request: int | None = setting_field(
+        "max_documents_per_request", ge=1, strict=True
+    )
+    max_concurrency: int = setting_field("max_concurrency", ge=1, strict=True)
+    deadline: float | None = setting_field("deadline", gt=0, strict=True)
+    score_transform: Literal["none", "sigmoid"] | None = setting_field("score_transform")
+    extra_body: dict[str, Any] | None = setting_field("extra_body")
+    max_response_bytes: int = setting_field("max_response_bytes", ge=1, strict=True)
+    max_request_bytes: int | None = setting_field("max_request_bytes", ge=1, strict=True)
+    max_tokens_per_request: int | None = setting_field("max_tokens_per_request", ge=1, strict=True)
+    max_tokens_per_document: int | None = setting_field(
+        "max_tokens_per_document", ge=1, strict=True
+    )
+    long_documents: Literal["server", "truncate", "chunk", "error"] | None = setting_field(
+        "long_documents"
+    )
+    chunk_overlap: int = setting_field("chunk_overlap", ge=0, strict=True)
+    chunk_aggregate: Literal["max", "mean"] = setting_field("chunk_aggregate")
+    rate_limit: SkipJsonSchema[Any] = setting_field("rate_limit")
+    adaptive_concurrency: bool = setting_field("adaptive_concurrency", strict=True)
+    cache: SkipJsonSchema[Any] = setting_field("cache")
+    fallbacks: SkipJsonSchema[list[Any] | None] = setting_field("fallbacks")
+    trace_content: bool = setting_field("trace_content", strict=True)
+    rank_fields: list[str] | None = setting_field("rank_fields")
+    async_transport: Literal["httpx", "aiohttp"] = setting_field("async_transport")
+    tokenizer: SkipJsonSchema[Any] = setting_field("tokenizer")
+    headers: dict[str, str] | None = setting_field("headers")
+    auth_url: str | None = setting_field("auth_url")
+    credentials: SkipJsonSchema[Any] = setting_field("credentials")
+    project: str | None = setting_field("project")
+    location: str | None = setting_field("location")
+    client: SkipJsonSchema[RerankClient | None] = setting_field("client")
 
     _rerank_client: RerankClient | None = PrivateAttr(default=None)
     _owns_client: bool = PrivateAttr(default=False)  # built here, not passed as client=
@@ -211,6 +170,46 @@ class RerankSettings(BaseModel):
                     if isinstance(error, ConfigurationError):
                         raise error from None
                 raise
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Give each of the package's adapters a docstring section on its settings,
+        generated from their declaration, for ``help()``."""
+        super().__pydantic_init_subclass__(**kwargs)
+        doc = cls.__dict__.get("__doc__")
+        if cls.__module__.startswith("rerank_integrations.") and doc:
+            names = [name for name in cls.model_fields if name in SETTINGS]
+            cls.__doc__ = f"{doc.rstrip()}\n\n{settings_section(names)}"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_near_misses(cls, data: Any) -> Any:
+        """Refuse a misspelt setting with the one it was probably meant to be (``topn`` →
+        ``top_n``, ``api_base`` → ``base_url``), as the client refuses a misspelt argument;
+        an unknown name like no other is left to ``extra="forbid"``."""
+        if isinstance(data, Mapping):
+            known = cls.model_fields.keys()
+            for name in data:
+                meant = None if name in known else suggestion(str(name), known)
+                if meant is not None:
+                    raise _near_miss(str(name), meant)
+        return data
+
+    if not TYPE_CHECKING:  # type checkers keep refusing unknown attributes themselves
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            # A misspelt setting set later names the one meant too (pydantic refuses it
+            # anyway, without a suggestion).
+            fields = type(self).model_fields
+            if name not in fields and not name.startswith("_") and not hasattr(type(self), name):
+                meant = suggestion(name, fields)
+                if meant is not None:
+                    raise ValidationError.from_exception_data(
+                        type(self).__name__,
+                        [{"type": _near_miss(name, meant), "loc": (name,), "input": None}],
+                        hide_input=True,
+                    )
+            super().__setattr__(name, value)
 
     @field_serializer("base_url")
     def _serialize_base_url(self, base_url: str | None) -> str | None:
@@ -394,6 +393,15 @@ class RerankSettings(BaseModel):
     def passthrough_metadata(self, error: RerankError) -> dict[str, Any]:
         """What a document or node passed through unranked carries in its metadata."""
         return {RERANKED_KEY: False, ERROR_KEY: type(error).__name__}
+
+
+def _near_miss(name: str, meant: str) -> PydanticCustomError:
+    """The error for a setting ``name`` that was probably meant to be ``meant``."""
+    return PydanticCustomError(
+        "unexpected_argument",
+        "unexpected argument '{name}': did you mean {meant}=?",
+        {"name": name, "meant": meant},
+    )
 
 
 def usage_of(outcome: RerankResponse | RerankError) -> dict[str, Any] | None:

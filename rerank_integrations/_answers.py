@@ -23,7 +23,6 @@ __all__ = [
     "ResponseShapeError",
     "extract_error_message",
     "message_from_text",
-    "missing_field",
     "parse_ranking",
     "unwrap_gateway_message",
 ]
@@ -149,26 +148,6 @@ def _message_in(text: str) -> str | None:
                 continue
             return extract_error_message(decoded)
     return message_from_text(text)
-
-
-def missing_field(message: str) -> str | None:
-    """The request field a server's error says is missing (``model`` for "'model'" or
-    "model field required"), ``""`` when it names none; ``None`` when it says no such thing."""
-    text = message.strip()
-    for pattern in _MISSING_FIELD:
-        found = pattern.search(text)
-        if found:
-            return found.groupdict().get("field") or ""
-    return None
-
-
-_MISSING_FIELD = (
-    re.compile(r"^'(?P<field>\w+)'$"),  # a KeyError's repr
-    re.compile(r"\b(?P<field>\w+)\s+field required", re.IGNORECASE),  # pydantic
-    re.compile(r"missing required (?:field|parameter|argument)s?[:\s]+'?(?P<field>\w+)", re.I),
-    re.compile(r"'(?P<field>\w+)' is a required (?:property|field)", re.IGNORECASE),
-    re.compile(r"\bfield required\b", re.IGNORECASE),
-)
 
 
 # -- reading answers --------------------------------------------------------------------------

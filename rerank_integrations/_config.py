@@ -1,4 +1,7 @@
-"""Settings: arguments first, then the environment, then defaults. The one place that reads it."""
+"""Settings: arguments first, then the environment, then defaults, resolved and checked once.
+
+The environment is read through the settings' declaration (:mod:`._settings`), here only.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import dataclasses
 import importlib.util
 import ipaddress
 import math
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -19,24 +21,20 @@ from pydantic import SecretStr
 from ._auth import has_authorization
 from ._budget import LONG_DOCUMENT_MODES, counter_for
 from ._cache import check_cache
-from ._constants import (
-    DEFAULT_CHUNK_OVERLAP,
-    DEFAULT_CONNECT_TIMEOUT,
-    ENV_API_KEY,
-    ENV_BASE_URL,
-    ENV_MODEL,
-)
-from ._core import CHUNK_AGGREGATES, check_extra_body, check_score_transform
+from ._checks import check_extra_body, check_score_transform
+from ._constants import DEFAULT_CHUNK_OVERLAP, DEFAULT_CONNECT_TIMEOUT, ENV_BASE_URL
 from ._exceptions import ConfigurationError
+from ._plan import CHUNK_AGGREGATES
 from ._ratelimit import limiter_for
 from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header
+from ._settings import env_name, environment
 from ._text import display_url
 from .dialects import CredentialSetup, Dialect, get_dialect, is_version_segment
 from .dialects._registry import check_cloud_settings
 
-ENV_DIALECT = "RERANK_DIALECT"
-ENV_LONG_DOCUMENTS = "RERANK_LONG_DOCUMENTS"
+ENV_DIALECT = env_name("dialect")
+ENV_LONG_DOCUMENTS = env_name("long_documents")
 
 TimeoutTypes = float | int | httpx.Timeout | None
 
@@ -117,8 +115,10 @@ class ClientSettings:
 
 
 def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value.strip() or None if value is not None else None
+    """The text of setting ``name``'s environment variable (see :mod:`._settings`)."""
+    value = environment(name)
+    assert value is None or isinstance(value, str)  # counts are read by _limit
+    return value
 
 
 def resolve_endpoint(
@@ -342,8 +342,8 @@ def resolve_settings(
     credentials, the AWS chain) and the project and region they name, so that a client that
     cannot work fails here, when it is built.
     """
-    resolved_dialect = get_dialect(dialect or _env(ENV_DIALECT) or "generic")
-    url = base_url if base_url is not None else _env(ENV_BASE_URL)
+    resolved_dialect = get_dialect(dialect or _env("dialect") or "generic")
+    url = base_url if base_url is not None else _env("base_url")
     url = url or resolved_dialect.base_url
     if not url:
         raise ConfigurationError(
@@ -362,7 +362,7 @@ def resolve_settings(
     check_cloud_settings(resolved_dialect, **cloud, location=location)
 
     if api_key is None:
-        env_key = _env(ENV_API_KEY)
+        env_key = _env("api_key")
         secret = SecretStr(env_key) if env_key else None
     elif isinstance(api_key, SecretStr):
         secret = api_key if api_key.get_secret_value() else None
@@ -372,7 +372,7 @@ def resolve_settings(
         raise TypeError(f"api_key must be a string or SecretStr, got {type(api_key).__name__}")
 
     if model is None:
-        model = _env(ENV_MODEL)
+        model = _env("model")
     elif not isinstance(model, str):
         raise TypeError(f"model must be a string or None, got {type(model).__name__}")
 
@@ -447,7 +447,7 @@ def resolve_settings(
         max_characters_per_document=resolved_dialect.max_characters_per_document,
         long_documents=_choice(
             "long_documents",
-            long_documents or _env(ENV_LONG_DOCUMENTS) or "server",
+            long_documents or _env("long_documents") or "server",
             LONG_DOCUMENT_MODES,
         ),
         chunk_overlap=_positive_int("chunk_overlap", chunk_overlap, 0),
@@ -465,17 +465,10 @@ def resolve_settings(
 def _limit(name: str, value: object, dialect: Dialect) -> int | None:
     """A size limit: the argument, else its ``RERANK_*`` variable, else the dialect's."""
     if value is None:
-        env_name = "RERANK_" + name.upper()
-        raw = _env(env_name)
-        if raw is None:
+        value = environment(name)
+        if value is None:
             found: int | None = getattr(dialect, name)
             return found
-        try:
-            value = int(raw.replace("_", ""))
-        except ValueError:
-            raise ConfigurationError(
-                f"{env_name} must be a whole number, got {raw!r}", setting=name
-            ) from None
     return _positive_int(name, value, 1)
 
 

@@ -22,11 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _json
+
 __all__ = [
     "IMAGE_TOKENS",
     "Document",
     "Image",
     "Record",
+    "check_unicode",
     "document_key",
     "document_label",
     "prepare_documents",
@@ -194,6 +197,43 @@ def document_label(document: Document) -> str:
     return document.key.removeprefix("record:")
 
 
+def check_unicode(text: str, name: str) -> None:
+    """Refuse ``text`` if it cannot be sent: a lone surrogate (``"\\udcff"``, as text
+    decoded with ``surrogateescape`` or a broken PDF extraction holds) has no UTF-8 form, and
+    every JSON encoder fails on it. Costs nothing for ASCII text.
+
+    Raises:
+        ValueError: naming ``name`` and where the surrogate is.
+    """
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{name} holds a lone surrogate ({text[exc.start]!r} at character {exc.start}), "
+            "which has no UTF-8 form and cannot be sent; clean the text first, e.g. "
+            "text.encode('utf-8', 'replace').decode('utf-8')"
+        ) from None
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    # Only texts with something beyond ASCII can hold a surrogate; str.isascii() reads a
+    # flag, so a call of ASCII documents pays one pass of map().
+    if all(map(str.isascii, texts)):
+        return
+    if _json.dumps is not _json.stdlib_dumps:
+        try:
+            # orjson: one pass in C. CPython keeps each text's UTF-8 form, which the
+            # requests' encoding then reuses: the check moves that cost, it does not add it.
+            _json.dumps(texts)
+            return
+        except (TypeError, ValueError):
+            pass  # a surrogate (or a sequence orjson does not take): find which text
+    for position, text in enumerate(texts):
+        check_unicode(text, f"documents[{position}]")
+
+
 def check_rank_fields(rank_fields: object) -> tuple[str, ...] | None:
     """``rank_fields`` as a tuple of names, ``None`` for none; else an error naming it."""
     if rank_fields is None:
@@ -217,25 +257,30 @@ def prepare_documents(
 ) -> tuple[Sequence[Document], Sequence[Any] | None]:
     """The documents as the planner takes them, and the caller's own when they differ.
 
-    Strings pass through untouched (the usual case costs one scan). An :class:`Image` is
-    kept for a dialect that takes images and refused for any other; a mapping becomes a
-    :class:`Record` for a dialect that ranks objects and its ``field: value`` text for the
-    rest.
+    Strings pass through untouched (the usual case costs two quick scans: the types, then
+    whether any text is more than ASCII, the only texts looked at for lone surrogates). An
+    :class:`Image` is kept for a dialect that takes images and refused for any other; a
+    mapping becomes a :class:`Record` for a dialect that ranks objects and its
+    ``field: value`` text for the rest.
 
     Raises:
         TypeError: a document is neither a string, an Image nor a mapping.
         ValueError: an image for a dialect that takes none; a record with none of the
-            ``rank_fields``.
+            ``rank_fields``; a text, URL or field holding a lone surrogate (no UTF-8 form).
     """
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
         raise TypeError(f"documents must be a list of strings, got {type(documents).__name__}")
     if all(type(document) is str for document in documents):
+        _check_texts(documents)
         return documents, None
     prepared: list[Document] = []
     for position, document in enumerate(documents):
         if isinstance(document, str):
+            check_unicode(document, f"documents[{position}]")
             prepared.append(document)
         elif isinstance(document, Image):
+            if document.url is not None:
+                check_unicode(document.url, f"documents[{position}] (its url)")
             if not takes_images:
                 raise ValueError(
                     f"documents[{position}] is an image, and the {dialect_name} dialect takes "
@@ -244,6 +289,7 @@ def prepare_documents(
             prepared.append(document)
         elif isinstance(document, Mapping):
             record = Record.of(document, position)
+            check_unicode(record.key, f"documents[{position}]")
             if rank_fields and not any(name in record.fields for name in rank_fields):
                 raise ValueError(
                     f"documents[{position}] has none of the rank_fields "

@@ -162,6 +162,8 @@ class AdaptiveGate:
     :meth:`release`; the answers it gets are told with :meth:`congested` (a 429, with the
     :attr:`epoch` read when the request was sent, so that one burst of 429s halves the
     limit once) and :meth:`succeeded`. A 429's wait also pauses every send of the client.
+    A task cancelled while it waits (``wait_for``, a client gone) never takes a wake-up with
+    it: one meant for it passes to the next waiter.
     """
 
     def __init__(self, ceiling: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -201,6 +203,11 @@ class AdaptiveGate:
                 with self._lock:
                     if (loop, waiter) in self._waiters:
                         self._waiters.remove((loop, waiter))
+                    elif self._room():
+                        # Woken (a place came free for it) but cancelled before it could
+                        # take it: the wake-up goes to the next waiter, or it is lost and a
+                        # call behind this one waits forever with nothing in flight.
+                        self._wake_one()
                 raise
 
     def release(self) -> None:

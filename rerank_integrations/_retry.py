@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email.utils
 import math
-import re
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -29,6 +28,7 @@ from ._constants import (
     RETRY_JITTER,
     RETRY_MULTIPLIER,
 )
+from ._refusals import wait_stated_in
 
 #: Statuses worth another try: timeout, conflict, rate limit and every server error.
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 409, 429, *range(500, 600)})
@@ -141,25 +141,6 @@ def backoff_delay(retries_done: int, policy: RetryPolicy, random_value: float) -
         grown = math.inf
     base = min(grown, policy.max_delay)
     return max(0.0, base * (1.0 - policy.jitter * random_value))
-
-
-_STATED_WAIT = re.compile(
-    r"(?:try again|retry)(?: the request)?\s+(?:in|after)\s+(?P<amount>\d+(?:\.\d+)?)\s*"
-    r"(?P<unit>ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?)\b",
-    re.IGNORECASE,
-)
-
-
-def wait_stated_in(message: str | None) -> float | None:
-    """Seconds an error message asks to wait ("Try again in 5 seconds", "retry after
-    200ms"), or ``None``; gateways that drop ``Retry-After`` often keep this."""
-    found = _STATED_WAIT.search(message or "")
-    if found is None:
-        return None
-    amount, unit = float(found["amount"]), found["unit"].lower()
-    if unit.startswith(("ms", "milli")):
-        return amount / 1000.0
-    return amount * 60.0 if unit.startswith("m") else amount
 
 
 def next_wait(

@@ -46,12 +46,12 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 
-from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, usage_of
-from ._core import check_query
+from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, setting_field, usage_of
+from ._checks import check_query
 from ._documents import Image
 from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
-from ._trace import Describe
+from ._trace import Describe, framework_span_boundary, inside_framework_span
 from ._types import RerankResponse, RerankResult
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "SCORE_KEY", "RerankPostprocessor"]
@@ -80,10 +80,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     ``to_json()`` leave out the API key, the headers and any ``client`` passed in.
     """
 
-    metadata_mode: MetadataMode = MetadataMode.EMBED
-    """Which metadata goes along with each node's text to the API (``get_content`` mode)."""
-    keep_retrieval_score: bool = False
-    """Also store each node's previous score in its metadata as ``retrieval_score``."""
+    metadata_mode: MetadataMode = setting_field("metadata_mode", MetadataMode.EMBED)
+    keep_retrieval_score: bool = setting_field("keep_retrieval_score", strict=True)
 
     @classmethod
     def class_name(cls) -> str:
@@ -99,7 +97,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         """Rerank ``nodes`` for the query; see the class docstring."""
         query_bundle = _query_of(query_bundle, query_str)
         if self._spans_wanted("_postprocess_nodes"):
-            return self._postprocess_nodes(nodes, query_bundle)
+            with framework_span_boundary():
+                return self._postprocess_nodes(nodes, query_bundle)
         return self._reranked_nodes(nodes, query_bundle)
 
     async def apostprocess_nodes(
@@ -111,7 +110,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         """The async twin of :meth:`postprocess_nodes`, awaiting the client's ``arerank``."""
         query_bundle = _query_of(query_bundle, query_str)
         if self._spans_wanted("_apostprocess_nodes"):
-            return await self._apostprocess_nodes(nodes, query_bundle)
+            with framework_span_boundary():
+                return await self._apostprocess_nodes(nodes, query_bundle)
         return await self._areranked_nodes(nodes, query_bundle)
 
     @dispatcher.span
@@ -121,7 +121,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
         """:meth:`postprocess_nodes` in LlamaIndex's span, for its span handlers."""
-        return self._reranked_nodes(nodes, query_bundle)
+        with inside_framework_span():
+            return self._reranked_nodes(nodes, query_bundle)
 
     @dispatcher.span
     async def _apostprocess_nodes(
@@ -130,7 +131,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
         """:meth:`apostprocess_nodes` in LlamaIndex's span, for its span handlers."""
-        return await self._areranked_nodes(nodes, query_bundle)
+        with inside_framework_span():
+            return await self._areranked_nodes(nodes, query_bundle)
 
     def _spans_wanted(self, name: str) -> bool:
         """Whether to call the span-wrapped method ``name``: a span handler listens, or a

@@ -1,20 +1,27 @@
 """The result cache: one score per (query, document), only the missing ones sent, merged
-exactly; on both paths, with a dict, ``RerankCache`` and ``diskcache``, and never keyed on
-credentials."""
+exactly; on both paths, with a dict, ``RerankCache`` and ``diskcache``; every key tagged
+with its document's kind and scoped by a keyed hash of the credentials (never the
+credentials themselves) unless the cache is shared."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import pickle
-from collections.abc import Callable
+import subprocess
+import sys
+import types
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
 import pytest
 from support import API_KEY, MockAPI, rank_body, run_mode
 
-from rerank_integrations import RerankCache, RerankClient, RerankResponse
+from rerank_integrations import Image, RerankCache, RerankClient, RerankResponse, SharedCache
+from rerank_integrations._cache import credential_scope, endpoint_key
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
 from rerank_integrations.server import serve_in_thread
@@ -72,9 +79,67 @@ def test_entries_expire_after_their_ttl() -> None:
     assert len(cache) == 0
 
 
+def test_a_key_set_again_becomes_the_most_recently_used() -> None:
+    cache = RerankCache(max_entries=2)
+    cache.set("a", 1)
+    cache.set("b", 2)
+    cache.set("a", 10)  # "b" is now the least recently used
+    cache.set("c", 3)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (10, None, 3)
+
+
+def test_a_missing_key_answers_the_default() -> None:
+    cache = RerankCache()
+    assert cache.get("nothing") is None
+    assert cache.get("nothing", "default") == "default"
+    cache.set("none", None)  # a value of None is a value, not a miss
+    assert cache.get("none", "default") is None
+
+
+def test_one_entry_is_kept_with_max_entries_1() -> None:
+    cache = RerankCache(max_entries=1)
+    cache.set("a", 1)
+    assert (cache.get("a"), len(cache)) == (1, 1)
+    cache.set("b", 2)
+    assert (cache.get("a"), cache.get("b"), len(cache)) == (None, 2, 1)
+
+
+def test_half_a_second_of_ttl_is_half_a_second() -> None:
+    clock = Clock()
+    cache = RerankCache(ttl=0.5, clock=clock)
+    cache.set("a", 1)
+    clock.now = 0.49
+    assert cache.get("a") == 1
+    cache.set("b", 2)  # set at 0.49: lives until 0.99
+    clock.now = 0.5
+    assert (cache.get("a", "gone"), cache.get("b")) == ("gone", 2)
+    clock.now = 0.99
+    assert cache.get("b", "gone") == "gone"
+    assert len(cache) == 0
+
+
+def test_clear_forgets_every_entry() -> None:
+    cache = RerankCache()
+    for key in "abc":
+        cache.set(key, key)
+    cache.clear()
+    assert len(cache) == 0
+    assert [cache.get(key) for key in "abc"] == [None, None, None]
+    cache.set("a", 1)  # still works after
+    assert cache.get("a") == 1
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
-    [({"max_entries": 0}, "max_entries"), ({"ttl": -1}, "ttl"), ({"ttl": float("nan")}, "ttl")],
+    [
+        ({"max_entries": 0}, "max_entries"),
+        ({"max_entries": True}, "max_entries"),
+        ({"max_entries": 1.5}, "max_entries"),
+        ({"ttl": 0}, "ttl must be a positive"),
+        ({"ttl": -1}, "ttl"),
+        ({"ttl": float("nan")}, "ttl"),
+        ({"ttl": float("inf")}, "ttl"),
+    ],
 )
 def test_a_cache_that_cannot_work_is_refused(arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -89,13 +154,44 @@ def test_a_cache_travels_empty_with_its_settings() -> None:
     copy.set("b", 2)
     assert copy.get("b") == 2
     assert repr(copy) == "RerankCache(max_entries=5, ttl=60, entries=1)"
+    shared = pickle.loads(pickle.dumps(RerankCache(shared=True)))
+    assert shared.shared is True
+    assert repr(shared) == "RerankCache(max_entries=100000, ttl=None, shared=True, entries=0)"
 
 
-def test_something_that_cannot_hold_scores_is_refused() -> None:
+class ReadOnly(Mapping[str, Any]):
+    """A mapping that can be read and never written."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class GetOnly:
+    def get(self, key: str) -> Any:
+        return None
+
+
+class SetOnly:
+    def set(self, key: str, value: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [[], frozenset(), types.MappingProxyType({}), ReadOnly(), GetOnly(), SetOnly()],
+    ids=["list", "frozenset", "mappingproxy", "read-only-mapping", "get-only", "set-only"],
+)
+def test_something_that_cannot_hold_scores_is_refused(cache: object) -> None:
     with pytest.raises(TypeError, match="cache must have get"):
-        RerankClient("https://h", cache=[])
+        RerankClient("https://h", cache=cache)
     with pytest.raises(TypeError, match="cache must have get"):
-        RerankClient("https://h", cache=frozenset())
+        SharedCache(cache)
 
 
 # -- the client -------------------------------------------------------------------------------
@@ -198,10 +294,10 @@ def test_keys_name_what_decides_a_score_and_never_a_credential(
     first = make_client(cache=store, headers={"X-Tenant-Token": "tenant-secret-1234"})
     call(first, mode, QUERY, DOCUMENTS[:2])
     assert len(store) == 2
-    # Another key and other headers: the same scores.
-    other_key = make_client(cache=store, api_key="sk-other-key-5678", headers={"X-A": "b"})
-    call(other_key, mode, QUERY, DOCUMENTS[:2])
-    assert other_key.stats().cache_hits == 2
+    # The same credentials and other plain headers: the same scores.
+    same = make_client(cache=store, headers={"X-Tenant-Token": "tenant-secret-1234", "X-A": "b"})
+    call(same, mode, QUERY, DOCUMENTS[:2])
+    assert same.stats().cache_hits == 2
     # Anything that changes a score is another key.
     for changed in (
         {"model": "other-model"},
@@ -209,12 +305,16 @@ def test_keys_name_what_decides_a_score_and_never_a_credential(
         {"base_url": "https://elsewhere.test/v1"},
         {"dialect": "cohere"},
     ):
-        client = make_client(cache=store, **changed)
+        client = make_client(
+            cache=store, headers={"X-Tenant-Token": "tenant-secret-1234"}, **changed
+        )
         call(client, mode, QUERY, DOCUMENTS[:2])
         assert client.stats().cache_hits == 0, changed
-    misses = make_client(cache=store)
+    misses = make_client(cache=store, headers={"X-Tenant-Token": "tenant-secret-1234"})
     call(misses, mode, "another query", DOCUMENTS[:2])
     assert misses.stats().cache_hits == 0
+    other_key = make_client(cache=store, api_key="sk-other-key-5678")
+    call(other_key, mode, QUERY, DOCUMENTS[:2])
     text = json.dumps(store) + repr(store)
     for secret in (API_KEY, "sk-other-key-5678", "tenant-secret-1234"):
         assert secret not in text
@@ -222,6 +322,232 @@ def test_keys_name_what_decides_a_score_and_never_a_credential(
     entry = json.loads(next(iter(store.values())))
     assert set(entry) == {"score", "batch"}
     assert entry["batch"]["size"] == 2 and len(entry["batch"]["digest"]) == 16
+
+
+@pytest.mark.parametrize(
+    ("owner", "other"),
+    [
+        ({}, {"api_key": "sk-other-key-5678"}),
+        ({"headers": {"X-Tenant-Token": "a-tenant"}}, {"headers": {"X-Tenant-Token": "another"}}),
+        ({}, {"headers": {"Authorization": "Bearer another-token"}}),
+        (
+            {"api_key": None, "base_url": "https://rerank.test/v1/rerank?api_key=url-secret-1"},
+            {"api_key": None, "base_url": "https://rerank.test/v1/rerank?api_key=url-secret-2"},
+        ),
+    ],
+    ids=["api-key", "secret-header", "authorization", "url-key"],
+)
+def test_other_credentials_are_never_answered_from_the_cache(
+    mode: str,
+    make_client: Callable[..., RerankClient],
+    mock_api: MockAPI,
+    owner: dict[str, Any],
+    other: dict[str, Any],
+) -> None:
+    store = RerankCache()
+    call(make_client(cache=store, **owner), mode, QUERY, DOCUMENTS)
+    mock_api.requests.clear()
+    # A key the server would refuse gets no ranking without asking the server.
+    mock_api.queue(httpx.Response(401, json={"error": {"message": "invalid api key"}}))
+    intruder = make_client(cache=store, max_retries=0, **other)
+    with pytest.raises(Exception, match="invalid api key"):
+        call(intruder, mode, QUERY, DOCUMENTS)
+    assert len(mock_api.requests) == 1
+    assert intruder.stats().cache_hits == 0
+
+
+@pytest.mark.parametrize("shared", ["RerankCache(shared=True)", "SharedCache(dict)"])
+def test_a_shared_cache_answers_every_credential(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI, shared: str
+) -> None:
+    store = RerankCache(shared=True) if shared.startswith("RerankCache") else SharedCache({})
+    expected = ranked(call(make_client(cache=store), mode, QUERY, DOCUMENTS, top_n=3))
+    mock_api.requests.clear()
+    other = make_client(cache=store, api_key="sk-other-key-5678", headers={"X-Tok": "t-1"})
+    assert ranked(call(other, mode, QUERY, DOCUMENTS, top_n=3)) == expected
+    assert mock_api.requests == []
+    assert other.stats().cache_hits == len(DOCUMENTS)
+    # Shared or scoped are separate entries: a cache opened again either way never mixes.
+    scoped = make_client(cache=RerankCache())
+    call(scoped, mode, QUERY, DOCUMENTS)
+    assert scoped.stats().cache_hits == 0
+
+
+def test_the_scope_is_a_keyed_hash_the_same_in_every_process() -> None:
+    scope = credential_scope(["sk-one", "Bearer sk-one"])
+    assert scope == credential_scope(["Bearer sk-one", "sk-one", "sk-one"])  # order, repeats
+    assert scope != credential_scope(["sk-two"])
+    assert scope != credential_scope([])
+    assert "sk-one" not in scope
+    import hashlib
+
+    for plain in (b"sk-one", b'["Bearer sk-one","sk-one"]'):
+        assert scope != hashlib.sha256(plain).hexdigest()  # keyed: no plain digest of a key
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from rerank_integrations._cache import credential_scope;"
+            "print(credential_scope(['sk-one', 'Bearer sk-one']))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == scope  # a diskcache shared by processes keeps its hits
+
+
+def test_cloud_credentials_scope_by_who_they_name() -> None:
+    botocore = pytest.importorskip("botocore.credentials")
+    one = botocore.Credentials("AKIAONE", "secret-one")
+    assert credential_scope([], one) == credential_scope([], botocore.Credentials("AKIAONE", "x"))
+    assert credential_scope([], one) != credential_scope([], botocore.Credentials("AKIATWO", "x"))
+    assert credential_scope([], one) != credential_scope([])
+
+
+def test_secret_looking_url_values_are_hashed_not_masked(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    store = RerankCache()
+    small = make_client(cache=store, base_url="https://rerank.test/v1/rerank?max_tokens=4")
+    call(small, mode, QUERY, DOCUMENTS)
+    large = make_client(cache=store, base_url="https://rerank.test/v1/rerank?max_tokens=4096")
+    call(large, mode, QUERY, DOCUMENTS)
+    assert large.stats().cache_hits == 0
+    again = make_client(cache=store, base_url="https://rerank.test/v1/rerank?max_tokens=4096")
+    call(again, mode, QUERY, DOCUMENTS)
+    assert again.stats().cache_hits == len(DOCUMENTS)
+    url = "https://user:pass-word-9@h.test/rerank?api_key=SECRET-123&max_tokens=4&version=2"
+    shown = endpoint_key(url)
+    for secret in ("pass-word-9", "SECRET-123", "max_tokens=4&"):
+        assert secret not in shown
+    assert "version=2" in shown and shown.startswith("https://user:#")
+    assert shown != endpoint_key(url.replace("SECRET-123", "SECRET-124"))
+    assert shown != endpoint_key(url.replace("pass-word-9", "pass-word-8"))
+    assert shown == endpoint_key(url)
+
+
+def test_a_text_never_answers_for_an_image_or_a_record(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    url = "https://h.test/cat.png"
+    store = RerankCache(shared=True)
+    jina = make_client(cache=store, dialect="jina", model="m")
+    call(jina, mode, QUERY, [f"image:url:{url}", "plain"])  # attacker-written text
+    mock_api.requests.clear()
+    call(jina, mode, QUERY, [Image(url=url), "plain"])
+    assert [len(body["documents"]) for body in mock_api.bodies] == [1]  # the image was sent
+    assert jina.stats().cache_hits == 1  # "plain" alone
+    record = {"text": "apple pie", "title": "Pie"}
+    together = make_client(cache=store, dialect="together", model="m")
+    call(together, mode, QUERY, ['record:{"text":"apple pie","title":"Pie"}'])
+    mock_api.requests.clear()
+    call(together, mode, QUERY, [record])
+    assert len(mock_api.requests) == 1
+    # And the other way: an image or a record first, then a text that reads like their key.
+    call(jina, mode, QUERY, [Image(url="https://h.test/dog.png")])
+    mock_api.requests.clear()
+    call(jina, mode, QUERY, ["image:url:https://h.test/dog.png"])
+    assert len(mock_api.requests) == 1
+
+
+# -- caches that answer with coroutines ---------------------------------------------------------
+
+
+class AsyncStore:
+    """A cache whose get/set are coroutine functions (aiocache, a hand-written one)."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, Any] = {}
+
+    async def get(self, key: str) -> Any:
+        return self.stored.get(key)
+
+    async def set(self, key: str, value: Any) -> None:
+        self.stored[key] = value
+
+
+class RedisAsyncLike:
+    """Like ``redis.asyncio.Redis``: plain command methods that return coroutines, made by
+    an ``async def execute_command``."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, Any] = {}
+
+    async def execute_command(self, *args: Any) -> Any:
+        if args[0] == "GET":
+            return self.stored.get(args[1])
+        self.stored[args[1]] = args[2]
+        return True
+
+    def get(self, key: str) -> Any:
+        return self.execute_command("GET", key)
+
+    def set(self, key: str, value: Any) -> Any:
+        return self.execute_command("SET", key, value)
+
+
+class HiddenCoroutines:
+    """Plain methods returning coroutines, with nothing to tell them apart beforehand."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        async def get() -> Any:
+            return self.stored.get(key)
+
+        return get()
+
+    def set(self, key: str, value: Any) -> Any:
+        async def set_() -> None:
+            self.stored[key] = value
+
+        return set_()
+
+
+@pytest.mark.parametrize("store_class", [AsyncStore, RedisAsyncLike])
+def test_a_cache_of_coroutines_is_refused_when_the_client_is_built(store_class: type) -> None:
+    for build in (
+        lambda: RerankClient("https://h", cache=store_class()),
+        lambda: SharedCache(store_class()),
+        lambda: RerankCompressor(base_url="https://h", cache=store_class()).rerank_client,
+        lambda: RerankPostprocessor(base_url="https://h", cache=store_class()).rerank_client,
+    ):
+        with pytest.raises(TypeError, match=r"coroutines .* not supported.*redis\.Redis"):
+            build()
+
+
+def test_a_cache_that_answers_with_a_coroutine_is_refused_before_sending(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    client = make_client(cache=HiddenCoroutines())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TypeError, match=r"coroutines .* not supported"):
+            call(client, mode, QUERY, DOCUMENTS)
+        gc.collect()
+    assert mock_api.requests == []
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+def test_a_set_that_answers_with_a_coroutine_is_logged_not_left_pending(
+    mode: str,
+    make_client: Callable[..., RerankClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class SyncGetAsyncSet(HiddenCoroutines):
+        def get(self, key: str) -> Any:
+            return self.stored.get(key)
+
+    client = make_client(cache=SyncGetAsyncSet())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with caplog.at_level(logging.WARNING, logger="rerank_integrations"):
+            assert len(call(client, mode, QUERY, DOCUMENTS).results) == len(DOCUMENTS)
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert any("not supported" in record.getMessage() for record in caplog.records)
 
 
 def test_a_diskcache_works_as_it_is(

@@ -78,6 +78,7 @@ def test_public_surface_is_pinned() -> None:
             "ResponseFormatError",
             "RetryPolicy",
             "ServerError",
+            "SharedCache",
             "ToolInputError",
             "Usage",
             "__version__",
@@ -793,7 +794,7 @@ def test_a_pickled_client_opens_its_own_pools(mock_api: MockAPI) -> None:
     copy = pickle.loads(pickle.dumps(client))
     assert copy.endpoint == client.endpoint
     assert copy.settings == client.settings
-    assert copy._http_client is None
+    assert copy._engine.pools._http_client is None  # opened on first use
     client.close()
 
 
@@ -857,7 +858,7 @@ def test_bad_deadline_is_refused_before_any_request(
     ],
 )
 def test_sigmoid_is_exact_and_never_overflows(logit: float, probability: float) -> None:
-    from rerank_integrations._core import sigmoid
+    from rerank_integrations._checks import sigmoid
 
     assert sigmoid(logit) == pytest.approx(probability, abs=1e-300)
 

@@ -22,14 +22,10 @@ from rerank_integrations import (
     RerankClient,
     ResponseFormatError,
 )
+from rerank_integrations._codec import decode_response, encode_request, make_status_error
 from rerank_integrations._config import resolve_endpoint
-from rerank_integrations._core import (
-    decode_response,
-    encode_request,
-    make_status_error,
-    plan_rerank,
-)
 from rerank_integrations._documents import prepare_documents
+from rerank_integrations._plan import plan_rerank
 from rerank_integrations.dialects import DIALECTS, LIMIT_NAMES, PRESETS, get_dialect
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
@@ -276,7 +272,8 @@ def test_vertex_refuses_an_id_it_did_not_send(record_id: Any) -> None:
 
 
 def test_pages_make_one_ranking_and_a_repeated_index_is_refused() -> None:
-    from rerank_integrations._core import BatchRanking, merge_pages
+    from rerank_integrations._codec import BatchRanking
+    from rerank_integrations._merge import merge_pages
 
     first = BatchRanking([(2, 0.9)], None, None, None, "t")
     second = BatchRanking([(0, 0.5), (1, 0.1)], None, None, None, None)
@@ -286,7 +283,9 @@ def test_pages_make_one_ranking_and_a_repeated_index_is_refused() -> None:
 
 
 def test_a_page_that_never_ends_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rerank_integrations._flow import Answer, batch_flow, start_call
+    from rerank_integrations._actions import Answer
+    from rerank_integrations._call import start_call
+    from rerank_integrations._flow import batch_flow
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")

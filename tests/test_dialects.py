@@ -22,14 +22,10 @@ from rerank_integrations import (
     ResponseFormatError,
     ServerError,
 )
+from rerank_integrations._codec import decode_response, encode_request, make_status_error
 from rerank_integrations._config import resolve_endpoint
-from rerank_integrations._core import (
-    decode_response,
-    encode_request,
-    make_status_error,
-    merge_rankings,
-    plan_rerank,
-)
+from rerank_integrations._merge import merge_rankings
+from rerank_integrations._plan import plan_rerank
 from rerank_integrations.dialects import (
     DIALECTS,
     Dialect,

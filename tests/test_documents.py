@@ -18,7 +18,7 @@ from langchain_core.documents import Document
 from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode
 from support import MockAPI, ScriptedServer, run_mode, served_score
 
-from rerank_integrations import Image, RerankCache, RerankClient, RerankResponse
+from rerank_integrations import Image, RerankCache, RerankClient, RerankResponse, _json
 from rerank_integrations.langchain import IMAGE_KEY, RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
 
@@ -256,6 +256,72 @@ def test_records_are_deduplicated_and_cached_by_their_fields(
     scores = {r.index: r.relevance_score for r in response.results}
     assert scores[0] == scores[1]
     assert len(store) == 2
+
+
+# -- text that cannot be sent ----------------------------------------------------------------
+
+#: How the package encodes JSON: orjson (when installed) and the standard library.
+ENCODERS = ["stdlib", *(["orjson"] if hasattr(_json, "orjson_dumps") else [])]
+
+
+@pytest.fixture(params=ENCODERS)
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with each JSON encoder the package may use."""
+    name = str(request.param)
+    monkeypatch.setattr(_json, "dumps", getattr(_json, f"{name}_dumps"))
+    monkeypatch.setattr(_json, "loads", getattr(_json, f"{name}_loads"))
+    return name
+
+
+@pytest.mark.parametrize(
+    ("documents", "dialect", "named"),
+    [
+        (["fine", "caf\u00e9 cr\u00e8me", "broken \udcff pdf"], "generic", r"documents\[2\]"),
+        (["\ud83c alone", "fine"], "generic", r"documents\[0\]"),
+        (["fine", {"text": "bad \udcff", "title": "t"}], "together", r"documents\[1\]"),
+        (["fine", {"text": "bad \udcff", "title": "t"}], "generic", r"documents\[1\]"),
+        ([{"title": ["nested \udcff"]}], "together", r"documents\[0\]"),
+        (["fine", Image(url="https://h/\udcff.png")], "jina", r"documents\[1\] \(its url\)"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_before_anything_is_sent(
+    mode: str,
+    encoder: str,
+    make_client: Callable[..., RerankClient],
+    mock_api: MockAPI,
+    documents: list[Any],
+    dialect: str,
+    named: str,
+) -> None:
+    # One document a request: before the check, the batches ahead of the bad one were sent.
+    client = make_client(dialect=dialect, model="m", max_documents_per_request=1)
+    with pytest.raises(ValueError, match=named + " holds a lone surrogate") as raised:
+        call(client, mode, documents)
+    assert type(raised.value) is ValueError  # neither orjson's TypeError nor UnicodeEncodeError
+    assert mock_api.requests == []
+
+
+def test_a_query_with_a_lone_surrogate_is_refused_before_sending(
+    mode: str, encoder: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    client = make_client()
+    with pytest.raises(ValueError, match=r"query holds a lone surrogate \('\\udcff' at") as raised:
+        run_mode(
+            mode,
+            lambda: client.rerank("caf\u00e9 \udcff", ["a", "b"]),
+            lambda: client.arerank("caf\u00e9 \udcff", ["a", "b"]),
+        )
+    assert type(raised.value) is ValueError
+    assert mock_api.requests == []
+
+
+def test_text_beyond_ascii_is_sent_as_it_is(
+    mode: str, encoder: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    documents = ["cr\u00e8me br\u00fbl\u00e9e", "\u82f9\u679c\u6d3e", "apple \U0001f34e", "plain"]
+    response = call(make_client(), mode, documents)
+    assert len(response.results) == 4
+    assert mock_api.bodies[0]["documents"] == documents
 
 
 # -- the adapters over loopback servers --------------------------------------------------------

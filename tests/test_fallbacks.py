@@ -165,7 +165,7 @@ class FakeClock:
 def test_never_past_the_deadline(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(
-        "rerank_integrations._flow.time", types.SimpleNamespace(monotonic=clock.monotonic)
+        "rerank_integrations._call.time", types.SimpleNamespace(monotonic=clock.monotonic)
     )
 
     def slow_failure(request: httpx.Request) -> httpx.Response:
@@ -186,7 +186,7 @@ def test_a_fallback_gets_what_is_left_of_the_deadline(
 ) -> None:
     clock = FakeClock()
     monkeypatch.setattr(
-        "rerank_integrations._flow.time", types.SimpleNamespace(monotonic=clock.monotonic)
+        "rerank_integrations._call.time", types.SimpleNamespace(monotonic=clock.monotonic)
     )
 
     def failure(request: httpx.Request) -> httpx.Response:

@@ -21,8 +21,7 @@ from rerank_integrations import (
     RetryPolicy,
     ServerError,
 )
-from rerank_integrations._answers import extract_error_message, missing_field
-from rerank_integrations._retry import wait_stated_in
+from rerank_integrations._answers import extract_error_message
 from rerank_integrations.cli import advice_for
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
@@ -95,22 +94,7 @@ def test_408_and_504_are_caught_as_timeouts(
     client.close()
 
 
-# -- a wait stated in the message -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("message", "seconds"),
-    [
-        ("Rate limit exceeded. Please retry after 5 seconds.", 5.0),
-        ("Please try again in 20s.", 20.0),
-        ("try again in 250ms", 0.25),
-        ("Retry after 1.5 sec", 1.5),
-        ("try again in 2 minutes", 120.0),
-        ("slow down", None),
-    ],
-)
-def test_a_wait_stated_in_a_message_is_read(message: str, seconds: float | None) -> None:
-    assert wait_stated_in(message) == seconds
+# -- a wait stated in the message (read as tests/test_refusals.py says) ---------------------
 
 
 def test_a_stated_wait_is_honoured_when_no_header_gives_one(
@@ -207,14 +191,6 @@ def test_a_5xx_for_a_missing_model_is_not_retried(
     assert len(scripted_server.received) == 1
     assert "--model NAME or set RERANK_MODEL" in advice_for(caught.value)
     client.close()
-
-
-def test_missing_fields_are_told_from_other_failures() -> None:
-    assert missing_field("'model'") == "model"
-    assert missing_field("model field required") == "model"
-    assert missing_field("Missing required parameter: 'query'") == "query"
-    assert missing_field("Field required") == ""
-    assert missing_field("CUDA out of memory") is None
 
 
 # -- extra body fields from the adapters ------------------------------------------------------

@@ -118,6 +118,59 @@ def test_the_gate_holds_threads_and_tasks_to_its_limit() -> None:
     assert gate.in_flight == 0
 
 
+@pytest.mark.parametrize("cancelled", ["before the wake-up runs", "after the wake-up runs"])
+def test_a_cancelled_waiter_passes_its_wake_up_on(cancelled: str) -> None:
+    gate = AdaptiveGate(1)
+
+    async def scenario() -> None:
+        gate.acquire()  # the one place is taken
+        first = asyncio.create_task(gate.aacquire())
+        second = asyncio.create_task(gate.aacquire())
+        for _ in range(3):
+            await asyncio.sleep(0)  # both queue, in that order
+        assert len(gate._waiters) == 2
+        gate.release()  # wakes the first waiter
+        if cancelled == "after the wake-up runs":
+            await asyncio.sleep(0)  # the wake-up is delivered; the first has not run yet
+            assert not first.done()
+        first.cancel()  # as wait_for does at its timeout, or a client gone
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert first.cancelled()
+        assert second.done(), "the wake-up went with the cancelled waiter"
+        assert gate.in_flight == 1
+        gate.release()
+        assert (gate.in_flight, len(gate._waiters)) == (0, 0)
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_cancelled_while_it_queues_leaves_the_others_in_order() -> None:
+    gate = AdaptiveGate(1)
+
+    async def scenario() -> list[int]:
+        gate.acquire()
+        order: list[int] = []
+
+        async def one(number: int) -> None:
+            await gate.aacquire()
+            order.append(number)
+            gate.release()
+
+        tasks = [asyncio.create_task(one(number)) for number in range(3)]
+        await asyncio.sleep(0)
+        tasks[1].cancel()  # never woken: it only leaves the queue
+        await asyncio.sleep(0)
+        assert len(gate._waiters) == 2
+        gate.release()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert gate.in_flight == 0
+        return order
+
+    assert asyncio.run(scenario()) == [0, 2]
+
+
 # -- against a server that limits requests ----------------------------------------------------
 
 

@@ -1,10 +1,12 @@
 """MkDocs hook: the reference pages' tables, generated from the code at every build.
 
 A page asks for a table with a marker comment on a line of its own,
-``<!-- generated: NAME -->``, where NAME is one of :data:`GENERATORS`: the settings (from
-their declaration), the environment variables they read, the command line (from the
-argparse parser) and the error classes (from ``_exceptions``). A marker with an unknown
-name fails the build, so a page cannot silently lose its table.
+``<!-- generated: NAME -->``, where NAME is one of :data:`GENERATORS`: the environment
+variables (from the settings' declaration and a list of the others), the command line
+(from the argparse parser) and the error classes (from ``_exceptions``). The settings table
+itself is written into its page by ``python -m rerank_integrations._settings_table`` and
+checked by ``tests/test_settings_declaration.py``, so it reads the same in the repository.
+A marker with an unknown name fails the build, so a page cannot silently lose its table.
 """
 
 from __future__ import annotations
@@ -44,120 +46,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _client_args() -> dict[str, str]:
-    """``RerankClient``'s ``Args`` entries: name to description."""
-    from rerank_integrations import RerankClient
-
-    doc = inspect.getdoc(RerankClient) or ""
-    section = doc.split("Args:", 1)[1]
-    args: dict[str, str] = {}
-    name = ""
-    for line in section.splitlines():
-        match = re.match(r"^    (\w+): (.*)$", line)
-        if match:
-            name = match.group(1)
-            args[name] = match.group(2)
-        elif line.startswith("        ") and name:
-            args[name] += " " + line.strip()
-        elif line.strip() and not line.startswith(" "):
-            break
-    return args
-
-
-def _environment_of(name: str) -> str | None:
-    """The variable a client setting falls back to (read in ``_config``)."""
-    from rerank_integrations import _config, _constants
-
-    named = {
-        "base_url": _constants.ENV_BASE_URL,
-        "api_key": _constants.ENV_API_KEY,
-        "model": _constants.ENV_MODEL,
-        "dialect": _config.ENV_DIALECT,
-        "long_documents": _config.ENV_LONG_DOCUMENTS,
-    }
-    if name in named:
-        return named[name]
-    if name.startswith("max_") and name != "max_response_bytes":
-        source = inspect.getsource(_config.resolve_settings)
-        if f'_limit("{name}"' in source or f'_limit(\n            "{name}"' in source:
-            return "RERANK_" + name.upper()
-    return None
-
-
-def _declared_settings() -> Any:
-    """The settings' declaration, where it exists (``rerank_integrations._settings``)."""
-    try:
-        from rerank_integrations import _settings
-    except ImportError:
-        return None
-    return _settings
-
-
-def settings() -> str:
-    """The settings table: from the declaration, else from the client's signature and docs."""
-    declared = _declared_settings()
-    if declared is not None:
-        return str(declared.markdown_table())
-    from rerank_integrations import RerankClient
-
-    described = _client_args()
-    rows = [
-        "| argument | environment | default | meaning |",
-        "|---|---|---|---|",
-    ]
-    for name, parameter in inspect.signature(RerankClient).parameters.items():
-        default = parameter.default
-        shown = "" if default is None or default is inspect.Parameter.empty else f"`{default!r}`"
-        env = _environment_of(name)
-        rows.append(
-            f"| `{name}` | {f'`{env}`' if env else ''} | {shown} "
-            f"| {_cell(described.get(name, ''))} |"
-        )
-    for name, (default, where, description) in _adapter_only().items():
-        rows.append(f"| `{name}` | | {default} | {where}: {_cell(description)} |")
-    return "\n".join(rows) + "\n"
-
-
-def _adapter_only() -> dict[str, tuple[str, str, str]]:
-    """The adapters' own settings: name to (default, which adapters, description), the
-    descriptions read from the attribute docstrings under each field."""
-    import griffe
-
-    from rerank_integrations import RerankClient
-
-    client_names = set(inspect.signature(RerankClient).parameters)
-    sources = (
-        ("rerank_integrations._adapters", "RerankSettings", "adapters"),
-        ("rerank_integrations.llama_index", "RerankPostprocessor", "LlamaIndex"),
-    )
-    found: dict[str, tuple[str, str, str]] = {}
-    for module, cls, where in sources:
-        loaded = griffe.load(module, search_paths=["."])
-        for name, member in loaded[cls].members.items():
-            if name.startswith("_") or name in client_names or not member.is_attribute:
-                continue
-            if "property" in member.labels:
-                continue
-            if member.docstring is None or name in found:
-                continue
-            value = member.value
-            default = "" if value is None else f"`{value}`"
-            default = re.sub(r"`Field\(default=([^,)]+).*`", r"`\1`", default)
-            found[name] = (default, where, member.docstring.value)
-    return found
-
-
 def environment() -> str:
-    """Every environment variable the package reads, the settings' first."""
-    rows = ["| variable | read for |", "|---|---|"]
-    declared = _declared_settings()
-    if declared is not None:
-        pairs = [(s.env, s.name) for s in declared.SETTINGS.values() if s.env]
-    else:
-        from rerank_integrations import RerankClient
+    """Every environment variable the package reads, the settings' first (from their
+    declaration, ``rerank_integrations._settings``)."""
+    from rerank_integrations._settings import SETTINGS
 
-        names = inspect.signature(RerankClient).parameters
-        pairs = [(env, name) for name in names if (env := _environment_of(name))]
+    rows = ["| variable | read for |", "|---|---|"]
+    pairs = [(setting.env, setting.name) for setting in SETTINGS.values() if setting.env]
     for env, name in pairs:
         rows.append(
             f"| `{env}` | the [`{name}`](settings.md) setting, when the argument is left out |"
@@ -210,7 +105,6 @@ def errors() -> str:
 
 
 GENERATORS: dict[str, Callable[[], str]] = {
-    "settings": settings,
     "environment": environment,
     "cli": command_line,
     "errors": errors,

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import httpx
 
 from .._config import make_timeout
-from .._core import plan_rerank
+from .._plan import plan_rerank
 from .._text import cut_to_width
 from .._types import RerankResponse
 from ._common import PROG, CommandError, client_from_args

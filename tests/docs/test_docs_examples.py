@@ -10,13 +10,14 @@ the site does not show::
 Such a block is skipped here and type-checked by ``test_cloud_examples_type_check``
 instead. The others read the endpoint from ``RERANK_BASE_URL``, as the pages tell readers
 to, so they run unchanged: here it points at the embedded BM25 server. Each page also finds
-``vector_store`` (LangChain), ``index`` (LlamaIndex) and ``candidates`` (LangChain
-documents), which the pages say come from the reader's own code; here they hold the demo
-corpus.
+``vector_store`` (LangChain), ``index`` (LlamaIndex), ``candidates`` (LangChain
+documents) and ``model`` (a chat model), which the pages say come from the reader's own
+code; here they hold the demo corpus, and the model is a scripted one.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -42,6 +43,16 @@ CLOUD = re.compile(r'<!-- skip: next "cloud account: ([^"]+)" -->\s*```python\n(
 SKIP = re.compile(r"<!-- skip: next (.*?) -->")
 PYTHON_BLOCK = re.compile(r"^```python\n", re.M)
 
+# What a cloud block takes from the reader's code, with its type, for mypy.
+READER_NAMES = """from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+from langchain_core.vectorstores import VectorStore
+
+model: BaseChatModel
+search_docs: BaseTool
+vector_store: VectorStore
+"""
+
 SYBIL = Sybil(parsers=[PythonCodeBlockParser(), SkipParser()], path=str(ROOT))
 
 
@@ -61,6 +72,8 @@ def reader_objects() -> Iterator[dict[str, Any]]:
     """What the pages take from the reader's code, built on the demo corpus; LlamaIndex's
     query engines get a mock LLM, as a reader's get theirs."""
     from langchain_core.documents import Document
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
     from langchain_core.vectorstores import InMemoryVectorStore
     from llama_index.core import Settings, VectorStoreIndex
     from llama_index.core.llms import MockLLM
@@ -77,7 +90,13 @@ def reader_objects() -> Iterator[dict[str, Any]]:
     )
     previous_llm = Settings._llm
     Settings.llm = MockLLM()
-    yield {"vector_store": vector_store, "index": index, "candidates": documents[:3]}
+    model = GenericFakeChatModel(messages=itertools.cycle([AIMessage("Descale it monthly.")]))
+    yield {
+        "vector_store": vector_store,
+        "index": index,
+        "candidates": documents[:3],
+        "model": model,
+    }
     Settings._llm = previous_llm
 
 
@@ -140,7 +159,7 @@ def test_cloud_examples_type_check(tmp_path: Path) -> None:
     files = []
     for number, (page, code) in enumerate(blocks):
         path = tmp_path / f"example_{number}.py"
-        path.write_text(f"# from {page}\n{code}", encoding="utf-8")
+        path.write_text(f"# from {page}\n{READER_NAMES}\n{code}", encoding="utf-8")
         files.append(str(path))
     # Ray is typed but large: its own modules are taken as they declare themselves.
     config = tmp_path / "mypy.ini"

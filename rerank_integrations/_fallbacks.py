@@ -1,0 +1,67 @@
+"""A failed call's way through its client's fallbacks, the same on both paths.
+
+Which fallback to try next and with how much of the deadline, and the error to raise when
+none answers: the last, caused by the one before. Whether a failure may fall back at all
+is decided with the rest of the outcome (:func:`~._outcome.decide`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ._call import Call
+from ._constants import LOGGER_NAME
+from ._exceptions import RerankError
+from ._outcome import falls_back
+from ._state import Connection
+from ._text import display_url
+from ._types import NOT_GIVEN, NotGiven, RerankResponse
+
+__all__ = ["Fallbacks"]
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+class Fallbacks:
+    """The fallbacks (``RerankClient``\\ s) of a call that failed with ``error``."""
+
+    def __init__(
+        self, primary: Connection, clients: Sequence[Any], call: Call, error: RerankError
+    ) -> None:
+        self.primary = primary
+        self.clients = clients
+        self.call = call
+        self.error = error
+
+    def __iter__(self) -> Iterator[tuple[Any, float | NotGiven | None]]:
+        failed = self.primary.shown_url
+        for number, fallback in enumerate(self.clients, 1):
+            if not falls_back(self.error):
+                return
+            left = self.call.time_left()
+            if left is not None and left <= 0:
+                return
+            logger.warning(
+                "rerank via %s failed (%s: %s); trying fallback %d of %d, %s",
+                failed,
+                type(self.error).__name__,
+                self.error,
+                number,
+                len(self.clients),
+                display_url(fallback.endpoint),
+            )
+            failed = display_url(fallback.endpoint)
+            # Without a deadline of the call's own, the fallback keeps its own.
+            yield fallback, NOT_GIVEN if left is None else left
+
+    def failed(self, error: RerankError) -> None:
+        """The fallback just tried failed with ``error`` (caused by the one before)."""
+        error.__cause__ = self.error
+        self.error = error
+
+    def answered(self, response: RerankResponse) -> RerankResponse:
+        """A fallback answered: counted, and the answer handed on."""
+        self.primary.counters.add(fallbacks=1)
+        return response

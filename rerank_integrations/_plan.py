@@ -1,0 +1,384 @@
+"""Planning a call: its distinct texts, the long ones cut, split into batches that fit.
+
+Each text is sent once however often it occurs; each batch holds no more than the budget
+allows and asks for no more results than the call needs (``top_n`` is clamped here, once,
+by :func:`batch_of`). The inputs are checked before they come here (:mod:`._checks`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _json
+from ._budget import Cut, TokenCounter, counter_for, surely_longer, truncation, windows
+from ._documents import IMAGE_TOKENS, Document, Image
+
+__all__ = [
+    "CHUNK_AGGREGATES",
+    "Batch",
+    "Budget",
+    "RerankPlan",
+    "batch_of",
+    "document_tokens",
+    "plan_rerank",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One request's share of a call: ``texts`` starts at ``start`` in the plan's texts."""
+
+    start: int
+    texts: Sequence[Document]
+    top_n: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RerankPlan:
+    """How one call is split into requests.
+
+    Attributes:
+        query: the query.
+        documents: the caller's documents, as passed.
+        texts: the distinct texts, in order of first appearance.
+        first_index: for each distinct text, the caller's index of its first copy; ``None``
+            when every text is distinct (the identity).
+        copies: for distinct texts that appear more than once, the caller's other indexes.
+        batches: the requests to send.
+        top_n: results to return; ``None`` means all.
+        parts: when documents were cut (truncated or chunked), for each distinct text the
+            ``(document index, start, end)`` of every place it stands for; ``None`` when
+            each text is a whole document.
+        aggregate: how the scores of a document's windows make its score (``"max"``).
+        windows: how many texts were sent in place of the documents' whole texts.
+        sent: when some texts' scores were known already (a cache), the positions in
+            ``texts`` of those sent, which the batches hold in order; ``None``: all of them.
+        known: the scores already known, by position in ``texts``.
+        originals: the caller's documents when they were not all strings (images and
+            mappings), for the results; ``None``: ``documents`` are the caller's.
+        rank_fields: the fields structured documents are ranked on.
+        mixed: whether some texts are images or records rather than strings.
+    """
+
+    query: str
+    documents: Sequence[Document]
+    texts: Sequence[Document]
+    first_index: list[int] | None
+    copies: dict[int, list[int]]
+    batches: list[Batch]
+    top_n: int | None
+    parts: list[list[tuple[int, int, int]]] | None = None
+    aggregate: str = "max"
+    windows: int = 0
+    sent: list[int] | None = None
+    known: dict[int, float] | None = None
+    originals: Sequence[Any] | None = None
+    rank_fields: tuple[str, ...] | None = None
+    mixed: bool = False
+
+
+def batch_of(texts: Sequence[Document], start: int, end: int, top_n: int | None) -> Batch:
+    """The batch of ``texts[start:end]``, asking for at most ``top_n`` results (never more
+    than it holds)."""
+    return Batch(start, texts[start:end], None if top_n is None else min(top_n, end - start))
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What one request may hold, and what to do with a document longer than the model reads.
+
+    Attributes:
+        max_documents: distinct texts a request.
+        max_bytes: bytes of a request body; ``None``: no limit.
+        max_tokens: tokens of a request, the query counted once per text; ``None``: none.
+        max_document_tokens: tokens of one text with the query; ``None``: not known.
+        max_document_characters: characters of one text; ``None``: not known.
+        long_documents: ``"server"`` (send as is), ``"truncate"``, ``"chunk"`` or ``"error"``.
+        overlap: tokens two windows of a chunked document share.
+        aggregate: how a chunked document's score comes from its windows' (``"max"``,
+            ``"mean"``).
+        counter: counts tokens (the estimate, or the ``tokenizer`` setting's).
+        body_bytes: bytes of a body with one empty document and the query, extra fields
+            included; ``document_bytes``: what each further document adds beyond its text.
+        cuts: where texts were cut before, by a digest of the text and the limits (a
+            client's own cache), so that a document sent again is not measured again.
+    """
+
+    max_documents: int
+    max_bytes: int | None = None
+    max_tokens: int | None = None
+    max_document_tokens: int | None = None
+    max_document_characters: int | None = None
+    long_documents: str = "server"
+    overlap: int = 0
+    aggregate: str = "max"
+    counter: TokenCounter | None = None
+    body_bytes: int = 0
+    document_bytes: int = 0
+    cuts: MutableMapping[tuple[Any, ...], list[Cut]] | None = None
+
+    def sized(self) -> bool:
+        """Whether requests are sized by more than their count of documents."""
+        return self.max_bytes is not None or self.max_tokens is not None
+
+    def cuts_documents(self) -> bool:
+        """Whether a document is cut, or refused, when it is too long."""
+        known = (
+            self.max_document_tokens,
+            self.max_document_characters,
+            self.max_tokens,
+            self.max_bytes,
+        )
+        return self.long_documents != "server" and any(limit is not None for limit in known)
+
+
+#: How a chunked document's score is made of its windows' (``chunk_aggregate=``).
+CHUNK_AGGREGATES = ("max", "mean")
+
+#: Tokens a model adds around a query and a document of its own ([CLS] ... [SEP] ... [SEP]).
+_SPECIAL_TOKENS = 3
+
+
+def plan_rerank(
+    query: str,
+    documents: Sequence[Document],
+    top_n: int | None,
+    budget: Budget | int,
+    lookup: Callable[[Sequence[Document]], dict[int, float]] | None = None,
+    originals: Sequence[Any] | None = None,
+    rank_fields: tuple[str, ...] | None = None,
+) -> RerankPlan:
+    """Split checked input (:mod:`._checks`) into batches of distinct texts.
+
+    Each text is sent once however often it occurs; each batch asks only for as many
+    results as the whole call needs, and holds no more than the budget allows. A document
+    too long for the budget is cut into windows (``"chunk"``), cut short (``"truncate"``)
+    or refused (``"error"``), as the budget says. With ``lookup`` (a cache: the known score
+    of each text, by position), only texts it does not know are sent, and every one sent is
+    asked for its score (not only the best ``top_n``), so that it can be kept. Images and
+    records (``originals`` then holds the caller's documents) are planned like texts but
+    never cut.
+    """
+    if not isinstance(budget, Budget):
+        budget = Budget(max_documents=budget)
+
+    copies: dict[int, list[int]] = {}
+    distinct: Sequence[Document] = documents
+    first_index_or_none: list[int] | None = None
+    # Usually every text is distinct: one set() (in C) proves it, with no Python loop.
+    if len(set(documents)) != len(documents):
+        position_of: dict[Document, int] = {}
+        unique: list[Document] = []
+        first_index: list[int] = []
+        for index, text in enumerate(documents):
+            position = position_of.setdefault(text, len(unique))
+            if position == len(unique):
+                unique.append(text)
+                first_index.append(index)
+            else:
+                copies.setdefault(position, []).append(index)
+        distinct, first_index_or_none = unique, first_index
+
+    if top_n is not None and top_n >= len(documents):
+        top_n = None  # every result is wanted
+    plan = RerankPlan(
+        query=query,
+        documents=documents,
+        texts=distinct,
+        first_index=first_index_or_none,
+        copies=copies,
+        batches=[],
+        top_n=top_n,
+        aggregate=budget.aggregate,
+        originals=originals,
+        rank_fields=rank_fields,
+        mixed=originals is not None,
+    )
+    if budget.cuts_documents():
+        plan = _cut_long_documents(plan, budget)
+    batch_top_n = None if plan.parts is not None or lookup is not None else top_n
+    texts: Sequence[Document] = plan.texts
+    if lookup is not None:
+        known = lookup(texts)
+        if known:
+            sent = [position for position in range(len(texts)) if position not in known]
+            plan = dataclasses.replace(plan, sent=sent, known=known)
+            texts = [texts[position] for position in sent]
+    if budget.sized():
+        batches = _sized_batches(plan.query, texts, batch_top_n, budget)
+    else:
+        size, count = budget.max_documents, len(texts)
+        batches = [
+            batch_of(texts, start, min(start + size, count), batch_top_n)
+            for start in range(0, count, size)
+        ]
+    return dataclasses.replace(plan, batches=batches)
+
+
+def _document_limits(query: str, budget: Budget) -> tuple[int | None, int | None]:
+    """``(tokens, characters)`` one text may have, the query taken into account."""
+    counter = budget.counter or counter_for(None)
+    query_tokens = counter.count(query) + _SPECIAL_TOKENS
+    token_caps = [cap for cap in (budget.max_document_tokens, budget.max_tokens) if cap]
+    tokens = max(1, min(token_caps) - query_tokens) if token_caps else None
+    characters = budget.max_document_characters
+    if budget.max_bytes is not None:
+        # A character takes at most 6 bytes in JSON (a \uXXXX escape).
+        room = budget.max_bytes - budget.body_bytes - budget.document_bytes
+        by_bytes = max(1, room // 6)
+        characters = by_bytes if characters is None else min(characters, by_bytes)
+    return tokens, characters
+
+
+def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
+    """The plan with each text too long for the budget cut, chunked or refused."""
+    counter = budget.counter or counter_for(None)
+    max_tokens, max_characters = _document_limits(plan.query, budget)
+    # Each piece's text, and the (document index, start, end) of every place it stands for.
+    texts: list[Document] = []
+    parts: list[list[tuple[int, int, int]]] = []
+    cut_pieces = 0
+    for position, text in enumerate(plan.texts):
+        index = position if plan.first_index is None else plan.first_index[position]
+        others = plan.copies.get(position, ())
+        if not isinstance(text, str):  # an image or a record is sent whole
+            texts.append(text)
+            parts.append([(owner, 0, 0) for owner in (index, *others)])
+            continue
+        too_long = max_characters is not None and len(text) > max_characters
+        # A text of n characters has at most 2n estimated tokens: short ones are not counted.
+        cuts = None
+        if too_long or (max_tokens is not None and len(text) * 2 > max_tokens):
+            cuts = _cuts(text, index, too_long, max_tokens, max_characters, counter, budget)
+        if cuts is None:
+            texts.append(text)
+            parts.append([(owner, 0, len(text)) for owner in (index, *others)])
+            continue
+        texts += [text[cut.start : cut.end] for cut in cuts]
+        if others:
+            owners = (index, *others)
+            parts += [[(owner, cut.start, cut.end) for owner in owners] for cut in cuts]
+        else:
+            parts += [[(index, cut.start, cut.end)] for cut in cuts]
+        cut_pieces += len(cuts)
+    if not cut_pieces:
+        return plan
+    if len(set(texts)) != len(texts):  # a piece found twice is sent once
+        position_of: dict[Document, int] = {}
+        distinct: list[Document] = []
+        merged: list[list[tuple[int, int, int]]] = []
+        for text, places in zip(texts, parts, strict=True):
+            position = position_of.setdefault(text, len(distinct))
+            if position == len(distinct):
+                distinct.append(text)
+                merged.append(places)
+            else:
+                merged[position] = merged[position] + places
+        texts, parts = distinct, merged
+    return dataclasses.replace(
+        plan, texts=texts, first_index=None, copies={}, parts=parts, windows=cut_pieces
+    )
+
+
+def document_tokens(counter: TokenCounter, document: Document) -> int:
+    """The tokens of one document: a text's count, a record's text's, an image's share."""
+    if isinstance(document, str):
+        return counter.count(document)
+    if isinstance(document, Image):
+        return IMAGE_TOKENS
+    return counter.count(document.rendered(None))
+
+
+def _document_bytes(document: Document) -> int:
+    if isinstance(document, str):
+        return len(_json.dumps(document)) - 2
+    return document.wire_size()
+
+
+def _cuts(
+    text: str,
+    index: int,
+    too_long: bool,
+    max_tokens: int | None,
+    max_characters: int | None,
+    counter: TokenCounter,
+    budget: Budget,
+) -> list[Cut] | None:
+    """Where to cut a text that may be too long for the budget; ``None`` when it fits. What
+    is found is kept in the budget's cache, a fit included, so that a text sent again is
+    neither counted nor cut again."""
+    mode = budget.long_documents
+    room = max_tokens if max_tokens is not None else len(text)
+    kept = budget.cuts if mode != "error" else None
+    key = None
+    if kept is not None:
+        key = (_digest(text), mode, room, budget.overlap, max_characters)
+        known = kept.get(key)
+        if known is not None:
+            return known or None
+    if not too_long and max_tokens is not None:
+        # Long texts with more words than tokens allowed are not counted.
+        too_long = surely_longer(text, max_tokens) or counter.count(text) > max_tokens
+    cuts: list[Cut] = []
+    if too_long and mode == "error":
+        size = f"{len(text):,} characters, about {counter.count(text):,} tokens"
+        allowed = " and ".join(
+            f"{value:,} {name}"
+            for name, value in (("tokens", max_tokens), ("characters", max_characters))
+            if value is not None
+        )
+        raise ValueError(
+            f"documents[{index}] is too long to send ({size}; next to the query a "
+            f"document may have {allowed}): set long_documents='chunk' or 'truncate'"
+        )
+    if too_long and mode == "truncate":
+        cuts = [truncation(text, counter, room, max_characters)]
+    elif too_long:
+        cuts = windows(text, counter, room, min(budget.overlap, room // 2), max_characters)
+    if kept is not None and key is not None:
+        kept[key] = cuts
+    return cuts or None
+
+
+def _digest(text: str) -> bytes:
+    """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+def _sized_batches(
+    query: str, texts: Sequence[Document], top_n: int | None, budget: Budget
+) -> list[Batch]:
+    """Batches of consecutive texts, each within every limit of the budget."""
+    counter = budget.counter or counter_for(None)
+    query_tokens = counter.count(query) if budget.max_tokens is not None else 0
+    batches: list[Batch] = []
+    start = 0
+    count = size = tokens = 0
+    for position, text in enumerate(texts):
+        text_bytes = _document_bytes(text) + budget.document_bytes
+        text_tokens = (
+            document_tokens(counter, text) + query_tokens if budget.max_tokens is not None else 0
+        )
+        full = count >= budget.max_documents or (
+            count
+            and (
+                (
+                    budget.max_bytes is not None
+                    and budget.body_bytes + size + text_bytes > budget.max_bytes
+                )
+                or (budget.max_tokens is not None and tokens + text_tokens > budget.max_tokens)
+            )
+        )
+        if full:
+            batches.append(batch_of(texts, start, position, top_n))
+            start, count, size, tokens = position, 0, 0, 0
+        count += 1
+        size += text_bytes
+        tokens += text_tokens
+    if count:
+        batches.append(batch_of(texts, start, len(texts), top_n))
+    return batches

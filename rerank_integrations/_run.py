@@ -1,0 +1,239 @@
+"""Running one planned call: its batches fanned out, then what a failure leads to.
+
+The sync path runs a call's batches in a thread pool, the async path as concurrent tasks
+(at most ``max_concurrency`` at a time, all cancelled with the call); both drive the same
+batch flow (:mod:`._flow`) and merge with the same function (:mod:`._merge`). A call that
+fails is planned again with a limit the server taught, or handed to the fallbacks, as
+:func:`~._outcome.decide` says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from random import Random
+from typing import Any, TypeVar
+
+from ._actions import Flow
+from ._auth import Authorizer
+from ._call import Call, plan_again
+from ._codec import BatchRanking
+from ._config import ClientSettings
+from ._drive import adrive, drive
+from ._exceptions import APIStatusError, RerankError
+from ._fallbacks import Fallbacks
+from ._flow import batch_flow, warm_up
+from ._merge import merge_rankings
+from ._outcome import Attempt, Step, decide
+from ._pools import Pools
+from ._refusals import with_hint
+from ._send import asend, asleep, send, sleep
+from ._state import Connection
+from ._types import RerankResponse
+
+__all__ = ["Engine"]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Engine:
+    """What a client runs its calls with: its settings, state, credentials and pools."""
+
+    settings: ClientSettings
+    connection: Connection
+    authorizer: Authorizer | None
+    transform: Callable[[float], float] | None
+    pools: Pools
+    random: Random
+
+    # -- the sync path ----------------------------------------------------------------------
+
+    def answer(self, call: Call) -> RerankResponse:
+        """The sync path of a started call: planned again after a limit is learned, then
+        handed to the fallbacks if it fails in a way they may help with."""
+        while True:
+            try:
+                return self._ranked(call)
+            except RerankError as error:
+                after = self._after(call, error)
+            if isinstance(after, Fallbacks):
+                break
+            call = after
+        arguments = after.call.arguments
+        assert arguments is not None
+        for fallback, left in after:
+            try:
+                response = fallback.rerank(
+                    arguments.query,
+                    arguments.documents,
+                    top_n=arguments.top_n,
+                    deadline=left,
+                    rank_fields=arguments.rank_fields,
+                )
+            except RerankError as failure:
+                after.failed(failure)
+            else:
+                return after.answered(response)
+        raise after.error
+
+    def _ranked(self, call: Call) -> RerankResponse:
+        """One planned call on the sync path: its batches, in a pool when there are several."""
+        if not call.plan.batches:  # no documents, or every score known
+            return self._merged(call, [])
+        client = self.pools.http_client()
+        to_send = functools.partial(send, client)
+        gate = self.connection.gate
+
+        def run(number: int) -> BatchRanking:
+            if gate is None:
+                return drive(self._flow(call, number), to_send, sleep)
+            gate.acquire()
+            try:
+                return drive(self._flow(call, number), to_send, sleep)
+            finally:
+                gate.release()
+
+        count = len(call.plan.batches)
+        if count > 1:
+            drive(warm_up(self.settings, self.authorizer), to_send, sleep)
+        rankings = [run(0)] if count == 1 else _run_in_pool(self.pools.executor(), run, count)
+        return self._merged(call, rankings)
+
+    # -- the async path ---------------------------------------------------------------------
+
+    async def aanswer(self, call: Call) -> RerankResponse:
+        """The async twin of :meth:`answer`."""
+        while True:
+            try:
+                return await self._aranked(call)
+            except RerankError as error:
+                after = self._after(call, error)
+            if isinstance(after, Fallbacks):
+                break
+            call = after
+        arguments = after.call.arguments
+        assert arguments is not None
+        for fallback, left in after:
+            try:
+                response = await fallback.arerank(
+                    arguments.query,
+                    arguments.documents,
+                    top_n=arguments.top_n,
+                    deadline=left,
+                    rank_fields=arguments.rank_fields,
+                )
+            except RerankError as failure:
+                after.failed(failure)
+            else:
+                return after.answered(response)
+        raise after.error
+
+    async def _aranked(self, call: Call) -> RerankResponse:
+        """One planned call on the async path: its batches as concurrent tasks."""
+        if not call.plan.batches:  # no documents, or every score known
+            return self._merged(call, [])
+        client = await self.pools.async_http_client()
+        to_send = functools.partial(asend, client)
+        count = len(call.plan.batches)
+        if count > 1:
+            await _within(adrive(warm_up(self.settings, self.authorizer), to_send, asleep), call)
+        gate = self.connection.gate
+
+        async def one(number: int) -> BatchRanking:
+            if gate is None:
+                return await adrive(self._flow(call, number), to_send, asleep)
+            await gate.aacquire()
+            try:
+                return await adrive(self._flow(call, number), to_send, asleep)
+            finally:
+                gate.release()
+
+        if count == 1:
+            rankings = [await _within(one(0), call)]
+        else:
+            limit = asyncio.Semaphore(self.settings.max_concurrency)
+
+            async def run(number: int) -> BatchRanking:
+                async with limit:
+                    return await one(number)
+
+            gathering = _gather_or_cancel([run(number) for number in range(count)])
+            rankings = await _within(gathering, call)
+        return self._merged(call, rankings)
+
+    # -- shared by both paths ---------------------------------------------------------------
+
+    def _after(self, call: Call, error: RerankError) -> Call | Fallbacks:
+        """What a failed call leads to: the call planned again with the limit the server
+        stated, or its fallbacks; else ``error`` is raised (with what to do about it)."""
+        settings, connection = self.settings, self.connection
+        verdict = decide(
+            Attempt(
+                error,
+                retry=False,
+                long_documents=settings.long_documents,
+                document_tokens=connection.learned.document_tokens,
+                fallbacks=bool(settings.fallbacks),
+            )
+        )
+        if verdict.hint and isinstance(error, APIStatusError):
+            with_hint(error, verdict.hint)
+        if verdict.step is Step.PLAN_AGAIN:
+            connection.learned.learn(document_tokens=verdict.document_tokens)
+            return plan_again(settings, connection, call)
+        if verdict.step is Step.FALL_BACK:
+            return Fallbacks(connection, settings.fallbacks, call, error)
+        raise error
+
+    def _merged(self, call: Call, rankings: Sequence[BatchRanking]) -> RerankResponse:
+        endpoint = self.connection.shown_url
+        return merge_rankings(call.plan, rankings, call.model, self.transform, endpoint)
+
+    def _flow(self, call: Call, number: int) -> Flow[BatchRanking]:
+        return batch_flow(
+            self.settings, self.connection, call, number, self.random.random, self.authorizer
+        )
+
+
+async def _within(awaitable: Awaitable[T], call: Call) -> T:
+    """Await ``awaitable``, cancelling it when the call's deadline runs out."""
+    left = call.time_left()
+    if left is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, max(0.0, left))
+    except asyncio.TimeoutError:
+        raise call.deadline_error() from None
+
+
+def _run_in_pool(executor: ThreadPoolExecutor, function: Callable[[int], T], count: int) -> list[T]:
+    """``[function(i) for i in range(count)]`` on the pool; on the first failure the batches
+    not yet started are cancelled and the error is raised."""
+    # Each batch runs in a copy of the caller's context, so its spans nest in the call's.
+    futures: list[Future[T]] = [
+        executor.submit(contextvars.copy_context().run, function, number) for number in range(count)
+    ]
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
+async def _gather_or_cancel(coroutines: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run the coroutines as tasks; if one fails or the caller is cancelled, cancel the
+    others and wait for them, so nothing is left running."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

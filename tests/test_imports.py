@@ -1,0 +1,224 @@
+"""The package's modules import one another without a cycle, and one call never calls back up.
+
+Imports are read from the source: every import a module makes at module level counts
+(also inside a module-level ``try`` or ``if``, except ``if TYPE_CHECKING:``); an import
+inside a function runs later, when every module is loaded, and does not. ``from .sub.mod
+import x`` also imports the package ``sub``. Calls are traced while one
+``RerankCompressor.compress_documents`` call runs (``sys.setprofile``, in every thread it
+starts): no module may call back into a module above it, so that the call crosses each
+module of :data:`CALL_PATH` once, from the adapter to the wire.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import pytest
+from langchain_core.documents import Document
+
+import rerank_integrations
+from rerank_integrations.langchain import RerankCompressor
+
+PACKAGE = Path(rerank_integrations.__file__).parent
+NAME = "rerank_integrations"
+
+
+def module_name(path: Path) -> str:
+    parts = [NAME, *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _module_level(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements run when the module is imported (not in functions or classes)."""
+    statements: list[ast.stmt] = []
+    for node in body:
+        statements.append(node)
+        if isinstance(node, ast.If):
+            if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                statements += _module_level(node.body) + _module_level(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody):
+                statements += _module_level(block)
+            for handler in node.handlers:
+                statements += _module_level(handler.body)
+    return statements
+
+
+def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The package's modules that ``name`` imports at module level."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in _module_level(ast.parse(path.read_text(encoding="utf-8")).body):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                start = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                start = node.module or ""
+            targets = [start]
+            targets += [f"{start}.{alias.name}" for alias in node.names]  # submodules
+        for target in targets:
+            parts = target.split(".")
+            # the module itself and each package on its way (they run first)
+            for end in range(2, len(parts) + 1):
+                candidate = ".".join(parts[:end])
+                if (
+                    candidate in known
+                    and candidate != name
+                    and not name.startswith(candidate + ".")
+                ):
+                    found.add(candidate)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports(name, path, known) for name, path in known.items()}
+
+
+def cycle_in(edges: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``edges``, as the modules along it, or ``None``."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for following in sorted(edges.get(node, ())):
+            if state.get(following) == 1:
+                return [*path[path.index(following) :], following]
+            if following not in state:
+                found = visit(following)
+                if found:
+                    return found
+        state[node] = 2
+        path.pop()
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_the_reader_finds_a_cycle_and_a_chain_has_none() -> None:
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_reader_sees_relative_and_nested_imports() -> None:
+    edges = graph()
+    assert f"{NAME}._flow" in edges[f"{NAME}._run"]
+    assert f"{NAME}._checks" in edges[f"{NAME}.langchain"]
+
+
+def test_no_module_of_the_package_imports_itself_back() -> None:
+    assert cycle_in(graph()) is None
+
+
+#: The modules one compressor call passes through, from the adapter to the wire; each
+#: calls only modules after it (a module left out is a leaf: types, text, constants).
+CALL_PATH = [
+    "langchain",
+    "_adapters",
+    "_client",
+    "_run",
+    "_fallbacks",
+    "_pools",
+    "_drive",
+    "_flow",
+    "_auth",
+    "_call",
+    "_checks",
+    "_plan",
+    "_outcome",
+    "_state",
+    "_codec",
+    "_merge",
+    "_send",
+    "_transport",
+]
+
+TRACED = "rerank_integrations."
+
+
+def _module(frame: FrameType) -> str | None:
+    name = frame.f_globals.get("__name__", "")
+    return name.removeprefix(TRACED) if name.startswith(TRACED) else None
+
+
+def traced(run: Callable[[], Any]) -> dict[str, set[str]]:
+    """``{caller: callees}`` among the package's modules while ``run()`` runs."""
+    edges: dict[str, set[str]] = {}
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event != "call":
+            return
+        callee = _module(frame)
+        caller_frame = frame.f_back
+        while caller_frame is not None and _module(caller_frame) is None:
+            caller_frame = caller_frame.f_back
+        caller = None if caller_frame is None else _module(caller_frame)
+        if callee is not None and caller is not None and caller != callee:
+            edges.setdefault(caller, set()).add(callee)
+
+    threading.setprofile(profile)  # type: ignore[arg-type]
+    sys.setprofile(profile)  # type: ignore[arg-type]
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)  # type: ignore[arg-type]
+    return edges
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    count = len(json.loads(request.content)["documents"])
+    results = [{"index": i, "relevance_score": 1.0 / (i + 1)} for i in range(count)]
+    return httpx.Response(200, json={"results": results})
+
+
+def compressor(**settings: Any) -> RerankCompressor:
+    instance = RerankCompressor(base_url="https://rerank.test", top_n=3, **settings)
+    client = instance.rerank_client
+    transport = httpx.MockTransport(answer)
+    client._user_http_client = httpx.Client(transport=transport)
+    client._user_async_http_client = httpx.AsyncClient(transport=transport)
+    return instance
+
+
+DOCUMENTS = [Document(page_content=f"document {number}") for number in range(5)]
+
+
+@pytest.mark.parametrize("batches", [1, 3])
+def test_a_call_never_calls_back_up(mode: str, batches: int) -> None:
+    instance = compressor(max_documents_per_request=2 if batches > 1 else None)
+    if mode == "sync":
+        edges = traced(lambda: instance.compress_documents(DOCUMENTS, "q"))
+    else:
+        edges = traced(lambda: asyncio.run(instance.acompress_documents(DOCUMENTS, "q")))
+    assert cycle_in(edges) is None
+    for caller, callees in edges.items():
+        if caller in CALL_PATH:
+            above = set(CALL_PATH[: CALL_PATH.index(caller)])
+            assert not callees & above, (caller, callees & above)
+    assert {"_client", "_run", "_drive", "_flow", "_send"} <= set(edges)  # the trace saw it
