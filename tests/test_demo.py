@@ -322,3 +322,16 @@ def test_the_documentation_quotes_this_run(embedded: tuple[DemoReport, str]) -> 
     assert f"{long_documents.documents} documents of {low:,} to {high:,} words" in long_prose
     assert f"{report.passages} passages" in demo_prose
     assert f"{report.queries} labelled queries" in demo_prose
+
+
+def test_the_instruction_example_steers_an_ambiguous_query(
+    embedded: tuple[DemoReport, str],
+) -> None:
+    report, text = embedded
+    steered = report.instruction
+    assert steered is not None and steered.refused is None
+    assert steered.without is not None and steered.with_instruction is not None
+    assert steered.without.passage_id == "p010"  # espresso brewing pressure
+    assert steered.with_instruction.passage_id == "p029"  # a road bike's tire pressure
+    assert f'best with "{steered.instruction}": p029' in text
+    assert report.to_dict()["instruction"]["with"]["id"] == "p029"

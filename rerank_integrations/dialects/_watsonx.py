@@ -281,4 +281,5 @@ WATSONX = Dialect(
     cloud_settings=frozenset({"auth_url"}),
     setup=_setup,
     authorizer=_authorizer,
+    instruction="refuse",
 )
