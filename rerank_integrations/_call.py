@@ -7,6 +7,7 @@ with a limit just learned, within what is left of its deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -64,6 +65,7 @@ class Call:
     lookup: ScoreLookup | None = None  # the cache keys of the plan's texts, with a cache
     arguments: Arguments | None = None  # as checked, to plan again or fall back with
     carried: CarriedInstruction | None = None  # how the instruction goes, when there is one
+    plans_again: int = 0  # times planned again with a limit learned on the way
 
     def time_left(self) -> float | None:
         """Seconds left before the deadline, ``None`` without one."""
@@ -125,7 +127,8 @@ def plan_again(settings: ClientSettings, connection: Connection, call: Call) -> 
         if left is not None and left <= 0:
             raise call.deadline_error()
     assert call.arguments is not None
-    return _planned(settings, connection, call.arguments, call.model, call.deadline, call.expires)
+    again = _planned(settings, connection, call.arguments, call.model, call.deadline, call.expires)
+    return dataclasses.replace(again, plans_again=call.plans_again + 1)
 
 
 def _planned(

@@ -210,6 +210,8 @@ def plan_rerank(
         instruction=instruction,
         wrapper=wrapper,
     )
+    if budget.max_bytes is not None and plan.mixed:
+        _check_whole_documents(plan, budget.max_bytes, budget)
     if budget.cuts_documents():
         plan = _cut_long_documents(plan, budget)
     batch_top_n = None if plan.parts is not None or lookup is not None else top_n
@@ -229,6 +231,29 @@ def plan_rerank(
             for start in range(0, count, size)
         ]
     return dataclasses.replace(plan, batches=batches)
+
+
+def _check_whole_documents(plan: RerankPlan, max_bytes: int, budget: Budget) -> None:
+    """Refuse an image or a record (sent whole, never cut) that no request could hold.
+
+    Raises:
+        ValueError: naming the document, its size and the limit.
+    """
+    room = max_bytes - budget.body_bytes - budget.document_bytes
+    for position, document in enumerate(plan.texts):
+        if isinstance(document, str):
+            continue
+        size = document.wire_size()
+        if size > room:
+            index = position if plan.first_index is None else plan.first_index[position]
+            kind = "image" if isinstance(document, Image) else "record"
+            raise ValueError(
+                f"documents[{index}] is {'an' if kind == 'image' else 'a'} {kind} of about "
+                f"{size:,} bytes as sent, and a request may be at most {max_bytes:,} bytes "
+                f"(max_request_bytes, or a limit the server taught), {room:,} of them for one "
+                f"document next to the query; {kind}s are sent whole: make it smaller or "
+                "raise max_request_bytes"
+            )
 
 
 def _document_limits(query: str, budget: Budget) -> tuple[int | None, int | None]:

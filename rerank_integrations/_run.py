@@ -14,6 +14,7 @@ import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from random import Random
 from typing import Any, TypeVar
@@ -79,6 +80,8 @@ class Engine:
                 )
             except RerankError as failure:
                 after.failed(failure)
+            except (TypeError, ValueError) as refusal:  # before sending: not for this one
+                after.cannot_take(refusal)
             else:
                 return after.answered(response)
         raise after.error
@@ -94,7 +97,8 @@ class Engine:
         def run(number: int) -> BatchRanking:
             if gate is None:
                 return drive(self._flow(call, number), to_send, sleep)
-            gate.acquire()
+            if not gate.acquire(call.time_left()):  # the deadline ran out waiting for a place
+                raise call.deadline_error()
             try:
                 return drive(self._flow(call, number), to_send, sleep)
             finally:
@@ -102,8 +106,9 @@ class Engine:
 
         count = len(call.plan.batches)
         if count > 1:
-            drive(warm_up(self.settings, self.authorizer), to_send, sleep)
-        rankings = [run(0)] if count == 1 else _run_in_pool(self.pools.executor(), run, count)
+            drive(warm_up(self.settings, self.authorizer, call), to_send, sleep)
+        pool = self.pools.executor() if count > 1 else None
+        rankings = [run(0)] if pool is None else _run_in_pool(pool, run, count, call)
         return self._merged(call, rankings)
 
     # -- the async path ---------------------------------------------------------------------
@@ -132,6 +137,8 @@ class Engine:
                 )
             except RerankError as failure:
                 after.failed(failure)
+            except (TypeError, ValueError) as refusal:  # before sending: not for this one
+                after.cannot_take(refusal)
             else:
                 return after.answered(response)
         raise after.error
@@ -144,7 +151,9 @@ class Engine:
         to_send = functools.partial(asend, client)
         count = len(call.plan.batches)
         if count > 1:
-            await _within(adrive(warm_up(self.settings, self.authorizer), to_send, asleep), call)
+            await _within(
+                adrive(warm_up(self.settings, self.authorizer, call), to_send, asleep), call
+            )
         gate = self.connection.gate
 
         async def one(number: int) -> BatchRanking:
@@ -181,6 +190,7 @@ class Engine:
                 retry=False,
                 long_documents=settings.long_documents,
                 document_tokens=connection.learned.document_tokens,
+                plans_again=call.plans_again,
                 fallbacks=bool(settings.fallbacks),
             )
         )
@@ -214,18 +224,27 @@ async def _within(awaitable: Awaitable[T], call: Call) -> T:
         raise call.deadline_error() from None
 
 
-def _run_in_pool(executor: ThreadPoolExecutor, function: Callable[[int], T], count: int) -> list[T]:
-    """``[function(i) for i in range(count)]`` on the pool; on the first failure the batches
+def _run_in_pool(
+    executor: ThreadPoolExecutor, function: Callable[[int], T], count: int, call: Call
+) -> list[T]:
+    """``[function(i) for i in range(count)]`` on the pool; on the first failure, or when
+    the call's deadline runs out (its batches may queue behind another call's), the batches
     not yet started are cancelled and the error is raised."""
     # Each batch runs in a copy of the caller's context, so its spans nest in the call's.
     futures: list[Future[T]] = [
         executor.submit(contextvars.copy_context().run, function, number) for number in range(count)
     ]
     try:
-        return [future.result() for future in futures]
-    except BaseException:
+        results = []
+        for future in futures:
+            left = call.time_left()
+            results.append(future.result(None if left is None else max(0.0, left)))
+        return results
+    except BaseException as error:
         for future in futures:
             future.cancel()
+        if isinstance(error, FutureTimeoutError):
+            raise call.deadline_error() from None
         raise
 
 
