@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo has its own lean environment: the package with its demo extra, no test tools.
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 INTEROP_SERVERS := litellm infinity xinference
@@ -11,15 +14,16 @@ INTEROP_STAMPS := $(foreach server,$(INTEROP_SERVERS),.venv-interop-$(server)/.i
 # classifiers claim, each in its own .venv-pyX.Y (tests/jobs/test_ci.py keeps the two lists equal).
 OTHER_PYTHONS := 3.10 3.12 3.13
 # The suite without the notebooks, the benchmarks and Ray (their dependencies are not in the
-# test-core group).
+# test-core group), nor the docs site's build and the wheel's, which no Python changes.
 CORE_TESTS := tests --ignore=tests/jobs/test_notebooks.py --ignore=tests/jobs/test_benchmarks_smoke.py \
-	--ignore=tests/jobs/test_ray.py
+	--ignore=tests/jobs/test_ray.py --ignore=tests/docs/test_docs_site.py \
+	--ignore=tests/docs/test_release.py
 # The pure modules `make mutation` mutates (tools/mutation.py names the tests of each).
 MUTATION_MODULES := _retry _budget _cache _plan _merge _codec _refusals _outcome
 # A seeded sample of this many mutants per module (empty: every mutant).
 MUTATION_SAMPLE ?=
 
-.PHONY: demo test venvs test-pythons lint bench interop mutation clean
+.PHONY: demo docs test venvs test-pythons lint bench interop mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +31,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[all]" --group dev
 	touch $(STAMP)
 
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e ".[demo]"
+	touch $(DEMO_STAMP)
+
 ## demo: rerank a labelled corpus with LangChain and LlamaIndex against the embedded server
-demo: $(STAMP)
-	$(BIN)/rerank-integrations demo
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/rerank-integrations demo
+
+## docs: build the documentation site into site/, strict (a broken link or reference fails)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## test: lint, type-check and run the whole test suite
 test: $(STAMP) lint
@@ -95,6 +109,6 @@ mutation: $(STAMP)
 	  $(if $(MUTATION_SAMPLE),--sample $(MUTATION_SAMPLE)) $(MUTATION_MODULES)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)) \
-	  .venv-interop-litellm .venv-interop-infinity .venv-interop-xinference .interop \
+	rm -rf $(VENV) $(DEMO_VENV) $(BENCH_VENV) $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)) \
+	  site .venv-interop-litellm .venv-interop-infinity .venv-interop-xinference .interop \
 	  .pytest_cache .mypy_cache .ruff_cache

@@ -104,8 +104,8 @@ class RerankClient:
         instruction: what the ranking should favour, in words (``"prefer maintenance guides"``),
             for every call (also per call: ``rerank(..., instruction=...)``); carried as each
             dialect can (its own field, the model's prompt template or before the query) or
-            refused before sending (README, "Instructions") (default: none; environment:
-            ``RERANK_INSTRUCTION``).
+            refused before sending (the docs: the client, "Instructions") (default: none;
+            environment: ``RERANK_INSTRUCTION``).
         instruction_template: the prompt template that carries the instruction on servers that
             pass texts to the model as they are (``generic``, ``vllm``, ``tei``, ``sglang``,
             ``infinity``): a ``PromptTemplate``, a registered template's name, or ``"none"``;

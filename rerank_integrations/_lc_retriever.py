@@ -116,7 +116,8 @@ class RerankRetriever(BaseRetriever):
         is a child of the tool's.
 
         Args:
-            args_schema, arg_types: not supported: the tool takes one ``query`` string.
+            args_schema: not supported: the tool takes one ``query`` string.
+            arg_types: not supported either.
             name: the tool's name (1-64 letters, digits, ``_``, ``-``); default
                 ``"search_passages"``.
             description: what the LLM is told; default a description of the answer.

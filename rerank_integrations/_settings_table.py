@@ -1,7 +1,7 @@
-"""``python -m rerank_integrations._settings_table``: the README's settings table and the
+"""``python -m rerank_integrations._settings_table``: the settings table and the
 client's ``Args`` entries, from the settings' declaration (:mod:`._settings`).
 
-``--markdown`` prints the table, ``--docstring`` the entries; ``--write README.md`` writes
+``--markdown`` prints the table, ``--docstring`` the entries; ``--write FILE`` writes
 both in place (the table between its markers, the entries in ``RerankClient``'s module).
 """
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sys.stderr.write(
             "usage: python -m rerank_integrations._settings_table "
-            "--markdown | --docstring | --write README.md\n"
+            "--markdown | --docstring | --write docs/reference/settings.md\n"
         )
         return 2
     return 0

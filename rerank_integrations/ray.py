@@ -195,16 +195,23 @@ class Reranker:
     client, reused for every batch.
 
     Args:
-        base_url, api_key, model: as for ``RerankClient`` (else the ``RERANK_*``
-            environment of the worker); the key is kept as a ``SecretStr`` and never shown:
-            pass it as a ``SecretStr`` so that it is hidden on its way too.
-        query_field, documents_field, results_field: the names of those fields of a row
-            (its columns). One vocabulary for the batch job and this step: a *field* is a
-            named value of a row, a key of a JSON object or a column of a dataset.
+        base_url: as for ``RerankClient`` (else ``RERANK_BASE_URL`` on the worker).
+        api_key: as for ``RerankClient`` (else ``RERANK_API_KEY`` on the worker); kept as a
+            ``SecretStr`` and never shown: pass it as a ``SecretStr`` so that it is hidden
+            on its way too.
+        model: as for ``RerankClient`` (else ``RERANK_MODEL`` on the worker).
+        query_field: the field (column) holding a row's query. One vocabulary for the
+            batch job and this step: a *field* is a named value of a row, a key of a JSON
+            object or a column of a dataset.
+        documents_field: the field holding a row's documents.
+        results_field: the field the ranking is written to.
         error_field: where a failed row's error goes (``on_error="record"``).
-        text_field, document_id_field: the fields of a document struct.
-        query_column, documents_column, results_column, error_column: deprecated
-            aliases of the ``*_field`` names (a ``DeprecationWarning``).
+        text_field: the field holding a document's text, in a document struct.
+        document_id_field: the field holding a document's id, in a document struct.
+        query_column: deprecated alias of ``query_field`` (a ``DeprecationWarning``).
+        documents_column: deprecated alias of ``documents_field``.
+        results_column: deprecated alias of ``results_field``.
+        error_column: deprecated alias of ``error_field``.
         top_n: results per row; ``None``: all.
         concurrency: rows of a batch reranked at once (and the client's requests in flight).
         on_error: a row that fails after its retries: ``"record"`` gives it

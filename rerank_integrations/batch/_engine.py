@@ -233,8 +233,13 @@ async def arerank_rows(
         on_error: a row that fails after its retries (or cannot be sent): ``"record"``
             yields it with ``"results": None`` and ``"error": {"type", "message"}``;
             ``"skip"`` leaves it out; ``"stop"`` raises :class:`RowFailedError`.
-        query_field, documents_field, id_field, text_field, document_id_field,
-        results_field, error_field: the field names (see :class:`~._rows.Fields`).
+        query_field: the field holding a row's query.
+        documents_field: the field holding a row's documents.
+        id_field: the field holding a row's id.
+        text_field: the field holding a document's text, in a document object.
+        document_id_field: the field holding a document's id, in a document object.
+        results_field: the field the ranking is written to.
+        error_field: the field a failed row's error is written to.
         instruction: what every row's ranking should favour; left out, the client's
             ``instruction``; ``None``: none.
 

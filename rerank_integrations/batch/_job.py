@@ -211,8 +211,13 @@ async def arun(
         progress_interval: seconds between plain progress lines.
         progress_stream: where progress goes (default ``sys.stderr``).
         input_format: ``"jsonl"`` or ``"parquet"``; default: from the file name.
-        query_field, documents_field, id_field, text_field, document_id_field,
-        results_field, error_field: the field names.
+        query_field: the field holding a row's query.
+        documents_field: the field holding a row's documents.
+        id_field: the field holding a row's id.
+        text_field: the field holding a document's text, in a document object.
+        document_id_field: the field holding a document's id, in a document object.
+        results_field: the field the ranking is written to.
+        error_field: the field a failed row's error is written to.
         instruction: what every row's ranking should favour (see the client's
             ``instruction``); left out, the client's; ``None``: none. Works with a
             ``client`` given too.

@@ -391,7 +391,8 @@ async def aevaluate(
         cache: where scores are kept: ``"auto"`` (``out/scores.sqlite``), a path, a
             get/set object (:class:`~rerank_integrations.RerankCache`, ``diskcache``), or
             ``None`` (then only ``out/work`` makes a rerun free).
-        target_precision, target_recall: the targets a threshold is suggested for.
+        target_precision: the precision a threshold is suggested for.
+        target_recall: the recall a threshold is suggested for.
         alpha: the significance level, after Holm–Bonferroni's correction.
         plots: draw the plots (needs matplotlib).
         progress: the batch job's progress on ``progress_stream`` (default stderr).

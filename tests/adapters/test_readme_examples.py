@@ -75,14 +75,10 @@ PUBLIC_NAMES: list[tuple[str, str]] = [
     ("rerank_integrations.ray", "Reranker"),
 ]
 
-#: The README's blocks this test does not run, by their first line, and why.
-SKIPPED: dict[str, str] = {
-    "from langchain.agents import create_agent": "needs a chat model from a provider account",
-    "from rerank_integrations import Image, RerankClient": (
-        "needs a Jina account and the reader's image files"
-    ),
-    "import ray": "needs a Ray cluster and cloud storage",
-}
+#: The README's blocks this test does not run, by their first line, and why. The front page
+#: holds only blocks that run here; the ones that need a cloud account or a cluster live in
+#: the documentation, where tests/docs/test_docs_examples.py marks and type-checks them.
+SKIPPED: dict[str, str] = {}
 
 #: The example hosts the README writes, and the local server stands in for each of them.
 EXAMPLE_HOSTS = (
@@ -209,8 +205,7 @@ def test_the_readmes_examples_run_against_the_local_server(
             imported.update({name: namespace[name] for name in imported_names(code)})
             ran.append(code.splitlines()[0])
         readers["client"].close()
-    assert len(ran) == len(readme_blocks()) - len(SKIPPED)
-    assert (tmp_path / "reranked.jsonl").read_text().count("\n") == 4  # the batch block's output
+    assert len(ran) == len(readme_blocks()) - len(SKIPPED) >= 3  # one quick start a framework
 
 
 def imported_names(code: str) -> list[str]:

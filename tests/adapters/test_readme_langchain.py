@@ -1,6 +1,6 @@
-"""The README's LangChain quick start and recipes: the quick start runs where
-``langchain_classic`` cannot be imported (against a rerank server on 127.0.0.1, sync and async),
-and every block that imports our LangChain classes passes ``mypy --strict``."""
+"""The README's LangChain quick start and the LangChain page's recipes: the quick start runs
+where ``langchain_classic`` cannot be imported (against a rerank server on 127.0.0.1, sync and
+async), and every block that imports our LangChain classes passes ``mypy --strict``."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def section(title: str, following: str) -> str:
 
 LANGCHAIN = section("Quick start: LangChain", "Quick start: LlamaIndex")
 QUICK_START = BLOCK.findall(LANGCHAIN)[0]
-OUR_BLOCKS = [block for block in BLOCK.findall(README) if OURS in block]
+LANGCHAIN_PAGE = (ROOT / "docs" / "langchain.md").read_text(encoding="utf-8")
+OUR_BLOCKS = [block for block in BLOCK.findall(README + LANGCHAIN_PAGE) if OURS in block]
 
 # Makes ``import langchain_classic`` fail as if it were not installed.
 BLOCKER = """
@@ -95,8 +96,10 @@ def test_quick_start_runs_without_langchain_classic(mode: str, server: ScriptedS
     )
     assert "No module named 'langchain_classic'" in blocked.stderr  # the blocker works
 
+    # The quick start reads the endpoint and the key from the environment.
+    reader = {**_env(), "RERANK_BASE_URL": server.base_url, "RERANK_API_KEY": API_KEY}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=_env(), timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, env=reader, timeout=120
     )
 
     assert result.returncode == 0, result.stderr

@@ -278,6 +278,52 @@ def test_cut_to_width_counts_wide_characters_twice() -> None:
     assert cut_to_width("观察月球的最佳时间", 7) == "观察月…"
 
 
+def _figures(text: str, *labels: str) -> list[list[str]]:
+    """The numbers of every line of ``text`` whose first words are one of ``labels``."""
+    rows = []
+    for line in text.splitlines():
+        cells = line.strip(" |").replace("`", "").split()
+        words = " ".join(cells)
+        for label in labels:
+            if words.startswith(label):
+                rows.append([cell for cell in words[len(label) :].split() if cell != "|"])
+    return rows
+
+
+def test_the_documentation_quotes_this_run(embedded: tuple[DemoReport, str]) -> None:
+    """The figures the docs and the README quote are the ones a run prints: the corpus, the
+    embedding and the server are deterministic, so a difference is a page gone stale."""
+    report, _ = embedded
+    root = Path(__file__).resolve().parents[1]
+    demo_page = (root / "docs" / "measuring" / "demo.md").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    long_page = (root / "docs" / "long-documents.md").read_text(encoding="utf-8")
+    long_documents = report.long_documents
+    assert long_documents is not None
+
+    def three(*values: float) -> list[str]:
+        return [f"{value:.3f}" for value in values]
+
+    expected = []
+    for figures in report.pipelines:
+        for stage in (figures.first_stage, figures.reranked):
+            expected.append(three(stage.mrr_at_10, stage.hit_at_1, stage.hit_at_3))
+    for page in (demo_page, readme):
+        labels = ("LangChain first stage", "LlamaIndex first stage", "reranked")
+        assert _figures(page, *labels) == expected
+    assert _figures(
+        long_page, "first stage", 'long_documents="truncate"', 'long_documents="chunk"'
+    ) == [
+        three(stage.mrr_at_10, stage.hit_at_3)
+        for stage in (long_documents.first_stage, long_documents.truncate, long_documents.chunk)
+    ]
+    low, high = long_documents.words
+    long_prose, demo_prose = " ".join(long_page.split()), " ".join(demo_page.split())
+    assert f"{long_documents.documents} documents of {low:,} to {high:,} words" in long_prose
+    assert f"{report.passages} passages" in demo_prose
+    assert f"{report.queries} labelled queries" in demo_prose
+
+
 def test_the_instruction_example_steers_an_ambiguous_query(
     embedded: tuple[DemoReport, str],
 ) -> None:

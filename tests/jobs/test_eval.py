@@ -573,6 +573,14 @@ def test_demo_eval_reports_two_local_rerankers(
     assert list(metrics) == ["first-stage", "bm25", "bm25-first-24-tokens"]
     assert metrics["bm25"]["nDCG@10"] > metrics["first-stage"]["nDCG@10"]
     assert "bm25-first-24-tokens" in printed
+    # The documentation quotes this run's table: a difference is a page gone stale.
+    page = (Path(__file__).parents[1] / "docs" / "measuring" / "eval.md").read_text()
+    lines = page[page.index("contender ") :].split("```")[0].splitlines()
+    measures = lines[0].split()[1:]
+    quoted = {line.split()[0]: line.split()[1:] for line in lines[1:] if line.strip()}
+    assert list(quoted) == list(metrics)
+    for contender, values in quoted.items():
+        assert values == [f"{metrics[contender][measure]:.4f}" for measure in measures]
 
 
 def test_a_client_of_your_own_is_used_and_left_open(

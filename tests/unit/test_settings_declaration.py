@@ -1,6 +1,6 @@
 """Every place a setting appears agrees with its one declaration in ``_settings.py``: the
 client's signature and docstring, ``ClientSettings``, both adapters' fields, the
-environment variables read and the README's table."""
+environment variables read and the settings table of the docs."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ from rerank_integrations._settings import (
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+# The settings table lives on the settings page of the documentation.
+README = Path(__file__).resolve().parents[2] / "docs" / "reference" / "settings.md"
 ADAPTERS = {COMPRESSOR: RerankCompressor, POSTPROCESSOR: RerankPostprocessor}
 #: Fields the frameworks' base classes bring, not settings of ours.
 FRAMEWORK_FIELDS = {"callback_manager"}
@@ -264,14 +265,14 @@ def test_a_count_variable_that_is_not_a_number_is_refused_by_name(
     assert info.value.setting == "max_documents_per_request"
 
 
-# -- the README ---------------------------------------------------------------------------
+# -- the settings table ---------------------------------------------------------------------------
 
 
 def test_readme_settings_table_is_generated_from_the_declaration() -> None:
     readme = README.read_text(encoding="utf-8")
     assert with_table(readme) == readme, (
-        "the README's settings table is stale: "
-        "python -m rerank_integrations._settings_table --write README.md"
+        "the settings table is stale: "
+        "python -m rerank_integrations._settings_table --write docs/reference/settings.md"
     )
     table = markdown_table()
     for setting in SETTINGS.values():
