@@ -403,20 +403,9 @@ class RerankClient:
             TypeError, ValueError: bad arguments, before anything is sent.
             RerankError: a subclass saying what went wrong with the server.
         """
-        call = start_call(
-            self._settings,
-            self._connection,
-            query,
-            documents,
-            top_n,
-            model,
-            deadline,
-            extra_body,
-            fields,
-            rank_fields,
-            instruction,
+        call = self._begin(
+            query, documents, top_n, model, deadline, extra_body, rank_fields, instruction, fields
         )
-        self._connection.counters.add(calls=1)
         with self._span(call) as span:
             span.response = self._engine.answer(call)
         return span.response
@@ -436,6 +425,26 @@ class RerankClient:
     ) -> RerankResponse:
         """The async twin of :meth:`rerank`: batches are sent as concurrent tasks, at most
         ``max_concurrency`` at a time; cancelling the call cancels them all."""
+        call = self._begin(
+            query, documents, top_n, model, deadline, extra_body, rank_fields, instruction, fields
+        )
+        with self._span(call) as span:
+            span.response = await self._engine.aanswer(call)
+        return span.response
+
+    def _begin(
+        self,
+        query: str,
+        documents: Sequence[str | Image | Mapping[str, Any]],
+        top_n: int | None,
+        model: str | NotGiven | None,
+        deadline: float | NotGiven | None,
+        extra_body: Mapping[str, Any] | None,
+        rank_fields: Sequence[str] | None,
+        instruction: str | NotGiven | None,
+        fields: dict[str, Any],
+    ) -> Call:
+        """One call's arguments checked and planned (before anything is sent), and counted."""
         call = start_call(
             self._settings,
             self._connection,
@@ -450,9 +459,7 @@ class RerankClient:
             instruction,
         )
         self._connection.counters.add(calls=1)
-        with self._span(call) as span:
-            span.response = await self._engine.aanswer(call)
-        return span.response
+        return call
 
     def _span(self, call: Call) -> AbstractContextManager[CallSpan]:
         """The call's trace span (nothing without OpenTelemetry)."""
