@@ -28,6 +28,7 @@ from ._client import RerankClient
 from ._constants import LOGGER_NAME
 from ._exceptions import ConfigurationError, RerankError
 from ._retry import RetryPolicy
+from ._usage import Price
 from ._secrets import HiddenHeaders, redact_url
 from ._settings import CLIENT_SETTINGS, SETTINGS, settings_section, suggestion
 from ._trace import Describe, described_documents
@@ -141,6 +142,7 @@ class RerankSettings(BaseModel):
     project: str | None = setting_field("project")
     location: str | None = setting_field("location")
     client: SkipJsonSchema[RerankClient | None] = setting_field("client")
+    price: SkipJsonSchema[Price | None] = setting_field("price")
 
     _rerank_client: RerankClient | None = PrivateAttr(default=None)
     _owns_client: bool = PrivateAttr(default=False)  # built here, not passed as client=

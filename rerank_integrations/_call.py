@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._cache import ScoreCache, ScoreLookup
@@ -30,6 +30,7 @@ from ._exceptions import APITimeoutError
 from ._plan import Batch, Budget, RerankPlan, plan_rerank
 from ._state import Connection
 from ._types import NOT_GIVEN, NotGiven
+from ._usage import RequestUsage
 
 __all__ = ["Arguments", "Call", "budget_for", "plan_again", "start_call"]
 
@@ -58,6 +59,9 @@ class Call:
     expires: float | None  # time.monotonic() by which the call must end
     lookup: ScoreLookup | None = None  # the cache keys of the plan's texts, with a cache
     arguments: Arguments | None = None  # as checked, to plan again or fall back with
+    #: What each answered request used, kept across plans (a call planned again still paid
+    #: for the requests answered before); appended to by the batches as they are answered.
+    spent: list[RequestUsage] = field(default_factory=list)
 
     def time_left(self) -> float | None:
         """Seconds left before the deadline, ``None`` without one."""
@@ -113,7 +117,8 @@ def plan_again(settings: ClientSettings, connection: Connection, call: Call) -> 
         if left is not None and left <= 0:
             raise call.deadline_error()
     assert call.arguments is not None
-    return _planned(settings, connection, call.arguments, call.model, call.deadline, call.expires)
+    again = _planned(settings, connection, call.arguments, call.model, call.deadline, call.expires)
+    return replace(again, spent=call.spent)
 
 
 def _planned(

@@ -30,6 +30,7 @@ from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header
 from ._settings import env_name, environment
 from ._text import display_url
+from ._usage import Price, check_price
 from .dialects import CredentialSetup, Dialect, get_dialect, is_version_segment
 from .dialects._registry import check_cloud_settings
 
@@ -80,6 +81,8 @@ class ClientSettings:
     trace_content: bool = False
     #: What the client's own async pools send with: ``"httpx"`` (httpcore) or ``"aiohttp"``.
     async_transport: str = "httpx"
+    #: What the API charges, for each response's ``cost``; ``None``: no cost computed.
+    price: Price | None = None
 
     def __repr__(self) -> str:
         # The endpoint without credentials; secret header values are SecretStr anyway.
@@ -335,6 +338,7 @@ def resolve_settings(
     fallbacks: tuple[Any, ...] = (),
     trace_content: bool = False,
     async_transport: str = "httpx",
+    price: object = None,
 ) -> ClientSettings:
     """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings.
 
@@ -459,6 +463,7 @@ def resolve_settings(
         fallbacks=fallbacks,
         trace_content=bool(trace_content),
         async_transport=_async_transport(async_transport),
+        price=check_price(price),
     )
 
 

@@ -33,6 +33,7 @@ from ._base import (
     generic_body,
     is_version_segment,
 )
+from ._base import BillingRule
 from ._bedrock import BEDROCK
 from ._cohere import COHERE
 from ._dashscope import DASHSCOPE
@@ -64,6 +65,7 @@ __all__ = [
     "VOYAGE",
     "WATSONX",
     "AuthScheme",
+    "BillingRule",
     "CredentialSetup",
     "Dialect",
     "ImageFormat",
