@@ -28,11 +28,11 @@ from ._client import RerankClient
 from ._constants import LOGGER_NAME
 from ._exceptions import ConfigurationError, RerankError
 from ._retry import RetryPolicy
-from ._usage import Price
 from ._secrets import HiddenHeaders, redact_url
 from ._settings import CLIENT_SETTINGS, SETTINGS, settings_section, suggestion
 from ._trace import Describe, described_documents
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
+from ._usage import Price
 
 #: The metadata key that carries the relevance score on returned documents and nodes.
 SCORE_KEY = "relevance_score"

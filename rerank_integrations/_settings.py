@@ -352,7 +352,7 @@ SETTINGS: Mapping[str, Setting] = {
             "price",
             "Price | None",
             "what the API charges, a ``Price(per_search_unit=..., per_million_tokens=..., "
-            "per_request=..., currency=\"USD\")``: each response's ``cost`` (a ``Decimal``) and "
+            'per_request=..., currency="USD")``: each response\'s ``cost`` (a ``Decimal``) and '
             "``stats().cost``; ``None``: no cost",
             field_type="SkipJsonSchema[Price | None]",
         ),

@@ -188,7 +188,9 @@ def summed(records: Sequence[RequestUsage]) -> Usage:
         return Usage(0, None, 0, documents=0, search_units=0, input_tokens=0)
     units = [record.units for record in ordered]
     reported = [record.search_units is not None for record in ordered]
-    computed = [record.computed_units is not None and record.search_units is None for record in ordered]
+    computed = [
+        record.computed_units is not None and record.search_units is None for record in ordered
+    ]
     if any(value is None for value in units):
         source = None
     elif all(reported):

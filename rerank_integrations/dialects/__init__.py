@@ -23,6 +23,7 @@ from .._answers import ParsedRanking
 from ._base import (
     LIMIT_NAMES,
     AuthScheme,
+    BillingRule,
     CredentialSetup,
     Dialect,
     ImageFormat,
@@ -33,7 +34,6 @@ from ._base import (
     generic_body,
     is_version_segment,
 )
-from ._base import BillingRule
 from ._bedrock import BEDROCK
 from ._cohere import COHERE
 from ._dashscope import DASHSCOPE

@@ -170,7 +170,8 @@ def _check(dialect: object) -> None:
         ValueError,
     )
     billing = dialect.billing
-    _require(dialect, "billing", billing is None or isinstance(billing, BillingRule), "a BillingRule")
+    is_rule = billing is None or isinstance(billing, BillingRule)
+    _require(dialect, "billing", is_rule, "a BillingRule")
     if billing is not None:
         per = billing.tokens_per_document
         valid = billing.documents_per_unit >= 1 and (per is None or per >= 1)
