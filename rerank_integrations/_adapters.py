@@ -32,7 +32,7 @@ from ._secrets import HiddenHeaders, redact_url
 from ._settings import CLIENT_SETTINGS, SETTINGS, settings_section, suggestion
 from ._trace import Describe, described_documents
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
-from ._usage import Price
+from ._usage import Price, score_threshold_set
 
 #: The metadata key that carries the relevance score on returned documents and nodes.
 SCORE_KEY = "relevance_score"
@@ -290,9 +290,10 @@ class RerankSettings(BaseModel):
         ``top_n``: how many to keep; left out, the ``top_n`` field; ``None``: all.
         ``rank_fields``: the fields of mappings to rank on.
         """
-        response = self.rerank_client.rerank(
-            query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
-        )
+        with score_threshold_set(self.score_threshold is not None):
+            response = self.rerank_client.rerank(
+                query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
+            )
         return self.kept(response)
 
     async def arank(
@@ -304,9 +305,10 @@ class RerankSettings(BaseModel):
         rank_fields: Sequence[str] | None = None,
     ) -> list[RerankResult]:
         """The async twin of :meth:`rank`."""
-        response = await self.rerank_client.arerank(
-            query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
-        )
+        with score_threshold_set(self.score_threshold is not None):
+            response = await self.rerank_client.arerank(
+                query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
+            )
         return self.kept(response)
 
     def rank_or_pass(
@@ -316,7 +318,10 @@ class RerankSettings(BaseModel):
         a failed call when ``on_error="passthrough"``; ``describe`` gives the documents' ids
         and retrieval scores to traces."""
         try:
-            with described_documents(describe):
+            with (
+                described_documents(describe),
+                score_threshold_set(self.score_threshold is not None),
+            ):
                 return self.rerank_client.rerank(
                     query,
                     texts,
@@ -332,7 +337,10 @@ class RerankSettings(BaseModel):
     ) -> RerankResponse | RerankError:
         """The async twin of :meth:`rank_or_pass`."""
         try:
-            with described_documents(describe):
+            with (
+                described_documents(describe),
+                score_threshold_set(self.score_threshold is not None),
+            ):
                 return await self.rerank_client.arerank(
                     query,
                     texts,
@@ -342,6 +350,11 @@ class RerankSettings(BaseModel):
                 )
         except RerankError as error:
             return self._pass_through_or_raise(error, len(texts))
+
+    def currency(self) -> str | None:
+        """The currency of the client's ``price``, for usage events; ``None`` without one."""
+        price = self.rerank_client.settings.price
+        return None if price is None else price.currency
 
     def fields_ranked(self) -> list[str] | None:
         """The fields a structured document is ranked on: ``rank_fields``, with the
@@ -406,9 +419,13 @@ def _near_miss(name: str, meant: str) -> PydanticCustomError:
     )
 
 
-def usage_of(outcome: RerankResponse | RerankError) -> dict[str, Any] | None:
-    """What a call cost, for framework events: tokens and billed units when the server
-    reported them, the requests sent, the model and the endpoint that answered."""
+def usage_of(
+    outcome: RerankResponse | RerankError, currency: str | None = None
+) -> dict[str, Any] | None:
+    """What a call used and cost, for framework events: tokens and billed units when the
+    server reported them, the requests sent, the model and the endpoint that answered; then
+    the documents sent, the search units (as reported or computed), the input tokens, the
+    cost (a ``Decimal``, ``None`` without a price) in ``currency``, and the model asked for."""
     if isinstance(outcome, RerankError):
         return None
     usage = outcome.usage
@@ -418,6 +435,12 @@ def usage_of(outcome: RerankResponse | RerankError) -> dict[str, Any] | None:
         "requests": outcome.requests,
         "model": outcome.model,
         "endpoint": outcome.endpoint,
+        "documents": None if usage is None else usage.documents,
+        "search_units": None if usage is None else usage.search_units,
+        "input_tokens": None if usage is None else usage.input_tokens,
+        "cost": outcome.cost,
+        "currency": currency if outcome.cost is not None else None,
+        "requested_model": outcome.requested_model,
     }
 
 

@@ -88,8 +88,9 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             documents: the retrieved documents.
             query: the search query.
             callbacks: LangChain callbacks; each handler gets a custom event
-                ``"rerank_usage"`` with what the call cost (tokens, billed units,
-                requests, model, endpoint).
+                ``"rerank_usage"`` with what the call used and cost (tokens, billed
+                units, requests, model, endpoint, documents, search units, input tokens,
+                cost and its currency, the model asked for).
 
         Returns:
             New documents, best first, each with ``metadata["relevance_score"]``; ``[]`` for
@@ -103,7 +104,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         if not texts:
             return []
         outcome = self.rank_or_pass(query, texts, _describer(documents))
-        _report_usage(callbacks, outcome)
+        _report_usage(callbacks, outcome, self.currency())
         return self._scored_documents(documents, self.results_of(outcome))
 
     async def acompress_documents(
@@ -117,7 +118,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         if not texts:
             return []
         outcome = await self.arank_or_pass(query, texts, _describer(documents))
-        await _areport_usage(callbacks, outcome)
+        await _areport_usage(callbacks, outcome, self.currency())
         return self._scored_documents(documents, self.results_of(outcome))
 
     # -- plain ranking -------------------------------------------------------------------
@@ -267,19 +268,26 @@ def _describer(documents: Sequence[Document]) -> Describe:
     return lambda: ([document.id for document in documents], ())
 
 
-def _report_usage(callbacks: Callbacks | None, outcome: RerankResponse | RerankError) -> None:
-    """Tell the callbacks what the call cost, as a custom event of the retriever's run."""
-    usage = usage_of(outcome)
+def _report_usage(
+    callbacks: Callbacks | None,
+    outcome: RerankResponse | RerankError,
+    currency: str | None = None,
+) -> None:
+    """Tell the callbacks what the call used and cost, as a custom event of the retriever's
+    run."""
+    usage = usage_of(outcome, currency)
     if usage is not None and callbacks:
         manager = CallbackManager.configure(inheritable_callbacks=callbacks)
         manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
 
 
 async def _areport_usage(
-    callbacks: Callbacks | None, outcome: RerankResponse | RerankError
+    callbacks: Callbacks | None,
+    outcome: RerankResponse | RerankError,
+    currency: str | None = None,
 ) -> None:
     """The async twin of :func:`_report_usage`."""
-    usage = usage_of(outcome)
+    usage = usage_of(outcome, currency)
     if usage is not None and callbacks:
         manager = AsyncCallbackManager.configure(inheritable_callbacks=callbacks)
         await manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
