@@ -17,6 +17,12 @@ Class tree::
 
     ToolInputError (a ValueError)   an agent called a rerank tool with bad arguments
 
+    The batch job (``rerank_integrations.batch``, also importable from there):
+    RowFailedError                  a row failed and the job was told to stop at it
+    InvalidRowError (a ValueError)  a row that cannot be sent: no query, bad documents
+    ResumeError                     an OUTPUT the job cannot continue (another input, edited
+                                    rows, another job writing it)
+
 Messages carry the HTTP status, the server's own message where it sent one and a short
 excerpt of the body. They never carry the API key.
 """
@@ -33,10 +39,13 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "GatewayTimeoutError",
+    "InvalidRowError",
     "RateLimitError",
     "RequestTimeoutError",
     "RerankError",
     "ResponseFormatError",
+    "ResumeError",
+    "RowFailedError",
     "ServerError",
     "ToolInputError",
 ]
@@ -189,3 +198,40 @@ class ToolInputError(ValueError):
     back to the LLM as the tool's (error) output; the LangChain tool returns the same message
     as an error ``ToolMessage``.
     """
+
+
+class RowFailedError(Exception):
+    """A row failed after its retries and the job was told to stop (``on_error="stop"``), or
+    it failed in a way every row would (a refused key).
+
+    Attributes:
+        position: the row's place in the input, from 0.
+        row_id: the row's id, when it has one.
+        error: why it failed (also ``__cause__``).
+        row: the row's number as the input counts it, from 1: for a JSON Lines file, its
+            line number (what the message says).
+    """
+
+    def __init__(
+        self, position: int, row_id: object, error: BaseException, row: int | None = None
+    ) -> None:
+        self.position = position
+        self.row_id = row_id
+        self.error = error
+        self.row = position + 1 if row is None else row
+        named = f" (id {row_id!r})" if row_id is not None else ""
+        super().__init__(f"row {self.row}{named} failed: {type(error).__name__}: {error}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.position, self.row_id, self.error, self.row))
+
+
+class InvalidRowError(ValueError):
+    """A row that cannot be sent: no query, documents that are not a list of texts, text
+    that is not valid Unicode (a lone surrogate)."""
+
+
+class ResumeError(Exception):
+    """An output file that this job cannot continue: written from another input (or from
+    this one before its rows were edited), not JSON Lines, or being written by another job
+    right now."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -186,9 +187,9 @@ class ClusterRateLimiter:
 class Reranker:
     """Rerank the rows of a Ray Data batch: a callable class for ``Dataset.map_batches``.
 
-    Each row has a query in ``query_column`` and its candidates in ``documents_column``
+    Each row has a query in ``query_field`` and its candidates in ``documents_field``
     (strings, or ``{"id", "text"}`` structs); the batch comes back, in the format it came
-    in (``dict`` of arrays, pandas or pyarrow), with ``results_column`` added:
+    in (``dict`` of arrays, pandas or pyarrow), with ``results_field`` added:
     ``[{"index", "relevance_score", "id"?, "span"?}, ...]`` best first, as the batch job
     writes it. ``concurrency`` rows of a batch are reranked at once by the actor's one
     client, reused for every batch.
@@ -197,13 +198,17 @@ class Reranker:
         base_url, api_key, model: as for ``RerankClient`` (else the ``RERANK_*``
             environment of the worker); the key is kept as a ``SecretStr`` and never shown:
             pass it as a ``SecretStr`` so that it is hidden on its way too.
-        query_column, documents_column, results_column: the column names.
-        error_column: where a failed row's error goes (``on_error="record"``).
+        query_field, documents_field, results_field: the names of those fields of a row
+            (its columns). One vocabulary for the batch job and this step: a *field* is a
+            named value of a row, a key of a JSON object or a column of a dataset.
+        error_field: where a failed row's error goes (``on_error="record"``).
         text_field, document_id_field: the fields of a document struct.
+        query_column, documents_column, results_column, error_column: deprecated
+            aliases of the ``*_field`` names (a ``DeprecationWarning``).
         top_n: results per row; ``None``: all.
         concurrency: rows of a batch reranked at once (and the client's requests in flight).
         on_error: a row that fails after its retries: ``"record"`` gives it
-            ``results: None`` and its ``{"type", "message"}`` in ``error_column``; ``"skip"``
+            ``results: None`` and its ``{"type", "message"}`` in ``error_field``; ``"skip"``
             drops it from the batch; ``"stop"`` raises (and Ray fails the task). A refused
             key raises whatever this says.
         rate_limit: a ``RateLimit`` for the whole cluster (held by a
@@ -220,10 +225,10 @@ class Reranker:
         api_key: str | SecretStr | None = None,
         model: str | None = None,
         *,
-        query_column: str = "query",
-        documents_column: str = "documents",
-        results_column: str = "results",
-        error_column: str = "error",
+        query_field: str = "query",
+        documents_field: str = "documents",
+        results_field: str = "results",
+        error_field: str = "error",
         text_field: str = "text",
         document_id_field: str = "id",
         top_n: int | None = None,
@@ -231,17 +236,25 @@ class Reranker:
         on_error: str = "record",
         rate_limit: RateLimit | RateLimiter | None = None,
         rate_limit_name: str = DEFAULT_RATE_LIMIT_NAME,
+        query_column: str | None = None,
+        documents_column: str | None = None,
+        results_column: str | None = None,
+        error_column: str | None = None,
         **settings: Any,
     ) -> None:
         api_key = as_secret(api_key)  # out of this frame's locals at once
+        query_field = _renamed("query", query_column, query_field)
+        documents_field = _renamed("documents", documents_column, documents_field)
+        results_field = _renamed("results", results_column, results_field)
+        error_field = _renamed("error", error_column, error_field)
         self._arguments: dict[str, Any] = {
             "base_url": base_url,
             "api_key": api_key,
             "model": model,
-            "query_column": query_column,
-            "documents_column": documents_column,
-            "results_column": results_column,
-            "error_column": error_column,
+            "query_field": query_field,
+            "documents_field": documents_field,
+            "results_field": results_field,
+            "error_field": error_field,
             "text_field": text_field,
             "document_id_field": document_id_field,
             "top_n": top_n,
@@ -255,12 +268,12 @@ class Reranker:
         self._concurrency = check_concurrency(concurrency)
         self._top_n = top_n
         self._fields = Fields(
-            query=query_column,
-            documents=documents_column,
+            query=query_field,
+            documents=documents_field,
             text=text_field,
             document_id=document_id_field,
-            results=results_column,
-            error=error_column,
+            results=results_field,
+            error=error_field,
         )
         if isinstance(rate_limit, RateLimit):
             rate_limit = ClusterRateLimiter(rate_limit, rate_limit_name)
@@ -396,6 +409,29 @@ class Reranker:
         if keep is not None:
             table = table.filter(pyarrow.array(keep))
         return table
+
+
+def _renamed(name: str, old: str | None, new: str) -> str:
+    """``{name}_field``, given under its deprecated name ``{name}_column`` or its own."""
+    if old is None:
+        return new
+    warnings.warn(
+        f"{name}_column is deprecated: use {name}_field (the batch job and the Ray step "
+        "name a row's fields alike)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if new != _FIELD_DEFAULTS[name]:
+        raise TypeError(f"pass {name}_field or {name}_column, not both")
+    return old
+
+
+_FIELD_DEFAULTS = {
+    "query": "query",
+    "documents": "documents",
+    "results": "results",
+    "error": "error",
+}
 
 
 def _rebuild(arguments: dict[str, Any]) -> Reranker:

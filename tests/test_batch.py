@@ -121,6 +121,7 @@ def test_the_public_names() -> None:
         "INPUT_FORMATS",
         "InvalidRowError",
         "ON_ERROR_MODES",
+        "PATIENT_RETRY",
         "ResumeError",
         "RowFailedError",
         "arerank_rows",
@@ -265,7 +266,8 @@ def test_skip_leaves_failed_rows_out_and_stop_raises(
 
             asyncio.run(consume())
 
-    with pytest.raises(RowFailedError, match=r"row 5 \(id 5\) failed: ServerError") as raised:
+    # The fifth row of the stream is "row 6": rows are counted from 1, as a file's lines are.
+    with pytest.raises(RowFailedError, match=r"row 6 \(id 5\) failed: ServerError") as raised:
         until_failure()
     assert given == [0, 1, 2, 3, 4]
     assert raised.value.position == 5 and raised.value.error.status_code == 503  # type: ignore[attr-defined]
@@ -489,7 +491,8 @@ def test_an_output_of_another_input_is_refused_and_overwrite_starts_over(
     assert summary.succeeded == 5
     assert [row["id"] for row in read_jsonl(output)] == [f"row-{n}" for n in range(100, 105)]
 
-    output.write_text('{"id": "row-100"}\nnot json\n', encoding="utf-8")
+    first_line = output.read_bytes().splitlines(keepends=True)[0]
+    output.write_bytes(first_line + b"not json\n")
     with pytest.raises(ResumeError, match="line 2: not a JSON object"):
         run(other, output, base_url=server.base_url, progress=False)
 
@@ -725,7 +728,7 @@ def test_the_exit_status_says_whether_every_row_succeeded(
     code, _, err = cli(capsys, str(source), str(tmp_path / "b.jsonl"), *base, "--on-error", "stop")
     assert code == 1
     assert err.splitlines()[-1].startswith(
-        "rerank-integrations: error: stopped: row 2 (id 'row-2')"
+        "rerank-integrations: error: stopped: row 3 (id 'row-2')"
     )
     assert len(read_jsonl(tmp_path / "b.jsonl")) == 2
 

@@ -238,7 +238,7 @@ def test_failed_rows_are_recorded_skipped_or_raised(server: LocalRerankServer) -
 
     with (
         Reranker(**settings(server), on_error="stop") as reranker,
-        pytest.raises(RowFailedError, match="row 1 failed: InvalidRowError"),
+        pytest.raises(RowFailedError, match="row 2 failed: InvalidRowError"),  # counted from 1
     ):
         reranker(columns(rows))
 
@@ -247,10 +247,41 @@ def test_a_reranker_travels_as_its_settings(server: LocalRerankServer) -> None:
     import pickle
 
     with (
-        Reranker(**settings(server, top_n=1, results_column="ranking")) as original,
+        Reranker(**settings(server, top_n=1, results_field="ranking")) as original,
         pickle.loads(pickle.dumps(original)) as copy,
     ):
         assert copy is not original and copy.client is not original.client
         out = copy(columns(make_rows(2)))
         assert "api_key=***" in repr(copy)
     assert len(out["ranking"][0]) == 1
+
+
+def test_the_ray_step_names_fields_as_the_job_does_and_keeps_the_old_names(
+    server: LocalRerankServer,
+) -> None:
+    rows = [{"question": row["query"], "passages": row["documents"]} for row in make_rows(3)]
+    batch = {name: [row[name] for row in rows] for name in ("question", "passages")}
+    with Reranker(
+        **settings(server),
+        query_field="question",
+        documents_field="passages",
+        results_field="ranking",
+        error_field="why",
+    ) as reranker:
+        new = reranker(dict(batch))
+    old_names = {
+        "query_column": "question",
+        "documents_column": "passages",
+        "results_column": "ranking",
+        "error_column": "why",
+    }
+    for name in old_names:
+        with pytest.warns(DeprecationWarning, match=f"{name} is deprecated: use "):
+            Reranker(**settings(server), **{name: old_names[name]}).close()
+    deprecated = pytest.warns(DeprecationWarning, match="_column is deprecated")
+    with deprecated, Reranker(**settings(server), **old_names) as reranker:
+        old = reranker(dict(batch))
+    assert old["ranking"] == new["ranking"] and old["why"] == new["why"] == [None] * 3
+    deprecated = pytest.warns(DeprecationWarning, match="query_column is deprecated")
+    with deprecated, pytest.raises(TypeError, match="not both"):
+        Reranker(**settings(server), query_field="q", query_column="question")

@@ -23,13 +23,14 @@ thread when one is already running)::
 
 from ._engine import DEFAULT_CONCURRENCY, RowFailedError, arerank_rows, rerank_rows
 from ._files import INPUT_FORMATS, ResumeError
-from ._job import BatchSummary, arun, run
+from ._job import PATIENT_RETRY, BatchSummary, arun, run
 from ._rows import ON_ERROR_MODES, Fields, InvalidRowError
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "INPUT_FORMATS",
     "ON_ERROR_MODES",
+    "PATIENT_RETRY",
     "BatchSummary",
     "Fields",
     "InvalidRowError",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._client import RerankClient
-from .._exceptions import AuthenticationError, ConfigurationError, RerankError
+from .._exceptions import AuthenticationError, ConfigurationError, RerankError, RowFailedError
 from ._rows import (
     ON_ERROR_MODES,
     Fields,
@@ -34,6 +34,7 @@ from ._rows import (
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "Kept",
     "LoopThread",
     "Outcome",
     "RowFailedError",
@@ -52,24 +53,18 @@ T = TypeVar("T")
 DEFAULT_CONCURRENCY = 16
 
 
-class RowFailedError(Exception):
-    """A row failed after its retries and the job was told to stop (``on_error="stop"``).
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A row whose line is taken over as it is from the output being rewritten.
 
     Attributes:
-        position: the row's place in the input, from 0.
-        row_id: the row's id, when it has one.
-        error: why it failed (also ``__cause__``).
+        line: the whole line, with its newline.
     """
 
-    def __init__(self, position: int, row_id: object, error: BaseException) -> None:
-        named = f" (id {row_id!r})" if row_id is not None else ""
-        super().__init__(f"row {position}{named} failed: {type(error).__name__}: {error}")
-        self.position = position
-        self.row_id = row_id
-        self.error = error
+    line: bytes
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.position, self.row_id, self.error))
+
+Row = Mapping[str, Any] | InvalidRow | Kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,22 +73,23 @@ class Outcome:
 
     Attributes:
         position: the row's place in the input, from 0.
-        row: the row as read (an :class:`InvalidRow` for a line that is no row).
+        row: the row as read (an :class:`InvalidRow` for a line that is no row, a
+            :class:`Kept` for a line taken over from the output).
         results: its ranking, as written into the row; ``None`` when it failed.
         error: why it failed; ``None`` when it did not.
         documents: how many documents it had.
     """
 
     position: int
-    row: Mapping[str, Any] | InvalidRow
+    row: Row
     results: list[dict[str, Any]] | None
     error: BaseException | None
     documents: int
 
     def output(self, fields: Fields) -> dict[str, Any]:
         """The row as written: the input row with its ranking, or with its error."""
-        if isinstance(self.row, InvalidRow):
-            raise ValueError("a line that is no row has no output row")
+        if isinstance(self.row, (InvalidRow, Kept)):
+            raise ValueError("a line that is no row, or is kept, has no output row")
         written = dict(self.row)
         if self.error is None:
             written.pop(fields.error, None)
@@ -128,10 +124,12 @@ def fatal(error: BaseException) -> bool:
 async def _rerank_one(
     client: RerankClient,
     position: int,
-    row: Mapping[str, Any] | InvalidRow,
+    row: Row,
     fields: Fields,
     top_n: int | None,
 ) -> Outcome:
+    if isinstance(row, Kept):
+        return Outcome(position, row, None, None, 0)
     documents = 0
     try:
         query, texts, ids = parse_row(row, fields)
@@ -145,9 +143,8 @@ async def _rerank_one(
 
 
 async def _items(
-    rows: Iterable[tuple[int, Mapping[str, Any] | InvalidRow]]
-    | AsyncIterable[tuple[int, Mapping[str, Any] | InvalidRow]],
-) -> AsyncIterator[tuple[int, Mapping[str, Any] | InvalidRow]]:
+    rows: Iterable[tuple[int, Row]] | AsyncIterable[tuple[int, Row]],
+) -> AsyncIterator[tuple[int, Row]]:
     if isinstance(rows, AsyncIterable):
         async for item in rows:
             yield item
@@ -157,8 +154,7 @@ async def _items(
 
 
 async def outcomes(
-    rows: Iterable[tuple[int, Mapping[str, Any] | InvalidRow]]
-    | AsyncIterable[tuple[int, Mapping[str, Any] | InvalidRow]],
+    rows: Iterable[tuple[int, Row]] | AsyncIterable[tuple[int, Row]],
     client: RerankClient,
     fields: Fields,
     *,
@@ -176,7 +172,7 @@ async def outcomes(
     limit = asyncio.Semaphore(concurrency)
     pending: deque[asyncio.Future[Outcome]] = deque()
 
-    async def one(position: int, row: Mapping[str, Any] | InvalidRow) -> Outcome:
+    async def one(position: int, row: Row) -> Outcome:
         async with limit:
             return await _rerank_one(client, position, row, fields, top_n)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._exceptions import APIStatusError
+from .._exceptions import APIStatusError, InvalidRowError
 from .._types import RerankResponse
 
 __all__ = [
@@ -21,11 +21,13 @@ __all__ = [
     "Fields",
     "InvalidRow",
     "InvalidRowError",
+    "decode_json",
     "encode_line",
     "error_json",
     "parse_row",
     "results_json",
     "row_key",
+    "unicode_problem",
 ]
 
 #: What a job does with a row that fails after its retries.
@@ -39,7 +41,8 @@ class Fields:
     Attributes:
         query: the row's query (a string).
         documents: the row's candidates: a list of strings or of objects with a text.
-        id: the row's own id, when it has one: rows already in an output are found by it.
+        id: the row's own id, when it has one: named in messages. Rows already in an
+            output are found by their content, this id included, never by the id alone.
         text: the text of a document given as an object.
         document_id: the id of a document given as an object, copied to its result.
         results: the ranking written into each row.
@@ -70,10 +73,6 @@ class Fields:
                 )
 
 
-class InvalidRowError(ValueError):
-    """A row that cannot be sent: no query, documents that are not a list of texts."""
-
-
 @dataclass(frozen=True, slots=True)
 class InvalidRow:
     """A line of input that is not a row at all (not JSON, not an object).
@@ -102,6 +101,9 @@ def parse_row(row: object, fields: Fields) -> tuple[str, list[str], list[Any] | 
     query = row[fields.query]
     if not isinstance(query, str):
         raise InvalidRowError(f"the {fields.query!r} field is not a string")
+    problem = unicode_problem(query)
+    if problem is not None:
+        raise InvalidRowError(f"the {fields.query!r} field {problem}")
     if fields.documents not in row:
         raise InvalidRowError(f"no {fields.documents!r} field")
     documents = row[fields.documents]
@@ -112,12 +114,14 @@ def parse_row(row: object, fields: Fields) -> tuple[str, list[str], list[Any] | 
     with_ids = False
     for number, document in enumerate(documents):
         if isinstance(document, str):
+            _check_unicode(document, fields, number)
             texts.append(document)
             ids.append(None)
             continue
         if isinstance(document, Mapping):
             text = document.get(fields.text)
             if isinstance(text, str):
+                _check_unicode(text, fields, number)
                 texts.append(text)
                 identifier = document.get(fields.document_id)
                 with_ids = with_ids or identifier is not None
@@ -128,6 +132,12 @@ def parse_row(row: object, fields: Fields) -> tuple[str, list[str], list[Any] | 
             f"{fields.text!r}"
         )
     return query, texts, ids if with_ids else None
+
+
+def _check_unicode(text: str, fields: Fields, number: int) -> None:
+    problem = unicode_problem(text)
+    if problem is not None:
+        raise InvalidRowError(f"{fields.documents}[{number}] {problem}")
 
 
 def results_json(response: RerankResponse, ids: Sequence[Any] | None) -> list[dict[str, Any]]:
@@ -171,19 +181,26 @@ def _default(value: object) -> object:
     raise TypeError(f"cannot write a value of type {type(value).__name__} as JSON")
 
 
+_STDLIB_LINE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=_default)
+_STDLIB_SORTED = json.JSONEncoder(
+    ensure_ascii=True, separators=(",", ":"), default=_default, sort_keys=True
+)
+
 if importlib.util.find_spec("orjson") is not None:
     import orjson
 
-    def encode_line(row: Mapping[str, Any]) -> bytes:
-        """``row`` as one line of JSON Lines, ending in a newline."""
+    def _fast_line(row: Mapping[str, Any]) -> bytes:
         return orjson.dumps(
             row, default=_default, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
         )
 
-    def _canonical(value: object) -> bytes:
+    def _fast_canonical(value: object) -> bytes:
         return orjson.dumps(
             value, default=_default, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
         )
+
+    def _fast_loads(text: bytes) -> Any:
+        return orjson.loads(text)
 
 else:  # pragma: no cover - exercised when the ``fast`` extra is absent
     _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
@@ -191,25 +208,75 @@ else:  # pragma: no cover - exercised when the ``fast`` extra is absent
         ensure_ascii=False, separators=(",", ":"), default=_default, sort_keys=True
     )
 
-    def encode_line(row: Mapping[str, Any]) -> bytes:
-        """``row`` as one line of JSON Lines, ending in a newline."""
+    def _fast_line(row: Mapping[str, Any]) -> bytes:
         return (_ENCODER.encode(row) + "\n").encode("utf-8")
 
-    def _canonical(value: object) -> bytes:
+    def _fast_canonical(value: object) -> bytes:
         return _SORTED.encode(value).encode("utf-8")
+
+    def _fast_loads(text: bytes) -> Any:
+        return json.loads(text)
+
+
+def encode_line(row: Mapping[str, Any]) -> bytes:
+    """``row`` as one line of JSON Lines, ending in a newline.
+
+    Text that UTF-8 cannot hold (a lone surrogate, valid in JSON as ``"\\udcff"``) and
+    integers beyond 64 bits are written as the standard library writes them, escaped, so
+    that the line reads back as the row it came from."""
+    try:
+        return _fast_line(row)
+    except (TypeError, UnicodeEncodeError):
+        return (_STDLIB_LINE.encode(row) + "\n").encode("ascii")
+
+
+def decode_json(text: bytes) -> Any:
+    """One line of JSON text, decoded; what the fast decoder refuses but JSON allows (a
+    lone surrogate escaped, an integer beyond 64 bits) is decoded by the standard library.
+
+    Raises:
+        ValueError, RecursionError: not JSON.
+    """
+    try:
+        return _fast_loads(text)
+    except (ValueError, RecursionError):
+        return json.loads(text)
+
+
+def _canonical(value: object) -> bytes:
+    try:
+        return _fast_canonical(value)
+    except (TypeError, UnicodeEncodeError):
+        return _STDLIB_SORTED.encode(value).encode("ascii")
 
 
 def row_key(row: object, fields: Fields) -> bytes:
     """What tells a row apart from the others, the same for an input row and for the
-    output row written from it: its id when it has one, else a digest of the row without
-    the fields a job writes. A line that is no row is known by its bytes."""
+    output row written from it: a digest of everything the row holds (its id included)
+    but the fields a job writes. Two rows with the same key ask the same thing and get the
+    same ranking, so either one's output line stands for the other; an id alone (shared by
+    two rows, ``null`` in both, or kept while the query was edited) never matches a row.
+    A line that is no row is known by its bytes."""
     if isinstance(row, InvalidRow):
         return b"l" + hashlib.blake2b(row.raw.strip(), digest_size=16).digest()
     if not isinstance(row, Mapping):
         return b"l" + hashlib.blake2b(_canonical(row), digest_size=16).digest()
-    if fields.id in row:
-        return b"i" + _canonical(row[fields.id])
     if fields.results in row or fields.error in row:
         written = (fields.results, fields.error)
         row = {key: value for key, value in row.items() if key not in written}
     return b"r" + hashlib.blake2b(_canonical(row), digest_size=16).digest()
+
+
+def unicode_problem(text: str) -> str | None:
+    """What keeps ``text`` from being sent as UTF-8 (a lone surrogate), or ``None``."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        char = text[error.start]
+        return (
+            f"is not valid Unicode: a lone surrogate U+{ord(char):04X} at character "
+            f"{error.start} (often left by a broken PDF or text extraction)"
+        )
+    return None

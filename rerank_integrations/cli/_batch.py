@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .._client import RerankClient
 from .._ratelimit import RateLimit
-from ..batch import BatchSummary, ResumeError, run
+from ..batch import PATIENT_RETRY, BatchSummary, ResumeError, run
+from ..batch._files import check_not_same_file
 from ._common import PROG, CommandError, client_from_args
 
 __all__ = ["command_batch", "summary_line"]
@@ -27,6 +29,7 @@ def _client(args: argparse.Namespace) -> RerankClient:
         long_documents=args.long_documents,
         rate_limit=RateLimit(**given) if given else None,
         adaptive_concurrency=args.adaptive_concurrency,
+        retry=PATIENT_RETRY,
     )
 
 
@@ -39,7 +42,10 @@ def summary_line(summary: BatchSummary, output: str) -> str:
         f"documents/s) to {output}"
     ]
     if summary.already_done:
-        parts.append(f"{summary.already_done:,} already there")
+        there = f"{summary.already_done:,} already there"
+        if summary.failed_before:
+            there += f" ({summary.failed_before:,} failed: --retry-failed tries them again)"
+        parts.append(there)
     failed = f"{summary.failed:,} failed"
     if summary.recorded or summary.skipped:
         failed += f" ({summary.recorded:,} recorded, {summary.skipped:,} skipped)"
@@ -58,6 +64,11 @@ def command_batch(args: argparse.Namespace) -> int:
             "name it .jsonl",
             2,
         )
+    if args.overwrite and (args.retry_failed or args.redo_changed):
+        raise CommandError(
+            "--overwrite starts over: it cannot go with --retry-failed or --redo-changed", 2
+        )
+    check_not_same_file(args.input, args.output)  # a ValueError: a usage error, status 2
     # The client first, so that a missing base URL is reported before any file is touched.
     with _client(args) as client:
         try:
@@ -70,6 +81,8 @@ def command_batch(args: argparse.Namespace) -> int:
                 on_error=args.on_error,
                 max_failures=args.max_failures,
                 overwrite=args.overwrite,
+                retry_failed=args.retry_failed,
+                redo_changed=args.redo_changed,
                 progress=args.progress,
                 progress_interval=args.progress_interval,
                 progress_stream=sys.stderr,
@@ -88,7 +101,26 @@ def command_batch(args: argparse.Namespace) -> int:
             raise CommandError(f"{exc.filename} is a directory, not a file of rows", 2) from None
         except ResumeError as exc:
             raise CommandError(str(exc), 1) from None
+        except KeyboardInterrupt:
+            raise CommandError(_interrupted(args.output), 130) from None
     print(f"{PROG} batch: {summary_line(summary, args.output)}", file=sys.stderr)
     if summary.stopped is not None:
         raise CommandError(f"stopped: {summary.stopped}", 1)
     return 0 if summary.ok else 1
+
+
+def _interrupted(output: str) -> str:
+    """What an interrupted job leaves: how many rows OUTPUT holds, and how to go on."""
+    try:
+        rows = _whole_lines(Path(output))
+    except OSError:
+        return f"interrupted; run the same command again to resume from {output}"
+    return (
+        f"interrupted: {rows:,} rows are in {output}, each whole; run the same command "
+        "again to resume (rows already there are skipped)"
+    )
+
+
+def _whole_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.endswith(b"\n") and line.strip())

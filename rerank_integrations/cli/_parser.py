@@ -15,7 +15,7 @@ from .._config import ENV_DIALECT
 from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from .._text import cut_to_width
 from .._version import __version__
-from ..batch import DEFAULT_CONCURRENCY, INPUT_FORMATS, ON_ERROR_MODES
+from ..batch import DEFAULT_CONCURRENCY, INPUT_FORMATS, ON_ERROR_MODES, PATIENT_RETRY
 from ..dialects import DIALECTS
 from ._batch import command_batch
 from ._check import CHECK_TIMEOUT, command_check
@@ -319,10 +319,15 @@ _BATCH_EPILOG = """\
 examples:
   rerank-integrations batch runs.jsonl reranked.jsonl --top-n 10
   rerank-integrations batch runs.parquet reranked.jsonl --rate-limit-rpm 600 --on-error skip
+  rerank-integrations batch runs.jsonl reranked.jsonl --retry-failed
   rerank-integrations batch runs.jsonl reranked.jsonl --query-field question \\
       --documents-field passages --max-tokens-per-document 512 --long-documents chunk
 
+retries: a request is retried up to 10 times (--max-retries), waiting 1 s, 2 s, 4 s ... up
+to 60 s between tries, and as long as a server's Retry-After asks (up to 10 minutes)
+
 exit status: 0 every row succeeded, 1 some row failed or the job stopped, 2 usage error
+(INPUT and OUTPUT the same file too), 130 interrupted (a rerun resumes)
 """
 
 
@@ -340,7 +345,9 @@ def _add_batch(
             'a row is {"id": ..., "query": "...", "documents": ["text", {"id": ..., "text": '
             '"..."}, ...]} (field names are options); OUTPUT is JSON Lines.',
             "Run it again after a crash or an interrupt and it carries on: rows already in "
-            "OUTPUT are skipped. Many rows are reranked at once, within the rate limit; the "
+            "OUTPUT are skipped (known by their content, id included; an OUTPUT of another "
+            "INPUT, or of rows since edited, is refused). Rows are counted as INPUT's lines "
+            "are: row 3 is line 3. Many rows are reranked at once, within the rate limit; the "
             "client halves its requests in flight on a 429 and grows them back "
             "(--no-adaptive-concurrency turns that off).",
         ),
@@ -376,6 +383,18 @@ def _add_batch(
         "--overwrite", action="store_true", help="start over, emptying OUTPUT, instead of resuming"
     )
     batch.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="try again the rows OUTPUT holds as failed (and any it lacks), rewriting it with "
+        "every row in input order through a temporary file renamed over it",
+    )
+    batch.add_argument(
+        "--redo-changed",
+        action="store_true",
+        help="rows of OUTPUT that INPUT no longer has as they were (edited since) are redone "
+        "instead of refusing OUTPUT; OUTPUT is rewritten as with --retry-failed",
+    )
+    batch.add_argument(
         "--input-format",
         choices=INPUT_FORMATS,
         help="the format of INPUT (default: parquet for .parquet/.pq, else jsonl)",
@@ -398,7 +417,7 @@ def _add_batch(
     for option, default, what in (
         ("--query-field", "query", "the query"),
         ("--documents-field", "documents", "the candidates"),
-        ("--id-field", "id", "the row's id, by which a rerun finds rows already done"),
+        ("--id-field", "id", "the row's id, named in messages"),
         ("--text-field", "text", "a document object's text"),
         ("--document-id-field", "id", "a document object's id, copied to its result"),
         ("--results-field", "results", "where the ranking is written"),
@@ -435,7 +454,7 @@ def _add_batch(
         default=True,
         help="halve the requests in flight on a 429 and grow them back (default: on)",
     )
-    _add_connection_options(batch, timeout=DEFAULT_TIMEOUT, max_retries=DEFAULT_MAX_RETRIES)
+    _add_connection_options(batch, timeout=DEFAULT_TIMEOUT, max_retries=PATIENT_RETRY.max_retries)
     _add_verbose(batch)
     batch.set_defaults(handler=command_batch)
 
