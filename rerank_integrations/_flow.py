@@ -356,8 +356,11 @@ def _used(
     """What one answered request used: as reported, the units by the dialect's billing
     rule where none are reported."""
     computed = None
+    units = ranking.billed_units
+    if units == 0 and batch.texts:
+        units = None  # documents ranked for no unit: a gateway's placeholder, not a count
     rule = settings.dialect.billing
-    if rule is not None and ranking.billed_units is None:
+    if rule is not None and units is None:
         counter = connection.counter or counter_for(None)
         computed = float(
             rule.units(
@@ -367,7 +370,7 @@ def _used(
         )
     return RequestUsage(
         documents=len(batch.texts),
-        search_units=ranking.billed_units,
+        search_units=units,
         computed_units=computed,
         input_tokens=ranking.input_tokens,
         total_tokens=ranking.total_tokens,

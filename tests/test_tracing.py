@@ -315,6 +315,12 @@ def test_llama_index_end_event_carries_usage(
         "requests": 1,
         "model": None,
         "endpoint": "https://rerank.test/v1/rerank",
+        "documents": 4,
+        "search_units": None,
+        "input_tokens": None,
+        "cost": None,
+        "currency": None,
+        "requested_model": None,
     }
 
 
