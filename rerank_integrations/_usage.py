@@ -25,6 +25,7 @@ __all__ = [
     "CostLog",
     "Price",
     "RequestUsage",
+    "check_max_cost",
     "check_price",
     "combined",
     "score_threshold_set",
@@ -124,6 +125,22 @@ class Price:
         if self.per_request is not None:
             total += Decimal(usage.requests) * self.per_request
         return total, None
+
+
+def check_max_cost(value: object) -> Decimal:
+    """A ``max_cost`` as a ``Decimal``.
+
+    Raises:
+        TypeError, ValueError: not a finite number of 0 or more.
+    """
+    if value is None:
+        raise ValueError("max_cost must be a number, got None")
+    try:
+        number = _decimal("max_cost", value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(str(error).replace("Price(max_cost=...)", "max_cost")) from None
+    assert number is not None
+    return number
 
 
 def check_price(price: object) -> Price | None:

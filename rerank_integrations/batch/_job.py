@@ -8,12 +8,14 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
 from .._client import RerankClient
-from .._exceptions import RowFailedError
+from .._exceptions import CostLimitError, RowFailedError
 from .._retry import RetryPolicy
+from ._cost import CostBudget
 from ._engine import (
     DEFAULT_CONCURRENCY,
     Kept,
@@ -73,6 +75,9 @@ class BatchSummary:
         stopped: why the job stopped before the end of its input, if it did.
         failed_before: of the rows already done, those the output holds as failed
             (written with their error): ``retry_failed`` tries them again.
+        cost: what this run's calls cost at the client's ``price`` (a ``Decimal`` in its
+            currency, summed over the calls whose cost is known); ``None`` without a price.
+        currency: the price's currency; ``None`` without a price.
     """
 
     already_done: int = 0
@@ -88,6 +93,13 @@ class BatchSummary:
     seconds: float = 0.0
     stopped: RowFailedError | None = None
     failed_before: int = 0
+    cost: Decimal | None = None
+    currency: str | None = None
+
+    @property
+    def cost_limited(self) -> bool:
+        """Whether the job stopped at its ``max_cost`` (a rerun resumes where it stopped)."""
+        return self.stopped is not None and isinstance(self.stopped.error, CostLimitError)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +120,7 @@ class _Counts:
         self.skipped = 0
         self.failed = 0
         self.documents = 0
+        self.cost = Decimal(0)
 
 
 class _Feed:
@@ -164,6 +177,7 @@ async def arun(
     document_id_field: str = "id",
     results_field: str = "results",
     error_field: str = "error",
+    max_cost: Decimal | float | str | None = None,
     **client_settings: Any,
 ) -> BatchSummary:
     """Rerank every row of ``input_path`` into ``output_path`` (JSON Lines), in input order.
@@ -210,6 +224,12 @@ async def arun(
         input_format: ``"jsonl"`` or ``"parquet"``; default: from the file name.
         query_field, documents_field, id_field, text_field, document_id_field,
         results_field, error_field: the field names.
+        max_cost: the most this run may spend at the client's ``price`` (required with
+            it): a row whose estimated cost (its requests, tokens and the dialect's billing
+            units) would take the run past it is not sent, and the job stops there, as it
+            does after a row whose actual cost passed it; ``summary.cost_limited`` says so,
+            and a rerun resumes at the first row not written. A row whose call failed
+            counts its estimate.
         **client_settings: ``RerankClient`` arguments, when no ``client`` is given.
 
     Returns:
@@ -250,6 +270,12 @@ async def arun(
         client_settings.setdefault("max_concurrency", concurrency)
         client_settings.setdefault("retry", PATIENT_RETRY)
         client = RerankClient(**client_settings)
+    try:
+        budget = None if max_cost is None else CostBudget(max_cost, client.settings.price)
+    except (TypeError, ValueError):
+        if own:
+            await client.aclose()
+        raise
     started = time.monotonic()
     stream = progress_stream if progress_stream is not None else sys.stderr
     job = _Job(
@@ -261,6 +287,7 @@ async def arun(
         top_n=top_n,
         concurrency=concurrency,
         progress=(stream, progress_interval) if progress else None,
+        budget=budget,
     )
     try:
         if (retry_failed or redo_changed) and _has_rows(Path(output_path)):
@@ -273,6 +300,7 @@ async def arun(
         if own:
             await client.aclose()
     counts = job.counts
+    price = client.settings.price
     after = client.stats()
     before = job.before
     return BatchSummary(
@@ -289,6 +317,8 @@ async def arun(
         seconds=time.monotonic() - started,
         stopped=job.stopped,
         failed_before=job.failed_before,
+        cost=None if price is None else counts.cost,
+        currency=None if price is None else price.currency,
     )
 
 
@@ -313,6 +343,7 @@ class _Job:
         top_n: int | None,
         concurrency: int,
         progress: tuple[TextIO, float] | None,
+        budget: CostBudget | None = None,
     ) -> None:
         self.source = source
         self.fields = fields
@@ -322,6 +353,7 @@ class _Job:
         self.top_n = top_n
         self.concurrency = concurrency
         self.progress = progress
+        self.budget = budget
         self.meter: Progress | None = None
         self.counts = _Counts()
         self.before = client.stats()
@@ -390,7 +422,12 @@ class _Job:
     ) -> None:
         """Rerank and write the rows as they come, in order."""
         stream = outcomes(
-            rows, self.client, self.fields, top_n=self.top_n, concurrency=self.concurrency
+            rows,
+            self.client,
+            self.fields,
+            top_n=self.top_n,
+            concurrency=self.concurrency,
+            budget=self.budget,
         )
         try:
             await self._write(stream, output, old)
@@ -412,10 +449,24 @@ class _Job:
                 self.last = outcome.position
                 continue
             counts.documents += outcome.documents
+            if outcome.cost is not None:
+                counts.cost += outcome.cost
             error = outcome.error
+            if isinstance(error, CostLimitError):  # not sent: a rerun starts here
+                self.stopped = RowFailedError(
+                    outcome.position, _row_id(outcome, fields), error, number
+                )
+                return
             if error is None:
                 output.write(encode_line(outcome.output(fields)))
                 counts.succeeded += 1
+                passed = None if self.budget is None else self.budget.passed()
+                if passed is not None:  # written (it was paid for); the job ends here
+                    self.last = outcome.position
+                    self.stopped = RowFailedError(
+                        outcome.position, _row_id(outcome, fields), passed, number
+                    )
+                    return
             else:
                 counts.failed += 1
                 invalid = isinstance(outcome.row, InvalidRow)
