@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -393,3 +394,43 @@ print("ok")
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# -- usage and cost on the span and as a metric -------------------------------------------------
+
+
+def test_the_span_carries_the_usage_and_the_cost_and_the_cost_is_a_metric(
+    mode: str,
+    make_client: Callable[..., RerankClient],
+    spans: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rerank_integrations import Price
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    monkeypatch.setattr(metrics, "get_meter_provider", lambda: provider)
+    client = make_client(price=Price(per_million_tokens=1000, currency="EUR"))
+    response = call(client, mode)
+    call(client, mode)
+    assert response.cost == Decimal("0.04")  # 40 tokens at 1,000 a million
+    (first, _) = named(spans, "rerank")[:2]
+    found = attributes(first)
+    assert found["rerank.cost"] == pytest.approx(0.04)
+    assert found["rerank.usage.requests"] == 1 and found["rerank.usage.documents"] == 4
+    assert found["rerank.usage.total_tokens"] == 40
+    assert "rerank.usage.search_units" not in found  # nobody reported them
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "rerank.cost"
+        for point in metric.data.data_points
+    ]
+    assert sum(point.value for point in points) == pytest.approx(0.08)
+    assert {point.attributes["currency"] for point in points} == {"EUR"}
+    assert client.stats().cost == Decimal("0.08")
+    provider.shutdown()
