@@ -74,13 +74,14 @@ def merge_rankings(
     requested_model: str | None,
     transform: Callable[[float], float] | None = None,
     endpoint: str | None = None,
-    spent: Sequence[RequestUsage] = (),
+    spent: Sequence[RequestUsage] | None = None,
 ) -> RerankResponse:
     """One ranking from every batch's answer: scores mapped back to the caller's indexes
     (every copy of a repeated text gets its score; a chunked document its best window's,
     or their mean), sorted best first with ties in the caller's order, cut to ``top_n``;
     ``transform`` (monotone) is applied to the scores that are returned. The usage is the
-    sum of ``spent``, what every answered request of the call used."""
+    sum of ``spent``, what every answered request of the call used (by default, what the
+    ``rankings`` report)."""
     spans: dict[int, tuple[int, int]] = {}
     if plan.parts is not None:
         scored = _aggregate(plan, rankings, spans)
@@ -132,6 +133,18 @@ def merge_rankings(
         ]
     models = [ranking.model for ranking in rankings if ranking.model]
     requests = sum(ranking.requests for ranking in rankings)
+    if spent is None:
+        spent = [
+            RequestUsage(
+                documents=len(batch.texts),
+                search_units=ranking.billed_units,
+                input_tokens=ranking.input_tokens,
+                total_tokens=ranking.total_tokens,
+                raw=ranking.usage,
+                order=batch.start,
+            )
+            for batch, ranking in zip(plan.batches, rankings, strict=True)
+        ]
     return RerankResponse(
         results=results,
         model=models[0] if models else requested_model,
