@@ -217,6 +217,19 @@ class RerankSettings(BaseModel):
     def _serialize_base_url(self, base_url: str | None) -> str | None:
         return redact_url(base_url)
 
+    @field_serializer("price")
+    def _serialize_price(self, price: Price | None) -> dict[str, str | None] | None:
+        # Amounts as decimal text: JSON has no Decimal, and a float would round them.
+        if price is None:
+            return None
+        amounts = {
+            "per_search_unit": price.per_search_unit,
+            "per_million_tokens": price.per_million_tokens,
+            "per_request": price.per_request,
+        }
+        shown = {name: None if value is None else str(value) for name, value in amounts.items()}
+        return {**shown, "currency": price.currency}
+
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, redact_url(value) if name == "base_url" else value

@@ -555,3 +555,22 @@ def test_zero_units_reported_for_documents_ranked_count_as_unreported(mode: str)
 
 def billed_of(tokens: int) -> dict[str, int]:
     return {"input_tokens": tokens, "search_units": 0}
+
+
+def test_an_adapters_price_survives_serialization() -> None:
+    price = Price(per_search_unit="0.002", currency="EUR")
+    postprocessor = RerankPostprocessor(base_url="https://one.test/v1", price=price)
+    data = json.loads(postprocessor.to_json())
+    assert data["price"] == {
+        "per_search_unit": "0.002",
+        "per_million_tokens": None,
+        "per_request": None,
+        "currency": "EUR",
+    }
+    again = RerankPostprocessor.from_dict(data)
+    assert again.price == price and again.rerank_client.settings.price == price
+    compressor = RerankCompressor(base_url="https://one.test/v1", price=price)
+    assert RerankCompressor(**compressor.model_dump()).price == price
+    assert pickle.loads(pickle.dumps(compressor)).price == price
+    with pytest.raises(ValueError, match="price"):
+        RerankCompressor(base_url="https://one.test/v1", price="cheap")
