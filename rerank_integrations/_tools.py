@@ -12,19 +12,21 @@ import json
 import re
 import reprlib
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._adapters import RerankSettings
-from ._exceptions import ToolInputError
+from ._exceptions import RerankError, ToolInputError
 from ._types import NOT_GIVEN, NotGiven, RerankResult
 
 __all__ = [
     "DEFAULT_TOOL_NAME",
+    "PassedPassage",
     "RankedPassage",
     "RerankToolInput",
     "RerankToolRunner",
+    "ToolAnswer",
     "arender",
     "default_description",
     "describe_validation_error",
@@ -79,6 +81,24 @@ class RankedPassage(TypedDict):
     """The passage itself."""
 
 
+class PassedPassage(TypedDict):
+    """One passage of the answer when reranking failed and the adapter passes inputs through
+    (``on_error="passthrough"``): in its original position, with no score."""
+
+    index: int
+    """Position of the passage in the ``passages`` argument."""
+    text: str
+    """The passage itself."""
+    reranked: Literal[False]
+    """Always ``False``: the passages were not reranked."""
+    rerank_error: str
+    """The class of the error that made the call pass the passages through."""
+
+
+#: What a tool call answers: ranked passages, or passages passed through unranked.
+ToolAnswer = list[RankedPassage] | list[PassedPassage]
+
+
 class RerankToolRunner:
     """The tool's behaviour, bound to an adapter's settings: check the arguments, rerank,
     shape the answer.
@@ -123,26 +143,48 @@ class RerankToolRunner:
         except ValidationError as exc:
             raise ToolInputError(describe_validation_error(exc, self.name)) from None
 
-    def run(self, **arguments: Any) -> list[RankedPassage]:
+    def run(self, **arguments: Any) -> ToolAnswer:
         """Rerank ``passages`` for ``query``: the best ones first, with index and score.
+
+        With the adapter's ``on_error="passthrough"``, a failed call answers the first
+        ``top_n`` passages in their original order, marked ``reranked: false``.
 
         Raises:
             ToolInputError: bad arguments, before any request.
-            RerankError: the API call failed (a subclass says how).
+            RerankError: the API call failed (a subclass says how) and ``on_error`` is
+                ``"raise"``.
         """
         call = self.parse(arguments)
         if not call.passages:
             return []
-        results = self._settings.rank(call.query, call.passages, top_n=_top_n(call))
+        try:
+            results = self._settings.rank(call.query, call.passages, top_n=_top_n(call))
+        except RerankError as error:
+            return self._passed_through(call, error)
         return ranked_passages(call.passages, results)
 
-    async def arun(self, **arguments: Any) -> list[RankedPassage]:
+    async def arun(self, **arguments: Any) -> ToolAnswer:
         """The async twin of :meth:`run`, awaiting the client's async API."""
         call = self.parse(arguments)
         if not call.passages:
             return []
-        results = await self._settings.arank(call.query, call.passages, top_n=_top_n(call))
+        try:
+            results = await self._settings.arank(call.query, call.passages, top_n=_top_n(call))
+        except RerankError as error:
+            return self._passed_through(call, error)
         return ranked_passages(call.passages, results)
+
+    def _passed_through(self, call: RerankToolInput, error: RerankError) -> list[PassedPassage]:
+        """The first ``top_n`` passages unranked, or ``error`` raised when the adapter's
+        ``on_error`` says so."""
+        self._settings._pass_through_or_raise(error, len(call.passages))
+        top_n = self._settings.top_n if call.top_n is None else call.top_n
+        kept = call.passages if top_n is None else call.passages[:top_n]
+        name = type(error).__name__
+        return [
+            PassedPassage(index=index, text=text, reranked=False, rerank_error=name)
+            for index, text in enumerate(kept)
+        ]
 
     def describe_validation_error(self, error: ValidationError) -> str:
         """The message for invalid arguments (for LangChain's ``handle_validation_error``)."""
@@ -181,12 +223,12 @@ def ranked_passages(
     ]
 
 
-def render(results: Sequence[RankedPassage]) -> str:
+def render(results: Sequence[RankedPassage] | Sequence[PassedPassage]) -> str:
     """The answer as the LLM reads it: one line of JSON, non-ASCII text kept as is."""
     return json.dumps(list(results), ensure_ascii=False)
 
 
-async def arender(results: Sequence[RankedPassage]) -> str:
+async def arender(results: Sequence[RankedPassage] | Sequence[PassedPassage]) -> str:
     """:func:`render` for async callers (a LlamaIndex tool's ``async_callback``)."""
     return render(results)
 

@@ -1,7 +1,8 @@
 """OpenTelemetry spans, when ``opentelemetry-api`` is installed (extra ``otel``).
 
 Each call is a span with OpenInference's reranker attributes (``openinference.span.kind``
-``RERANKER``, ``reranker.model_name``, ``reranker.top_k``, the input and output documents
+``RERANKER``, unless it nests in a reranker span an instrumentor opened around the adapter;
+``reranker.model_name``, ``reranker.top_k``, the input and output documents
 with their ids and scores), and each HTTP attempt a child span with its status, retry
 number, wait and sizes. The query and the documents' text are recorded only with
 ``trace_content=True``. Nothing of the key, the headers or a URL's query string is
@@ -26,7 +27,15 @@ from ._text import display_url
 from ._types import RerankResponse
 from ._version import __version__
 
-__all__ = ["Describe", "attempt_span", "call_span", "described_documents", "tracing"]
+__all__ = [
+    "Describe",
+    "attempt_span",
+    "call_span",
+    "described_documents",
+    "framework_span_boundary",
+    "inside_framework_span",
+    "tracing",
+]
 
 SPAN_KIND = "openinference.span.kind"
 INPUT = "reranker.input_documents"
@@ -52,6 +61,59 @@ Describe = Callable[[], tuple[Sequence[str | None], Sequence[float | None]]]
 _described: contextvars.ContextVar[Describe | None] = contextvars.ContextVar(
     "rerank_described_documents", default=None
 )
+
+
+#: The OpenTelemetry span current where an adapter is called, before a framework's own span.
+_outer_span: contextvars.ContextVar[Any] = contextvars.ContextVar("rerank_outer_span", default=None)
+#: The span a framework's instrumentation opened for the adapter call in progress, if any.
+_framework_span: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "rerank_framework_span", default=None
+)
+
+
+@contextmanager
+def framework_span_boundary() -> Iterator[None]:
+    """Around the call of an adapter method that the framework wraps in its own span:
+    remembers the current span, to tell whether an instrumentor opens one for the call."""
+    if _tracer is None:
+        yield
+        return
+    token = _outer_span.set(_trace_api.get_current_span())
+    try:
+        yield
+    finally:
+        _outer_span.reset(token)
+
+
+@contextmanager
+def inside_framework_span() -> Iterator[None]:
+    """In the body of that method: when an instrumentor (OpenInference's LlamaIndex one)
+    opened an OpenTelemetry span for the call, that span is the call's reranker span, and
+    the client's span nests in it as a plain step, so a trace shows one reranker per call."""
+    if _tracer is None:
+        yield
+        return
+    current = _trace_api.get_current_span()
+    outer = _outer_span.get()
+    opened = current.get_span_context().is_valid and (
+        outer is None or _span_id(current) != _span_id(outer)
+    )
+    token = _framework_span.set(current if opened else None)
+    try:
+        yield
+    finally:
+        _framework_span.reset(token)
+
+
+def _span_id(span: Any) -> int:
+    return int(span.get_span_context().span_id)
+
+
+def _inside_reranker_span() -> bool:
+    """Whether the current span is the one a framework's instrumentation opened for this
+    adapter call (see :func:`inside_framework_span`)."""
+    framework = _framework_span.get()
+    return framework is not None and _span_id(framework) == _span_id(_trace_api.get_current_span())
 
 
 def tracing() -> bool:
@@ -100,6 +162,7 @@ def call_span(
         yield outcome
         return
     describe = _described.get()
+    nested = _inside_reranker_span()
     with _tracer.start_as_current_span(
         "rerank", record_exception=False, set_status_on_exception=False
     ) as span:
@@ -108,13 +171,14 @@ def call_span(
             top_k = len(documents) if top_n is None else top_n  # the plan's: below the count
             span.set_attributes(
                 {
-                    SPAN_KIND: "RERANKER",
                     "reranker.top_k": top_k,
                     "rerank.endpoint": display_url(endpoint),
                     "rerank.dialect": dialect,
                     "rerank.documents": len(documents),
                 }
             )
+            if not nested:
+                span.set_attribute(SPAN_KIND, "RERANKER")
             if model:
                 span.set_attribute("reranker.model_name", model)
             if trace_content:

@@ -1,37 +1,75 @@
 """LangChain adapter: :class:`RerankCompressor`, a document compressor backed by any HTTP
-rerank API.
+rerank API, and what builds on it.
 
-It plugs into ``ContextualCompressionRetriever`` and ``DocumentCompressorPipeline`` like any
-other ``BaseDocumentCompressor``; the ``RerankClient`` behind it does the HTTP, the batching
-and the retries, in both the sync and the async path.
+- :class:`RerankRetriever` (``compressor.wrap(retriever)``): a retriever that reranks what
+  another finds; a Runnable for LCEL, LangGraph nodes and agent tools, with langchain-core
+  alone.
+- :class:`RerankMiddleware`: reranking in ``langchain.agents.create_agent`` agents, for
+  retrieved context and for what retrieval tools return (extra ``agents``).
+- ``RerankCompressor`` also plugs into langchain-classic's ``ContextualCompressionRetriever``
+  and ``DocumentCompressorPipeline`` like any other ``BaseDocumentCompressor``.
 
-Requires the ``langchain`` extra: ``pip install "rerank-integrations[langchain]"``.
+The ``RerankClient`` behind them does the HTTP, the batching and the retries, in both the
+sync and the async path. Requires the ``langchain`` extra:
+``pip install "rerank-integrations[langchain]"``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, usage_of
 from ._checks import check_query
 from ._documents import Image
 from ._exceptions import RerankError
-from ._tools import DEFAULT_TOOL_NAME, RankedPassage, RerankToolInput, RerankToolRunner, render
+from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, ToolAnswer, render
 from ._trace import Describe
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
 try:
     from langchain_core.callbacks import AsyncCallbackManager, CallbackManager, Callbacks
     from langchain_core.documents import BaseDocumentCompressor, Document
-    from langchain_core.tools import BaseTool, StructuredTool
 except ImportError as _exc:
     raise ImportError(
         "rerank_integrations.langchain needs langchain-core; install it with: "
         'pip install "rerank-integrations[langchain]"'
     ) from _exc
 
-__all__ = ["IMAGE_KEY", "SCORE_KEY", "USAGE_EVENT", "RerankCompressor"]
+if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
+    from langchain_core.tools import BaseTool
+
+    from ._lc_middleware import RerankMiddleware
+    from ._lc_retriever import RerankRetriever
+
+__all__ = [
+    "IMAGE_KEY",
+    "SCORE_KEY",
+    "USAGE_EVENT",
+    "RerankCompressor",
+    "RerankMiddleware",
+    "RerankRetriever",
+]
+
+# Imported on first use: the retriever brings langchain-core's runnables, the middleware
+# the ``langchain`` package (extra ``agents``); neither is needed to rerank documents.
+_LAZY = {
+    "RerankRetriever": "._lc_retriever",
+    "RerankMiddleware": "._lc_middleware",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __package__), name)
+    globals()[name] = value
+    return value
+
 
 #: The metadata key of a ``Document`` that stands for an image: an ``Image`` or its URL.
 #: LangChain has no image document class; such documents rank as images in the dialects
@@ -44,11 +82,10 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
 
     Example::
 
-        from langchain_classic.retrievers import ContextualCompressionRetriever
         from rerank_integrations.langchain import RerankCompressor
 
         compressor = RerankCompressor(base_url="https://api.example.com/v1", top_n=5)
-        retriever = ContextualCompressionRetriever(base_compressor=compressor, base_retriever=base)
+        retriever = compressor.wrap(base)  # a RerankRetriever
         for doc in retriever.invoke("organic skincare for sensitive skin"):
             print(doc.id, doc.metadata["relevance_score"], doc.page_content[:60])
 
@@ -90,7 +127,8 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             callbacks: LangChain callbacks; each handler gets a custom event
                 ``"rerank_usage"`` with what the call used and cost (tokens, billed
                 units, requests, model, endpoint, documents, search units, input tokens,
-                cost and its currency, the model asked for).
+                cost and its currency, the model asked for). Left out inside a run (a
+                LangGraph node, an LCEL step), the event goes to that run's handlers.
 
         Returns:
             New documents, best first, each with ``metadata["relevance_score"]``; ``[]`` for
@@ -179,19 +217,26 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         ``top_n``) with this compressor's settings. The LLM reads the best passages as one
         line of JSON, ``[{"index", "relevance_score", "text"}]``; code gets the list as
         ``ToolMessage.artifact``. Bad arguments send nothing and come back to the LLM as an
-        error ``ToolMessage`` naming each; API failures raise ``RerankError``.
+        error ``ToolMessage`` naming each. API failures raise ``RerankError``; with
+        ``on_error="passthrough"`` the tool answers the first ``top_n`` passages in their
+        original order instead, each ``{"index", "text", "reranked": false,
+        "rerank_error"}``, so an agent keeps running.
+
+        ``langchain_core.tools`` is imported here, at the first call, not with this module.
 
         Raises:
             ValueError: ``name`` (1-64 letters, digits, ``_``, ``-``) or ``description``
                 cannot be used.
         """
+        from langchain_core.tools import StructuredTool
+
         runner = RerankToolRunner(self, name=name, description=description)
 
-        def rerank_passages(**arguments: Any) -> tuple[str, list[RankedPassage]]:
+        def rerank_passages(**arguments: Any) -> tuple[str, ToolAnswer]:
             results = runner.run(**arguments)
             return render(results), results
 
-        async def arerank_passages(**arguments: Any) -> tuple[str, list[RankedPassage]]:
+        async def arerank_passages(**arguments: Any) -> tuple[str, ToolAnswer]:
             results = await runner.arun(**arguments)
             return render(results), results
 
@@ -204,6 +249,13 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             response_format="content_and_artifact",
             handle_validation_error=runner.describe_validation_error,
         )
+
+    def wrap(self, retriever: BaseRetriever) -> RerankRetriever:
+        """A :class:`RerankRetriever` that reranks what ``retriever`` finds with this
+        compressor: ``RerankRetriever(base_retriever=retriever, reranker=self)``."""
+        from ._lc_retriever import RerankRetriever
+
+        return RerankRetriever(base_retriever=retriever, reranker=self)
 
     # -- translation ---------------------------------------------------------------------
 
@@ -276,6 +328,7 @@ def _report_usage(
     """Tell the callbacks what the call used and cost, as a custom event of the retriever's
     run."""
     usage = usage_of(outcome, currency)
+    callbacks = callbacks or _current_callbacks()
     if usage is not None and callbacks:
         manager = CallbackManager.configure(inheritable_callbacks=callbacks)
         manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
@@ -288,9 +341,19 @@ async def _areport_usage(
 ) -> None:
     """The async twin of :func:`_report_usage`."""
     usage = usage_of(outcome, currency)
+    callbacks = callbacks or _current_callbacks()
     if usage is not None and callbacks:
         manager = AsyncCallbackManager.configure(inheritable_callbacks=callbacks)
         await manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
+
+
+def _current_callbacks() -> Callbacks | None:
+    """The callbacks of the run in progress (a LangGraph node, an LCEL step), if any: where
+    the usage event goes when a call is given no callbacks."""
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    config = var_child_runnable_config.get()
+    return None if config is None else config.get("callbacks")
 
 
 def _scored_indexes(results: list[RerankResult]) -> list[dict[str, Any]]:

@@ -51,7 +51,7 @@ from ._checks import check_query
 from ._documents import Image
 from ._exceptions import RerankError
 from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, arender, render
-from ._trace import Describe
+from ._trace import Describe, framework_span_boundary, inside_framework_span
 from ._types import RerankResponse, RerankResult
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "SCORE_KEY", "RerankPostprocessor"]
@@ -97,7 +97,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         """Rerank ``nodes`` for the query; see the class docstring."""
         query_bundle = _query_of(query_bundle, query_str)
         if self._spans_wanted("_postprocess_nodes"):
-            return self._postprocess_nodes(nodes, query_bundle)
+            with framework_span_boundary():
+                return self._postprocess_nodes(nodes, query_bundle)
         return self._reranked_nodes(nodes, query_bundle)
 
     async def apostprocess_nodes(
@@ -109,7 +110,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         """The async twin of :meth:`postprocess_nodes`, awaiting the client's ``arerank``."""
         query_bundle = _query_of(query_bundle, query_str)
         if self._spans_wanted("_apostprocess_nodes"):
-            return await self._apostprocess_nodes(nodes, query_bundle)
+            with framework_span_boundary():
+                return await self._apostprocess_nodes(nodes, query_bundle)
         return await self._areranked_nodes(nodes, query_bundle)
 
     @dispatcher.span
@@ -119,7 +121,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
         """:meth:`postprocess_nodes` in LlamaIndex's span, for its span handlers."""
-        return self._reranked_nodes(nodes, query_bundle)
+        with inside_framework_span():
+            return self._reranked_nodes(nodes, query_bundle)
 
     @dispatcher.span
     async def _apostprocess_nodes(
@@ -128,7 +131,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
         """:meth:`apostprocess_nodes` in LlamaIndex's span, for its span handlers."""
-        return await self._areranked_nodes(nodes, query_bundle)
+        with inside_framework_span():
+            return await self._areranked_nodes(nodes, query_bundle)
 
     def _spans_wanted(self, name: str) -> bool:
         """Whether to call the span-wrapped method ``name``: a span handler listens, or a

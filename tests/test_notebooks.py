@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 EXPECTED = [
     "agent_tool.ipynb",
+    "agents.ipynb",
     "langchain_quickstart.ipynb",
     "llamaindex_quickstart.ipynb",
     "ray_batch.ipynb",
@@ -32,7 +33,7 @@ CELL_TIMEOUT = 120  # seconds per cell
 _EXECUTION_DEPENDENCIES = ("nbclient", "nbformat", "ipykernel")
 _MISSING = [name for name in _EXECUTION_DEPENDENCIES if importlib.util.find_spec(name) is None]
 #: Notebooks that need more than the package's extras to run, and what.
-_NEEDS = {"ray_batch.ipynb": "ray"}
+_NEEDS = {"ray_batch.ipynb": "ray", "agents.ipynb": "langchain"}
 #: The Ray notebook reranks 20,000 rows as stored (about a minute here); the suite runs it on
 #: 1,000, through the variable the notebook reads for its size.
 _SCALED_DOWN = {"RERANK_EXAMPLE_ROWS": "1000"}

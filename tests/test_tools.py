@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -543,3 +546,65 @@ def test_over_http(framework: str, mode: str, local_server_url: str) -> None:
     assert answer[0]["text"] == relevant
     assert answer[0]["index"] == texts.index(relevant)
     assert answer[0]["relevance_score"] > answer[1]["relevance_score"]
+
+
+# -- on_error="passthrough": the API down, the agent goes on ------------------------------
+
+
+def test_passthrough_answers_the_passages_unranked(
+    framework: str, mode: str, mock_api: MockAPI, make_client: MakeClient
+) -> None:
+    for _ in range(3):
+        mock_api.queue(httpx.ConnectError("connection refused"))
+    tool = make_tool(framework, client=make_client(max_retries=0), on_error="passthrough")
+
+    answer = ranked(mode, tool, {"query": QUERY, "passages": PASSAGES})
+    shorter = ranked(mode, tool, {"query": QUERY, "passages": PASSAGES, "top_n": 1})
+
+    assert answer == [
+        {"index": i, "text": PASSAGES[i], "reranked": False, "rerank_error": "APIConnectionError"}
+        for i in range(3)  # the adapter's top_n, in the original order
+    ]
+    assert shorter == answer[:1]
+
+
+def test_passthrough_artifact_is_the_same_list(mock_api: MockAPI, make_client: MakeClient) -> None:
+    mock_api.queue(httpx.ConnectError("connection refused"))
+    tool = RerankCompressor(client=make_client(max_retries=0), on_error="passthrough").as_tool()
+    call = {"type": "tool_call", "id": "c1", "name": tool.name}
+
+    message = tool.invoke({**call, "args": {"query": QUERY, "passages": PASSAGES}})
+
+    assert isinstance(message, ToolMessage)
+    assert message.status == "success"
+    assert message.artifact == json.loads(str(message.content))
+    assert all(item["reranked"] is False for item in message.artifact)
+
+
+# -- import cost ----------------------------------------------------------------------------
+
+
+def test_langchain_tools_are_imported_when_as_tool_is_called() -> None:
+    code = (
+        "import sys\n"
+        "import rerank_integrations.langchain as lc\n"
+        "assert 'langchain_core.tools' not in sys.modules, 'imported at module import'\n"
+        "assert 'langchain_core.retrievers' not in sys.modules\n"
+        "assert 'langchain' not in sys.modules\n"
+        "lc.RerankCompressor(base_url='http://127.0.0.1:9/v1').as_tool()\n"
+        "assert 'langchain_core.tools' in sys.modules\n"
+        "assert lc.RerankRetriever.__name__ == 'RerankRetriever'\n"
+        "assert 'langchain' not in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def _env() -> dict[str, str]:
+    """This environment, with the repository first on the import path."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}

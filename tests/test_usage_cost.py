@@ -574,3 +574,44 @@ def test_an_adapters_price_survives_serialization() -> None:
     assert pickle.loads(pickle.dumps(compressor)).price == price
     with pytest.raises(ValueError, match="price"):
         RerankCompressor(base_url="https://one.test/v1", price="cheap")
+
+
+def test_a_retriever_run_carries_the_usage_and_the_cost_in_its_metadata(
+    mode: str, start_server: Callable[..., ScriptedServer]
+) -> None:
+    from support.lc import QUERY as LC_QUERY
+    from support.lc import ListRetriever, RecordingTracer, passage_documents
+
+    from rerank_integrations.langchain import RerankRetriever
+
+    server = start_server()
+    reranker = RerankCompressor(
+        base_url=server.base_url,
+        top_n=2,
+        timeout=5,
+        max_documents_per_request=3,
+        price=Price(per_request="0.01", per_million_tokens="100"),
+    )
+    retriever = RerankRetriever(
+        base_retriever=ListRetriever(documents=passage_documents()), reranker=reranker
+    )
+    tracer = RecordingTracer()
+    config: Any = {"callbacks": [tracer], "run_name": "priced"}
+
+    async def ainvoke() -> Any:
+        try:
+            return await retriever.ainvoke(LC_QUERY, config=config)
+        finally:
+            await reranker.aclose()
+
+    run_mode(mode, lambda: retriever.invoke(LC_QUERY, config=config), ainvoke)
+    reranker.close()
+    (rerank_run,) = tracer.named("priced")
+    usage = rerank_run.metadata["rerank_usage"]
+    tokens = sum(token_count(r.asked) for r in server.received if r.asked)
+    requests = len(server.received)
+    assert requests > 1 and usage["total_tokens"] == tokens
+    assert usage["cost"] == Decimal(tokens) * 100 / Decimal(1_000_000) + requests * Decimal("0.01")
+    assert usage["currency"] == "USD" and usage["documents"] == len(passage_documents())
+    (event,) = tracer.events
+    assert event.data == usage
