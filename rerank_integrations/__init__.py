@@ -42,7 +42,7 @@ from ._retry import RetryPolicy, parse_retry_after
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult, Usage
 from ._usage import Price
 from ._version import __version__
-from .dialects import DIALECTS, register_dialect
+from .dialects import DIALECTS, PromptTemplate, register_dialect
 
 __all__ = [
     "DIALECTS",
@@ -60,6 +60,7 @@ __all__ = [
     "Limiter",
     "NotGiven",
     "Price",
+    "PromptTemplate",
     "RateLimit",
     "RateLimitError",
     "RateLimiter",

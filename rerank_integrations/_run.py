@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from ._actions import Flow
 from ._auth import Authorizer
-from ._call import Call, plan_again
+from ._call import Arguments, Call, plan_again
 from ._codec import BatchRanking
 from ._config import ClientSettings
 from ._constants import LOGGER_NAME
@@ -37,6 +37,7 @@ from ._pools import Pools
 from ._refusals import with_hint
 from ._send import asend, asleep, send, sleep
 from ._state import Connection
+from ._timeouts import within
 from ._types import RerankResponse
 from ._usage import combined, summed, warn_model_swap
 
@@ -81,6 +82,7 @@ class Engine:
                     top_n=arguments.top_n,
                     deadline=left,
                     rank_fields=arguments.rank_fields,
+                    **_instruction_of(arguments),
                 )
             except RerankError as failure:
                 after.failed(failure)
@@ -133,6 +135,7 @@ class Engine:
                     top_n=arguments.top_n,
                     deadline=left,
                     rank_fields=arguments.rank_fields,
+                    **_instruction_of(arguments),
                 )
             except RerankError as failure:
                 after.failed(failure)
@@ -246,7 +249,7 @@ async def _within(awaitable: Awaitable[T], call: Call) -> T:
     if left is None:
         return await awaitable
     try:
-        return await asyncio.wait_for(awaitable, max(0.0, left))
+        return await within(awaitable, left)
     except asyncio.TimeoutError:
         raise call.deadline_error() from None
 
@@ -277,3 +280,8 @@ async def _gather_or_cancel(coroutines: Sequence[Coroutine[Any, Any, T]]) -> lis
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _instruction_of(arguments: Arguments) -> dict[str, str]:
+    """The call's instruction for a fallback (which keeps its own when the call has none)."""
+    return {} if arguments.instruction is None else {"instruction": arguments.instruction}

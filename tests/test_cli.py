@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -848,6 +849,69 @@ def test_stdin_is_read_as_utf8(
     ]
 
 
+def test_stdin_from_a_real_file_keeps_its_lines_and_stays_open(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    server: LocalRerankServer,
+    tmp_path: Path,
+) -> None:
+    # A byte-order mark, CRLF, a lone CR (read as a line end, as files are) and no final end.
+    path = tmp_path / "stdin"
+    path.write_bytes("\ufeffcafé crème\r\nspider legs\rweb silk".encode())
+    with path.open(encoding="ascii") as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        code, out, _ = run(capsys, "rerank", "spider", "--base-url", server.base_url, "--json")
+        assert not stdin.closed
+
+    assert code == 0
+    assert sorted(item["document"] for item in json.loads(out)["results"]) == [
+        "café crème",
+        "spider legs",
+        "web silk",
+    ]
+
+
+class PseudoStdin(io.TextIOBase):
+    """Like pytest's stand-in for stdin: its ``buffer`` is itself, reading raises and so does
+    ``flush`` (which a ``TextIOWrapper`` calls to detach and to close)."""
+
+    @property
+    def buffer(self) -> PseudoStdin:
+        return self
+
+    def read(self, size: int | None = -1) -> str:
+        raise OSError("this stdin cannot be read")
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        raise OSError("this stdin cannot be read")
+
+    def __next__(self) -> str:
+        return self.readline()
+
+    def flush(self) -> None:
+        raise io.UnsupportedOperation("this stdin has no flush()")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_stdin_that_cannot_be_read_is_reported_and_leaves_nothing_behind(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, server: LocalRerankServer
+) -> None:
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(sys, "stdin", PseudoStdin())
+
+    code, out, err = run(capsys, "rerank", QUERY, "--base-url", server.base_url)
+    gc.collect()
+
+    # The read's own failure, not a wrapper's failing to detach (which, collected later,
+    # Python 3.13 reports as an unraisable exception).
+    assert (code, out) == (1, "")
+    assert_one_error_line(err, "this stdin cannot be read")
+    assert unraisable == []
+
+
 def test_read_documents_names_a_line_that_is_not_utf8() -> None:
     with pytest.raises(CommandError, match=r"^docs, line 2: not UTF-8 text \(byte 0xff"):
         read_documents(["fine\n", "bad \udcff\n"], name="docs")
@@ -904,3 +968,41 @@ def test_check_a_failed_request_is_no_round_trip(
         assert code == 1
         assert check_lines(out)["round trip"] == "skip", out
         assert "the sample request failed after" in out
+
+
+# -- instructions -------------------------------------------------------------------------
+
+
+def test_rerank_sends_the_instruction(
+    capsys: pytest.CaptureFixture[str], docs_file: Path, scripted_server: ScriptedServer
+) -> None:
+    argv = ["rerank", QUERY, str(docs_file), "--base-url", scripted_server.base_url]
+    code, _, err = run(capsys, *argv, "--instruction", "prefer field guides")
+    assert (code, err) == (0, "")
+    asked = [r.asked for r in scripted_server.received if r.asked is not None]
+    assert [a.query for a in asked] == [f"prefer field guides\n{QUERY}"]
+
+
+def test_rerank_takes_the_instruction_from_the_environment(
+    capsys: pytest.CaptureFixture[str],
+    docs_file: Path,
+    scripted_server: ScriptedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RERANK_INSTRUCTION", "from the environment")
+    code, _, _ = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", scripted_server.base_url
+    )
+    assert code == 0
+    assert scripted_server.received[0].asked is not None
+    assert scripted_server.received[0].asked.query == f"from the environment\n{QUERY}"
+
+
+def test_an_instruction_a_dialect_cannot_carry_is_one_line(
+    capsys: pytest.CaptureFixture[str], docs_file: Path, scripted_server: ScriptedServer
+) -> None:
+    argv = ["rerank", QUERY, str(docs_file), "--base-url", scripted_server.base_url]
+    code, out, err = run(capsys, *argv, "--dialect", "nim", "--instruction", "x")
+    assert code == 2 and out == ""
+    assert_one_error_line(err, "nim dialect cannot carry an instruction", "--instruction")
+    assert scripted_server.received == []

@@ -66,6 +66,7 @@ def test_public_surface_is_pinned() -> None:
             "NOT_GIVEN",
             "NotGiven",
             "Price",
+            "PromptTemplate",
             "RateLimit",
             "RateLimitError",
             "RateLimiter",

@@ -40,9 +40,10 @@ class Target:
 TARGETS = [Target(name) for name in sorted(DIALECTS)] + [Target("cohere", "/v1")]
 
 # What each dialect reports: tokens, billing units, or nothing.
-UNITS = {"cohere", "pinecone"}
+UNITS = {"cohere", "pinecone", "vercel"}
+BOTH = {"openrouter"}  # tokens and search units
 NO_USAGE = {"tei", "nim", "vertex", "bedrock", "zeroentropy", "contextual", "sglang"}
-TOKENS = set(DIALECTS) - UNITS - NO_USAGE
+TOKENS = set(DIALECTS) - UNITS - NO_USAGE - BOTH
 # Dialects whose requests carry no top_n: every document is scored, we trim.
 NO_TOP_N = {"tei", "nim", "deepinfra"}
 
@@ -161,6 +162,8 @@ def test_ranking_in_every_dialect(mode: str, target: Target, server: ScriptedSer
     elif name in UNITS:
         assert usage is not None and usage.billed_units == 1 and usage.total_tokens is None
         assert usage.search_units == 1 and usage.search_units_source == "reported"
+    elif name in BOTH:
+        assert usage is not None and usage.billed_units == 1 and usage.total_tokens
     else:  # nothing reported: the counts are unknown, never 0
         assert usage is not None and usage.requests == len(server.received)
         assert (usage.total_tokens, usage.billed_units, usage.input_tokens) == (None, None, None)

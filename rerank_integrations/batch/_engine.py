@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from .._client import RerankClient
 from .._exceptions import AuthenticationError, ConfigurationError, RerankError, RowFailedError
+from .._types import NOT_GIVEN, NotGiven
 from ._cost import CostBudget, estimate_cost
 from ._rows import (
     ON_ERROR_MODES,
@@ -132,6 +133,7 @@ async def _rerank_one(
     fields: Fields,
     top_n: int | None,
     budget: CostBudget | None = None,
+    instruction: str | NotGiven | None = NOT_GIVEN,
 ) -> Outcome:
     if isinstance(row, Kept):
         return Outcome(position, row, None, None, 0)
@@ -146,7 +148,7 @@ async def _rerank_one(
             if refused is not None:
                 return Outcome(position, row, None, refused, 0)
         try:
-            response = await client.arerank(query, texts, top_n=top_n)
+            response = await client.arerank(query, texts, top_n=top_n, instruction=instruction)
         except BaseException:
             if budget is not None:  # a failed call may still have been paid in part
                 budget.done(estimate, None)
@@ -179,6 +181,7 @@ async def outcomes(
     top_n: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     budget: CostBudget | None = None,
+    instruction: str | NotGiven | None = NOT_GIVEN,
 ) -> AsyncGenerator[Outcome, None]:
     """Rerank ``(position, row)`` pairs, ``concurrency`` rows at a time, and yield their
     outcomes in input order; with a ``budget``, a row whose estimated cost would pass it is
@@ -194,7 +197,9 @@ async def outcomes(
 
     async def one(position: int, row: Row) -> Outcome:
         async with limit:
-            return await _rerank_one(client, position, row, fields, top_n, budget)
+            return await _rerank_one(
+                client, position, row, fields, top_n, budget=budget, instruction=instruction
+            )
 
     try:
         async for position, row in _items(rows):
@@ -230,6 +235,7 @@ async def arerank_rows(
     document_id_field: str = "id",
     results_field: str = "results",
     error_field: str = "error",
+    instruction: str | NotGiven | None = NOT_GIVEN,
 ) -> AsyncGenerator[dict[str, Any], None]:
     """Rerank rows and yield each with its ranking, in input order.
 
@@ -251,6 +257,8 @@ async def arerank_rows(
             ``"skip"`` leaves it out; ``"stop"`` raises :class:`RowFailedError`.
         query_field, documents_field, id_field, text_field, document_id_field,
         results_field, error_field: the field names (see :class:`~._rows.Fields`).
+        instruction: what every row's ranking should favour; left out, the client's
+            ``instruction``; ``None``: none.
 
     Raises:
         RowFailedError: a row failed and ``on_error="stop"``, or it failed with an error
@@ -267,7 +275,12 @@ async def arerank_rows(
         error_field,
     )
     stream = outcomes(
-        _numbered(rows), client, fields, top_n=top_n, concurrency=check_concurrency(concurrency)
+        _numbered(rows),
+        client,
+        fields,
+        top_n=top_n,
+        concurrency=check_concurrency(concurrency),
+        instruction=instruction,
     )
     try:
         async for outcome in stream:

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from .._client import RerankClient
 from .._exceptions import CostLimitError, RowFailedError
 from .._retry import RetryPolicy
+from .._types import NOT_GIVEN, NotGiven
 from ._cost import CostBudget
 from ._engine import (
     DEFAULT_CONCURRENCY,
@@ -178,6 +179,7 @@ async def arun(
     results_field: str = "results",
     error_field: str = "error",
     max_cost: Decimal | float | str | None = None,
+    instruction: str | NotGiven | None = NOT_GIVEN,
     **client_settings: Any,
 ) -> BatchSummary:
     """Rerank every row of ``input_path`` into ``output_path`` (JSON Lines), in input order.
@@ -230,6 +232,9 @@ async def arun(
             does after a row whose actual cost passed it; ``summary.cost_limited`` says so,
             and a rerun resumes at the first row not written. A row whose call failed
             counts its estimate.
+        instruction: what every row's ranking should favour (see the client's
+            ``instruction``); left out, the client's; ``None``: none. Works with a
+            ``client`` given too.
         **client_settings: ``RerankClient`` arguments, when no ``client`` is given.
 
     Returns:
@@ -286,6 +291,7 @@ async def arun(
         client,
         top_n=top_n,
         concurrency=concurrency,
+        instruction=instruction,
         progress=(stream, progress_interval) if progress else None,
         budget=budget,
     )
@@ -342,6 +348,7 @@ class _Job:
         *,
         top_n: int | None,
         concurrency: int,
+        instruction: str | NotGiven | None = NOT_GIVEN,
         progress: tuple[TextIO, float] | None,
         budget: CostBudget | None = None,
     ) -> None:
@@ -352,6 +359,7 @@ class _Job:
         self.client = client
         self.top_n = top_n
         self.concurrency = concurrency
+        self.instruction = instruction
         self.progress = progress
         self.budget = budget
         self.meter: Progress | None = None
@@ -428,6 +436,7 @@ class _Job:
             top_n=self.top_n,
             concurrency=self.concurrency,
             budget=self.budget,
+            instruction=self.instruction,
         )
         try:
             await self._write(stream, output, old)

@@ -25,6 +25,7 @@ def _body(request: RankingRequest) -> dict[str, Any]:
 PINECONE = Dialect(
     name="pinecone",
     default_path="/rerank",
+    base_url="https://api.pinecone.io",
     description=(
         "Pinecone inference: Api-Key and API-version headers, model required, documents as "
         "{text}; 100 documents a request (the smallest model limit)."
@@ -43,4 +44,5 @@ PINECONE = Dialect(
             "is one request with a query and up to 100 documents"
         ),
     ),
+    instruction="refuse",
 )

@@ -285,4 +285,5 @@ WATSONX = Dialect(
     cloud_settings=frozenset({"auth_url"}),
     setup=_setup,
     authorizer=_authorizer,
+    instruction="refuse",
 )
