@@ -40,6 +40,7 @@ from ._observe import RerankStats
 from ._ratelimit import Cost, Limiter, RateLimit, RateLimiter
 from ._retry import RetryPolicy, parse_retry_after
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult, Usage
+from ._usage import Price
 from ._version import __version__
 from .dialects import DIALECTS, PromptTemplate, register_dialect
 
@@ -58,6 +59,7 @@ __all__ = [
     "Image",
     "Limiter",
     "NotGiven",
+    "Price",
     "PromptTemplate",
     "RateLimit",
     "RateLimitError",

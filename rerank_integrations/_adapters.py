@@ -32,6 +32,7 @@ from ._secrets import HiddenHeaders, redact_url
 from ._settings import CLIENT_SETTINGS, SETTINGS, settings_section, suggestion
 from ._trace import Describe, described_documents
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
+from ._usage import Price, score_threshold_set
 
 #: The metadata key that carries the relevance score on returned documents and nodes.
 SCORE_KEY = "relevance_score"
@@ -151,6 +152,7 @@ class RerankSettings(BaseModel):
     project: str | None = setting_field("project")
     location: str | None = setting_field("location")
     client: SkipJsonSchema[RerankClient | None] = setting_field("client")
+    price: SkipJsonSchema[Price | None] = setting_field("price")
 
     _rerank_client: RerankClient | None = PrivateAttr(default=None)
     _owns_client: bool = PrivateAttr(default=False)  # built here, not passed as client=
@@ -225,6 +227,19 @@ class RerankSettings(BaseModel):
     def _serialize_base_url(self, base_url: str | None) -> str | None:
         return redact_url(base_url)
 
+    @field_serializer("price")
+    def _serialize_price(self, price: Price | None) -> dict[str, str | None] | None:
+        # Amounts as decimal text: JSON has no Decimal, and a float would round them.
+        if price is None:
+            return None
+        amounts = {
+            "per_search_unit": price.per_search_unit,
+            "per_million_tokens": price.per_million_tokens,
+            "per_request": price.per_request,
+        }
+        shown = {name: None if value is None else str(value) for name, value in amounts.items()}
+        return {**shown, "currency": price.currency}
+
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, redact_url(value) if name == "base_url" else value
@@ -298,9 +313,10 @@ class RerankSettings(BaseModel):
         ``top_n``: how many to keep; left out, the ``top_n`` field; ``None``: all.
         ``rank_fields``: the fields of mappings to rank on.
         """
-        response = self.rerank_client.rerank(
-            query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
-        )
+        with score_threshold_set(self.score_threshold is not None):
+            response = self.rerank_client.rerank(
+                query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
+            )
         return self.kept(response)
 
     async def arank(
@@ -312,9 +328,10 @@ class RerankSettings(BaseModel):
         rank_fields: Sequence[str] | None = None,
     ) -> list[RerankResult]:
         """The async twin of :meth:`rank`."""
-        response = await self.rerank_client.arerank(
-            query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
-        )
+        with score_threshold_set(self.score_threshold is not None):
+            response = await self.rerank_client.arerank(
+                query, texts, top_n=self._top_n(top_n), model=self.model, rank_fields=rank_fields
+            )
         return self.kept(response)
 
     def rank_or_pass(
@@ -324,7 +341,10 @@ class RerankSettings(BaseModel):
         a failed call when ``on_error="passthrough"``; ``describe`` gives the documents' ids
         and retrieval scores to traces."""
         try:
-            with described_documents(describe):
+            with (
+                described_documents(describe),
+                score_threshold_set(self.score_threshold is not None),
+            ):
                 return self.rerank_client.rerank(query, texts, **self._call_options())
         except RerankError as error:
             return self._pass_through_or_raise(error, len(texts))
@@ -334,7 +354,10 @@ class RerankSettings(BaseModel):
     ) -> RerankResponse | RerankError:
         """The async twin of :meth:`rank_or_pass`."""
         try:
-            with described_documents(describe):
+            with (
+                described_documents(describe),
+                score_threshold_set(self.score_threshold is not None),
+            ):
                 return await self.rerank_client.arerank(query, texts, **self._call_options())
         except RerankError as error:
             return self._pass_through_or_raise(error, len(texts))
@@ -342,6 +365,11 @@ class RerankSettings(BaseModel):
     def _call_options(self) -> _CallOptions:
         """What the adapter's settings pass to each call of the client."""
         return {"top_n": self.top_n, "model": self.model, "rank_fields": self.fields_ranked()}
+
+    def currency(self) -> str | None:
+        """The currency of the client's ``price``, for usage events; ``None`` without one."""
+        price = self.rerank_client.settings.price
+        return None if price is None else price.currency
 
     def fields_ranked(self) -> list[str] | None:
         """The fields a structured document is ranked on: ``rank_fields``, with the
@@ -406,9 +434,13 @@ def _near_miss(name: str, meant: str) -> PydanticCustomError:
     )
 
 
-def usage_of(outcome: RerankResponse | RerankError) -> dict[str, Any] | None:
-    """What a call cost, for framework events: tokens and billed units when the server
-    reported them, the requests sent, the model and the endpoint that answered."""
+def usage_of(
+    outcome: RerankResponse | RerankError, currency: str | None = None
+) -> dict[str, Any] | None:
+    """What a call used and cost, for framework events: tokens and billed units when the
+    server reported them, the requests sent, the model and the endpoint that answered; then
+    the documents sent, the search units (as reported or computed), the input tokens, the
+    cost (a ``Decimal``, ``None`` without a price) in ``currency``, and the model asked for."""
     if isinstance(outcome, RerankError):
         return None
     usage = outcome.usage
@@ -418,6 +450,12 @@ def usage_of(outcome: RerankResponse | RerankError) -> dict[str, Any] | None:
         "requests": outcome.requests,
         "model": outcome.model,
         "endpoint": outcome.endpoint,
+        "documents": None if usage is None else usage.documents,
+        "search_units": None if usage is None else usage.search_units,
+        "input_tokens": None if usage is None else usage.input_tokens,
+        "cost": outcome.cost,
+        "currency": currency if outcome.cost is not None else None,
+        "requested_model": outcome.requested_model,
     }
 
 

@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -22,9 +22,11 @@ __all__ = [
     "ParsedRanking",
     "ResponseShapeError",
     "extract_error_message",
+    "input_tokens",
     "message_from_text",
     "parse_ranking",
     "unwrap_gateway_message",
+    "usage_parts",
 ]
 
 
@@ -52,6 +54,9 @@ class ParsedRanking:
         billed_units: billing units the server reports (search or rerank units), if any.
         next_page: the token to ask for the rest of the results with, for an API that pages
             its answers (Bedrock's ``nextToken``); ``None`` when this is the last page.
+        input_tokens: input tokens the server reports, if any.
+        usage: the parts of the answer that report usage, as read (``usage``, ``meta``,
+            ``tokens``, a vendor's own fields); empty when it reports none.
     """
 
     pairs: list[tuple[object, object]]
@@ -59,6 +64,8 @@ class ParsedRanking:
     total_tokens: int | None = None
     billed_units: float | None = None
     next_page: str | None = None
+    input_tokens: int | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)
 
 
 # -- error messages ---------------------------------------------------------------------------
@@ -335,6 +342,35 @@ def _usage(body: Mapping[str, Any]) -> tuple[int | None, float | None]:
     return tokens, units
 
 
+#: The fields of an answer that report usage, kept as the raw usage of each request.
+USAGE_FIELDS = ("usage", "meta", "tokens")
+
+
+def input_tokens(body: Mapping[str, Any]) -> int | None:
+    """Input tokens where the body reports them as such: ``usage.input_tokens`` (else
+    ``prompt_tokens``), ``meta.tokens.input_tokens``, ``meta.billed_units.input_tokens`` or
+    a top-level ``tokens.input_tokens``."""
+    keys = ("input_tokens", "prompt_tokens")
+    places: list[Any] = [body.get("usage")]
+    meta = body.get("meta")
+    if isinstance(meta, Mapping):
+        places += [meta.get("tokens"), meta.get("billed_units")]
+    places.append(body.get("tokens"))
+    for place in places:
+        if isinstance(place, Mapping):
+            found = _first_int(place, keys)
+            if found is not None:
+                return found
+    return None
+
+
+def usage_parts(body: Any, *names: str) -> dict[str, Any]:
+    """The usage-reporting fields of an answer (:data:`USAGE_FIELDS` and ``names``)."""
+    if not isinstance(body, Mapping):
+        return {}
+    return {name: body[name] for name in (*USAGE_FIELDS, *names) if body.get(name) is not None}
+
+
 def _pairs(items: list[Any], name: str) -> list[tuple[object, object]]:
     pairs: list[tuple[object, object]] = []
     for position, item in enumerate(items):
@@ -390,4 +426,6 @@ def parse_ranking(body: Any) -> ParsedRanking:
         model=model if isinstance(model, str) and model else None,
         total_tokens=tokens,
         billed_units=units,
+        input_tokens=input_tokens(body),
+        usage=usage_parts(body),
     )

@@ -7,12 +7,11 @@ with a limit just learned, within what is left of its deadline.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._budget import counter_for
@@ -33,6 +32,7 @@ from ._exceptions import APITimeoutError
 from ._plan import Batch, Budget, RerankPlan, plan_rerank
 from ._state import Connection
 from ._types import NOT_GIVEN, NotGiven
+from ._usage import RequestUsage
 from .dialects._instructions import CarriedInstruction, carry_instruction
 from .dialects._registry import split_provider
 
@@ -66,6 +66,9 @@ class Call:
     arguments: Arguments | None = None  # as checked, to plan again or fall back with
     carried: CarriedInstruction | None = None  # how the instruction goes, when there is one
     plans_again: int = 0  # times planned again with a limit learned on the way
+    #: What each answered request used, kept across plans (a call planned again still paid
+    #: for the requests answered before); appended to by the batches as they are answered.
+    spent: list[RequestUsage] = field(default_factory=list)
 
     def time_left(self) -> float | None:
         """Seconds left before the deadline, ``None`` without one."""
@@ -128,7 +131,7 @@ def plan_again(settings: ClientSettings, connection: Connection, call: Call) -> 
             raise call.deadline_error()
     assert call.arguments is not None
     again = _planned(settings, connection, call.arguments, call.model, call.deadline, call.expires)
-    return dataclasses.replace(again, plans_again=call.plans_again + 1)
+    return replace(again, plans_again=call.plans_again + 1, spent=call.spent)
 
 
 def _planned(

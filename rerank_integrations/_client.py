@@ -42,6 +42,7 @@ from ._state import Connection
 from ._text import display_url
 from ._trace import CallSpan, call_span
 from ._types import NOT_GIVEN, NotGiven, RerankResponse
+from ._usage import Price
 from ._version import __version__
 from .dialects import PromptTemplate
 from .dialects._registry import authorizer_for
@@ -163,6 +164,9 @@ class RerankClient:
         async_transport: what the client's own async pools send with: ``"httpx"`` (httpcore) or
             ``"aiohttp"`` (``httpx-aiohttp``, extra ``aiohttp``), lighter under many concurrent
             calls (default: ``"httpx"``).
+        price: what the API charges, a ``Price(per_search_unit=..., per_million_tokens=...,
+            per_request=..., currency="USD")``: each response's ``cost`` (a ``Decimal``) and
+            ``stats().cost``; ``None``: no cost (default: none).
 
     The client is safe to share between threads and between event loops: it keeps one
     connection pool for sync calls and one per event loop for async calls (closed when
@@ -209,6 +213,7 @@ class RerankClient:
         fallbacks: Sequence[RerankClient] | None = None,
         trace_content: bool = False,
         async_transport: str = "httpx",
+        price: Price | None = None,
     ) -> None:
         # Secrets leave this frame's locals at once: error trackers record them.
         api_key = as_secret(api_key)
@@ -248,6 +253,7 @@ class RerankClient:
             fallbacks=_checked_fallbacks(fallbacks),
             trace_content=trace_content,
             async_transport=async_transport,
+            price=price,
         )
         self._start(http_client, async_http_client)
 
@@ -261,6 +267,8 @@ class RerankClient:
         pools = Pools(settings, http_client, async_http_client)
         headers = settings.wire_headers()
         counters = Counters()
+        if settings.price is not None:
+            counters.price_set()
         secrets = secret_values(settings.api_key, headers, settings.endpoint)
         self._connection = Connection(
             url=settings.endpoint,
@@ -408,6 +416,7 @@ class RerankClient:
         )
         with self._span(call) as span:
             span.response = self._engine.answer(call)
+        self._count_cost(span.response)
         return span.response
 
     async def arerank(
@@ -430,6 +439,7 @@ class RerankClient:
         )
         with self._span(call) as span:
             span.response = await self._engine.aanswer(call)
+        self._count_cost(span.response)
         return span.response
 
     def _begin(
@@ -460,6 +470,12 @@ class RerankClient:
         )
         self._connection.counters.add(calls=1)
         return call
+
+    def _count_cost(self, response: RerankResponse) -> None:
+        """A priced call's cost, added to the client's stats."""
+        price = self._settings.price
+        if price is not None and response.cost is not None:
+            self._connection.counters.add_cost(response.cost, price.currency)
 
     def _span(self, call: Call) -> AbstractContextManager[CallSpan]:
         """The call's trace span (nothing without OpenTelemetry)."""

@@ -12,7 +12,7 @@ import html
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import _json
@@ -50,6 +50,8 @@ class BatchRanking:
     next_page: str | None = None
     sent_bytes: int = 0  # the largest body sent for it
     requests: int = 1
+    input_tokens: int | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)  # as the dialect's parser read it
 
 
 def encode_request(
@@ -308,5 +310,11 @@ def _read_ranking(
         got = f"{len(pairs)} results" if pairs else "no results"
         return _NotARanking(f"{got} for {batch_size} documents sent, {wanted} expected")
     return BatchRanking(
-        pairs, parsed.model, parsed.total_tokens, parsed.billed_units, parsed.next_page
+        pairs,
+        parsed.model,
+        parsed.total_tokens,
+        parsed.billed_units,
+        parsed.next_page,
+        input_tokens=parsed.input_tokens,
+        usage=parsed.usage,
     )

@@ -30,6 +30,7 @@ from ._retry import RetryPolicy
 from ._secrets import HiddenHeaders, as_secret, is_secret_header
 from ._settings import env_name, environment
 from ._text import display_url
+from ._usage import Price, check_price
 from .dialects import CredentialSetup, Dialect, get_dialect, is_version_segment
 from .dialects._instructions import check_instruction_template, refusal
 from .dialects._registry import check_cloud_settings, split_provider
@@ -81,6 +82,8 @@ class ClientSettings:
     trace_content: bool = False
     #: What the client's own async pools send with: ``"httpx"`` (httpcore) or ``"aiohttp"``.
     async_transport: str = "httpx"
+    #: What the API charges, for each response's ``cost``; ``None``: no cost computed.
+    price: Price | None = None
     #: Every call's instruction, unless the call gives its own; ``None``: none.
     instruction: str | None = None
     #: The prompt template setting (``None``: chosen by the model name; ``"none"``: never).
@@ -342,6 +345,7 @@ def resolve_settings(
     fallbacks: tuple[Any, ...],
     trace_content: bool,
     async_transport: str,
+    price: object = None,
 ) -> ClientSettings:
     """Merge arguments, the ``RERANK_*`` environment and defaults into checked settings.
 
@@ -469,6 +473,7 @@ def resolve_settings(
         fallbacks=fallbacks,
         trace_content=bool(trace_content),
         async_transport=_async_transport(async_transport),
+        price=check_price(price),
         instruction=_instruction(resolved_dialect, instruction),
         instruction_template=check_instruction_template(instruction_template),
     )

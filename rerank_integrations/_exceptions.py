@@ -19,6 +19,7 @@ Class tree::
 
     The batch job (``rerank_integrations.batch``, also importable from there):
     RowFailedError                  a row failed and the job was told to stop at it
+    CostLimitError                  the job's max_cost would be (or was) passed: it stopped
     InvalidRowError (a ValueError)  a row that cannot be sent: no query, bad documents
     ResumeError                     an OUTPUT the job cannot continue (another input, edited
                                     rows, another job writing it)
@@ -29,6 +30,7 @@ excerpt of the body. They never carry the API key.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "CostLimitError",
     "GatewayTimeoutError",
     "InvalidRowError",
     "RateLimitError",
@@ -224,6 +227,43 @@ class RowFailedError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.position, self.row_id, self.error, self.row))
+
+
+class CostLimitError(Exception):
+    """The batch job stopped at its ``max_cost``: the row it names was not sent because its
+    estimated cost would pass the limit, or was the one whose actual cost passed it.
+
+    Attributes:
+        max_cost: the limit, in the price's currency.
+        spent: what the rows sent in this run cost (as reported, else as estimated).
+        estimate: the row's estimated cost (``None`` when it was sent).
+        currency: the price's currency.
+    """
+
+    def __init__(
+        self,
+        max_cost: Decimal,
+        spent: Decimal,
+        estimate: Decimal | None = None,
+        currency: str = "USD",
+    ) -> None:
+        self.max_cost, self.spent, self.estimate, self.currency = (
+            max_cost,
+            spent,
+            estimate,
+            currency,
+        )
+        if estimate is None:
+            what = f"the rows sent cost {spent} {currency}, past max_cost {max_cost}"
+        else:
+            what = (
+                f"its estimated cost {estimate} {currency} would take the {spent} spent past "
+                f"max_cost {max_cost}; not sent"
+            )
+        super().__init__(what)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.max_cost, self.spent, self.estimate, self.currency))
 
 
 class InvalidRowError(ValueError):

@@ -44,6 +44,7 @@ from ._refusals import Refusal, with_hint
 from ._retry import parse_retry_after
 from ._state import Connection
 from ._text import display_url
+from ._usage import RequestUsage
 
 __all__ = ["attempt_bounds", "batch_flow", "warm_up"]
 
@@ -306,6 +307,7 @@ def _exchange(work: _Batchwork, batch: Batch, body: bytes, label: str) -> Flow[B
                     else:
                         connection.check_scale(ranking)
                         counters.add(tokens=ranking.total_tokens or 0)
+                        call.spent.append(_used(settings, connection, call, batch, ranking))
                         return ranking
             elif isinstance(outcome, APIConnectionError):
                 failed = Attempt(outcome)
@@ -361,6 +363,39 @@ def _stop(
     if isinstance(error, APITimeoutError) and left is not None and left <= 0:
         raise call.deadline_error(retries_done + 1) from error
     raise error
+
+
+def _used(
+    settings: ClientSettings,
+    connection: Connection,
+    call: Call,
+    batch: Batch,
+    ranking: BatchRanking,
+) -> RequestUsage:
+    """What one answered request used: as reported, the units by the dialect's billing
+    rule where none are reported."""
+    computed = None
+    units = ranking.billed_units
+    if units == 0 and batch.texts:
+        units = None  # documents ranked for no unit: a gateway's placeholder, not a count
+    rule = settings.dialect.billing
+    if rule is not None and units is None:
+        counter = connection.counter or counter_for(None)
+        computed = float(
+            rule.units(
+                counter.count(call.plan.query),
+                [document_tokens(counter, text) for text in batch.texts],
+            )
+        )
+    return RequestUsage(
+        documents=len(batch.texts),
+        search_units=units,
+        computed_units=computed,
+        input_tokens=ranking.input_tokens,
+        total_tokens=ranking.total_tokens,
+        raw=ranking.usage,
+        order=batch.start,
+    )
 
 
 def _cost(limiter: RateLimiter, connection: Connection, query: str, batch: Batch) -> Cost:

@@ -67,7 +67,8 @@ class RerankRetriever(BaseRetriever):
     path awaits the base retriever's ``ainvoke`` and the compressor's async API on the
     running loop, with no worker thread.
 
-    Each call's usage (tokens, billed units, requests, model, endpoint) reaches the
+    Each call's usage and cost (tokens, billed units, requests, model, endpoint, documents,
+    search units, input tokens, cost, currency, the model asked for) reaches the
     callback handlers as the custom event ``"rerank_usage"`` of the retriever's own run,
     with no callbacks passed by hand; tracers also find it, with the kept scores, in that
     run's metadata (``"rerank_usage"``, ``"rerank_scores"``, ``"reranked"``).
@@ -213,8 +214,8 @@ def rerank_in_run(
     outcome = reranker.rank_or_pass(query, texts, _describer(documents))
     scored = reranker._scored_documents(documents, reranker.results_of(outcome))
     if run is not None:
-        _report_usage(_children(run), outcome)
-        record_in_run(run, run_metadata(outcome, scored))
+        _report_usage(_children(run), outcome, reranker.currency())
+        record_in_run(run, run_metadata(outcome, scored, reranker.currency()))
     return scored
 
 
@@ -231,8 +232,8 @@ async def arerank_in_run(
     outcome = await reranker.arank_or_pass(query, texts, _describer(documents))
     scored = reranker._scored_documents(documents, reranker.results_of(outcome))
     if run is not None:
-        await _areport_usage(_children(run), outcome)
-        record_in_run(run, run_metadata(outcome, scored))
+        await _areport_usage(_children(run), outcome, reranker.currency())
+        record_in_run(run, run_metadata(outcome, scored, reranker.currency()))
     return scored
 
 
@@ -242,9 +243,12 @@ def _children(run: Any) -> Any:
 
 
 def run_metadata(
-    outcome: RerankResponse | RerankError, documents: Sequence[Document]
+    outcome: RerankResponse | RerankError,
+    documents: Sequence[Document],
+    currency: str | None = None,
 ) -> dict[str, Any]:
-    """What a rerank call adds to its run's metadata: usage, kept scores, whether ranked."""
+    """What a rerank call adds to its run's metadata: usage and cost (in ``currency``), kept
+    scores, whether ranked."""
     if isinstance(outcome, RerankError):
         return {
             _USAGE_KEY: None,
@@ -253,7 +257,7 @@ def run_metadata(
             ERROR_KEY: type(outcome).__name__,
         }
     return {
-        _USAGE_KEY: usage_of(outcome),
+        _USAGE_KEY: usage_of(outcome, currency),
         SCORES_KEY: [document.metadata[SCORE_KEY] for document in documents],
         RERANKED_KEY: True,
     }

@@ -15,7 +15,8 @@ from typing import Any
 from ._codec import BatchRanking
 from ._exceptions import ResponseFormatError
 from ._plan import RerankPlan
-from ._types import RerankResponse, RerankResult, Usage
+from ._types import RerankResponse, RerankResult
+from ._usage import RequestUsage, summed
 
 __all__ = ["joined", "merge_pages", "merge_rankings", "unit_scores"]
 
@@ -43,6 +44,7 @@ def merge_pages(pages: Sequence[BatchRanking], batch_size: int) -> BatchRanking:
         _sum_optional([page.total_tokens for page in pages]),
         _sum_optional([page.billed_units for page in pages]),
         requests=sum(page.requests for page in pages),
+        input_tokens=_sum_optional([page.input_tokens for page in pages]),
     )
 
 
@@ -62,6 +64,7 @@ def joined(first: BatchRanking, second: BatchRanking, offset: int) -> BatchRanki
         None,
         max(first.sent_bytes, second.sent_bytes),
         first.requests + second.requests,
+        _sum_optional([first.input_tokens, second.input_tokens]),
     )
 
 
@@ -71,11 +74,14 @@ def merge_rankings(
     requested_model: str | None,
     transform: Callable[[float], float] | None = None,
     endpoint: str | None = None,
+    spent: Sequence[RequestUsage] | None = None,
 ) -> RerankResponse:
     """One ranking from every batch's answer: scores mapped back to the caller's indexes
     (every copy of a repeated text gets its score; a chunked document its best window's,
     or their mean), sorted best first with ties in the caller's order, cut to ``top_n``;
-    ``transform`` (monotone) is applied to the scores that are returned."""
+    ``transform`` (monotone) is applied to the scores that are returned. The usage is the
+    sum of ``spent``, what every answered request of the call used (by default, what the
+    ``rankings`` report)."""
     spans: dict[int, tuple[int, int]] = {}
     if plan.parts is not None:
         scored = _aggregate(plan, rankings, spans)
@@ -126,17 +132,27 @@ def merge_rankings(
             RerankResult(index, transform(score), documents[index]) for score, index in ordered
         ]
     models = [ranking.model for ranking in rankings if ranking.model]
-    tokens = _sum_optional([ranking.total_tokens for ranking in rankings])
-    units = _sum_optional([ranking.billed_units for ranking in rankings])
     requests = sum(ranking.requests for ranking in rankings)
-    usage = Usage(tokens, units, requests) if tokens is not None or units is not None else None
+    if spent is None:
+        spent = [
+            RequestUsage(
+                documents=len(batch.texts),
+                search_units=ranking.billed_units,
+                input_tokens=ranking.input_tokens,
+                total_tokens=ranking.total_tokens,
+                raw=ranking.usage,
+                order=batch.start,
+            )
+            for batch, ranking in zip(plan.batches, rankings, strict=True)
+        ]
     return RerankResponse(
         results=results,
         model=models[0] if models else requested_model,
-        usage=usage,
+        usage=summed(spent),
         requests=requests,
         windows=plan.windows,
         endpoint=endpoint,
+        requested_model=requested_model,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["Counters", "RerankStats"]
@@ -29,6 +30,8 @@ class RerankStats:
         passthroughs: adapter calls that passed documents through unranked.
         documents: documents (or windows) sent.
         tokens: tokens the servers reported.
+        cost: what the calls cost at the client's ``price`` (a ``Decimal`` in its
+            currency), summed over the calls whose cost is known; ``None`` without a price.
     """
 
     calls: int = 0
@@ -41,9 +44,10 @@ class RerankStats:
     passthroughs: int = 0
     documents: int = 0
     tokens: int = 0
+    cost: Decimal | None = None
 
 
-_NAMES = tuple(item.name for item in fields(RerankStats))
+_NAMES = tuple(item.name for item in fields(RerankStats) if item.name != "cost")
 
 
 class Counters:
@@ -52,6 +56,7 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values = dict.fromkeys(_NAMES, 0)
+        self._cost: Decimal | None = None
         self._instruments = _instruments()
 
     def add(self, **amounts: int) -> None:
@@ -64,10 +69,24 @@ class Counters:
                 if amount:
                     self._instruments[name].add(amount)
 
+    def add_cost(self, amount: Decimal, currency: str) -> None:
+        """Add a call's cost (also to the ``rerank.cost`` metric, with its currency)."""
+        with self._lock:
+            self._cost = amount if self._cost is None else self._cost + amount
+        instrument = self._instruments.get("cost")
+        if instrument is not None and amount:
+            instrument.add(float(amount), {"currency": currency})
+
+    def price_set(self) -> None:
+        """A price is set: the cost is known (0) before the first call."""
+        with self._lock:
+            if self._cost is None:
+                self._cost = Decimal(0)
+
     def snapshot(self) -> RerankStats:
         """The counts now."""
         with self._lock:
-            return RerankStats(**self._values)
+            return RerankStats(**self._values, cost=self._cost)
 
 
 def _instruments() -> dict[str, Any]:
@@ -79,7 +98,11 @@ def _instruments() -> dict[str, Any]:
     except ImportError:  # pragma: no cover - a broken install
         return {}
     meter = metrics.get_meter_provider().get_meter("rerank_integrations")
-    return {
+    instruments = {
         name: meter.create_counter(f"rerank.{name}", description=f"rerank {name}")
         for name in _NAMES
     }
+    instruments["cost"] = meter.create_counter(
+        "rerank.cost", description="rerank cost at the client's price, in its currency"
+    )
+    return instruments

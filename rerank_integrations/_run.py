@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
+from decimal import Decimal
 from random import Random
 from typing import Any, TypeVar
 
@@ -24,6 +27,7 @@ from ._auth import Authorizer
 from ._call import Arguments, Call, plan_again
 from ._codec import BatchRanking
 from ._config import ClientSettings
+from ._constants import LOGGER_NAME
 from ._drive import adrive, drive
 from ._exceptions import APIStatusError, RerankError
 from ._fallbacks import Fallbacks
@@ -36,10 +40,13 @@ from ._send import asend, asleep, send, sleep
 from ._state import Connection
 from ._timeouts import within
 from ._types import RerankResponse
+from ._usage import combined, summed, warn_model_swap
 
 __all__ = ["Engine"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(LOGGER_NAME)
 
 
 @dataclass(slots=True)
@@ -83,7 +90,7 @@ class Engine:
             except (TypeError, ValueError) as refusal:  # before sending: not for this one
                 after.cannot_take(refusal)
             else:
-                return after.answered(response)
+                return after.answered(self._with_spent(after.call, response, fallback))
         raise after.error
 
     def _ranked(self, call: Call) -> RerankResponse:
@@ -140,7 +147,7 @@ class Engine:
             except (TypeError, ValueError) as refusal:  # before sending: not for this one
                 after.cannot_take(refusal)
             else:
-                return after.answered(response)
+                return after.answered(self._with_spent(after.call, response, fallback))
         raise after.error
 
     async def _aranked(self, call: Call) -> RerankResponse:
@@ -204,8 +211,41 @@ class Engine:
         raise error
 
     def _merged(self, call: Call, rankings: Sequence[BatchRanking]) -> RerankResponse:
-        endpoint = self.connection.shown_url
-        return merge_rankings(call.plan, rankings, call.model, self.transform, endpoint)
+        connection = self.connection
+        endpoint = connection.shown_url
+        response = merge_rankings(
+            call.plan, rankings, call.model, self.transform, endpoint, call.spent
+        )
+        warn_model_swap(connection.models_warned, response.requested_model, response.model)
+        cost = connection.cost_log.cost(self.settings.price, response.usage, endpoint)
+        return dataclasses.replace(response, cost=cost)
+
+    def _with_spent(self, call: Call, response: RerankResponse, fallback: Any) -> RerankResponse:
+        """A fallback's answer with what this client's own answered requests used added:
+        they were paid for too. A fallback without a price of its own is priced with ours."""
+        connection, price = self.connection, self.settings.price
+        if not call.spent:
+            own_usage, own_cost = None, None if price is None else Decimal(0)
+        else:
+            own_usage = summed(call.spent)
+            own_cost = connection.cost_log.cost(price, own_usage, connection.shown_url)
+        usage = combined(own_usage, response.usage)
+        answered_cost = response.cost
+        theirs = fallback.settings.price
+        if theirs is not None and price is not None and theirs.currency != price.currency:
+            logger.warning(
+                "rerank: no cost: the fallback %s prices in %s, this client in %s",
+                response.endpoint,
+                theirs.currency,
+                price.currency,
+            )
+            answered_cost = None
+        elif theirs is None and price is not None:
+            answered_cost = connection.cost_log.cost(price, response.usage, response.endpoint or "")
+        cost = None
+        if price is not None and own_cost is not None and answered_cost is not None:
+            cost = own_cost + answered_cost
+        return dataclasses.replace(response, usage=usage, cost=cost)
 
     def _flow(self, call: Call, number: int) -> Flow[BatchRanking]:
         return batch_flow(

@@ -367,6 +367,14 @@ SETTINGS: Mapping[str, Setting] = {
             default="httpx",
             field_type="Literal['httpx', 'aiohttp']",
         ),
+        _s(
+            "price",
+            "Price | None",
+            "what the API charges, a ``Price(per_search_unit=..., per_million_tokens=..., "
+            'per_request=..., currency="USD")``: each response\'s ``cost`` (a ``Decimal``) and '
+            "``stats().cost``; ``None``: no cost",
+            field_type="SkipJsonSchema[Price | None]",
+        ),
         # -- the adapters' own --------------------------------------------------------------
         _s(
             "client",

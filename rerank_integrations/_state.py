@@ -23,6 +23,7 @@ from ._observe import Counters
 from ._ratelimit import AdaptiveGate, RateLimiter
 from ._secrets import Scrubber
 from ._text import display_url
+from ._usage import CostLog
 
 __all__ = ["CUT_DOCUMENTS", "BoundedCache", "Connection"]
 
@@ -72,6 +73,8 @@ class Connection:
         listwise_warned: whether a cache used with a listwise model has been warned of.
         learned: limits the server has shown.
         cuts: where long documents were cut, for documents sent again.
+        models_warned: the (asked, answered, loud) model pairs already warned of.
+        cost_log: says once per missing unit why a cost could not be computed.
     """
 
     url: str
@@ -90,6 +93,8 @@ class Connection:
     listwise_warned: bool = False
     learned: Learned = field(default_factory=lambda: Learned())
     cuts: BoundedCache = field(default_factory=lambda: BoundedCache(CUT_DOCUMENTS))
+    models_warned: set[tuple[str | None, str, bool]] = field(default_factory=set)
+    cost_log: CostLog = field(default_factory=lambda: CostLog())
     _scrubbers: dict[tuple[str, ...], Scrubber] = field(default_factory=dict)
 
     def __repr__(self) -> str:

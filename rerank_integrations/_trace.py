@@ -229,6 +229,7 @@ def _answered(
         attributes["rerank.usage.total_tokens"] = usage.total_tokens
     if usage is not None and usage.billed_units is not None:
         attributes["rerank.usage.billed_units"] = usage.billed_units
+    attributes.update(_usage_attributes(response))
     span.set_attributes(attributes)
     ids = describe()[0] if describe is not None else None
     for rank, result in enumerate(response.results):
@@ -237,6 +238,24 @@ def _answered(
         span.set_attribute(prefix + "score", result.relevance_score)
         if trace_content:
             span.set_attribute(prefix + "content", document_label(documents[result.index]))
+
+
+def _usage_attributes(response: RerankResponse) -> dict[str, Any]:
+    """The usage counts known, the cost and the model asked for, as span attributes."""
+    attributes: dict[str, Any] = {}
+    usage = response.usage
+    if usage is not None:
+        attributes["rerank.usage.requests"] = usage.requests
+        attributes["rerank.usage.documents"] = usage.documents
+        if usage.search_units is not None:
+            attributes["rerank.usage.search_units"] = usage.search_units
+        if usage.input_tokens is not None:
+            attributes["rerank.usage.input_tokens"] = usage.input_tokens
+    if response.cost is not None:
+        attributes["rerank.cost"] = float(response.cost)
+    if response.requested_model and response.requested_model != response.model:
+        attributes["rerank.requested_model"] = response.requested_model
+    return attributes
 
 
 def _documents(

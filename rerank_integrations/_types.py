@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["NOT_GIVEN", "NotGiven", "RerankResponse", "RerankResult", "Usage"]
@@ -30,17 +31,35 @@ class RerankResult:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What the server says the call cost, summed over every request of the call.
+    """What the call used, summed over every request that was answered: its batches, the
+    parts of a split batch, the pages of a paged answer, the retry that got through, and the
+    fallback that answered. A count some request did not report is ``None``, never a guess.
 
     Attributes:
-        total_tokens: tokens processed, when the server reports them.
-        billed_units: vendor billing units (search units, rerank units), kept apart from tokens.
-        requests: the requests those counts come from.
+        total_tokens: tokens processed (the server's total, else its input count), when
+            every request reported them.
+        billed_units: billing units (search units, rerank units) as the servers reported
+            them, summed over the requests that did; ``None`` when none did.
+        requests: the requests those counts come from (answered ones).
+        documents: documents (or windows of long documents) those requests carried.
+        search_units: billing units as reported, or as the dialect's documented rule
+            computes them where the server did not say (``Dialect.billing``); ``None`` when
+            some request has neither.
+        input_tokens: input tokens, when every request reported them.
+        search_units_source: ``"reported"``, ``"computed"`` (by the dialect's rule),
+            ``"reported and computed"``, or ``None`` with ``search_units``.
+        per_request: each answered request's usage as the dialect's parser read it (the
+            usage parts of the answer: ``usage``, ``meta``, ...), in batch order.
     """
 
     total_tokens: int | None = None
     billed_units: float | None = None
     requests: int = 0
+    documents: int = 0
+    search_units: float | None = None
+    input_tokens: int | None = None
+    search_units_source: str | None = None
+    per_request: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +68,16 @@ class RerankResponse:
 
     Attributes:
         results: ranked documents, best first; ties keep the caller's order.
-        model: the model the server says it used, else the one that was asked for.
-        usage: token and billing counts, or ``None`` when the server reports none.
+        model: the model the server says answered, else the one that was asked for.
+        usage: what the answered requests used (:class:`Usage`); ``None`` only for a
+            response built by hand.
         requests: how many requests the call sent (retries not counted).
         windows: how many cut parts of documents (windows, truncated starts) were sent in
             place of whole documents.
         endpoint: the URL that answered, without credentials.
+        requested_model: the model the call asked for (``None``: the server's choice).
+        cost: the call's cost in the client's ``price`` currency, a ``Decimal``; ``None``
+            without a price, or when a unit it counts was not reported nor computable.
     """
 
     results: list[RerankResult] = field(default_factory=list)
@@ -63,6 +86,8 @@ class RerankResponse:
     requests: int = 0
     windows: int = 0
     endpoint: str | None = None
+    requested_model: str | None = None
+    cost: Decimal | None = None
 
 
 class NotGiven:

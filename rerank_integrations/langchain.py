@@ -125,9 +125,10 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             documents: the retrieved documents.
             query: the search query.
             callbacks: LangChain callbacks; each handler gets a custom event
-                ``"rerank_usage"`` with what the call cost (tokens, billed units,
-                requests, model, endpoint). Left out inside a run (a LangGraph node, an
-                LCEL step), the event goes to that run's handlers.
+                ``"rerank_usage"`` with what the call used and cost (tokens, billed
+                units, requests, model, endpoint, documents, search units, input tokens,
+                cost and its currency, the model asked for). Left out inside a run (a
+                LangGraph node, an LCEL step), the event goes to that run's handlers.
 
         Returns:
             New documents, best first, each with ``metadata["relevance_score"]``; ``[]`` for
@@ -141,7 +142,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         if not texts:
             return []
         outcome = self.rank_or_pass(query, texts, _describer(documents))
-        _report_usage(callbacks, outcome)
+        _report_usage(callbacks, outcome, self.currency())
         return self._scored_documents(documents, self.results_of(outcome))
 
     async def acompress_documents(
@@ -155,7 +156,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         if not texts:
             return []
         outcome = await self.arank_or_pass(query, texts, _describer(documents))
-        await _areport_usage(callbacks, outcome)
+        await _areport_usage(callbacks, outcome, self.currency())
         return self._scored_documents(documents, self.results_of(outcome))
 
     # -- plain ranking -------------------------------------------------------------------
@@ -319,9 +320,14 @@ def _describer(documents: Sequence[Document]) -> Describe:
     return lambda: ([document.id for document in documents], ())
 
 
-def _report_usage(callbacks: Callbacks | None, outcome: RerankResponse | RerankError) -> None:
-    """Tell the callbacks what the call cost, as a custom event of the retriever's run."""
-    usage = usage_of(outcome)
+def _report_usage(
+    callbacks: Callbacks | None,
+    outcome: RerankResponse | RerankError,
+    currency: str | None = None,
+) -> None:
+    """Tell the callbacks what the call used and cost, as a custom event of the retriever's
+    run."""
+    usage = usage_of(outcome, currency)
     callbacks = callbacks or _current_callbacks()
     if usage is not None and callbacks:
         manager = CallbackManager.configure(inheritable_callbacks=callbacks)
@@ -329,10 +335,12 @@ def _report_usage(callbacks: Callbacks | None, outcome: RerankResponse | RerankE
 
 
 async def _areport_usage(
-    callbacks: Callbacks | None, outcome: RerankResponse | RerankError
+    callbacks: Callbacks | None,
+    outcome: RerankResponse | RerankError,
+    currency: str | None = None,
 ) -> None:
     """The async twin of :func:`_report_usage`."""
-    usage = usage_of(outcome)
+    usage = usage_of(outcome, currency)
     callbacks = callbacks or _current_callbacks()
     if usage is not None and callbacks:
         manager = AsyncCallbackManager.configure(inheritable_callbacks=callbacks)

@@ -248,7 +248,8 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
         else:
             yield reranked
         if events:
-            usage = None if reranked.outcome is None else usage_of(reranked.outcome)
+            outcome = reranked.outcome
+            usage = None if outcome is None else usage_of(outcome, self.currency())
             tags = {} if usage is None else {"usage": usage}
             dispatcher.event(ReRankEndEvent(nodes=reranked.nodes, tags=tags))
 

@@ -18,11 +18,13 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from .._client import RerankClient
 from .._exceptions import AuthenticationError, ConfigurationError, RerankError, RowFailedError
 from .._types import NOT_GIVEN, NotGiven
+from ._cost import CostBudget, estimate_cost
 from ._rows import (
     ON_ERROR_MODES,
     Fields,
@@ -79,6 +81,7 @@ class Outcome:
         results: its ranking, as written into the row; ``None`` when it failed.
         error: why it failed; ``None`` when it did not.
         documents: how many documents it had.
+        cost: what its call cost at the client's price; ``None`` without one.
     """
 
     position: int
@@ -86,6 +89,7 @@ class Outcome:
     results: list[dict[str, Any]] | None
     error: BaseException | None
     documents: int
+    cost: Decimal | None = None  # what its call cost, at the client's price
 
     def output(self, fields: Fields) -> dict[str, Any]:
         """The row as written: the input row with its ranking, or with its error."""
@@ -128,20 +132,34 @@ async def _rerank_one(
     row: Row,
     fields: Fields,
     top_n: int | None,
+    budget: CostBudget | None = None,
     instruction: str | NotGiven | None = NOT_GIVEN,
 ) -> Outcome:
     if isinstance(row, Kept):
         return Outcome(position, row, None, None, 0)
     documents = 0
+    estimate = None
     try:
         query, texts, ids = parse_row(row, fields)
         documents = len(texts)
-        response = await client.arerank(query, texts, top_n=top_n, instruction=instruction)
+        if budget is not None:
+            estimate = estimate_cost(client, query, texts)
+            refused = budget.admit(estimate)
+            if refused is not None:
+                return Outcome(position, row, None, refused, 0)
+        try:
+            response = await client.arerank(query, texts, top_n=top_n, instruction=instruction)
+        except BaseException:
+            if budget is not None:  # a failed call may still have been paid in part
+                budget.done(estimate, None)
+            raise
     except (RerankError, InvalidRowError) as error:
         return Outcome(position, row, None, error, documents)
     except (TypeError, ValueError) as error:  # the client refused the row's data (no query)
         return Outcome(position, row, None, InvalidRowError(str(error)), documents)
-    return Outcome(position, row, results_json(response, ids), None, documents)
+    if budget is not None:  # at once, with no await between: the totals stay exact
+        budget.done(estimate, response.cost)
+    return Outcome(position, row, results_json(response, ids), None, documents, response.cost)
 
 
 async def _items(
@@ -162,10 +180,12 @@ async def outcomes(
     *,
     top_n: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    budget: CostBudget | None = None,
     instruction: str | NotGiven | None = NOT_GIVEN,
 ) -> AsyncGenerator[Outcome, None]:
     """Rerank ``(position, row)`` pairs, ``concurrency`` rows at a time, and yield their
-    outcomes in input order.
+    outcomes in input order; with a ``budget``, a row whose estimated cost would pass it is
+    not sent (its outcome's error is a :class:`CostLimitError`).
 
     At most ``2 * concurrency`` rows are read ahead of the one yielded last (the rows in
     flight and the finished ones waiting for a slower row before them), so memory stays
@@ -177,7 +197,9 @@ async def outcomes(
 
     async def one(position: int, row: Row) -> Outcome:
         async with limit:
-            return await _rerank_one(client, position, row, fields, top_n, instruction)
+            return await _rerank_one(
+                client, position, row, fields, top_n, budget=budget, instruction=instruction
+            )
 
     try:
         async for position, row in _items(rows):

@@ -8,14 +8,16 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import KW_ONLY, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
 from .._client import RerankClient
-from .._exceptions import RowFailedError
+from .._exceptions import CostLimitError, RowFailedError
 from .._observe import RerankStats
 from .._retry import RetryPolicy
 from .._types import NOT_GIVEN, NotGiven
+from ._cost import CostBudget
 from ._engine import (
     DEFAULT_CONCURRENCY,
     Kept,
@@ -75,6 +77,9 @@ class BatchSummary:
         stopped: why the job stopped before the end of its input, if it did.
         failed_before: of the rows already done, those the output holds as failed
             (written with their error): ``retry_failed`` tries them again.
+        cost: what this run's calls cost at the client's ``price`` (a ``Decimal`` in its
+            currency, summed over the calls whose cost is known); ``None`` without a price.
+        currency: the price's currency; ``None`` without a price.
     """
 
     already_done: int = 0
@@ -90,6 +95,13 @@ class BatchSummary:
     seconds: float = 0.0
     stopped: RowFailedError | None = None
     failed_before: int = 0
+    cost: Decimal | None = None
+    currency: str | None = None
+
+    @property
+    def cost_limited(self) -> bool:
+        """Whether the job stopped at its ``max_cost`` (a rerun resumes where it stopped)."""
+        return self.stopped is not None and isinstance(self.stopped.error, CostLimitError)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +122,7 @@ class _Counts:
         self.skipped = 0
         self.failed = 0
         self.documents = 0
+        self.cost = Decimal(0)
 
 
 class _Feed:
@@ -166,6 +179,7 @@ async def arun(
     document_id_field: str = "id",
     results_field: str = "results",
     error_field: str = "error",
+    max_cost: Decimal | float | str | None = None,
     instruction: str | NotGiven | None = NOT_GIVEN,
     **client_settings: Any,
 ) -> BatchSummary:
@@ -218,6 +232,12 @@ async def arun(
         document_id_field: the field holding a document's id, in a document object.
         results_field: the field the ranking is written to.
         error_field: the field a failed row's error is written to.
+        max_cost: the most this run may spend at the client's ``price`` (required with
+            it): a row whose estimated cost (its requests, tokens and the dialect's billing
+            units) would take the run past it is not sent, and the job stops there, as it
+            does after a row whose actual cost passed it; ``summary.cost_limited`` says so,
+            and a rerun resumes at the first row not written. A row whose call failed
+            counts its estimate.
         instruction: what every row's ranking should favour (see the client's
             ``instruction``); left out, the client's; ``None``: none. Works with a
             ``client`` given too.
@@ -261,6 +281,12 @@ async def arun(
         client_settings.setdefault("max_concurrency", concurrency)
         client_settings.setdefault("retry", PATIENT_RETRY)
         client = RerankClient(**client_settings)
+    try:
+        budget = None if max_cost is None else CostBudget(max_cost, client.settings.price)
+    except (TypeError, ValueError):
+        if own:
+            await client.aclose()
+        raise
     started = time.monotonic()
     stream = progress_stream if progress_stream is not None else sys.stderr
     job = _Job(
@@ -273,6 +299,7 @@ async def arun(
         concurrency=concurrency,
         instruction=instruction,
         progress=(stream, progress_interval) if progress else None,
+        budget=budget,
     )
     try:
         if (retry_failed or redo_changed) and _has_rows(Path(output_path)):
@@ -285,6 +312,7 @@ async def arun(
         if own:
             await client.aclose()
     counts = job.counts
+    price = client.settings.price
     after = client.stats()
     before = job.before
     return BatchSummary(
@@ -301,6 +329,8 @@ async def arun(
         seconds=time.monotonic() - started,
         stopped=job.stopped,
         failed_before=job.failed_before,
+        cost=None if price is None else counts.cost,
+        currency=None if price is None else price.currency,
     )
 
 
@@ -325,6 +355,7 @@ class _Job:
     concurrency: int
     progress: tuple[TextIO, float] | None
     instruction: str | NotGiven | None = NOT_GIVEN
+    budget: CostBudget | None = None
     meter: Progress | None = field(default=None, init=False)
     counts: _Counts = field(default_factory=_Counts, init=False)
     before: RerankStats = field(init=False)
@@ -401,6 +432,7 @@ class _Job:
             self.fields,
             top_n=self.top_n,
             concurrency=self.concurrency,
+            budget=self.budget,
             instruction=self.instruction,
         )
         try:
@@ -423,10 +455,24 @@ class _Job:
                 self.last = outcome.position
                 continue
             counts.documents += outcome.documents
+            if outcome.cost is not None:
+                counts.cost += outcome.cost
             error = outcome.error
+            if isinstance(error, CostLimitError):  # not sent: a rerun starts here
+                self.stopped = RowFailedError(
+                    outcome.position, _row_id(outcome, fields), error, number
+                )
+                return
             if error is None:
                 output.write(encode_line(outcome.output(fields)))
                 counts.succeeded += 1
+                passed = None if self.budget is None else self.budget.passed()
+                if passed is not None:  # written (it was paid for); the job ends here
+                    self.last = outcome.position
+                    self.stopped = RowFailedError(
+                        outcome.position, _row_id(outcome, fields), passed, number
+                    )
+                    return
             else:
                 counts.failed += 1
                 invalid = isinstance(outcome.row, InvalidRow)

@@ -12,7 +12,10 @@ from ..batch import PATIENT_RETRY, BatchSummary, ResumeError, run
 from ..batch._files import check_not_same_file
 from ._common import PROG, CommandError, client_from_args
 
-__all__ = ["command_batch", "summary_line"]
+__all__ = ["COST_LIMIT_STATUS", "command_batch", "summary_line"]
+
+#: The exit status of a job stopped at ``--max-cost``.
+COST_LIMIT_STATUS = 3
 
 
 def _client(args: argparse.Namespace) -> RerankClient:
@@ -51,6 +54,8 @@ def summary_line(summary: BatchSummary, output: str) -> str:
         failed += f" ({summary.recorded:,} recorded, {summary.skipped:,} skipped)"
     parts.append(failed)
     parts.append(f"{summary.retries:,} retries")
+    if summary.cost is not None:
+        parts.append(f"cost {summary.cost} {summary.currency}")
     return "; ".join(parts)
 
 
@@ -94,9 +99,18 @@ def command_batch(args: argparse.Namespace) -> int:
                 document_id_field=args.document_id_field,
                 results_field=args.results_field,
                 error_field=args.error_field,
+                max_cost=args.max_cost,
             )
         except FileNotFoundError as exc:
             raise CommandError(f"no such file: {exc.filename}", 2) from None
+        except ValueError as exc:
+            if args.max_cost is not None and "max_cost" in str(exc):
+                raise CommandError(
+                    "--max-cost needs a price: give --price-per-search-unit, "
+                    "--price-per-million-tokens or --price-per-request",
+                    2,
+                ) from None
+            raise
         except IsADirectoryError as exc:
             raise CommandError(f"{exc.filename} is a directory, not a file of rows", 2) from None
         except ResumeError as exc:
@@ -104,6 +118,15 @@ def command_batch(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             raise CommandError(_interrupted(args.output), 130) from None
     print(f"{PROG} batch: {summary_line(summary, args.output)}", file=sys.stderr)
+    if summary.cost_limited:
+        assert summary.stopped is not None
+        limit = summary.stopped.error
+        reached = summary.already_done + summary.rows
+        raise CommandError(
+            f"stopped at --max-cost: {reached:,} rows done, stopped at row "
+            f"{summary.stopped.row} ({limit}); a rerun resumes there",
+            COST_LIMIT_STATUS,
+        )
     if summary.stopped is not None:
         raise CommandError(f"stopped: {summary.stopped}", 1)
     return 0 if summary.ok else 1

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from .._client import RerankClient
+from .._usage import Price
 
 PROG = "rerank-integrations"
 """The command's name, as shown in help and error messages."""
@@ -40,5 +41,21 @@ def client_from_args(
         max_documents_per_request=getattr(args, "max_documents_per_request", None),
         instruction=getattr(args, "instruction", None),
         http_client=http_client,
+        price=price_from_args(args),
         **settings,
     )
+
+
+def price_from_args(args: argparse.Namespace) -> Price | None:
+    """The ``Price`` the ``--price-*`` options give; ``None`` without any."""
+    amounts = {
+        "per_search_unit": getattr(args, "price_per_search_unit", None),
+        "per_million_tokens": getattr(args, "price_per_million_tokens", None),
+        "per_request": getattr(args, "price_per_request", None),
+    }
+    if all(amount is None for amount in amounts.values()):
+        return None
+    try:
+        return Price(**amounts, currency=getattr(args, "price_currency", "USD"))
+    except (TypeError, ValueError) as error:
+        raise CommandError(str(error), 2) from None

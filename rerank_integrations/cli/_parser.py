@@ -8,6 +8,7 @@ import math
 import re
 import textwrap
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 from .._budget import LONG_DOCUMENT_MODES
@@ -176,6 +177,41 @@ def _add_connection_options(
     )
 
 
+def _price_value(text: str) -> str:
+    """A price or a cost: a decimal number of 0 or more, kept as text for ``Decimal``."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"must be a decimal number, got {text}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of 0 or more, got {text}")
+    return text
+
+
+def _add_price_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "price (what the API charges: gives the cost; no built-in prices)"
+    )
+    group.add_argument(
+        "--price-per-search-unit",
+        type=_price_value,
+        metavar="AMOUNT",
+        help="per search unit (Cohere) or rerank unit (Pinecone)",
+    )
+    group.add_argument(
+        "--price-per-million-tokens", type=_price_value, metavar="AMOUNT", help="per 1M tokens"
+    )
+    group.add_argument(
+        "--price-per-request", type=_price_value, metavar="AMOUNT", help="per request"
+    )
+    group.add_argument(
+        "--price-currency",
+        default="USD",
+        metavar="CODE",
+        help="the prices' currency (default: %(default)s)",
+    )
+
+
 def _add_instruction(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--instruction",
@@ -255,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_connection_options(rerank, timeout=DEFAULT_TIMEOUT, max_retries=DEFAULT_MAX_RETRIES)
+    _add_price_options(rerank)
     _add_instruction(rerank)
     _add_verbose(rerank)
     rerank.set_defaults(handler=command_rerank)
@@ -362,7 +399,8 @@ retries: a request is retried up to 10 times (--max-retries), waiting 1 s, 2 s, 
 to 60 s between tries, and as long as a server's Retry-After asks (up to 10 minutes)
 
 exit status: 0 every row succeeded, 1 some row failed or the job stopped, 2 usage error
-(INPUT and OUTPUT the same file too), 130 interrupted (a rerun resumes)
+(INPUT and OUTPUT the same file too), 3 stopped at --max-cost (a rerun resumes),
+130 interrupted (a rerun resumes)
 """
 
 
@@ -488,6 +526,17 @@ def _add_batch(
         help="halve the requests in flight on a 429 and grow them back (default: on)",
     )
     _add_connection_options(batch, timeout=DEFAULT_TIMEOUT, max_retries=PATIENT_RETRY.max_retries)
+    _add_price_options(batch)
+    batch.add_argument(
+        "--max-cost",
+        type=_price_value,
+        metavar="AMOUNT",
+        help=(
+            "stop before a row whose estimated cost would take this run past AMOUNT (or "
+            "after the row whose actual cost did), at the --price-* prices; exit status 3, "
+            "and a rerun resumes"
+        ),
+    )
     _add_instruction(batch)
     _add_verbose(batch)
     batch.set_defaults(handler=command_batch)

@@ -17,7 +17,7 @@ from .._config import make_timeout
 from .._plan import plan_rerank
 from .._text import cut_to_width, json_object_line
 from .._types import RerankResponse
-from ._common import PROG, CommandError, client_from_args
+from ._common import PROG, CommandError, client_from_args, price_from_args
 
 #: Inputs with more documents than this get a progress line on a terminal.
 PROGRESS_THRESHOLD = 1000
@@ -162,11 +162,23 @@ def command_rerank(args: argparse.Namespace) -> int:
         else:
             response = client.rerank(args.query, documents, top_n=args.top_n)
 
+    price = price_from_args(args)
     if args.json:
-        json.dump(_response_json(response, documents), sys.stdout, ensure_ascii=False, indent=2)
+        shown = _response_json(response, documents)
+        if price is not None:
+            shown["cost"] = None if response.cost is None else str(response.cost)
+            shown["currency"] = price.currency
+        json.dump(shown, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
         _print_table(response, documents, sys.stdout)
+        if price is not None:
+            cost = (
+                "unknown (a priced unit was not reported)"
+                if response.cost is None
+                else (f"{response.cost} {price.currency}")
+            )
+            print(f"{PROG} rerank: cost {cost}", file=sys.stderr)
     sys.stdout.flush()
     return 0
 
@@ -196,7 +208,14 @@ def _response_json(response: RerankResponse, documents: Sequence[str]) -> dict[s
         "model": response.model,
         "usage": None
         if usage is None
-        else {"total_tokens": usage.total_tokens, "billed_units": usage.billed_units},
+        else {
+            "total_tokens": usage.total_tokens,
+            "billed_units": usage.billed_units,
+            "requests": usage.requests,
+            "documents": usage.documents,
+            "search_units": usage.search_units,
+            "input_tokens": usage.input_tokens,
+        },
         "results": [
             {
                 "index": result.index,

@@ -23,6 +23,7 @@ from .._answers import ParsedRanking
 from ._base import (
     LIMIT_NAMES,
     AuthScheme,
+    BillingRule,
     CredentialSetup,
     Dialect,
     ImageFormat,
@@ -72,6 +73,7 @@ __all__ = [
     "VOYAGE",
     "WATSONX",
     "AuthScheme",
+    "BillingRule",
     "CredentialSetup",
     "Dialect",
     "ImageFormat",

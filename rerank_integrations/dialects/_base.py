@@ -233,6 +233,44 @@ class ClientCredentials(AuthSettings, Protocol):
     def dialect(self) -> Dialect: ...
 
 
+# -- billing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BillingRule:
+    """How a vendor counts the billing units of one request, as its pricing page states it,
+    to compute them where an answer does not report them.
+
+    A request costs ``ceil(counted / documents_per_unit)`` units (at least one), where each
+    document counts once, or, with ``tokens_per_document``, once per started
+    ``tokens_per_document`` tokens (the query's tokens added to each document's when
+    ``query_in_document``).
+
+    Attributes:
+        unit: the vendor's name for the unit (``"search unit"``, ``"rerank unit"``).
+        documents_per_unit: documents one unit covers with its query.
+        tokens_per_document: tokens one counted document may hold; ``None``: any length.
+        query_in_document: whether the query's tokens count towards each document's.
+        source: where the rule is stated.
+    """
+
+    unit: str
+    documents_per_unit: int = 100
+    tokens_per_document: int | None = None
+    query_in_document: bool = False
+    source: str = ""
+
+    def units(self, query_tokens: int, document_tokens: Sequence[int]) -> int:
+        """The units of one request of documents with ``document_tokens`` tokens each."""
+        per = self.tokens_per_document
+        if per is None:
+            counted = len(document_tokens)
+        else:
+            extra = query_tokens if self.query_in_document else 0
+            counted = sum(max(1, -(-(tokens + extra) // per)) for tokens in document_tokens)
+        return max(1, -(-counted // self.documents_per_unit))
+
+
 # -- the dialect type -------------------------------------------------------------------------
 
 #: The size limits a dialect can state, by the names the client's budgets use.
@@ -287,6 +325,9 @@ class Dialect:
             to find.
         authorizer: the per-request credential flow of a client (``None`` from it: the key
             goes in a plain header); ``None``: always a plain header.
+        billing: how the vendor counts billing units (:class:`BillingRule`), to compute
+            ``usage.search_units`` where an answer does not report them; ``None``: no
+            documented rule, so unreported units stay unknown.
         instruction: how a call's instruction is carried: ``"prefix"`` before the query,
             ``"field"`` in a body field ``build_body`` writes from ``request.instruction``,
             or ``"refuse"`` (see :mod:`._instructions`).
@@ -320,6 +361,7 @@ class Dialect:
     cloud_settings: frozenset[str] = frozenset()
     setup: Callable[[CredentialSetup], CredentialSetup] | None = None
     authorizer: Callable[[AuthSettings, str], Authorizer | None] | None = None
+    billing: BillingRule | None = None
     instruction: InstructionStyle = "prefix"
     prompt_templates: bool = False
 

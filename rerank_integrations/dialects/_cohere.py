@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ._base import Dialect, RankingRequest, flat_body, generic_body, is_version_segment
+from ._base import BillingRule, Dialect, RankingRequest, flat_body, generic_body, is_version_segment
 
 __all__ = ["COHERE", "VERCEL"]
 
@@ -34,6 +34,17 @@ COHERE = Dialect(
     build_body=_body,
     model_required=lambda path: not is_cohere_v1(path),
     takes_objects=is_cohere_v1,
+    billing=BillingRule(
+        unit="search unit",
+        documents_per_unit=100,
+        tokens_per_document=500,
+        query_in_document=True,
+        source=(
+            "https://docs.cohere.com/docs/rerank-overview: a search unit is a query with up "
+            "to 100 documents; a document longer than 500 tokens (with the query) is split "
+            "into chunks, each counted as a document"
+        ),
+    ),
 )
 
 #: Vercel AI Gateway's Cohere-compatible Rerank API: Cohere's format at the gateway's host

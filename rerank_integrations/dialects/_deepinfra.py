@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._answers import ParsedRanking, parse_ranking
+from .._answers import ParsedRanking, parse_ranking, usage_parts
 from ._base import Dialect, RankingRequest, document_text, listed
 
 __all__ = ["DEEPINFRA"]
@@ -26,9 +26,12 @@ def _answer(body: Any) -> ParsedRanking:
     if scores is None:
         return parse_ranking(body)
     tokens = body.get("input_tokens")
+    counted = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
     return ParsedRanking(
         pairs=list(enumerate(scores)),
-        total_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None,
+        total_tokens=counted,
+        input_tokens=counted,
+        usage=usage_parts(body, "input_tokens"),
     )
 
 

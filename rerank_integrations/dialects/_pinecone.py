@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Dialect, RankingRequest, api_key_auth, optional, top_n
+from ._base import BillingRule, Dialect, RankingRequest, api_key_auth, optional, top_n
 
 __all__ = ["PINECONE"]
 
@@ -36,5 +36,13 @@ PINECONE = Dialect(
     static_headers={"X-Pinecone-Api-Version": "2025-10"},
     model_required=True,
     takes_objects=True,
+    billing=BillingRule(
+        unit="rerank unit",
+        documents_per_unit=100,
+        source=(
+            "https://docs.pinecone.io/guides/manage-cost/understanding-cost: a rerank unit "
+            "is one request with a query and up to 100 documents"
+        ),
+    ),
     instruction="refuse",
 )

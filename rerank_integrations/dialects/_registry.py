@@ -16,6 +16,7 @@ from ._base import (
     CLOUD_SETTINGS,
     IMAGE_FORMATS,
     LIMIT_NAMES,
+    BillingRule,
     ClientCredentials,
     Dialect,
 )
@@ -193,6 +194,13 @@ def _check(dialect: object) -> None:
         f"set for auth={dialect.auth!r}",
         ValueError,
     )
+    billing = dialect.billing
+    is_rule = billing is None or isinstance(billing, BillingRule)
+    _require(dialect, "billing", is_rule, "a BillingRule")
+    if billing is not None:
+        per = billing.tokens_per_document
+        valid = billing.documents_per_unit >= 1 and (per is None or per >= 1)
+        _require(dialect, "billing", valid, "counts of at least 1", ValueError)
 
 
 def _require(

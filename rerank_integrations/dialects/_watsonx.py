@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from .. import _json
 from .._actions import Answer, Flow, Latch, Send, Wait
-from .._answers import ParsedRanking, extract_error_message, parse_ranking
+from .._answers import ParsedRanking, extract_error_message, parse_ranking, usage_parts
 from .._auth import Authorizer, AuthSettings, bearer_token, has_authorization, with_headers
 from .._constants import ENV_API_KEY, LOGGER_NAME
 from .._exceptions import (
@@ -79,6 +79,10 @@ def _answer(body: Any) -> ParsedRanking:
         total_tokens=parsed.total_tokens
         if not isinstance(tokens, int) or isinstance(tokens, bool)
         else tokens,
+        input_tokens=parsed.input_tokens
+        if not isinstance(tokens, int) or isinstance(tokens, bool)
+        else tokens,
+        usage=usage_parts(body, "input_token_count"),
     )
 
 

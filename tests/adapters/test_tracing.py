@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -315,6 +316,12 @@ def test_llama_index_end_event_carries_usage(
         "requests": 1,
         "model": None,
         "endpoint": "https://rerank.test/v1/rerank",
+        "documents": 4,
+        "search_units": None,
+        "input_tokens": None,
+        "cost": None,
+        "currency": None,
+        "requested_model": None,
     }
 
 
@@ -407,3 +414,43 @@ def test_the_instruction_is_recorded_with_the_query_only_when_content_is(
     call(make_client(), mode)
     (span,) = named(spans, "rerank")
     assert not any(name.startswith("rerank.instruction") for name in attributes(span))
+
+
+# -- usage and cost on the span and as a metric -------------------------------------------------
+
+
+def test_the_span_carries_the_usage_and_the_cost_and_the_cost_is_a_metric(
+    mode: str,
+    make_client: Callable[..., RerankClient],
+    spans: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rerank_integrations import Price
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    monkeypatch.setattr(metrics, "get_meter_provider", lambda: provider)
+    client = make_client(price=Price(per_million_tokens=1000, currency="EUR"))
+    response = call(client, mode)
+    call(client, mode)
+    assert response.cost == Decimal("0.04")  # 40 tokens at 1,000 a million
+    (first, _) = named(spans, "rerank")[:2]
+    found = attributes(first)
+    assert found["rerank.cost"] == pytest.approx(0.04)
+    assert found["rerank.usage.requests"] == 1 and found["rerank.usage.documents"] == 4
+    assert found["rerank.usage.total_tokens"] == 40
+    assert "rerank.usage.search_units" not in found  # nobody reported them
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "rerank.cost"
+        for point in metric.data.data_points
+    ]
+    assert sum(point.value for point in points) == pytest.approx(0.08)
+    assert {point.attributes["currency"] for point in points} == {"EUR"}
+    assert client.stats().cost == Decimal("0.08")
+    provider.shutdown()

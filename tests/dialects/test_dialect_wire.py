@@ -161,10 +161,15 @@ def test_ranking_in_every_dialect(mode: str, target: Target, server: ScriptedSer
         assert usage is not None and usage.total_tokens and usage.billed_units is None
     elif name in UNITS:
         assert usage is not None and usage.billed_units == 1 and usage.total_tokens is None
+        assert usage.search_units == 1 and usage.search_units_source == "reported"
     elif name in BOTH:
         assert usage is not None and usage.billed_units == 1 and usage.total_tokens
-    else:
-        assert usage is None
+    else:  # nothing reported: the counts are unknown, never 0
+        assert usage is not None and usage.requests == len(server.received)
+        assert (usage.total_tokens, usage.billed_units, usage.input_tokens) == (None, None, None)
+    assert usage.documents == sum(
+        len(received.asked.documents) for received in server.received if received.asked
+    )
 
 
 def test_more_documents_than_the_limit_are_batched(

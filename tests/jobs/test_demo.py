@@ -294,7 +294,7 @@ def test_the_documentation_quotes_this_run(embedded: tuple[DemoReport, str]) -> 
     """The figures the docs and the README quote are the ones a run prints: the corpus, the
     embedding and the server are deterministic, so a difference is a page gone stale."""
     report, _ = embedded
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     demo_page = (root / "docs" / "measuring" / "demo.md").read_text(encoding="utf-8")
     readme = (root / "README.md").read_text(encoding="utf-8")
     long_page = (root / "docs" / "long-documents.md").read_text(encoding="utf-8")
