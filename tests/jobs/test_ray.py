@@ -125,7 +125,9 @@ def test_pandas_and_arrow_batches_come_back_as_they_came(
 
 def test_workers_share_one_rate_limit(runtime: Path) -> None:
     # The server takes 1,200 requests a minute; each of the two workers, on its own budget
-    # of 1,080, would send up to twice that together.
+    # of 900, would send half as much again together. The quarter kept free is for the
+    # loopback's jitter on a busy machine: requests spaced by the budget reach the server
+    # a few milliseconds apart from how they left.
     rows = make_rows(60, documents=2, seed=6, objects=0)
     with serve_in_thread(rate_limit_rpm=1200, api_key=CANARY) as limited:
         out = (
@@ -134,7 +136,7 @@ def test_workers_share_one_rate_limit(runtime: Path) -> None:
                 Reranker,
                 fn_constructor_kwargs=settings(
                     limited,
-                    rate_limit=RateLimit(requests_per_minute=1080),
+                    rate_limit=RateLimit(requests_per_minute=900),
                     rate_limit_name="shared-test",
                     max_retries=0,
                 ),
