@@ -27,7 +27,7 @@ from ._config import ClientSettings, check_deadline
 from ._constants import LOGGER_NAME
 from ._documents import check_rank_fields, prepare_documents
 from ._exceptions import APITimeoutError
-from ._plan import Batch, Budget, RerankPlan, plan_rerank
+from ._plan import Batch, Budget, PlanStream, RerankPlan, plan_rerank, stream_plan
 from ._state import Connection
 from ._types import NOT_GIVEN, NotGiven
 
@@ -58,6 +58,14 @@ class Call:
     expires: float | None  # time.monotonic() by which the call must end
     lookup: ScoreLookup | None = None  # the cache keys of the plan's texts, with a cache
     arguments: Arguments | None = None  # as checked, to plan again or fall back with
+    stream: PlanStream | None = None  # long documents cut as the batches are sent
+
+    def batch_label(self, number: int) -> str:
+        """How batch ``number`` is named in logs and errors."""
+        stream = self.stream
+        if stream is not None and not stream.done:
+            return f"batch {number + 1}"  # how many there are is not known yet
+        return f"batch {number + 1}/{len(self.plan.batches)}"
 
     def time_left(self) -> float | None:
         """Seconds left before the deadline, ``None`` without one."""
@@ -140,6 +148,14 @@ def _planned(
         lookup = _lookup(
             settings, connection, connection.scores, query, model, extra, fields_ranked
         )
+    if lookup is None and isinstance(budget, Budget) and budget.cuts_documents():
+        # Planned with nothing cut, to be cut as the batches are sent when that is worth it.
+        whole = plan_rerank(
+            query, prepared, arguments.top_n, budget.max_documents, None, originals, fields_ranked
+        )
+        stream = stream_plan(whole, budget)
+        if stream is not None:
+            return Call(stream.plan, model, extra, deadline, expires, None, arguments, stream)
     plan = plan_rerank(query, prepared, arguments.top_n, budget, lookup, originals, fields_ranked)
     return Call(plan, model, extra, deadline, expires, lookup, arguments)
 
