@@ -12,7 +12,6 @@ import asyncio
 import time
 from typing import Any
 
-import httpcore
 import httpx
 
 from ._actions import Answer, Send
@@ -119,6 +118,8 @@ def _timed_out(exc: httpx.TransportError) -> bool:
     if not isinstance(exc, httpx.TimeoutException):
         return False
     cause = exc.__cause__
+    import httpcore  # imported by then: only a pool that sends with it raises its errors
+
     timeouts = (TimeoutError, asyncio.TimeoutError, httpcore.TimeoutException)
     return cause is None or isinstance(cause, timeouts) or not _from_aiohttp(cause)
 
