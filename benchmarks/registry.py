@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 __all__ = ["MODULES", "Check", "Context", "Scenario", "register", "scenario", "scenarios"]
 
 #: The modules that register scenarios, imported in this order on first use.
-MODULES: tuple[str, ...] = ("benchmarks.report", "benchmarks.features", "benchmarks.offline")
+MODULES: tuple[str, ...] = (
+    "benchmarks.report",
+    "benchmarks.features",
+    "benchmarks.offline",
+    "benchmarks.paths",
+)
 
 
 @dataclass
