@@ -27,6 +27,7 @@ MODULES: tuple[str, ...] = (
     "benchmarks.features",
     "benchmarks.offline",
     "benchmarks.paths",
+    "benchmarks.plots",
 )
 
 
