@@ -7,8 +7,19 @@ BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 INTEROP_SERVERS := litellm infinity xinference
 INTEROP_STAMPS := $(foreach server,$(INTEROP_SERVERS),.venv-interop-$(server)/.installed)
+# CI runs the whole suite on $(PYTHON) (3.11) and this suite on every other Python the
+# classifiers claim, each in its own .venv-pyX.Y (tests/test_ci.py keeps the two lists equal).
+OTHER_PYTHONS := 3.10 3.12 3.13
+# The suite without the notebooks, the benchmarks and Ray (their dependencies are not in the
+# test-core group).
+CORE_TESTS := tests --ignore=tests/test_notebooks.py --ignore=tests/test_benchmarks_smoke.py \
+	--ignore=tests/test_ray.py
+# The pure modules `make mutation` mutates (tools/mutation.py names the tests of each).
+MUTATION_MODULES := _retry _budget _cache _plan _merge _codec _refusals _outcome
+# A seeded sample of this many mutants per module (empty: every mutant).
+MUTATION_SAMPLE ?=
 
-.PHONY: demo test lint bench interop clean
+.PHONY: demo test venvs test-pythons lint bench interop mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +34,27 @@ demo: $(STAMP)
 ## test: lint, type-check and run the whole test suite
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# One environment per other Python, from pyenv's versions or pythonX.Y on PATH; a Python
+# that is missing fails (.ci/find-python), it is never skipped.
+# (A pattern rule cannot make a .PHONY target: test-pyX.Y is not listed there.)
+.PRECIOUS: .venv-py%/.installed
+.venv-py%/.installed: pyproject.toml
+	rm -rf .venv-py$*
+	python=$$(.ci/find-python $*) && "$$python" -m venv .venv-py$*
+	.venv-py$*/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	.venv-py$*/bin/python -m pip install --quiet -e ".[all]" --group test-core
+	touch $@
+
+## venvs: every environment CI uses, one after the other
+venvs: $(STAMP) $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)/.installed)
+
+## test-pythons: the suite without notebooks, benchmarks and Ray on every other Python claimed
+test-pythons: $(foreach version,$(OTHER_PYTHONS),test-py$(version))
+
+test-py%: .venv-py%/.installed
+	@echo "== Python $* (the suite without notebooks, benchmarks and Ray)"
+	.venv-py$*/bin/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rerank_integrations tests notebooks benchmarks interop examples
@@ -57,6 +89,12 @@ bench: $(BENCH_STAMP)
 interop: $(STAMP) $(INTEROP_STAMPS)
 	$(BIN)/python -m interop
 
+## mutation: mutate the pure modules, run their tests, write MUTATION.md (not part of test)
+mutation: $(STAMP)
+	$(BIN)/python tools/mutation.py --out MUTATION.md --log .mutation.log \
+	  $(if $(MUTATION_SAMPLE),--sample $(MUTATION_SAMPLE)) $(MUTATION_MODULES)
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .venv-interop-litellm .venv-interop-infinity \
-	  .venv-interop-xinference .interop .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(foreach version,$(OTHER_PYTHONS),.venv-py$(version)) \
+	  .venv-interop-litellm .venv-interop-infinity .venv-interop-xinference .interop \
+	  .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,8 @@
-"""Scenarios 12 to 14: the newer ways in, each against what a user would write without it.
+"""Scenarios 13 to 15: the newer ways in, each against what a user would write without it.
 
-12: ``RerankRetriever`` (LCEL ``invoke``/``ainvoke``) against the same retrieval and the
-compressor called directly; 13: an agent with ``RerankMiddleware`` against the same agent
-with the retrieve-and-rerank middleware written by hand; 14: cold start, a new process that
+13: ``RerankRetriever`` (LCEL ``invoke``/``ainvoke``) against the same retrieval and the
+compressor called directly; 14: an agent with ``RerankMiddleware`` against the same agent
+with the retrieve-and-rerank middleware written by hand; 15: cold start, a new process that
 imports, builds a client and makes one call, against the same with bare httpx.
 """
 
@@ -31,15 +31,15 @@ from .server import ServerProcess
 
 __all__ = ["COLD_DOCUMENTS", "PATH_TARGET"]
 
-#: Scenarios 12 and 13: the most wall time against the same work written by hand.
+#: Scenarios 13 and 14: the most wall time against the same work written by hand.
 PATH_TARGET = 1.05
-#: Scenario 14: documents of the one call a new process makes.
+#: Scenario 15: documents of the one call a new process makes.
 COLD_DOCUMENTS = 20
 
 
 @dataclass(frozen=True)
 class PathSizes:
-    """Documents per call (12, 13) and timed calls per contender per round."""
+    """Documents per call (13, 14) and timed calls per contender per round."""
 
     documents: int
     calls: int
@@ -91,7 +91,7 @@ class _Base:
         await self.compressor.rerank_client.aclose()
 
 
-# -- scenario 12: RerankRetriever against the compressor called directly ---------------------
+# -- scenario 13: RerankRetriever against the compressor called directly ---------------------
 
 
 class _ByHand(_Base):
@@ -195,7 +195,7 @@ def _run_retriever(context: Context) -> ScenarioResult:
     sizes = SIZES[context.scale.name]
     return _run_paths(
         context,
-        12,
+        13,
         f"RerankRetriever against the compressor called directly, {sizes.documents} documents",
         f"a base retriever returning the documents; server: cheap scores, no added latency; "
         f"{sizes.calls} timed calls per contender per round, taken in turns",
@@ -203,7 +203,7 @@ def _run_retriever(context: Context) -> ScenarioResult:
     )
 
 
-# -- scenario 13: RerankMiddleware against the same middleware by hand ------------------------
+# -- scenario 14: RerankMiddleware against the same middleware by hand ------------------------
 
 
 _PASSAGE = re.compile(r"^\[\d+\] ", re.MULTILINE)
@@ -329,7 +329,7 @@ def _run_middleware(context: Context) -> ScenarioResult:
     sizes = SIZES[context.scale.name]
     return _run_paths(
         context,
-        13,
+        14,
         f"RerankMiddleware against the same middleware by hand, {sizes.documents} documents",
         "create_agent with a scripted chat model (no tools); before the model call the latest "
         "user message is the query, a base retriever returns the documents, the compressor "
@@ -339,7 +339,7 @@ def _run_middleware(context: Context) -> ScenarioResult:
     )
 
 
-# -- scenario 14: cold start ------------------------------------------------------------------
+# -- scenario 15: cold start ------------------------------------------------------------------
 
 _OURS = """
 import time
@@ -401,7 +401,7 @@ def _run_cold(context: Context) -> ScenarioResult:
         False,
     )
     result = ScenarioResult(
-        14,
+        15,
         f"cold start: a new process, import, one call of {COLD_DOCUMENTS} documents",
         f"each run is a new interpreter (python -c) that imports, builds a client and makes "
         f"one call against the local server; {runs} runs per contender, taken in turns, "
@@ -438,7 +438,7 @@ def _cold_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]
     shown = "nothing measured" if ratio is None else f"{ratio:.2f}x, import {share or 0:.0%}"
     verdicts = {"cold-client": "—" if ratio is None else f"{ratio:.2f}x"}
     check = Check(
-        14,
+        15,
         "cold start: new process, import, client, one call against bare httpx (context, not a "
         "target)",
         shown,
@@ -480,36 +480,36 @@ def _cold_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str]:
 
 register(
     Scenario(
-        12,
+        13,
         "retriever",
         _run_retriever,
         lambda result: paired_verdicts(result, _RETRIEVER),
         paired_table(_RETRIEVER),
-        reading="Scenario 12 compares RerankRetriever (a Runnable: one retriever run of its "
+        reading="Scenario 13 compares RerankRetriever (a Runnable: one retriever run of its "
         "own, the base retriever's nested in it) with the same base retrieval followed by "
         "the compressor, called by hand.",
     )
 )
 register(
     Scenario(
-        13,
+        14,
         "middleware",
         _run_middleware,
         lambda result: paired_verdicts(result, _MIDDLEWARE),
         paired_table(_MIDDLEWARE),
-        reading="Scenario 13 runs one create_agent agent per row with a scripted chat model: "
+        reading="Scenario 14 runs one create_agent agent per row with a scripted chat model: "
         "RerankMiddleware(retriever=...) against a wrap_model_call middleware written by hand "
         "that does the same retrieve, rerank and system message.",
     )
 )
 register(
     Scenario(
-        14,
+        15,
         "cold start",
         _run_cold,
         _cold_verdicts,
         _cold_table,
-        reading="Scenario 14 times whole new processes (python -c), the serverless and "
+        reading="Scenario 15 times whole new processes (python -c), the serverless and "
         "command-line case: import, build a client, one call; the import share is what the "
         "import takes of it.",
     )

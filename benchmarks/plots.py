@@ -1,4 +1,4 @@
-"""Scenario 15 (cost against document count) and the report's pictures.
+"""Scenario 16 (cost against document count) and the report's pictures.
 
 :func:`write_plots` draws, from one run's results, each scenario's contenders against their
 reference (the bare-httpx floor, or the row a feature is compared with) and the cost of a
@@ -27,7 +27,7 @@ __all__ = ["PLOTS_FOLDER", "write_plots"]
 PLOTS_FOLDER = Path("benchmarks") / "plots"
 
 #: Scenarios whose rows each have their own reference row.
-_PAIRS: dict[int, Pair] = {6: _CHUNK, 7: _LEARN, 8: _CACHE, 12: _RETRIEVER, 13: _MIDDLEWARE}
+_PAIRS: dict[int, Pair] = {6: _CHUNK, 7: _LEARN, 8: _CACHE, 13: _RETRIEVER, 14: _MIDDLEWARE}
 
 #: The most a document's cost may vary (largest over smallest, CPU per document) from the
 #: smallest call to the largest: flat, within what batching and fixed costs add.
@@ -46,7 +46,7 @@ SIZES = {
 }
 
 
-# -- scenario 15: cost against document count -------------------------------------------------
+# -- scenario 16: cost against document count -------------------------------------------------
 
 
 def _chosen(context: Context) -> list[Contender]:
@@ -58,7 +58,7 @@ def _run_scaling(context: Context) -> ScenarioResult:
     sizes = SIZES[context.scale.name]
     top_n = context.scale.top_n
     result = ScenarioResult(
-        15,
+        16,
         "cost against document count: "
         + ", ".join(f"{count:,}" for count in sizes.counts)
         + " documents a call",
@@ -110,7 +110,7 @@ def _scaling_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Chec
         label = items[0].contender.label
         checks.append(
             Check(
-                15,
+                16,
                 f"{items[0].contender.mode}: CPU per document, largest over smallest call "
                 "(context, not a target)",
                 "nothing measured" if spread is None else f"{spread:.2f}x ({label})",
@@ -155,12 +155,12 @@ def _scaling_table(result: ScenarioResult, verdicts: dict[str, str]) -> list[str
 
 register(
     Scenario(
-        15,
+        16,
         "scaling",
         _run_scaling,
         _scaling_verdicts,
         _scaling_table,
-        reading="Scenario 15 makes calls of 10 to 10,000 documents: the cost of a document "
+        reading="Scenario 16 makes calls of 10 to 10,000 documents: the cost of a document "
         "should not grow with the size of the call (the spread is the largest CPU per "
         "document over the smallest).",
     )
@@ -207,7 +207,7 @@ def write_plots(results: Sequence[ScenarioResult], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for result in results:
-        rows = [] if result.number == 15 else _against_references(result)
+        rows = [] if result.number == 16 else _against_references(result)
         if not rows:
             continue
         figure, axes = plt.subplots(figsize=(9, 0.9 + 0.32 * len(rows)))
@@ -232,7 +232,7 @@ def write_plots(results: Sequence[ScenarioResult], folder: Path) -> list[Path]:
         figure.savefig(path, dpi=110)
         plt.close(figure)
         written.append(path)
-    scaling = next((result for result in results if result.number == 15), None)
+    scaling = next((result for result in results if result.number == 16), None)
     if scaling is not None and scaling.measurements:
         figure, axes = plt.subplots(figsize=(7, 4.2))
         for items in _scaling_rows(scaling).values():

@@ -26,6 +26,7 @@ MODULES: tuple[str, ...] = (
     "benchmarks.report",
     "benchmarks.features",
     "benchmarks.offline",
+    "benchmarks.evaluation",
     "benchmarks.paths",
     "benchmarks.plots",
 )

@@ -66,12 +66,21 @@ class RetryPolicy:
             _check_seconds(name, getattr(self, name))
         _check_number("multiplier", self.multiplier, low=1.0)
         _check_number("jitter", self.jitter, low=0.0, high=1.0)
-        statuses = self.retry_statuses
-        if isinstance(statuses, (str, bytes)) or not all(
+        given = self.retry_statuses
+        # A copy (the caller may change its set), made once (an iterator is read once).
+        statuses = None if isinstance(given, (str, bytes)) else _as_tuple(given)
+        if statuses is None or not all(
             isinstance(status, int) and not isinstance(status, bool) for status in statuses
         ):
-            raise TypeError(f"retry_statuses must be a collection of integers, got {statuses!r}")
+            raise TypeError(f"retry_statuses must be a collection of integers, got {given!r}")
         object.__setattr__(self, "retry_statuses", frozenset(statuses))
+
+
+def _as_tuple(values: object) -> tuple[object, ...] | None:
+    try:
+        return tuple(values)  # type: ignore[arg-type]
+    except TypeError:  # not iterable
+        return None
 
 
 def _check_number(name: str, value: object, *, low: float, high: float = math.inf) -> None:
@@ -227,8 +236,9 @@ def no_waits() -> Iterator[list[float]]:
 
 
 def seconds_to_sleep(seconds: float) -> float:
-    """``seconds``, or ``0`` under the testing switch (which records the wait)."""
+    """``seconds`` (``0`` for a negative wait, which ``time.sleep`` refuses), or ``0`` under
+    the testing switch (which records the wait)."""
     if not _TESTING.enabled:
-        return seconds
+        return max(0.0, seconds)
     _TESTING.waits.append(seconds)
     return 0.0

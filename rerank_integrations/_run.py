@@ -34,6 +34,7 @@ from ._pools import Pools
 from ._refusals import with_hint
 from ._send import asend, asleep, send, sleep
 from ._state import Connection
+from ._timeouts import within
 from ._types import RerankResponse
 
 __all__ = ["Engine"]
@@ -291,7 +292,7 @@ async def _within(awaitable: Awaitable[T], call: Call) -> T:
     if left is None:
         return await awaitable
     try:
-        return await asyncio.wait_for(awaitable, max(0.0, left))
+        return await within(awaitable, left)
     except asyncio.TimeoutError:
         raise call.deadline_error() from None
 

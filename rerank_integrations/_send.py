@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import httpx
 
@@ -18,6 +17,7 @@ from ._actions import Answer, Send
 from ._exceptions import APIConnectionError, APITimeoutError, RerankError, ResponseFormatError
 from ._retry import seconds_to_sleep
 from ._text import display_url
+from ._timeouts import within
 from ._trace import attempt_span
 from ._transport import BodyReader, attempt_deadline
 
@@ -65,10 +65,7 @@ async def _asend_once(client: httpx.AsyncClient, action: Send) -> Answer | Reran
     """One attempt on the async path: the whole answer by ``action.limit``."""
     url = display_url(action.url)
     try:
-        if _timeout is None:  # Python 3.10
-            return await asyncio.wait_for(_attempt(client, action, url), action.limit)
-        async with _timeout(action.limit):
-            return await _attempt(client, action, url)
+        return await within(_attempt(client, action, url), action.limit)
     except asyncio.TimeoutError:
         return APITimeoutError(f"no complete answer from {url} within {action.limit:g}s")
 
@@ -95,10 +92,6 @@ def _request(client: httpx.Client | httpx.AsyncClient, action: Send) -> httpx.Re
     return client.build_request(
         "POST", action.url, content=action.content, headers=action.headers, timeout=action.timeout
     )
-
-
-#: ``asyncio.timeout`` (Python 3.11+), which bounds a block without a task of its own.
-_timeout: Any = getattr(asyncio, "timeout", None)
 
 
 def sleep(seconds: float) -> None:

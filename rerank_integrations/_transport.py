@@ -3,7 +3,7 @@ and no more bytes than the client accepts.
 
 httpx's timeouts bound each socket operation, so a server that sends one byte every 0.3 s
 holds a call for as long as it likes. The async client bounds a whole attempt with
-``asyncio.wait_for``. The sync client's own pool (:class:`~._deadline_pool.DeadlineTransport`,
+``_timeouts.within``. The sync client's own pool (:class:`~._deadline_pool.DeadlineTransport`,
 imported with httpcore when a client first opens it) cuts every
 connect, read and write to the time left before the attempt's deadline, which the sending
 thread sets with :func:`attempt_deadline`; for any pool, :class:`BodyReader` also checks the

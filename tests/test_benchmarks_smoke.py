@@ -64,7 +64,7 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
         env=child_env(),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -104,6 +104,19 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
     ]
     assert all("fails" not in row and "not installed" not in row for row in scaling), scaling
     assert "the workers' processes" in printed
+
+    # The evaluation against the batch job on the same pairs, cold and warm.
+    evaluation = _section(printed, "### Scenario 12:")
+    assert [row.split("|")[1].strip().partition(",")[0] for row in evaluation] == [
+        "batch.arun over the same rows (no cache)",
+        "eval.aevaluate",
+        "eval.aevaluate",
+        "RerankClient.arerank of every row from the warm cache",
+        "eval.aevaluate",
+    ], evaluation
+    for row in evaluation:
+        assert row.split("|")[3].strip().replace(",", "").isdigit(), row  # pairs per second
+    assert [row.split("|")[-2].strip() for row in evaluation][::3] == ["reference", "cache floor"]
 
     report = out.read_text(encoding="utf-8")
     for heading in ("## Machine", "## Packages", "## How to read the tables", "### Targets"):

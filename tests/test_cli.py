@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -846,6 +847,69 @@ def test_stdin_is_read_as_utf8(
         "café crème",
         "spider legs",
     ]
+
+
+def test_stdin_from_a_real_file_keeps_its_lines_and_stays_open(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    server: LocalRerankServer,
+    tmp_path: Path,
+) -> None:
+    # A byte-order mark, CRLF, a lone CR (read as a line end, as files are) and no final end.
+    path = tmp_path / "stdin"
+    path.write_bytes("\ufeffcafé crème\r\nspider legs\rweb silk".encode())
+    with path.open(encoding="ascii") as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        code, out, _ = run(capsys, "rerank", "spider", "--base-url", server.base_url, "--json")
+        assert not stdin.closed
+
+    assert code == 0
+    assert sorted(item["document"] for item in json.loads(out)["results"]) == [
+        "café crème",
+        "spider legs",
+        "web silk",
+    ]
+
+
+class PseudoStdin(io.TextIOBase):
+    """Like pytest's stand-in for stdin: its ``buffer`` is itself, reading raises and so does
+    ``flush`` (which a ``TextIOWrapper`` calls to detach and to close)."""
+
+    @property
+    def buffer(self) -> PseudoStdin:
+        return self
+
+    def read(self, size: int | None = -1) -> str:
+        raise OSError("this stdin cannot be read")
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        raise OSError("this stdin cannot be read")
+
+    def __next__(self) -> str:
+        return self.readline()
+
+    def flush(self) -> None:
+        raise io.UnsupportedOperation("this stdin has no flush()")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_stdin_that_cannot_be_read_is_reported_and_leaves_nothing_behind(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, server: LocalRerankServer
+) -> None:
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(sys, "stdin", PseudoStdin())
+
+    code, out, err = run(capsys, "rerank", QUERY, "--base-url", server.base_url)
+    gc.collect()
+
+    # The read's own failure, not a wrapper's failing to detach (which, collected later,
+    # Python 3.13 reports as an unraisable exception).
+    assert (code, out) == (1, "")
+    assert_one_error_line(err, "this stdin cannot be read")
+    assert unraisable == []
 
 
 def test_read_documents_names_a_line_that_is_not_utf8() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +30,7 @@ def test_the_key_never_leaks(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     seen: list[str] = []
@@ -84,9 +87,17 @@ def test_the_key_never_leaks(
         assert main(["check"]) == 0
         assert main(["demo", "--top-k", "10"]) == 0
         monkeypatch.setenv("RERANK_BASE_URL", bad.base_url)
-        assert main(["rerank", "q", "-"]) != 0 or True  # stdin is empty under pytest
-        output = capsys.readouterr()
-        seen += [output.out, output.err]
+        # a real stdin (pytest's own cannot be read): empty, then a document the bad server
+        # refuses with 401
+        for lines in (b"", b"a document\n"):
+            stdin_file = tmp_path / "stdin"
+            stdin_file.write_bytes(lines)
+            with stdin_file.open(encoding="utf-8") as stdin:
+                monkeypatch.setattr(sys, "stdin", stdin)
+                assert main(["rerank", "q", "-"]) == 1
+            output = capsys.readouterr()
+            assert ("401" in output.err) == bool(lines)
+            seen += [output.out, output.err]
         client.close()
 
     seen += [record.getMessage() for record in caplog.records]

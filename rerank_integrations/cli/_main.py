@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
         if handler is None:
             raise CommandError(
-                "choose a command: rerank, batch, check, demo or serve "
+                "choose a command: rerank, batch, eval, check, demo or serve "
                 "(see 'rerank-integrations --help')",
                 2,
             )

@@ -1,4 +1,4 @@
-"""The argument parser: the five subcommands, their options and help."""
+"""The argument parser: the subcommands, their options and help."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ._batch import command_batch
 from ._check import CHECK_TIMEOUT, command_check
 from ._common import PROG, CommandError
 from ._demo import command_demo
+from ._eval import add_eval
 from ._rerank import PROGRESS_THRESHOLD, command_rerank
 
 
@@ -51,6 +52,7 @@ examples:
   rerank-integrations rerank "how do I descale an espresso machine" docs.txt --top-n 5
   rerank-integrations batch runs.jsonl reranked.jsonl --top-n 10
   rerank-integrations demo
+  rerank-integrations eval --corpus beir/ --run bm25.trec --reranker a=URL --out report/
 
 exit status: 0 success, 1 failure, 2 usage error
 """
@@ -170,7 +172,7 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command's argument parser, with its five subcommands."""
+    """The command's argument parser, with its subcommands."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = _ArgumentParser(
         prog=PROG, description=_DESCRIPTION, epilog=_EPILOG, formatter_class=formatter
@@ -232,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.set_defaults(handler=command_rerank)
 
     _add_batch(commands, formatter)
+    add_eval(commands, formatter)
 
     check = commands.add_parser(
         "check",
@@ -280,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="candidates shown for the example (default: %(default)s)",
     )
     demo.add_argument("--json", action="store_true", help="print the figures as JSON")
+    demo.add_argument(
+        "--eval",
+        metavar="REPORT_DIR",
+        help="instead, run 'eval' over the corpus (two local BM25 rerankers) into REPORT_DIR",
+    )
     demo.add_argument(
         "--long-documents",
         action=argparse.BooleanOptionalAction,

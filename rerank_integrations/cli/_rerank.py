@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 import httpx
@@ -120,13 +119,28 @@ def _read_stdin(field: str | None) -> list[str]:
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:  # already text (a test, an embedding program): take it as it is
         return read_documents(sys.stdin, field, name="stdin")
-    # UTF-8 as for files, whatever the locale says, and bad bytes kept for read_documents
-    # to report with their line; detached after, so that sys.stdin stays open.
-    stream = io.TextIOWrapper(buffer, encoding="utf-8", errors="surrogateescape")
-    try:
-        return read_documents(stream, field, name="stdin")
-    finally:
-        stream.detach()
+    return read_documents(_decoded_lines(buffer), field, name="stdin")
+
+
+def _decoded_lines(buffer: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a binary stream as UTF-8, whatever the locale says, bad bytes kept as lone
+    surrogates for :func:`read_documents` to report with their line.
+
+    No ``TextIOWrapper`` around ``sys.stdin.buffer``: one that is not detached closes the
+    buffer when collected, and detaching fails on a stream that cannot be read (pytest's
+    stand-in for stdin), an error Python 3.13 reports as unraisable. A newline byte never
+    occurs inside a UTF-8 sequence, so decoding line by line is decoding the whole.
+    """
+    for raw in buffer:
+        line = raw.decode("utf-8", errors="surrogateescape")
+        if "\r" not in line:
+            yield line
+            continue
+        # Universal newlines, as files are read: a lone "\r" ends a line too.
+        *whole, rest = line.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        yield from (piece + "\n" for piece in whole)
+        if rest:
+            yield rest
 
 
 def command_rerank(args: argparse.Namespace) -> int:

@@ -1,0 +1,495 @@
+"""Running the contenders: each reranker scores the first stage's candidates once, through
+the batch job (:func:`rerank_integrations.batch.arun`: resumable, within the client's rate
+limit), with every (query, document) score kept in an on-disk cache, so that a rerun, a
+sweep or another report over the same pairs sends no request."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+from .._client import RerankClient
+from .._types import RerankResponse
+from ..batch import DEFAULT_CONCURRENCY, arun
+from ._data import Dataset, EvalInputError, FirstStage, check_inputs
+from ._measures import DEFAULT_MEASURES, parse_measures
+from ._report import EvalReport, build_report
+
+__all__ = [
+    "DEFAULT_DEPTHS",
+    "DEFAULT_TOP_NS",
+    "FIRST_STAGE",
+    "EvalRunError",
+    "Reranker",
+    "ScoreStore",
+    "aevaluate",
+    "evaluate",
+]
+
+#: The contender that is the first stage alone.
+FIRST_STAGE = "first-stage"
+
+#: Candidate depths swept unless others are asked for (cut to the first stage's depth).
+DEFAULT_DEPTHS: tuple[int, ...] = (10, 20, 50, 100)
+
+#: ``top_n`` values swept unless others are asked for.
+DEFAULT_TOP_NS: tuple[int, ...] = (1, 3, 5, 10, 20)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class EvalRunError(RuntimeError):
+    """A reranker could not score every query; what it scored is kept, so running the
+    evaluation again carries on from there."""
+
+
+@dataclass(frozen=True)
+class Reranker:
+    """One contender: a rerank endpoint and its settings, or a client of your own.
+
+    Attributes:
+        name: how the reports call it (letters, digits, ``.``, ``_``, ``-``).
+        base_url: the endpoint (else ``RERANK_BASE_URL``).
+        model: the model (else ``RERANK_MODEL``, else the server's).
+        dialect: the wire format (else ``RERANK_DIALECT``, else ``generic``).
+        api_key_env: the environment variable holding its key (else ``RERANK_API_KEY``).
+        settings: any other ``RerankClient`` arguments (``max_documents_per_request``,
+            ``rate_limit``, ``extra_body`` for an instruction field, ...).
+        client: a client to use instead of building one (it keeps its own cache, if any).
+    """
+
+    name: str
+    base_url: str | None = None
+    model: str | None = None
+    dialect: str | None = None
+    api_key_env: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    client: RerankClient | None = None
+
+    def identity(self) -> str:
+        """What decides its scores, as text (no key): part of its work files' names."""
+        if self.client is not None:
+            return json.dumps([self.name, self.client.endpoint, self.client.model])
+        return json.dumps(
+            [self.name, self.base_url, self.model, self.dialect, sorted(self.settings.items())],
+            default=repr,
+        )
+
+
+class ScoreStore:
+    """An on-disk cache of (query, document) scores in one SQLite file, for a client's
+    ``cache=``: ``get(key)`` and ``set(key, value)``, safe to share between threads.
+
+    Scores are written in batches of ``batch`` (and on :meth:`flush` and :meth:`close`),
+    so keeping them costs little beside the requests; a crash loses at most one batch,
+    which the next run asks for again. The keys are read into memory when the file is
+    opened (some 100 bytes a score), so that a score not there costs no query; scores
+    another process writes to the file afterwards are not seen until it is opened again.
+
+    Args:
+        path: the file (created with its folder when missing).
+        batch: scores held in memory before they are written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], batch: int = 2000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._batch = batch
+        self._pending: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT)")
+        self._known = {row[0] for row in self._db.execute("SELECT key FROM scores")}
+
+    def __repr__(self) -> str:
+        return f"ScoreStore({str(self.path)!r})"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value kept for ``key``, else ``default``."""
+        with self._lock:
+            value = self._pending.get(key)
+            if value is not None:
+                return value
+            if key not in self._known:
+                return default
+            row = self._db.execute("SELECT value FROM scores WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def set(self, key: str, value: Any) -> None:
+        """Keep ``value`` for ``key``."""
+        with self._lock:
+            self._pending[key] = str(value)
+            if len(self._pending) >= self._batch:
+                self._write()
+
+    def _write(self) -> None:
+        if self._pending:
+            with self._db:  # one transaction
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO scores VALUES (?, ?)", self._pending.items()
+                )
+            self._known.update(self._pending)
+            self._pending.clear()
+
+    def flush(self) -> None:
+        """Write the scores held in memory."""
+        with self._lock:
+            self._write()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._write()
+            return int(self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
+
+    def close(self) -> None:
+        """Write what is held and close the file."""
+        with self._lock:
+            self._write()
+            self._db.close()
+
+
+def _call_key(query: str, texts: Sequence[object]) -> str:
+    digest = hashlib.blake2b(query.encode("utf-8", "surrogatepass"), digest_size=16)
+    for text in texts:
+        digest.update(b"\x00" + str(text).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def call_record(response: RerankResponse, seconds: float) -> dict[str, Any]:
+    """What one query's call cost, as kept in a contender's calls file: the one place
+    where a call's price will be added (``response.cost``) once the client reports it."""
+    usage = response.usage
+    return {
+        "seconds": seconds,
+        "requests": response.requests,
+        "tokens": usage.total_tokens if usage is not None else None,
+        "billed_units": usage.billed_units if usage is not None else None,
+        "cost": None,
+    }
+
+
+class _Measured:
+    """A client that times each call and writes what it cost to a file, one line per
+    query; every other attribute is the client's own."""
+
+    def __init__(self, client: RerankClient, keys: Mapping[str, list[str]], path: Path) -> None:
+        self._client = client
+        self._keys = keys
+        self._lock = threading.Lock()
+        self._file = path.open("a", encoding="utf-8")
+
+    def close(self) -> None:
+        """Close the calls file (the client is left open)."""
+        with self._lock:
+            self._file.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def _record(self, query: str, texts: Sequence[object], record: dict[str, Any]) -> None:
+        record["documents"] = len(texts)
+        lines = "".join(
+            json.dumps({"id": query_id, **record}) + "\n"
+            for query_id in self._keys.get(_call_key(query, texts), [])
+        )
+        with self._lock:
+            self._file.write(lines)
+            self._file.flush()
+
+    async def arerank(self, query: str, documents: Sequence[Any], **options: Any) -> Any:
+        started = time.perf_counter()
+        response = await self._client.arerank(query, documents, **options)
+        self._record(query, documents, call_record(response, time.perf_counter() - started))
+        return response
+
+    def rerank(self, query: str, documents: Sequence[Any], **options: Any) -> Any:
+        started = time.perf_counter()
+        response = self._client.rerank(query, documents, **options)
+        self._record(query, documents, call_record(response, time.perf_counter() - started))
+        return response
+
+
+def _check_rerankers(rerankers: Sequence[Reranker]) -> list[Reranker]:
+    seen: set[str] = set()
+    for reranker in rerankers:
+        if not isinstance(reranker, Reranker):
+            raise TypeError(f"rerankers must be Reranker objects, got {type(reranker).__name__}")
+        if not _NAME.match(reranker.name) or reranker.name == FIRST_STAGE:
+            raise ValueError(
+                f"reranker name {reranker.name!r}: use letters, digits, '.', '_' or '-' "
+                f"(up to 64), and not {FIRST_STAGE!r}"
+            )
+        if reranker.name in seen:
+            raise ValueError(f"two rerankers are named {reranker.name!r}")
+        seen.add(reranker.name)
+        if reranker.api_key_env is not None and not os.environ.get(reranker.api_key_env):
+            raise ValueError(
+                f"reranker {reranker.name!r}: ${reranker.api_key_env} is not set (api_key_env)"
+            )
+    return list(rerankers)
+
+
+def _positive(values: Sequence[int], what: str) -> list[int]:
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what} must be whole numbers of at least 1, got {value!r}")
+    return sorted(set(values))
+
+
+def _report_folder(out: str | os.PathLike[str]) -> Path:
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise EvalInputError(f"{folder} is a file, not a report folder")
+    return folder
+
+
+def _client_for(reranker: Reranker, cache: object, concurrency: int) -> RerankClient:
+    settings: dict[str, Any] = {"adaptive_concurrency": True, "max_concurrency": concurrency}
+    settings.update(reranker.settings)
+    if cache is not None:
+        settings.setdefault("cache", cache)
+    api_key = os.environ[reranker.api_key_env] if reranker.api_key_env else None
+    return RerankClient(
+        reranker.base_url, api_key, reranker.model, dialect=reranker.dialect, **settings
+    )
+
+
+def _write_candidates(
+    path: Path, dataset: Dataset, first_stage: FirstStage, depth: int
+) -> dict[str, list[str]]:
+    keys: dict[str, list[str]] = {}
+    lines = []
+    for query_id, ranked in first_stage.candidates.items():
+        query = dataset.queries[query_id]
+        documents = [{"id": doc, "text": dataset.corpus[doc]} for doc, _ in ranked[:depth]]
+        lines.append(json.dumps({"id": query_id, "query": query, "documents": documents}) + "\n")
+        keys.setdefault(_call_key(query, [d["text"] for d in documents]), []).append(query_id)
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        partial.write_text("".join(lines), encoding="utf-8")
+        partial.replace(path)
+    return keys
+
+
+def _read_scores(path: Path) -> dict[str, dict[str, float]]:
+    scores: dict[str, dict[str, float]] = {}
+    with path.open("r", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if row.get("results") is None:
+                continue
+            documents = row["documents"]
+            scores[str(row["id"])] = {
+                str(documents[result["index"]]["id"]): float(result["relevance_score"])
+                for result in row["results"]
+            }
+    return scores
+
+
+def _read_calls(path: Path) -> dict[str, list[dict[str, Any]]]:
+    calls: dict[str, list[dict[str, Any]]] = {}
+    if path.exists():
+        with path.open("r", encoding="utf-8") as handle:
+            for line in handle:
+                if line.endswith("\n"):  # a line cut by a crash is left out
+                    record = json.loads(line)
+                    calls.setdefault(str(record["id"]), []).append(record)
+    return calls
+
+
+async def _score(
+    reranker: Reranker,
+    client: RerankClient,
+    candidates: Path,
+    work: Path,
+    keys: Mapping[str, list[str]],
+    concurrency: int,
+    progress: bool,
+    progress_stream: TextIO | None,
+) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, Any]]], int]:
+    digest = hashlib.sha256(
+        (candidates.name + reranker.identity()).encode("utf-8", "surrogatepass")
+    ).hexdigest()[:12]
+    output = work / f"{reranker.name}-{digest}.jsonl"
+    calls = work / f"{reranker.name}-{digest}.calls.jsonl"
+    stream = progress_stream if progress_stream is not None else sys.stderr
+    if progress:
+        print(f"{reranker.name}:", file=stream, flush=True)
+    measured = _Measured(client, keys, calls)
+    try:
+        summary = await arun(
+            candidates,
+            output,
+            client=cast(RerankClient, measured),
+            concurrency=concurrency,
+            on_error="stop",
+            progress=progress,
+            progress_stream=stream,
+        )
+    finally:
+        measured.close()
+    if not summary.ok:
+        reason = summary.stopped or f"{summary.failed} queries failed"
+        raise EvalRunError(
+            f"reranker {reranker.name!r} stopped: {reason}. What it scored is kept: run the "
+            "evaluation again to carry on"
+        ) from (summary.stopped.error if summary.stopped is not None else None)
+    return _read_scores(output), _read_calls(calls), summary.requests
+
+
+async def aevaluate(
+    dataset: Dataset,
+    first_stage: FirstStage,
+    rerankers: Sequence[Reranker],
+    out: str | os.PathLike[str],
+    *,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    depths: Sequence[int] = DEFAULT_DEPTHS,
+    top_ns: Sequence[int] = DEFAULT_TOP_NS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    cache: object = "auto",
+    target_precision: float = 0.8,
+    target_recall: float = 0.9,
+    alpha: float = 0.05,
+    plots: bool = True,
+    progress: bool = False,
+    progress_stream: TextIO | None = None,
+) -> EvalReport:
+    """Score the first stage alone and each reranker over the same candidates, and write
+    the report to ``out``.
+
+    Every input is checked before the first request. Each reranker scores the first
+    stage's top ``max(depths)`` candidates of each judged query once, through the batch job
+    (rate-limited, ``concurrency`` queries at once, resumable from ``out/work``); the
+    depth, ``top_n`` and threshold sweeps are computed from those scores.
+
+    Args:
+        dataset: queries, corpus and qrels (:func:`load_beir`, :func:`load_candidates`).
+        first_stage: the candidates (:func:`read_trec_run`, :func:`load_candidates`).
+        rerankers: the contenders besides the first stage.
+        out: the report folder: ``metrics.json``, ``runs/<contender>.trec``, ``report.md``,
+            ``per_query.jsonl``, ``sweeps.json``, ``significance.json``, plots.
+        measures: ir-measures names (``nDCG@10``, ``RR@10``, ``R@100``, ``P@5``, ``AP``).
+        depths: candidate depths swept; the rerankers see the deepest.
+        top_ns: ``top_n`` values swept.
+        concurrency: queries scored at once.
+        cache: where scores are kept: ``"auto"`` (``out/scores.sqlite``), a path, a
+            get/set object (:class:`~rerank_integrations.RerankCache`, ``diskcache``), or
+            ``None`` (then only ``out/work`` makes a rerun free).
+        target_precision, target_recall: the targets a threshold is suggested for.
+        alpha: the significance level, after Holm–Bonferroni's correction.
+        plots: draw the plots (needs matplotlib).
+        progress: the batch job's progress on ``progress_stream`` (default stderr).
+
+    Raises:
+        EvalInputError: inputs that disagree (before any request).
+        EvalRunError: a reranker could not score every query (run again to carry on).
+    """
+    parsed = parse_measures(measures)
+    names = [str(measure) for measure in parsed]
+    checked = check_inputs(dataset, first_stage)
+    contenders = _check_rerankers(rerankers)
+    wanted = _positive(list(depths), "depths")
+    swept_top = _positive(list(top_ns), "top_ns")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a whole number of at least 1, got {concurrency!r}")
+    depth = min(max(wanted), checked.depth)
+    swept = sorted({min(value, depth) for value in wanted})
+    folder = _report_folder(out)
+    store: ScoreStore | None = None
+    if isinstance(cache, (str, os.PathLike)):
+        store = ScoreStore(folder / "scores.sqlite" if cache == "auto" else Path(cache))
+        cache = store
+    clients: dict[str, RerankClient] = {}
+    try:
+        for reranker in contenders:  # every setting checked before the first request
+            clients[reranker.name] = reranker.client or _client_for(reranker, cache, concurrency)
+        work = folder / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        listing = json.dumps(
+            [[q, [d for d, _ in r[:depth]]] for q, r in checked.candidates.items()]
+        )
+        candidates = work / (
+            "candidates-" + hashlib.sha256(listing.encode()).hexdigest()[:12] + ".jsonl"
+        )
+        keys = _write_candidates(candidates, dataset, checked, depth)
+        scores: dict[str, dict[str, dict[str, float]]] = {}
+        calls: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        sent = 0
+        started = time.perf_counter()
+        for reranker in contenders:
+            scored, recorded, requests = await _score(
+                reranker,
+                clients[reranker.name],
+                candidates,
+                work,
+                keys,
+                concurrency,
+                progress,
+                progress_stream,
+            )
+            scores[reranker.name] = scored
+            calls[reranker.name] = recorded
+            sent += requests
+            if store is not None:
+                store.flush()
+        scoring = time.perf_counter() - started
+    finally:
+        for reranker in contenders:
+            client = clients.get(reranker.name)
+            if client is not None and reranker.client is None:
+                await client.aclose()
+        if store is not None:
+            store.close()
+    return build_report(
+        dataset,
+        checked,
+        scores,
+        calls,
+        folder,
+        measures=parsed,
+        names=names,
+        depth=depth,
+        depths=swept,
+        top_ns=swept_top,
+        target_precision=target_precision,
+        target_recall=target_recall,
+        alpha=alpha,
+        plots=plots,
+        requests_sent=sent,
+        scoring_seconds=scoring,
+    )
+
+
+def evaluate(
+    dataset: Dataset,
+    first_stage: FirstStage,
+    rerankers: Sequence[Reranker],
+    out: str | os.PathLike[str],
+    **options: Any,
+) -> EvalReport:
+    """The synchronous twin of :func:`aevaluate`, with the same options; where an event
+    loop already runs (a notebook), it runs on a loop in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(aevaluate(dataset, first_stage, rerankers, out, **options))
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rerank-eval") as pool:
+        return pool.submit(
+            asyncio.run, aevaluate(dataset, first_stage, rerankers, out, **options)
+        ).result()

@@ -1,0 +1,299 @@
+"""Planning a call into requests and merging their answers, at the edges a mutant would move:
+the best ``top_n`` out of many results, the mean of a chunked document's windows, each
+request's ``top_n`` against its documents, and batches packed to exactly their byte and token
+limits (one byte over, or one token early, fails)."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from support import MockAPI, run_mode
+
+from rerank_integrations import RerankClient, RerankResponse
+from rerank_integrations._budget import counter_for
+from rerank_integrations._codec import BatchRanking
+from rerank_integrations._merge import merge_rankings
+from rerank_integrations._plan import Budget, plan_rerank
+
+
+def call(mode: str, client: RerankClient, *args: Any, **kwargs: Any) -> RerankResponse:
+    return run_mode(
+        mode,
+        lambda: client.rerank(*args, **kwargs),
+        lambda: client.arerank(*args, **kwargs),
+    )
+
+
+def sent(mock_api: MockAPI) -> list[tuple[int, int | None]]:
+    """(documents, top_n) of every request, in the order received."""
+    return [(len(body["documents"]), body.get("top_n")) for body in mock_api.bodies]
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+# -- merging: the best top_n, whichever path ranks them -------------------------------------
+
+
+@pytest.mark.parametrize("top_n", [1, 3, 10, 24, 25, 100])
+@pytest.mark.parametrize("seed", range(5))
+def test_the_top_n_returned_are_the_best_by_score(top_n: int, seed: int) -> None:
+    # 100 documents in batches of 7: top_n * 4 < 100 takes the heap path, larger ones sort.
+    rng = random.Random(seed)
+    documents = [f"document {number}" for number in range(100)]
+    plan = plan_rerank("query", documents, top_n, Budget(max_documents=7))
+    scores = [round(rng.random(), 2) for _ in documents]  # rounded: ties happen
+    rankings = [
+        BatchRanking(
+            pairs=[(local, scores[batch.start + local]) for local in range(len(batch.texts))],
+            model=None,
+            total_tokens=None,
+            billed_units=None,
+        )
+        for batch in plan.batches
+    ]
+    response = merge_rankings(plan, rankings, None)
+
+    # Best first; ties in the caller's order.
+    expected = sorted(range(100), key=lambda index: (-scores[index], index))[:top_n]
+    assert [result.index for result in response.results] == expected
+    assert [result.relevance_score for result in response.results] == [
+        scores[index] for index in expected
+    ]
+
+
+def test_a_repeated_text_counts_for_each_of_its_places_on_the_heap_path() -> None:
+    documents = ["alpha", "beta", "alpha", *(f"filler {n}" for n in range(20))]
+    plan = plan_rerank("query", documents, 2, Budget(max_documents=5))
+    scores = {"alpha": 0.9, "beta": 0.8}
+    rankings = [
+        BatchRanking(
+            pairs=[(local, scores.get(text, 0.1)) for local, text in enumerate(batch.texts)],
+            model=None,
+            total_tokens=None,
+            billed_units=None,
+        )
+        for batch in plan.batches
+    ]
+    response = merge_rankings(plan, rankings, None)
+    assert [(r.index, r.relevance_score) for r in response.results] == [(0, 0.9), (2, 0.9)]
+
+
+# -- chunk_aggregate="mean" -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("aggregate", "expected"), [("mean", 0.5), ("max", 0.9)])
+def test_a_chunked_document_scores_the_mean_or_the_best_of_its_windows(
+    aggregate: str, expected: float
+) -> None:
+    long_document = " ".join(f"word{number}" for number in range(40))
+    budget = Budget(
+        max_documents=100,
+        max_document_tokens=14,
+        long_documents="chunk",
+        aggregate=aggregate,
+        counter=counter_for(words),
+    )
+    plan = plan_rerank("query", ["short one", long_document], None, budget)
+    assert plan.parts is not None and plan.windows >= 3
+    # The windows score 0.9, 0.1, then 0.5 each: their mean is 0.5 only if every window
+    # counts once; the short document scores 0.3.
+    windows_of_long = [
+        position
+        for position, places in enumerate(plan.parts)
+        if any(index == 1 for index, _, _ in places)
+    ]
+    assert len(windows_of_long) == len(plan.texts) - 1
+    scores = dict.fromkeys(range(len(plan.texts)), 0.3)
+    mean_parts = [0.9, 0.1] + [0.5] * (len(windows_of_long) - 2)
+    for position, score in zip(windows_of_long, mean_parts, strict=True):
+        scores[position] = score
+    ranking = BatchRanking(
+        pairs=[(local, scores[local]) for local in range(len(plan.texts))],
+        model=None,
+        total_tokens=None,
+        billed_units=None,
+    )
+    response = merge_rankings(plan, [ranking], None)
+    by_index = {result.index: result.relevance_score for result in response.results}
+    assert by_index[1] == pytest.approx(expected)
+    assert by_index[0] == pytest.approx(0.3)
+
+
+def test_chunk_aggregate_mean_through_the_client(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    long_document = " ".join(["spider"] * 5 + ["filler"] * 40)
+    results = {}
+    for aggregate in ("max", "mean"):
+        client = make_client(
+            max_tokens_per_document=12,
+            long_documents="chunk",
+            chunk_aggregate=aggregate,
+            tokenizer=words,
+        )
+        response = call(mode, client, "spider", ["spider web", long_document])
+        results[aggregate] = {r.index: r.relevance_score for r in response.results}
+        assert response.windows > 2
+    # The first window holds every "spider": its best is its own; the mean is lower.
+    assert results["mean"][1] < results["max"][1]
+    assert results["mean"][0] == results["max"][0]
+
+
+# -- each request's top_n, and batches packed to their limits --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "top_n", "expected"),
+    [
+        # tokens: "document 001" is 2 words, the query 1 more per document
+        ({"max_tokens_per_request": 15}, 5, [(5, 5), (5, 5), (5, 5), (5, 5), (4, 4)]),
+        ({"max_tokens_per_request": 14}, 5, [(4, 4)] * 6),  # one token short of five
+        ({"max_tokens_per_request": 15}, 2, [(5, 2), (5, 2), (5, 2), (5, 2), (4, 2)]),
+        ({"max_tokens_per_request": 9}, 5, [(3, 3)] * 8),
+        ({"max_documents_per_request": 5}, 7, [(5, 5), (5, 5), (5, 5), (5, 5), (4, 4)]),
+        ({"max_request_bytes": 120}, 6, None),  # by bytes: checked below
+    ],
+)
+def test_no_request_asks_for_more_results_than_it_sends_documents(
+    mode: str,
+    make_client: Callable[..., RerankClient],
+    mock_api: MockAPI,
+    settings: dict[str, Any],
+    top_n: int,
+    expected: list[tuple[int, int | None]] | None,
+) -> None:
+    documents = [f"document {number:03d}" for number in range(24)]
+    client = make_client(tokenizer=words, **settings)
+    response = call(mode, client, "query", documents, top_n=top_n)
+    requests = sent(mock_api)
+    if expected is not None:  # the batches go out concurrently: in any order
+        assert sorted(requests) == sorted(expected)
+    assert len(requests) > 1
+    assert all(top <= count for count, top in requests if top is not None)
+    assert len(response.results) == top_n
+    if "max_request_bytes" in settings:
+        assert all(len(r.content) <= settings["max_request_bytes"] for r in mock_api.requests)
+
+
+@pytest.mark.parametrize(("top_n", "expected"), [(7, [5, 5, 5, 5, 4]), (3, [3, 3, 3, 3, 3])])
+def test_each_batch_of_a_count_budget_asks_for_at_most_its_documents(
+    top_n: int, expected: list[int]
+) -> None:
+    documents = [f"document {number:03d}" for number in range(24)]
+    plan = plan_rerank("query", documents, top_n, Budget(max_documents=5))
+    assert [batch.top_n for batch in plan.batches] == expected
+    assert [len(batch.texts) for batch in plan.batches] == [5, 5, 5, 5, 4]
+
+
+def _bytes_budget(limit: int) -> Budget:
+    # A body of 40 bytes with no document; each document adds its text and 3 bytes.
+    return Budget(max_documents=1000, max_bytes=limit, body_bytes=40, document_bytes=3)
+
+
+@pytest.mark.parametrize(
+    ("limit", "per_batch"),
+    [
+        (40 + 5 * 13, 5),  # five documents of 10 characters fill it to the byte
+        (40 + 5 * 13 - 1, 4),  # one byte short of five
+        (40 + 5 * 13 + 12, 5),  # one byte short of six
+        (40 + 6 * 13, 6),
+    ],
+)
+def test_batches_are_packed_to_the_byte(limit: int, per_batch: int) -> None:
+    documents = [f"text {number:05d}" for number in range(30)]  # 10 characters each
+    plan = plan_rerank("query", documents, 3, _bytes_budget(limit))
+    sizes = [len(batch.texts) for batch in plan.batches]
+    full, rest = divmod(30, per_batch)
+    assert sizes == [per_batch] * full + ([rest] if rest else [])
+    assert all(batch.top_n == min(3, len(batch.texts)) for batch in plan.batches)
+
+
+@pytest.mark.parametrize(
+    ("limit", "per_batch"),
+    [
+        (5 * 3, 5),  # each document 2 tokens and the query's 1: five fill it exactly
+        (5 * 3 - 1, 4),  # one token short
+        (5 * 3 + 2, 5),
+        (6 * 3, 6),
+    ],
+)
+def test_batches_are_packed_to_the_token(limit: int, per_batch: int) -> None:
+    documents = [f"document {number:03d}" for number in range(30)]
+    budget = Budget(max_documents=1000, max_tokens=limit, counter=counter_for(words))
+    plan = plan_rerank("query", documents, 2, budget)
+    sizes = [len(batch.texts) for batch in plan.batches]
+    full, rest = divmod(30, per_batch)
+    assert sizes == [per_batch] * full + ([rest] if rest else [])
+    assert all(batch.top_n == 2 for batch in plan.batches)
+
+
+def test_bytes_and_tokens_both_bound_a_batch() -> None:
+    documents = [f"text {number:05d}" for number in range(30)]
+    # Bytes allow 5, tokens 4 (2 + 1 each): tokens win; then the other way round.
+    by_tokens = Budget(
+        max_documents=1000,
+        max_bytes=40 + 5 * 13,
+        body_bytes=40,
+        document_bytes=3,
+        max_tokens=12,
+        counter=counter_for(words),
+    )
+    assert {len(b.texts) for b in plan_rerank("q", documents, None, by_tokens).batches} == {4, 2}
+    by_bytes = Budget(
+        max_documents=1000,
+        max_bytes=40 + 3 * 13,
+        body_bytes=40,
+        document_bytes=3,
+        max_tokens=30,
+        counter=counter_for(words),
+    )
+    assert {len(b.texts) for b in plan_rerank("q", documents, None, by_bytes).batches} == {3}
+
+
+# -- both token caps: windows sized to the smaller --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("per_document", "per_request"), [(12, 40), (40, 12), (12, 12), (None, 12), (12, None)]
+)
+def test_windows_are_sized_to_the_smaller_token_cap(
+    per_document: int | None, per_request: int | None
+) -> None:
+    long_document = " ".join(f"word{number}" for number in range(60))
+    budget = Budget(
+        max_documents=100,
+        max_document_tokens=per_document,
+        max_tokens=per_request,
+        long_documents="chunk",
+        counter=counter_for(words),
+    )
+    plan = plan_rerank("a query", [long_document], None, budget)
+    # Room for a window: the smaller cap less the query (2 words) and 3 special tokens.
+    room = min(cap for cap in (per_document, per_request) if cap is not None) - 2 - 3
+    counts = [words(text) for text in plan.texts if isinstance(text, str)]
+    assert max(counts) == room  # as large as allowed, no larger
+    assert len(counts) == -(-60 // room)
+
+
+def test_windows_through_the_client_obey_the_smaller_cap(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    long_document = " ".join(f"word{number}" for number in range(60))
+    client = make_client(
+        max_tokens_per_document=12,
+        max_tokens_per_request=40,
+        long_documents="chunk",
+        tokenizer=words,
+    )
+    call(mode, client, "a query", [long_document])
+    texts = [text for body in mock_api.bodies for text in body["documents"]]
+    assert max(words(text) for text in texts) == 12 - 2 - 3
+    for body in mock_api.bodies:
+        assert sum(words(text) + 2 for text in body["documents"]) <= 40
+    assert json.dumps(mock_api.bodies)  # every body was JSON
