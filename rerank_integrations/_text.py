@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["cut_to_width", "display_url"]
 
 
+@functools.lru_cache(maxsize=256)
 def display_url(url: str) -> str:
-    """``url`` without a user name, password or query string, which may hold credentials."""
+    """``url`` without a user name, password or query string, which may hold credentials
+    (kept for the few URLs a client uses: every attempt shows its URL)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
