@@ -41,7 +41,7 @@ from ._ratelimit import Cost, Limiter, RateLimit, RateLimiter
 from ._retry import RetryPolicy, parse_retry_after
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult, Usage
 from ._version import __version__
-from .dialects import DIALECTS, register_dialect
+from .dialects import DIALECTS, PromptTemplate, register_dialect
 
 __all__ = [
     "DIALECTS",
@@ -58,6 +58,7 @@ __all__ = [
     "Image",
     "Limiter",
     "NotGiven",
+    "PromptTemplate",
     "RateLimit",
     "RateLimitError",
     "RateLimiter",

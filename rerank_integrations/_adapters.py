@@ -116,6 +116,8 @@ class RerankSettings(BaseModel):
     deadline: float | None = setting_field("deadline", gt=0, strict=True)
     score_transform: Literal["none", "sigmoid"] | None = setting_field("score_transform")
     extra_body: dict[str, Any] | None = setting_field("extra_body")
+    instruction: str | None = setting_field("instruction")
+    instruction_template: SkipJsonSchema[Any] = setting_field("instruction_template")
     max_response_bytes: int = setting_field("max_response_bytes", ge=1, strict=True)
     max_request_bytes: int | None = setting_field("max_request_bytes", ge=1, strict=True)
     max_tokens_per_request: int | None = setting_field("max_tokens_per_request", ge=1, strict=True)

@@ -7,6 +7,7 @@ with a limit just learned, within what is left of its deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -14,10 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._budget import counter_for
 from ._cache import ScoreCache, ScoreLookup
 from ._checks import (
     check_extra_body,
     check_extra_fields,
+    check_instruction,
     check_model,
     check_query,
     check_top_n,
@@ -30,6 +33,8 @@ from ._exceptions import APITimeoutError
 from ._plan import Batch, Budget, PlanStream, RerankPlan, plan_rerank, stream_plan
 from ._state import Connection
 from ._types import NOT_GIVEN, NotGiven
+from .dialects._instructions import CarriedInstruction, carry_instruction
+from .dialects._registry import split_provider
 
 __all__ = ["Arguments", "Call", "budget_for", "plan_again", "start_call"]
 
@@ -45,6 +50,7 @@ class Arguments:
     top_n: int | None
     extra_body: Mapping[str, Any]
     rank_fields: tuple[str, ...] | None
+    instruction: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,8 @@ class Call:
     expires: float | None  # time.monotonic() by which the call must end
     lookup: ScoreLookup | None = None  # the cache keys of the plan's texts, with a cache
     arguments: Arguments | None = None  # as checked, to plan again or fall back with
+    carried: CarriedInstruction | None = None  # how the instruction goes, when there is one
+    plans_again: int = 0  # times planned again with a limit learned on the way
     stream: PlanStream | None = None  # long documents cut as the batches are sent
 
     def batch_label(self, number: int) -> str:
@@ -88,12 +96,15 @@ def start_call(
     extra_body: object,
     fields: Mapping[str, Any],
     rank_fields: object = None,
+    instruction: object = NOT_GIVEN,
 ) -> Call:
     """Check the arguments, plan the batches and start the clock, before anything is sent.
 
     The request's extra fields are the client's ``extra_body``, then the call's, then the
     call's keyword fields, each merged one level deep over the one before. Images and
     mappings among the documents are prepared for the dialect (:mod:`._documents`).
+    ``instruction`` left out is the client's; ``None`` is none for this call; a model
+    string ``"<dialect>:<model>"`` naming the client's own dialect sends ``<model>``.
     """
     check_extra_fields(fields)
     extra = settings.extra_body
@@ -102,12 +113,15 @@ def start_call(
             extra = merge_fields(extra, more)
     seconds = check_deadline(settings.deadline if deadline is NOT_GIVEN else deadline)
     chosen = check_model(model, settings.model)
+    if chosen is not None and chosen is not settings.model:
+        chosen = split_provider(chosen, settings.dialect.name)[1]
     arguments = Arguments(
         check_query(query),
         documents,
         check_top_n(top_n),
         extra,
         check_rank_fields(rank_fields),
+        settings.instruction if instruction is NOT_GIVEN else check_instruction(instruction),
     )
     expires = None if seconds is None else time.monotonic() + seconds
     return _planned(settings, connection, arguments, chosen, seconds, expires)
@@ -121,7 +135,8 @@ def plan_again(settings: ClientSettings, connection: Connection, call: Call) -> 
         if left is not None and left <= 0:
             raise call.deadline_error()
     assert call.arguments is not None
-    return _planned(settings, connection, call.arguments, call.model, call.deadline, call.expires)
+    again = _planned(settings, connection, call.arguments, call.model, call.deadline, call.expires)
+    return dataclasses.replace(again, plans_again=call.plans_again + 1)
 
 
 def _planned(
@@ -142,22 +157,44 @@ def _planned(
         dialect.accepts_objects(connection.path),
         fields_ranked,
     )
-    budget = budget_for(settings, connection, query, model, extra)
+    carried = carry_instruction(
+        dialect, query, arguments.instruction, model, settings.instruction_template
+    )
+    budget = budget_for(settings, connection, carried.query, model, extra, carried)
     lookup = None
     if connection.scores is not None:
         lookup = _lookup(
-            settings, connection, connection.scores, query, model, extra, fields_ranked
+            settings, connection, connection.scores, query, model, extra, fields_ranked, carried
         )
     if lookup is None and isinstance(budget, Budget) and budget.cuts_documents():
         # Planned with nothing cut, to be cut as the batches are sent when that is worth it.
         whole = plan_rerank(
-            query, prepared, arguments.top_n, budget.max_documents, None, originals, fields_ranked
+            carried.query,
+            prepared,
+            arguments.top_n,
+            budget.max_documents,
+            None,
+            originals,
+            fields_ranked,
+            instruction=carried.field,
+            wrapper=carried.wrapper,
         )
         stream = stream_plan(whole, budget)
         if stream is not None:
-            return Call(stream.plan, model, extra, deadline, expires, None, arguments, stream)
-    plan = plan_rerank(query, prepared, arguments.top_n, budget, lookup, originals, fields_ranked)
-    return Call(plan, model, extra, deadline, expires, lookup, arguments)
+            plan = stream.plan
+            return Call(plan, model, extra, deadline, expires, None, arguments, carried, 0, stream)
+    plan = plan_rerank(
+        carried.query,
+        prepared,
+        arguments.top_n,
+        budget,
+        lookup,
+        originals,
+        fields_ranked,
+        instruction=carried.field,
+        wrapper=carried.wrapper,
+    )
+    return Call(plan, model, extra, deadline, expires, lookup, arguments, carried)
 
 
 #: Models whose scores depend on which documents share a batch: a cache misleads them.
@@ -172,6 +209,7 @@ def _lookup(
     model: str | None,
     extra: Mapping[str, Any],
     rank_fields: tuple[str, ...] | None,
+    carried: CarriedInstruction | None = None,
 ) -> ScoreLookup:
     """The cache lookup of one call: keyed on what decides a score, scoped by the client's
     credentials (as a keyed hash) unless the cache is shared."""
@@ -183,7 +221,7 @@ def _lookup(
             "turn the cache off for this model",
             model,
         )
-    context = (
+    context: tuple[Any, ...] = (
         settings.dialect.name,
         scores.endpoint_key(settings.endpoint),
         model or None,
@@ -191,6 +229,9 @@ def _lookup(
         extra,
         rank_fields,
     )
+    if carried is not None and carried.how != "none":
+        # The instruction decides the scores; calls without one keep their earlier keys.
+        context = (*context, ("instruction", carried.how, carried.instruction))
     return scores.lookup(context, query)
 
 
@@ -200,9 +241,12 @@ def budget_for(
     query: str,
     model: str | None,
     extra: Mapping[str, Any],
+    carried: CarriedInstruction | None = None,
 ) -> Budget | int:
     """What one request of a call may hold: the settings' limits (a dialect's own where it
-    knows them), tightened by what the server has taught this client."""
+    knows them), tightened by what the server has taught this client. ``query`` is the
+    query as sent (a template's query side included), and a template's per-document
+    wrapper counts with each document."""
     learned = connection.learned
     documents = settings.max_documents_per_request
     if learned.documents is not None:
@@ -218,7 +262,10 @@ def budget_for(
         return documents  # only the count to keep to: no text is measured
     body_bytes = document_bytes = 0
     if max_bytes is not None:
-        body_bytes, document_bytes = _body_sizes(settings, connection, query, model, extra)
+        body_bytes, document_bytes = _body_sizes(settings, connection, query, model, extra, carried)
+    wrapper_tokens = 0
+    if carried is not None and carried.wrapper is not None:
+        wrapper_tokens = (connection.counter or counter_for(None)).count("".join(carried.wrapper))
     return Budget(
         max_documents=documents,
         max_bytes=max_bytes,
@@ -232,6 +279,7 @@ def budget_for(
         body_bytes=body_bytes,
         document_bytes=document_bytes,
         cuts=connection.cuts,
+        wrapper_tokens=wrapper_tokens,
     )
 
 
@@ -245,13 +293,24 @@ def _body_sizes(
     query: str,
     model: str | None,
     extra: Mapping[str, Any],
+    carried: CarriedInstruction | None = None,
 ) -> tuple[int, int]:
     """``(bytes of a body with one empty document, bytes each further one adds)``, measured
     on the dialect's own bodies, with the longest ``top_n`` a batch may carry."""
     sizes = []
     top_n = settings.max_documents_per_request
     for texts in ([""], ["", ""]):
-        plan = RerankPlan(query, texts, texts, None, {}, [], None)
+        plan = RerankPlan(
+            query,
+            texts,
+            texts,
+            None,
+            {},
+            [],
+            None,
+            instruction=None if carried is None else carried.field,
+            wrapper=None if carried is None else carried.wrapper,
+        )
         body = encode_request(
             settings.dialect,
             plan,

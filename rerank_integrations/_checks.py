@@ -37,6 +37,19 @@ def check_query(query: object) -> str:
     return query
 
 
+def check_instruction(instruction: object) -> str | None:
+    """The instruction, if it is ``None`` or a string (an empty or blank one means none);
+    otherwise an error naming it."""
+    if instruction is None:
+        return None
+    if not isinstance(instruction, str):
+        raise TypeError(f"instruction must be a string or None, got {type(instruction).__name__}")
+    if not instruction.strip():
+        return None
+    check_unicode(instruction, "instruction")
+    return instruction
+
+
 def check_top_n(top_n: object) -> int | None:
     """``top_n`` if it is ``None`` or a positive integer; otherwise an error naming it."""
     if top_n is None:

@@ -43,6 +43,7 @@ from ._text import display_url
 from ._trace import CallSpan, call_span
 from ._types import NOT_GIVEN, NotGiven, RerankResponse
 from ._version import __version__
+from .dialects import PromptTemplate
 from .dialects._registry import authorizer_for
 
 __all__ = ["RerankClient"]
@@ -58,7 +59,7 @@ class RerankClient:
     ``RERANK_API_KEY``, ``RERANK_MODEL``, ``RERANK_DIALECT`` (default ``generic``),
     ``RERANK_MAX_DOCUMENTS_PER_REQUEST``, ``RERANK_MAX_REQUEST_BYTES``,
     ``RERANK_MAX_TOKENS_PER_REQUEST``, ``RERANK_MAX_TOKENS_PER_DOCUMENT`` and
-    ``RERANK_LONG_DOCUMENTS``. Each setting is declared once, in
+    ``RERANK_LONG_DOCUMENTS`` and ``RERANK_INSTRUCTION``. Each setting is declared once, in
     :mod:`rerank_integrations._settings`; the entries below follow it (a test checks them).
 
     ``base_url`` may be a host root (``https://h``), a versioned root (``https://h/v1``) or the
@@ -100,6 +101,15 @@ class RerankClient:
             never changes (default: none).
         extra_body: fields added to every request body, merged one level deep: a vendor's own
             options (NIM's ``truncate``, Infinity's ``raw_scores``) (default: none).
+        instruction: what the ranking should favour, in words (``"prefer maintenance guides"``),
+            for every call (also per call: ``rerank(..., instruction=...)``); carried as each
+            dialect can (its own field, the model's prompt template or before the query) or
+            refused before sending (README, "Instructions") (default: none; environment:
+            ``RERANK_INSTRUCTION``).
+        instruction_template: the prompt template that carries the instruction on servers that
+            pass texts to the model as they are (``generic``, ``vllm``, ``tei``, ``sglang``,
+            ``infinity``): a ``PromptTemplate``, a registered template's name, or ``"none"``;
+            ``None``: chosen by the model name (Qwen3-Reranker's) (default: by the model name).
         headers: extra HTTP headers for every request; never serialized (they may carry
             credentials) (default: none).
         auth_url: ``watsonx``: the IAM token endpoint, for private clouds and tests (default:
@@ -176,6 +186,8 @@ class RerankClient:
         deadline: float | None = None,
         score_transform: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        instruction: str | None = None,
+        instruction_template: PromptTemplate | str | None = None,
         headers: Mapping[str, str] | None = None,
         auth_url: str | None = None,
         credentials: object = None,
@@ -214,6 +226,8 @@ class RerankClient:
             deadline=deadline,
             score_transform=score_transform,
             extra_body=extra_body,
+            instruction=instruction,
+            instruction_template=instruction_template,
             max_response_bytes=max_response_bytes,
             headers=headers,
             user_agent=_USER_AGENT,
@@ -358,6 +372,7 @@ class RerankClient:
         deadline: float | NotGiven | None = NOT_GIVEN,
         extra_body: Mapping[str, Any] | None = None,
         rank_fields: Sequence[str] | None = None,
+        instruction: str | NotGiven | None = NOT_GIVEN,
         **fields: Any,
     ) -> RerankResponse:
         r"""Rank ``documents`` by relevance to ``query``.
@@ -375,6 +390,9 @@ class RerankClient:
                 out, the client's ``deadline``; ``None``: only per-request timeouts.
             extra_body: fields added to this call's request bodies, over the client's.
             rank_fields: the fields of mapping documents to rank on (all, if not given).
+            instruction: what the ranking should favour, for this call; left out, the
+                client's ``instruction``; ``None``: none. Carried as the dialect can, or
+                refused before sending by a dialect that cannot carry one.
             **fields: more such fields; a name that looks like a misspelt argument
                 (``top_k``, ``toop_n``) is refused (pass it in ``extra_body`` to send it).
 
@@ -396,6 +414,7 @@ class RerankClient:
             extra_body,
             fields,
             rank_fields,
+            instruction,
         )
         self._connection.counters.add(calls=1)
         with self._span(call) as span:
@@ -412,6 +431,7 @@ class RerankClient:
         deadline: float | NotGiven | None = NOT_GIVEN,
         extra_body: Mapping[str, Any] | None = None,
         rank_fields: Sequence[str] | None = None,
+        instruction: str | NotGiven | None = NOT_GIVEN,
         **fields: Any,
     ) -> RerankResponse:
         """The async twin of :meth:`rerank`: batches are sent as concurrent tasks, at most
@@ -427,6 +447,7 @@ class RerankClient:
             extra_body,
             fields,
             rank_fields,
+            instruction,
         )
         self._connection.counters.add(calls=1)
         with self._span(call) as span:
@@ -437,15 +458,18 @@ class RerankClient:
         """The call's trace span (nothing without OpenTelemetry)."""
         plan = call.plan
         settings = self._settings
+        carried = call.carried
         return call_span(
             plan.documents,
-            plan.query,
+            plan.query if call.arguments is None else call.arguments.query,
             plan.top_n,
             call.model,
             settings.endpoint,
             settings.dialect.name,
             settings.trace_content,
             len(plan.known or ()),
+            None if carried is None else carried.instruction,
+            "none" if carried is None else carried.how,
         )
 
     def close(self) -> None:

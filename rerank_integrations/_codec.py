@@ -63,6 +63,9 @@ def encode_request(
 ) -> bytes:
     """The JSON body of one batch's request, as bytes."""
     documents = batch.texts if isinstance(batch.texts, list) else list(batch.texts)
+    if plan.wrapper is not None:  # a prompt template's document side, around each text
+        before, after = plan.wrapper
+        documents = [f"{before}{d}{after}" if type(d) is str else d for d in documents]
     request = RankingRequest(
         plan.query,
         documents,
@@ -72,6 +75,7 @@ def encode_request(
         location,
         plan.rank_fields,
         plan.mixed and not all(type(document) is str for document in documents),
+        plan.instruction,
     )
     body = dialect.body(request)
     return _json.dumps(merge_fields(body, extra_body) if extra_body else body)

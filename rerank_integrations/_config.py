@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from ._auth import has_authorization
 from ._budget import LONG_DOCUMENT_MODES, counter_for
 from ._cache import check_cache
-from ._checks import check_extra_body, check_score_transform
+from ._checks import check_extra_body, check_instruction, check_score_transform
 from ._constants import DEFAULT_CHUNK_OVERLAP, DEFAULT_CONNECT_TIMEOUT, ENV_BASE_URL
 from ._exceptions import ConfigurationError
 from ._plan import CHUNK_AGGREGATES
@@ -31,7 +31,8 @@ from ._secrets import HiddenHeaders, as_secret, is_secret_header
 from ._settings import env_name, environment
 from ._text import display_url
 from .dialects import CredentialSetup, Dialect, get_dialect, is_version_segment
-from .dialects._registry import check_cloud_settings
+from .dialects._instructions import check_instruction_template, refusal
+from .dialects._registry import check_cloud_settings, split_provider
 
 ENV_DIALECT = env_name("dialect")
 ENV_LONG_DOCUMENTS = env_name("long_documents")
@@ -80,6 +81,10 @@ class ClientSettings:
     trace_content: bool = False
     #: What the client's own async pools send with: ``"httpx"`` (httpcore) or ``"aiohttp"``.
     async_transport: str = "httpx"
+    #: Every call's instruction, unless the call gives its own; ``None``: none.
+    instruction: str | None = None
+    #: The prompt template setting (``None``: chosen by the model name; ``"none"``: never).
+    instruction_template: Any = None
 
     def __repr__(self) -> str:
         # The endpoint without credentials; secret header values are SecretStr anyway.
@@ -318,6 +323,8 @@ def resolve_settings(
     max_response_bytes: int,
     headers: Mapping[str, str] | None,
     user_agent: str,
+    instruction: str | None = None,
+    instruction_template: object = None,
     auth_url: str | None = None,
     credentials: object = None,
     project: str | None = None,
@@ -342,7 +349,13 @@ def resolve_settings(
     credentials, the AWS chain) and the project and region they name, so that a client that
     cannot work fails here, when it is built.
     """
-    resolved_dialect = get_dialect(dialect or _env("dialect") or "generic")
+    if model is None:
+        model = _env("model")
+    elif not isinstance(model, str):
+        raise TypeError(f"model must be a string or None, got {type(model).__name__}")
+    explicit = dialect or _env("dialect")
+    named, model = split_provider(model, explicit)
+    resolved_dialect = get_dialect(explicit or named or "generic")
     url = base_url if base_url is not None else _env("base_url")
     url = url or resolved_dialect.base_url
     if not url:
@@ -370,11 +383,6 @@ def resolve_settings(
         secret = SecretStr(api_key) if api_key.strip() else None
     else:
         raise TypeError(f"api_key must be a string or SecretStr, got {type(api_key).__name__}")
-
-    if model is None:
-        model = _env("model")
-    elif not isinstance(model, str):
-        raise TypeError(f"model must be a string or None, got {type(model).__name__}")
 
     if resolved_dialect.setup is not None:  # the vendor's credentials, project, region
         found = resolved_dialect.setup(
@@ -459,7 +467,18 @@ def resolve_settings(
         fallbacks=fallbacks,
         trace_content=bool(trace_content),
         async_transport=_async_transport(async_transport),
+        instruction=_instruction(resolved_dialect, instruction),
+        instruction_template=check_instruction_template(instruction_template),
     )
+
+
+def _instruction(dialect: Dialect, instruction: object) -> str | None:
+    """The client's instruction: the argument, else ``RERANK_INSTRUCTION``; refused at once
+    by a dialect that cannot carry one."""
+    value = _env("instruction") if instruction is None else check_instruction(instruction)
+    if value and dialect.instruction == "refuse":
+        raise refusal(dialect)
+    return value or None
 
 
 def _limit(name: str, value: object, dialect: Dialect) -> int | None:

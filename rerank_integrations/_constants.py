@@ -19,6 +19,10 @@ RETRY_JITTER = 0.25
 #: A server's ``Retry-After`` is honoured up to this many seconds; a longer one means giving up.
 MAX_RETRY_AFTER = 60.0
 
+#: Times one call is planned again after a server states a lower limit for a document; a
+#: server that keeps lowering it gets its refusal raised instead of endless new plans.
+MAX_PLANS_AGAIN = 3
+
 #: Tokens two windows of a chunked document share.
 DEFAULT_CHUNK_OVERLAP = 32
 

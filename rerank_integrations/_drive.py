@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ._actions import Answer, Flow, Run, Send, Sleep
+from ._actions import Answer, Flow, Run, Send, Sleep, Wait
 from ._exceptions import RerankError
 
 __all__ = ["adrive", "drive"]
@@ -39,6 +39,8 @@ def drive(
                 outcome = None
             elif isinstance(action, Run):
                 outcome = _run(action)
+            elif isinstance(action, Wait):
+                outcome = action.latch.wait(action.seconds)
             else:
                 outcome = send(action)
     except StopIteration as stop:
@@ -60,6 +62,8 @@ async def adrive(
                 outcome = None
             elif isinstance(action, Run):
                 outcome = await asyncio.to_thread(_run, action)
+            elif isinstance(action, Wait):
+                outcome = await action.latch.wait_async(action.seconds)
             else:
                 outcome = await send(action)
     except StopIteration as stop:

@@ -1,8 +1,11 @@
 """A failed call's way through its client's fallbacks, the same on both paths.
 
 Which fallback to try next and with how much of the deadline, and the error to raise when
-none answers: the last, caused by the one before. Whether a failure may fall back at all
-is decided with the rest of the outcome (:func:`~._outcome.decide`).
+none answers: the last, caused by the one before, back to the primary's. A fallback that
+cannot take the call's documents (an image for a dialect of text, an image over its
+``max_request_bytes``) refuses them before sending anything; it is skipped, with a warning,
+and the next one tried. Whether a failure may fall back at all is decided with the rest of
+the outcome (:func:`~._outcome.decide`).
 """
 
 from __future__ import annotations
@@ -34,25 +37,26 @@ class Fallbacks:
         self.clients = clients
         self.call = call
         self.error = error
+        self._failed_at = primary.shown_url  # where ``error`` came from
+        self._trying = (0, "")  # the fallback being tried: its number and URL
 
     def __iter__(self) -> Iterator[tuple[Any, float | NotGiven | None]]:
-        failed = self.primary.shown_url
         for number, fallback in enumerate(self.clients, 1):
             if not falls_back(self.error):
                 return
             left = self.call.time_left()
             if left is not None and left <= 0:
                 return
+            self._trying = (number, display_url(fallback.endpoint))
             logger.warning(
                 "rerank via %s failed (%s: %s); trying fallback %d of %d, %s",
-                failed,
+                self._failed_at,
                 type(self.error).__name__,
                 self.error,
                 number,
                 len(self.clients),
-                display_url(fallback.endpoint),
+                self._trying[1],
             )
-            failed = display_url(fallback.endpoint)
             # Without a deadline of the call's own, the fallback keeps its own.
             yield fallback, NOT_GIVEN if left is None else left
 
@@ -60,6 +64,20 @@ class Fallbacks:
         """The fallback just tried failed with ``error`` (caused by the one before)."""
         error.__cause__ = self.error
         self.error = error
+        self._failed_at = self._trying[1]
+
+    def cannot_take(self, refusal: Exception) -> None:
+        """The fallback just tried refused the documents before sending anything (a
+        ``TypeError`` or ``ValueError``): skipped, and the error so far stands."""
+        number, url = self._trying
+        logger.warning(
+            "rerank fallback %d of %d, %s, cannot take these documents (%s: %s); skipped",
+            number,
+            len(self.clients),
+            url,
+            type(refusal).__name__,
+            refusal,
+        )
 
     def answered(self, response: RerankResponse) -> RerankResponse:
         """A fallback answered: counted, and the answer handed on."""

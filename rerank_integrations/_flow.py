@@ -1,7 +1,8 @@
 """One batch's exchange with the server, written once for both the sync and the async client.
 
 :func:`batch_flow` is a generator that does no I/O: it yields what to do next (:class:`Send`
-a request, :class:`Sleep` a while, :class:`Run` a blocking credential call) and is sent back
+a request, :class:`Sleep` a while, :class:`Run` a blocking credential call, :class:`Wait`
+for a token another call is fetching) and is sent back
 what happened (an :class:`Answer`, or the :class:`~rerank_integrations.RerankError` a failed
 send maps to); :mod:`._drive` carries it out. After each failed attempt it asks
 :func:`~._outcome.decide` what to do and does it: wait and retry, refresh the credential,
@@ -17,6 +18,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
+
+import httpx
 
 from ._actions import Answer, Flow, Send, Sleep
 from ._auth import Authorizer
@@ -42,7 +45,7 @@ from ._retry import parse_retry_after
 from ._state import Connection
 from ._text import display_url
 
-__all__ = ["batch_flow", "warm_up"]
+__all__ = ["attempt_bounds", "batch_flow", "warm_up"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -78,16 +81,28 @@ def batch_flow(
     return ranking
 
 
-def warm_up(settings: ClientSettings, authorizer: Authorizer | None) -> Flow[None]:
+def warm_up(settings: ClientSettings, authorizer: Authorizer | None, call: Call) -> Flow[None]:
     """Fetch a token before a call's batches fan out, so that they share one exchange
-    instead of each making its own. A failure here is left to each batch's retries."""
+    instead of each making its own, within what is left of the call's deadline. A failure
+    here is left to each batch's retries."""
     if authorizer is None:
         return
-    probe = Send(settings.endpoint, b"", {}, settings.timeout)
+    timeout, limit = attempt_bounds(settings, call)
+    probe = Send(settings.endpoint, b"", {}, timeout, limit)
     try:
         yield from authorizer.authorize(probe)
     except RerankError:
         return
+
+
+def attempt_bounds(settings: ClientSettings, call: Call) -> tuple[httpx.Timeout, float | None]:
+    """What bounds a request of ``call`` sent now: each phase (``timeout``, cut to what is
+    left of the deadline) and the whole, connect to last byte (``None``: no bound)."""
+    left = call.time_left()
+    attempt = settings.attempt_seconds
+    limit = left if attempt is None else attempt if left is None else min(attempt, left)
+    timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
+    return timeout, limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +231,7 @@ def _exchange(work: _Batchwork, batch: Batch, body: bytes, label: str) -> Flow[B
             raise call.deadline_error(retries_done + 1)
         counters.add(requests=1, retries=1 if retries_done else 0, documents=size)
         epoch = gate.epoch if gate is not None else 0
-        attempt = settings.attempt_seconds
-        limit = left if attempt is None else attempt if left is None else min(attempt, left)
-        timeout = settings.timeout if left is None else shorten_timeout(settings.timeout, left)
+        timeout, limit = attempt_bounds(settings, call)
         send = Send(
             url, body, connection.headers, timeout, limit, max_bytes, label, retries_done, slept
         )
@@ -230,6 +243,12 @@ def _exchange(work: _Batchwork, batch: Batch, body: bytes, label: str) -> Flow[B
             failed = Attempt(failure)
             cause = f"credentials: {type(failure).__name__}"
         else:
+            if call.expires is not None:  # the credentials' time counts against the deadline
+                left = call.time_left()
+                if left is not None and left <= 0:
+                    raise call.deadline_error(retries_done + 1)
+                timeout, limit = attempt_bounds(settings, call)
+                send = dataclasses.replace(send, timeout=timeout, limit=limit)
             outcome = yield send
             while isinstance(outcome, Answer) and not 200 <= outcome.status_code < 300:
                 scrubber = connection.scrubber_with(auth.secrets())

@@ -15,6 +15,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ._constants import MAX_PLANS_AGAIN
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -29,6 +30,7 @@ from ._refusals import (
     missing_field,
     missing_field_hint,
     no_such_path,
+    plans_again_hint,
     too_big,
 )
 from ._retry import RetryPolicy, next_wait
@@ -76,6 +78,8 @@ class Attempt:
         documents: documents in the batch (a refusal for size splits two or more).
         long_documents: the client's ``long_documents`` setting.
         document_tokens: the tokens a document may have, as learned so far.
+        plans_again: times the call has been planned again already (at most
+            :data:`~._constants.MAX_PLANS_AGAIN`).
         fallbacks: whether the client has fallbacks.
         time_left: seconds left before the call's deadline; ``None``: no deadline.
         policy: the retry policy.
@@ -92,6 +96,7 @@ class Attempt:
     documents: int = 1
     long_documents: str = "server"
     document_tokens: int | None = None
+    plans_again: int = 0
     fallbacks: bool = False
     time_left: float | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
@@ -131,8 +136,11 @@ def decide(attempt: Attempt) -> Verdict:
         limit = document_limit(error)
         if limit is not None:
             known = attempt.document_tokens
-            if attempt.long_documents in ("chunk", "truncate") and (known is None or limit < known):
-                return Verdict(Step.PLAN_AGAIN, document_tokens=limit)
+            cuts = attempt.long_documents in ("chunk", "truncate")
+            if cuts and (known is None or limit < known):
+                if attempt.plans_again < MAX_PLANS_AGAIN:
+                    return Verdict(Step.PLAN_AGAIN, document_tokens=limit)
+                hint = plans_again_hint(attempt.plans_again)
             if attempt.long_documents == "server":
                 hint = document_limit_hint(limit)
     if attempt.fallbacks and falls_back(error):

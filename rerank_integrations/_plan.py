@@ -63,6 +63,8 @@ class RerankPlan:
             mappings), for the results; ``None``: ``documents`` are the caller's.
         rank_fields: the fields structured documents are ranked on.
         mixed: whether some texts are images or records rather than strings.
+        instruction: the instruction for the dialect's own body field; ``None``: none.
+        wrapper: the text a prompt template puts before and after each text document.
     """
 
     query: str
@@ -80,6 +82,8 @@ class RerankPlan:
     originals: Sequence[Any] | None = None
     rank_fields: tuple[str, ...] | None = None
     mixed: bool = False
+    instruction: str | None = None
+    wrapper: tuple[str, str] | None = None
 
 
 def batch_of(texts: Sequence[Document], start: int, end: int, top_n: int | None) -> Batch:
@@ -107,6 +111,7 @@ class Budget:
             included; ``document_bytes``: what each further document adds beyond its text.
         cuts: where texts were cut before, by a digest of the text and the limits (a
             client's own cache), so that a document sent again is not measured again.
+        wrapper_tokens: tokens a prompt template adds around each document.
     """
 
     max_documents: int
@@ -121,6 +126,7 @@ class Budget:
     body_bytes: int = 0
     document_bytes: int = 0
     cuts: MutableMapping[tuple[Any, ...], list[Cut]] | None = None
+    wrapper_tokens: int = 0
 
     def sized(self) -> bool:
         """Whether requests are sized by more than their count of documents."""
@@ -152,6 +158,9 @@ def plan_rerank(
     lookup: Callable[[Sequence[Document]], dict[int, float]] | None = None,
     originals: Sequence[Any] | None = None,
     rank_fields: tuple[str, ...] | None = None,
+    *,
+    instruction: str | None = None,
+    wrapper: tuple[str, str] | None = None,
 ) -> RerankPlan:
     """Split checked input (:mod:`._checks`) into batches of distinct texts.
 
@@ -162,7 +171,8 @@ def plan_rerank(
     of each text, by position), only texts it does not know are sent, and every one sent is
     asked for its score (not only the best ``top_n``), so that it can be kept. Images and
     records (``originals`` then holds the caller's documents) are planned like texts but
-    never cut.
+    never cut. ``query`` is the query as sent; ``instruction`` and ``wrapper`` are kept for
+    the requests (a dialect's instruction field, a prompt template's document side).
     """
     if not isinstance(budget, Budget):
         budget = Budget(max_documents=budget)
@@ -198,7 +208,11 @@ def plan_rerank(
         originals=originals,
         rank_fields=rank_fields,
         mixed=originals is not None,
+        instruction=instruction,
+        wrapper=wrapper,
     )
+    if budget.max_bytes is not None and plan.mixed:
+        _check_whole_documents(plan, budget.max_bytes, budget)
     if budget.cuts_documents():
         plan = _cut_long_documents(plan, budget)
     batch_top_n = None if plan.parts is not None or lookup is not None else top_n
@@ -220,10 +234,33 @@ def plan_rerank(
     return dataclasses.replace(plan, batches=batches)
 
 
+def _check_whole_documents(plan: RerankPlan, max_bytes: int, budget: Budget) -> None:
+    """Refuse an image or a record (sent whole, never cut) that no request could hold.
+
+    Raises:
+        ValueError: naming the document, its size and the limit.
+    """
+    room = max_bytes - budget.body_bytes - budget.document_bytes
+    for position, document in enumerate(plan.texts):
+        if isinstance(document, str):
+            continue
+        size = document.wire_size()
+        if size > room:
+            index = position if plan.first_index is None else plan.first_index[position]
+            kind = "image" if isinstance(document, Image) else "record"
+            raise ValueError(
+                f"documents[{index}] is {'an' if kind == 'image' else 'a'} {kind} of about "
+                f"{size:,} bytes as sent, and a request may be at most {max_bytes:,} bytes "
+                f"(max_request_bytes, or a limit the server taught), {room:,} of them for one "
+                f"document next to the query; {kind}s are sent whole: make it smaller or "
+                "raise max_request_bytes"
+            )
+
+
 def _document_limits(query: str, budget: Budget) -> tuple[int | None, int | None]:
     """``(tokens, characters)`` one text may have, the query taken into account."""
     counter = budget.counter or counter_for(None)
-    query_tokens = counter.count(query) + _SPECIAL_TOKENS
+    query_tokens = counter.count(query) + _SPECIAL_TOKENS + budget.wrapper_tokens
     token_caps = [cap for cap in (budget.max_document_tokens, budget.max_tokens) if cap]
     tokens = max(1, min(token_caps) - query_tokens) if token_caps else None
     characters = budget.max_document_characters
@@ -381,7 +418,11 @@ class PlanStream:
         self._ready: list[Batch] = []
         # The batch being filled: where it starts, its texts, bytes and tokens so far.
         self._start = self._count = self._size = self._tokens = 0
-        self._query_tokens = self._counter.count(plan.query) if budget.max_tokens is not None else 0
+        self._query_tokens = (
+            self._counter.count(plan.query) + budget.wrapper_tokens
+            if budget.max_tokens is not None
+            else 0
+        )
         self.plan = dataclasses.replace(
             plan,
             texts=self._texts,
@@ -503,7 +544,9 @@ def _sized_batches(
 ) -> list[Batch]:
     """Batches of consecutive texts, each within every limit of the budget."""
     counter = budget.counter or counter_for(None)
-    query_tokens = counter.count(query) if budget.max_tokens is not None else 0
+    query_tokens = (
+        counter.count(query) + budget.wrapper_tokens if budget.max_tokens is not None else 0
+    )
     batches: list[Batch] = []
     start = 0
     count = size = tokens = 0

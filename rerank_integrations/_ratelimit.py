@@ -180,12 +180,18 @@ class AdaptiveGate:
     def _room(self) -> bool:
         return self.in_flight < max(1, int(self.limit))
 
-    def acquire(self) -> None:
-        """Wait (blocking) for a place."""
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Wait (blocking) for a place, at most ``timeout`` seconds (``None``: no bound);
+        whether one was taken."""
+        ends = None if timeout is None else time.monotonic() + timeout
         with self._free:
-            while not self._room():
-                self._free.wait()
+            while not self._room():  # a waiter woken for a place takes it, never gives up
+                left = None if ends is None else ends - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._free.wait(left)
             self.in_flight += 1
+            return True
 
     async def aacquire(self) -> None:
         """Wait (on the event loop) for a place."""

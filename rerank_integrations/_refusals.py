@@ -22,6 +22,7 @@ __all__ = [
     "missing_field",
     "missing_field_hint",
     "no_such_path",
+    "plans_again_hint",
     "too_big",
     "wait_stated_in",
     "with_hint",
@@ -152,6 +153,15 @@ def document_limit_hint(limit: int) -> str:
     return (
         f"; the server reads at most {limit} tokens a document: set "
         "long_documents='chunk' or 'truncate' to send long documents in parts"
+    )
+
+
+def plans_again_hint(plans: int) -> str:
+    """What to say when the server lowered its limit for a document again after ``plans``
+    new plans of one call."""
+    return (
+        f"; the server lowered its limit for a document again after {plans} new plans of "
+        "this call: set max_tokens_per_document= to what the model reads"
     )
 
 

@@ -15,13 +15,14 @@ import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from random import Random
 from typing import Any, TypeVar
 
 from ._actions import Flow
 from ._auth import Authorizer
-from ._call import Call, plan_again
+from ._call import Arguments, Call, plan_again
 from ._codec import BatchRanking
 from ._config import ClientSettings
 from ._drive import adrive, drive
@@ -76,9 +77,12 @@ class Engine:
                     top_n=arguments.top_n,
                     deadline=left,
                     rank_fields=arguments.rank_fields,
+                    **_instruction_of(arguments),
                 )
             except RerankError as failure:
                 after.failed(failure)
+            except (TypeError, ValueError) as refusal:  # before sending: not for this one
+                after.cannot_take(refusal)
             else:
                 return after.answered(response)
         raise after.error
@@ -96,7 +100,8 @@ class Engine:
         def run(number: int) -> BatchRanking:
             if gate is None:
                 return drive(self._flow(call, number), to_send, sleep)
-            gate.acquire()
+            if not gate.acquire(call.time_left()):  # the deadline ran out waiting for a place
+                raise call.deadline_error()
             try:
                 return drive(self._flow(call, number), to_send, sleep)
             finally:
@@ -104,8 +109,9 @@ class Engine:
 
         count = len(call.plan.batches)
         if count > 1:
-            drive(warm_up(self.settings, self.authorizer), to_send, sleep)
-        rankings = [run(0)] if count == 1 else _run_in_pool(self.pools.executor(), run, count)
+            drive(warm_up(self.settings, self.authorizer, call), to_send, sleep)
+        pool = self.pools.executor() if count > 1 else None
+        rankings = [run(0)] if pool is None else _run_in_pool(pool, run, count, call)
         return self._merged(call, rankings)
 
     def _streamed(self, call: Call) -> RerankResponse:
@@ -116,12 +122,13 @@ class Engine:
         client = self.pools.http_client()
         to_send = functools.partial(send, client)
         gate = self.connection.gate
-        drive(warm_up(self.settings, self.authorizer), to_send, sleep)
+        drive(warm_up(self.settings, self.authorizer, call), to_send, sleep)
 
         def run(number: int) -> BatchRanking:
             if gate is None:
                 return drive(self._flow(call, number), to_send, sleep)
-            gate.acquire()
+            if not gate.acquire(call.time_left()):  # the deadline ran out waiting for a place
+                raise call.deadline_error()
             try:
                 return drive(self._flow(call, number), to_send, sleep)
             finally:
@@ -137,10 +144,15 @@ class Engine:
                     break  # a batch failed: its error is raised below, nothing more is cut
                 context = contextvars.copy_context()
                 futures.append(executor.submit(context.run, run, len(futures)))
-            rankings = [future.result() for future in futures]
-        except BaseException:
+            rankings = []
+            for future in futures:
+                left = call.time_left()
+                rankings.append(future.result(None if left is None else max(0.0, left)))
+        except BaseException as error:
             for future in futures:
                 future.cancel()
+            if isinstance(error, FutureTimeoutError):
+                raise call.deadline_error() from None
             raise
         return self._merged(dataclasses.replace(call, plan=stream.plan), rankings)
 
@@ -166,9 +178,12 @@ class Engine:
                     top_n=arguments.top_n,
                     deadline=left,
                     rank_fields=arguments.rank_fields,
+                    **_instruction_of(arguments),
                 )
             except RerankError as failure:
                 after.failed(failure)
+            except (TypeError, ValueError) as refusal:  # before sending: not for this one
+                after.cannot_take(refusal)
             else:
                 return after.answered(response)
         raise after.error
@@ -183,7 +198,9 @@ class Engine:
         to_send = functools.partial(asend, client)
         count = len(call.plan.batches)
         if count > 1:
-            await _within(adrive(warm_up(self.settings, self.authorizer), to_send, asleep), call)
+            await _within(
+                adrive(warm_up(self.settings, self.authorizer, call), to_send, asleep), call
+            )
         gate = self.connection.gate
 
         async def one(number: int) -> BatchRanking:
@@ -215,7 +232,7 @@ class Engine:
         assert stream is not None
         client = await self.pools.async_http_client()
         to_send = functools.partial(asend, client)
-        await _within(adrive(warm_up(self.settings, self.authorizer), to_send, asleep), call)
+        await _within(adrive(warm_up(self.settings, self.authorizer, call), to_send, asleep), call)
         gate = self.connection.gate
         limit = asyncio.Semaphore(self.settings.max_concurrency)
 
@@ -257,6 +274,7 @@ class Engine:
                 retry=False,
                 long_documents=settings.long_documents,
                 document_tokens=connection.learned.document_tokens,
+                plans_again=call.plans_again,
                 fallbacks=bool(settings.fallbacks),
             )
         )
@@ -297,18 +315,27 @@ async def _within(awaitable: Awaitable[T], call: Call) -> T:
         raise call.deadline_error() from None
 
 
-def _run_in_pool(executor: ThreadPoolExecutor, function: Callable[[int], T], count: int) -> list[T]:
-    """``[function(i) for i in range(count)]`` on the pool; on the first failure the batches
+def _run_in_pool(
+    executor: ThreadPoolExecutor, function: Callable[[int], T], count: int, call: Call
+) -> list[T]:
+    """``[function(i) for i in range(count)]`` on the pool; on the first failure, or when
+    the call's deadline runs out (its batches may queue behind another call's), the batches
     not yet started are cancelled and the error is raised."""
     # Each batch runs in a copy of the caller's context, so its spans nest in the call's.
     futures: list[Future[T]] = [
         executor.submit(contextvars.copy_context().run, function, number) for number in range(count)
     ]
     try:
-        return [future.result() for future in futures]
-    except BaseException:
+        results = []
+        for future in futures:
+            left = call.time_left()
+            results.append(future.result(None if left is None else max(0.0, left)))
+        return results
+    except BaseException as error:
         for future in futures:
             future.cancel()
+        if isinstance(error, FutureTimeoutError):
+            raise call.deadline_error() from None
         raise
 
 
@@ -323,3 +350,8 @@ async def _gather_or_cancel(coroutines: Sequence[Coroutine[Any, Any, T]]) -> lis
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _instruction_of(arguments: Arguments) -> dict[str, str]:
+    """The call's instruction for a fallback (which keeps its own when the call has none)."""
+    return {} if arguments.instruction is None else {"instruction": arguments.instruction}

@@ -17,7 +17,7 @@ from ._actions import Answer, Send
 from ._exceptions import APIConnectionError, APITimeoutError, RerankError, ResponseFormatError
 from ._retry import seconds_to_sleep
 from ._text import display_url
-from ._timeouts import within
+from ._timeouts import bounded
 from ._trace import attempt_span
 from ._transport import BodyReader, attempt_deadline
 
@@ -65,7 +65,8 @@ async def _asend_once(client: httpx.AsyncClient, action: Send) -> Answer | Reran
     """One attempt on the async path: the whole answer by ``action.limit``."""
     url = display_url(action.url)
     try:
-        return await within(_attempt(client, action, url), action.limit)
+        async with bounded(action.limit):
+            return await _attempt(client, action, url)
     except asyncio.TimeoutError:
         return APITimeoutError(f"no complete answer from {url} within {action.limit:g}s")
 

@@ -184,6 +184,25 @@ SETTINGS: Mapping[str, Setting] = {
             resolved={},
         ),
         _s(
+            "instruction",
+            "str | None",
+            'what the ranking should favour, in words (``"prefer maintenance guides"``), for '
+            "every call (also per call: ``rerank(..., instruction=...)``); carried as each "
+            "dialect can (its own field, the model's prompt template or before the query) or "
+            'refused before sending (README, "Instructions")',
+            env="RERANK_INSTRUCTION",
+        ),
+        _s(
+            "instruction_template",
+            "PromptTemplate | str | None",
+            "the prompt template that carries the instruction on servers that pass texts to "
+            "the model as they are (``generic``, ``vllm``, ``tei``, ``sglang``, "
+            "``infinity``): a ``PromptTemplate``, a registered template's name, or "
+            '``"none"``; ``None``: chosen by the model name (Qwen3-Reranker\'s)',
+            field_type="SkipJsonSchema[Any]",
+            default_text="by the model name",
+        ),
+        _s(
             "headers",
             "Mapping[str, str] | None",
             "extra HTTP headers for every request; never serialized (they may carry credentials)",

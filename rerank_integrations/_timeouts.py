@@ -11,7 +11,8 @@ it cancelled, and only the timer's own cancel becomes a timeout.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 if sys.version_info >= (3, 11):
@@ -19,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     from async_timeout import timeout as _timeout
 
-__all__ = ["within"]
+__all__ = ["bounded", "within"]
 
 T = TypeVar("T")
 
@@ -33,3 +34,14 @@ async def within(awaitable: Awaitable[T], seconds: float | None) -> T:
         return await awaitable
     async with _timeout(max(0.0, seconds)):
         return await awaitable
+
+
+@asynccontextmanager
+async def bounded(seconds: float | None) -> AsyncIterator[None]:
+    """The same bound as :func:`within` for the block it wraps, awaited in the caller's own
+    frame: a module that awaits its own coroutine under it is never called back from here."""
+    if seconds is None:
+        yield
+        return
+    async with _timeout(max(0.0, seconds)):
+        yield

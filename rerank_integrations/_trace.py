@@ -154,9 +154,12 @@ def call_span(
     dialect: str,
     trace_content: bool,
     cached: int = 0,
+    instruction: str | None = None,
+    carried: str = "none",
 ) -> Iterator[CallSpan]:
     """One call's span, current for the block (attempts nest in it); the block sets
-    ``.response`` on what it yields."""
+    ``.response`` on what it yields. How an instruction was carried (``carried``) is always
+    recorded; the instruction itself, like the query, only with ``trace_content``."""
     outcome = CallSpan()
     if _tracer is None:
         yield outcome
@@ -181,8 +184,12 @@ def call_span(
                 span.set_attribute(SPAN_KIND, "RERANKER")
             if model:
                 span.set_attribute("reranker.model_name", model)
+            if instruction is not None:
+                span.set_attribute("rerank.instruction.carried", carried)
             if trace_content:
                 span.set_attribute("reranker.query", query)
+                if instruction is not None:
+                    span.set_attribute("rerank.instruction", instruction)
         try:
             yield outcome
         except BaseException as error:

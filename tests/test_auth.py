@@ -11,10 +11,12 @@ import logging
 import subprocess
 import sys
 import threading
+import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import httpx
 import pytest
@@ -24,11 +26,14 @@ from support import (
     MetadataServer,
     MockAPI,
     ScriptedServer,
+    Stall,
+    TrickleBody,
     keyword_score,
     run_mode,
 )
 
 from rerank_integrations import (
+    APITimeoutError,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
@@ -37,7 +42,7 @@ from rerank_integrations import (
     ResponseFormatError,
     ServerError,
 )
-from rerank_integrations._actions import Answer, Send
+from rerank_integrations._actions import Answer, Send, Wait
 from rerank_integrations.dialects._bedrock import region_from_host
 from rerank_integrations.dialects._watsonx import DEFAULT_IAM_URL, IAMAuthorizer
 
@@ -182,6 +187,78 @@ def test_iam_errors_are_typed_with_its_message_and_never_the_key() -> None:
     assert "r-CANARY" not in str(format_error.value)
 
 
+#: A key that JSON escapes (``\/``, ``\u002b``) and a form encodes (``%2F``, ``%2B``, ``%3D``)
+#: unlike itself.
+ESCAPED_KEY = "ibm/apikey+CANARY=9f3"
+_UNICODE_ESCAPED = "".join(c if c.isalnum() else f"\\u{ord(c):04x}" for c in ESCAPED_KEY)
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        json.dumps({"errorMessage": f"bad key {ESCAPED_KEY}"}).replace("/", "\\/"),
+        json.dumps({"errorMessage": "bad", "request": f"apikey={quote(ESCAPED_KEY, safe='')}"}),
+        '{"errorMessage": "bad key ' + _UNICODE_ESCAPED + '"}',
+        f"grant_type=x&apikey={quote(ESCAPED_KEY, safe='')}",
+    ],
+    ids=["json-escaped", "form-encoded", "unicode-escaped", "form-body"],
+)
+def test_an_iam_error_never_carries_the_key_in_any_form(echo: str) -> None:
+    authorizer = IAMAuthorizer(SecretStr(ESCAPED_KEY), clock=Clock())
+    with pytest.raises(AuthenticationError) as info:
+        authorize(authorizer, [Answer(400, "Bad Request", {}, echo.encode())])
+    error = info.value
+    shown = [
+        str(error),
+        repr(error),
+        repr(error.args),
+        json.dumps(error.body),
+        "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    ]
+    for form in (ESCAPED_KEY, quote(ESCAPED_KEY, safe=""), ESCAPED_KEY.replace("/", "\\/")):
+        assert_nowhere([form], *shown)
+    assert "***" in json.dumps(error.body)
+
+
+def test_the_token_request_has_the_bounds_of_the_request_it_is_for() -> None:
+    authorizer = IAMAuthorizer(SecretStr(IBM_KEY), clock=Clock())
+    flow = authorizer.authorize(Send("https://h/r", b"{}", {}, httpx.Timeout(0.4), limit=0.7))
+    token_request = next(flow)
+    assert isinstance(token_request, Send)
+    assert (token_request.timeout, token_request.limit) == (httpx.Timeout(0.4), 0.7)
+
+
+def test_one_token_request_is_in_flight_and_the_others_wait_for_it() -> None:
+    authorizer = IAMAuthorizer(SecretStr(IBM_KEY), clock=Clock())
+    probe = Send("https://h/r", b"{}", {}, httpx.Timeout(5), limit=3.0)
+    first, second = authorizer.authorize(probe), authorizer.authorize(probe)
+    assert isinstance(next(first), Send)
+    waiting = next(second)
+    assert isinstance(waiting, Wait) and waiting.seconds == 3.0
+    assert not waiting.latch.wait(0)
+    with pytest.raises(StopIteration):
+        first.send(token_answer("t-1"))
+    assert waiting.latch.wait(0)
+    with pytest.raises(StopIteration) as done:
+        second.send(True)
+    assert done.value.value.headers["Authorization"] == "Bearer t-1"
+    # A refusal is shared; a waiter whose time runs out says why.
+    third, fourth = IAMAuthorizer(SecretStr(IBM_KEY), clock=Clock()), None
+    fetching, fourth = third.authorize(probe), third.authorize(probe)
+    next(fetching)
+    assert isinstance(next(fourth), Wait)
+    with pytest.raises(AuthenticationError):
+        fetching.send(iam_error(400, {"errorMessage": IAM_UNKNOWN_KEY}))
+    with pytest.raises(AuthenticationError, match=IAM_UNKNOWN_KEY):
+        fourth.send(True)
+    late = IAMAuthorizer(SecretStr(IBM_KEY), clock=Clock())
+    fetching, waiter = late.authorize(probe), late.authorize(probe)
+    next(fetching)
+    next(waiter)
+    with pytest.raises(APITimeoutError, match="still in flight"):
+        waiter.send(False)
+
+
 # -- IBM Cloud IAM over the wire --------------------------------------------------------------
 
 
@@ -271,6 +348,118 @@ def test_tokens_are_shared_by_threads_and_event_loops(watsonx: ScriptedServer) -
     client.close()
     assert results == [6, 6, 6, 6]
     assert len(watsonx.token_requests) == 1
+
+
+def timed(function: Any) -> tuple[float, BaseException | None]:
+    started = time.monotonic()
+    try:
+        function()
+    except Exception as exc:
+        return time.monotonic() - started, exc
+    return time.monotonic() - started, None
+
+
+@pytest.mark.parametrize("batches", [1, 3], ids=["one-batch", "many-batches"])
+def test_a_trickling_token_endpoint_cannot_hold_a_call_past_its_deadline(
+    mode: str, watsonx: ScriptedServer, batches: int
+) -> None:
+    watsonx.queue_token(TrickleBody(interval=0.3, limit=8))
+    client = watsonx_client(watsonx, deadline=1, max_documents_per_request=6 // batches)
+    elapsed, error = timed(lambda: rerank(mode, client))
+    assert isinstance(error, APITimeoutError), error
+    assert "deadline of 1s" in str(error)
+    assert elapsed < 2.5
+    assert watsonx.received == []
+
+
+def test_the_token_request_counts_against_the_deadline(mode: str, watsonx: ScriptedServer) -> None:
+    watsonx.queue_token(Stall(0.6))
+    watsonx.queue(Stall(0.6))
+    client = watsonx_client(watsonx, deadline=1)
+    elapsed, error = timed(lambda: rerank(mode, client))
+    assert isinstance(error, APITimeoutError), error
+    assert "deadline of 1s" in str(error)
+    assert elapsed < 1.5
+
+
+def test_concurrent_calls_on_a_new_client_share_one_token_request(
+    watsonx: ScriptedServer,
+) -> None:
+    watsonx.queue_token(Stall(0.2))  # the others arrive while the first is answered
+    client = watsonx_client(watsonx)
+
+    async def many() -> list[RerankResponse]:
+        try:
+            return list(
+                await asyncio.gather(*(client.arerank(QUERY, DOCUMENTS) for _ in range(40)))
+            )
+        finally:
+            await client.aclose()
+
+    answers = asyncio.run(many())
+    assert all([r.index for r in answer.results] == BEST for answer in answers)
+    assert len(watsonx.token_requests) == 1 and len(watsonx.received) == 40
+
+    watsonx.reset()
+    watsonx.queue_token(Stall(0.2))
+    threaded = watsonx_client(watsonx)
+    results: list[list[int]] = []
+
+    def in_thread() -> None:
+        results.append([r.index for r in threaded.rerank(QUERY, DOCUMENTS).results])
+
+    threads = [threading.Thread(target=in_thread) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    threaded.close()
+    assert results == [BEST] * 8
+    assert len(watsonx.token_requests) == 1
+
+
+def test_concurrent_calls_share_the_refusal_of_a_wrong_key(
+    mode: str, watsonx: ScriptedServer
+) -> None:
+    watsonx.queue_token(Stall(0.2))
+    client = RerankClient(
+        watsonx.base_url,
+        api_key="ibm-wrong-CANARY-key",
+        model="m",
+        dialect="watsonx",
+        auth_url=watsonx.token_url,
+        max_retries=0,
+    )
+
+    async def many() -> list[Any]:
+        try:
+            calls = (client.arerank(QUERY, DOCUMENTS) for _ in range(6))
+            return list(await asyncio.gather(*calls, return_exceptions=True))
+        finally:
+            await client.aclose()
+
+    def threaded() -> list[Any]:
+        errors: list[Any] = []
+
+        def in_thread() -> None:
+            try:
+                client.rerank(QUERY, DOCUMENTS)
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=in_thread) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return errors
+
+    errors = run_mode(mode, threaded, many)
+    client.close()
+    assert len(errors) == 6
+    assert all(isinstance(e, AuthenticationError) and IAM_UNKNOWN_KEY in str(e) for e in errors)
+    assert len({id(error) for error in errors}) == 6
+    assert len(watsonx.token_requests) == 1 and watsonx.received == []
 
 
 def test_a_secret_echoed_by_the_server_is_scrubbed(

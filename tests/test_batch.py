@@ -829,3 +829,39 @@ def test_memory_stays_flat_however_long_the_file(
     assert summary.succeeded == 2000
     assert size > 12_000_000
     assert peak < size / 10, f"peak {peak:,} bytes for a file of {size:,}"
+
+
+# -- instructions -------------------------------------------------------------------------
+
+
+def test_the_job_sends_its_instruction_from_python_and_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from support import ScriptedServer
+
+    rows = make_rows(3, 4)
+    source = tmp_path / "in.jsonl"
+    write_jsonl(source, rows)
+    with ScriptedServer() as server:
+        summary = run(source, tmp_path / "a.jsonl", base_url=server.base_url, instruction="x")
+        assert summary.ok
+        code = main(
+            [
+                "batch",
+                str(source),
+                str(tmp_path / "b.jsonl"),
+                "--base-url",
+                server.base_url,
+                "--instruction",
+                "y",
+                "--no-progress",
+            ]
+        )
+        assert code == 0
+        with RerankClient(server.base_url, instruction="client's") as client:
+            out = list(rerank_rows(rows, client, instruction="z"))
+            assert len(out) == 3
+        queries = [r.asked.query for r in server.received if r.asked is not None]
+    capsys.readouterr()
+    expected = [row["query"] for row in rows]
+    assert sorted(queries) == sorted(f"{p}\n{q}" for p in "xyz" for q in expected)

@@ -21,7 +21,7 @@ import pytest
 from support import API_KEY, rank_body
 
 from rerank_integrations import RerankClient
-from rerank_integrations._timeouts import within
+from rerank_integrations._timeouts import bounded, within
 
 DOCUMENTS = [f"document number {number}" for number in range(10)]
 CANCELS = 150
@@ -81,6 +81,40 @@ async def test_a_cancelled_call_always_ends_cancelled(
         assert cancelled >= CANCELS // 2
     finally:
         await client.aclose()
+
+
+async def test_bounded_times_out_and_keeps_a_cancel_a_cancel() -> None:
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    with pytest.raises(asyncio.TimeoutError):
+        async with bounded(0):
+            await never
+    assert never.cancelled()
+    with pytest.raises(asyncio.TimeoutError):
+        async with bounded(-1.0):
+            await asyncio.get_running_loop().create_future()
+
+    async def answer() -> str:
+        await asyncio.sleep(0)
+        return "done"
+
+    async def bounded_answer(seconds: float | None) -> str:
+        async with bounded(seconds):
+            return await answer()
+
+    assert await bounded_answer(None) == "done"
+    assert await bounded_answer(60) == "done"
+    lost = 0
+    for delay in range(1, 5):
+        task = asyncio.ensure_future(bounded_answer(60))
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        if task.cancel():
+            try:
+                await task
+            except asyncio.CancelledError:
+                continue
+            lost += 1
+    assert lost == 0
 
 
 async def test_within_times_out_and_keeps_a_cancel_a_cancel() -> None:

@@ -968,3 +968,41 @@ def test_check_a_failed_request_is_no_round_trip(
         assert code == 1
         assert check_lines(out)["round trip"] == "skip", out
         assert "the sample request failed after" in out
+
+
+# -- instructions -------------------------------------------------------------------------
+
+
+def test_rerank_sends_the_instruction(
+    capsys: pytest.CaptureFixture[str], docs_file: Path, scripted_server: ScriptedServer
+) -> None:
+    argv = ["rerank", QUERY, str(docs_file), "--base-url", scripted_server.base_url]
+    code, _, err = run(capsys, *argv, "--instruction", "prefer field guides")
+    assert (code, err) == (0, "")
+    asked = [r.asked for r in scripted_server.received if r.asked is not None]
+    assert [a.query for a in asked] == [f"prefer field guides\n{QUERY}"]
+
+
+def test_rerank_takes_the_instruction_from_the_environment(
+    capsys: pytest.CaptureFixture[str],
+    docs_file: Path,
+    scripted_server: ScriptedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RERANK_INSTRUCTION", "from the environment")
+    code, _, _ = run(
+        capsys, "rerank", QUERY, str(docs_file), "--base-url", scripted_server.base_url
+    )
+    assert code == 0
+    assert scripted_server.received[0].asked is not None
+    assert scripted_server.received[0].asked.query == f"from the environment\n{QUERY}"
+
+
+def test_an_instruction_a_dialect_cannot_carry_is_one_line(
+    capsys: pytest.CaptureFixture[str], docs_file: Path, scripted_server: ScriptedServer
+) -> None:
+    argv = ["rerank", QUERY, str(docs_file), "--base-url", scripted_server.base_url]
+    code, out, err = run(capsys, *argv, "--dialect", "nim", "--instruction", "x")
+    assert code == 2 and out == ""
+    assert_one_error_line(err, "nim dialect cannot carry an instruction", "--instruction")
+    assert scripted_server.received == []

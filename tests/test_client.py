@@ -65,6 +65,7 @@ def test_public_surface_is_pinned() -> None:
             "Limiter",
             "NOT_GIVEN",
             "NotGiven",
+            "PromptTemplate",
             "RateLimit",
             "RateLimitError",
             "RateLimiter",

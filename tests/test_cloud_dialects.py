@@ -27,6 +27,7 @@ from rerank_integrations._config import resolve_endpoint
 from rerank_integrations._documents import prepare_documents
 from rerank_integrations._plan import plan_rerank
 from rerank_integrations.dialects import DIALECTS, LIMIT_NAMES, PRESETS, get_dialect
+from rerank_integrations.dialects._instructions import carry_instruction
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dialects" / "cloud"
 FILES = sorted(path.name for path in FIXTURES.glob("*.json"))
@@ -92,7 +93,18 @@ def test_request_is_the_documented_one(name: str) -> None:
         dialect.accepts_objects(parts.path),
         rank_fields,
     )
-    plan = plan_rerank(call["query"], documents, call["top_n"], 1000, None, originals, rank_fields)
+    carried = carry_instruction(dialect, call["query"], call.get("instruction"), call["model"])
+    plan = plan_rerank(
+        carried.query,
+        documents,
+        call["top_n"],
+        1000,
+        None,
+        originals,
+        rank_fields,
+        instruction=carried.field,
+        wrapper=carried.wrapper,
+    )
     body = encode_request(
         dialect,
         plan,
@@ -167,6 +179,13 @@ PUBLIC_HOSTS = {
     "contextual": "https://api.contextual.ai/v1/rerank",
     "scaleway": "https://api.scaleway.ai/v1/rerank",
     "jina": "https://api.jina.ai/v1/rerank",
+    "cohere": "https://api.cohere.com/v2/rerank",
+    "voyage": "https://api.voyageai.com/v1/rerank",
+    "mixedbread": "https://api.mixedbread.com/v1/reranking",
+    "pinecone": "https://api.pinecone.io/rerank",
+    "dashscope": "https://dashscope.aliyuncs.com/api/v1/services/rerank/text-rerank/text-rerank",
+    "openrouter": "https://openrouter.ai/api/v1/rerank",
+    "vercel": "https://ai-gateway.vercel.sh/v2/rerank",
 }
 
 

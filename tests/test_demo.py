@@ -276,3 +276,16 @@ def test_cut_to_width_counts_wide_characters_twice() -> None:
     assert cut_to_width("a  b\n c", 10) == "a b c"
     assert cut_to_width("abcdefghij", 5) == "abcd…"
     assert cut_to_width("观察月球的最佳时间", 7) == "观察月…"
+
+
+def test_the_instruction_example_steers_an_ambiguous_query(
+    embedded: tuple[DemoReport, str],
+) -> None:
+    report, text = embedded
+    steered = report.instruction
+    assert steered is not None and steered.refused is None
+    assert steered.without is not None and steered.with_instruction is not None
+    assert steered.without.passage_id == "p010"  # espresso brewing pressure
+    assert steered.with_instruction.passage_id == "p029"  # a road bike's tire pressure
+    assert f'best with "{steered.instruction}": p029' in text
+    assert report.to_dict()["instruction"]["with"]["id"] == "p029"

@@ -40,9 +40,10 @@ class Target:
 TARGETS = [Target(name) for name in sorted(DIALECTS)] + [Target("cohere", "/v1")]
 
 # What each dialect reports: tokens, billing units, or nothing.
-UNITS = {"cohere", "pinecone"}
+UNITS = {"cohere", "pinecone", "vercel"}
+BOTH = {"openrouter"}  # tokens and search units
 NO_USAGE = {"tei", "nim", "vertex", "bedrock", "zeroentropy", "contextual", "sglang"}
-TOKENS = set(DIALECTS) - UNITS - NO_USAGE
+TOKENS = set(DIALECTS) - UNITS - NO_USAGE - BOTH
 # Dialects whose requests carry no top_n: every document is scored, we trim.
 NO_TOP_N = {"tei", "nim", "deepinfra"}
 
@@ -160,6 +161,8 @@ def test_ranking_in_every_dialect(mode: str, target: Target, server: ScriptedSer
         assert usage is not None and usage.total_tokens and usage.billed_units is None
     elif name in UNITS:
         assert usage is not None and usage.billed_units == 1 and usage.total_tokens is None
+    elif name in BOTH:
+        assert usage is not None and usage.billed_units == 1 and usage.total_tokens
     else:
         assert usage is None
 

@@ -308,6 +308,8 @@ LIMITS = {
     "vllm": 1000,
     "infinity": 2048,
     "sglang": 1000,
+    "openrouter": 1000,
+    "vercel": 1000,
 }
 #: Dialects whose servers return raw, unbounded scores.
 LOGITS = {"nim", "watsonx", "sglang"}
@@ -442,6 +444,10 @@ ENDPOINTS += [
     ("vllm", "http://vllm:8000/v1", "http://vllm:8000/v1/rerank"),
     ("infinity", "http://infinity:7997", "http://infinity:7997/rerank"),
     ("sglang", "http://sglang:30000", "http://sglang:30000/v1/rerank"),
+    ("openrouter", "https://openrouter.ai/api", "https://openrouter.ai/api/v1/rerank"),
+    ("openrouter", "https://openrouter.ai/api/v1", "https://openrouter.ai/api/v1/rerank"),
+    ("vercel", "https://ai-gateway.vercel.sh", "https://ai-gateway.vercel.sh/v2/rerank"),
+    ("vercel", "https://ai-gateway.vercel.sh/v1", "https://ai-gateway.vercel.sh/v1/rerank"),
 ]
 
 
@@ -813,6 +819,8 @@ ENVELOPES = {
     "vllm": {"error": {"message": "the message", "type": "BadRequestError", "code": 400}},
     "infinity": {"detail": [{"loc": ["body", "query"], "msg": "the message", "type": "x"}]},
     "sglang": {"object": "error", "message": "the message", "type": "BadRequestError", "code": 400},
+    "openrouter": {"error": {"code": 400, "message": "the message", "metadata": {}}},
+    "vercel": {"message": "the message"},
 }
 
 

@@ -147,6 +147,24 @@ def test_images_are_deduplicated_batched_sized_and_cached(
     assert {r.index: r.relevance_score for r in again.results} == scores
 
 
+def test_an_image_no_request_can_hold_is_refused_before_sending(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    client = make_client(dialect="jina", max_request_bytes=16_000)
+    huge = Image(data=bytes(range(256)) * 80, mime_type="image/png")  # 27 KB of base64
+    with pytest.raises(ValueError, match=r"documents\[2\] is an image of about") as caught:
+        call(client, mode, ["text", Image(url="https://h/a.jpg"), huge, huge])
+    assert "at most 16,000 bytes (max_request_bytes" in str(caught.value)
+    assert mock_api.requests == []
+    record = {"title": "scan", "text": "x" * 20_000}
+    cohere = make_client(
+        dialect="cohere", model="m", base_url="https://h/v1", max_request_bytes=16_000
+    )
+    with pytest.raises(ValueError, match=r"documents\[1\] is a record of about"):
+        call(cohere, mode, ["text", record])
+    assert mock_api.requests == []
+
+
 def test_images_pass_whole_through_chunking(
     mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from langchain_core.documents import Document
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode
 from support import MockAPI, run_mode
 
 from rerank_integrations import (
@@ -21,6 +21,7 @@ from rerank_integrations import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    Image,
     RerankClient,
     RerankResponse,
     ServerError,
@@ -152,6 +153,95 @@ def test_a_fallback_that_refuses_the_input_ends_the_chain(mode: str) -> None:
     with pytest.raises(BadRequestError, match="unknown model"):
         call(primary, mode)
     assert last.api.requests == []
+
+
+IMAGE_DOCUMENTS = ["pear tart", Image(url="https://img.test/apple-pie.jpg"), "apple pie"]
+
+
+def image_call(client: RerankClient, mode: str) -> RerankResponse:
+    return run_mode(
+        mode,
+        lambda: client.rerank(QUERY, IMAGE_DOCUMENTS),
+        lambda: client.arerank(QUERY, IMAGE_DOCUMENTS),
+    )
+
+
+def test_a_fallback_that_cannot_take_the_documents_is_skipped(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    text_only = Service(SECOND)
+    images = Service(THIRD)
+    primary = Service(PRIMARY, status(503, "primary down"), status(503, "primary down")).client(
+        dialect="jina",
+        model="jina-reranker-m0",
+        fallbacks=[text_only.client(), images.client(dialect="jina", model="jina-reranker-m0")],
+    )
+    with caplog.at_level(logging.WARNING, logger="rerank_integrations"):
+        response = image_call(primary, mode)
+    assert response.endpoint == THIRD + "/rerank"
+    assert text_only.api.requests == [] and len(images.api.requests) == 1
+    skipped = [r.getMessage() for r in caplog.records if "cannot take" in r.getMessage()]
+    assert len(skipped) == 1 and SECOND in skipped[0] and "documents[1] is an image" in skipped[0]
+    moved = [r.getMessage() for r in caplog.records if "trying fallback 2 of 2" in r.getMessage()]
+    assert len(moved) == 1 and PRIMARY in moved[0] and "primary down" in moved[0]
+
+
+def test_errors_after_a_skipped_fallback_chain_back_to_the_primarys(mode: str) -> None:
+    # Only fallbacks that cannot take the documents: the primary's error is raised.
+    primary = Service(PRIMARY, status(503, "primary down"), status(503, "primary down")).client(
+        dialect="jina", model="jina-reranker-m0", fallbacks=[Service(SECOND).client()]
+    )
+    with pytest.raises(ServerError, match="primary down"):
+        image_call(primary, mode)
+    # The next one fails too: its error, caused by the primary's.
+    failing = Service(THIRD, status(502, "third down"), status(502, "third down"))
+    primary = Service(PRIMARY, status(503, "primary down"), status(503, "primary down")).client(
+        dialect="jina",
+        model="jina-reranker-m0",
+        fallbacks=[Service(SECOND).client(), failing.client(dialect="jina", model="m")],
+    )
+    with pytest.raises(ServerError, match="third down") as raised:
+        image_call(primary, mode)
+    cause = raised.value.__cause__
+    assert isinstance(cause, ServerError) and "primary down" in str(cause)
+
+
+@pytest.mark.parametrize("adapter", ["langchain", "llama_index"])
+def test_the_adapters_pass_through_when_no_fallback_can_take_the_documents(
+    mode: str, adapter: str
+) -> None:
+    primary = Service(PRIMARY, status(503), status(503)).client(
+        dialect="jina", model="jina-reranker-m0", fallbacks=[Service(SECOND).client()]
+    )
+    image = "https://img.test/apple-pie.jpg"
+    if adapter == "langchain":
+        compressor = RerankCompressor(client=primary, on_error="passthrough")
+        given = [
+            Document(page_content="pear tart", id="d0"),
+            Document(page_content="", id="d1", metadata={"rerank_image": image}),
+        ]
+        out = run_mode(
+            mode,
+            lambda: compressor.compress_documents(given, QUERY),
+            lambda: compressor.acompress_documents(given, QUERY),
+        )
+        ids, metadata = [d.id for d in out], out[0].metadata
+    else:
+        postprocessor = RerankPostprocessor(client=primary, on_error="passthrough")
+        nodes = [
+            NodeWithScore(node=TextNode(text="pear tart", id_="d0"), score=0.5),
+            NodeWithScore(node=ImageNode(image_url=image, id_="d1"), score=0.4),
+        ]
+        bundle = QueryBundle(QUERY)
+        out = run_mode(
+            mode,
+            lambda: postprocessor.postprocess_nodes(nodes, query_bundle=bundle),
+            lambda: postprocessor.apostprocess_nodes(nodes, query_bundle=bundle),
+        )
+        ids, metadata = [n.node.node_id for n in out], out[0].node.metadata
+    assert ids == ["d0", "d1"]
+    assert metadata == {"reranked": False, "rerank_error": "ServerError"}
+    assert primary.stats().passthroughs == 1
 
 
 class FakeClock:

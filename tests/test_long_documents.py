@@ -14,10 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.documents import Document
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from support import run_mode
+from support import MockAPI, rank_body, run_mode
 
 from rerank_integrations import BadRequestError, RerankClient, _budget
 from rerank_integrations._budget import counter_for, estimate_tokens, windows
+from rerank_integrations._constants import MAX_PLANS_AGAIN
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
 from rerank_integrations.server import count_tokens, serve_in_thread
@@ -377,3 +378,25 @@ def test_a_tokenizer_function_counts_exactly(mode: str, limited: Any) -> None:
     with pytest.raises(TypeError, match="tokenizer"):
         RerankClient("https://h", tokenizer=42)
     client.close()
+
+
+def test_a_server_that_keeps_lowering_its_limit_gets_its_refusal_raised(
+    mode: str, make_client: Any, mock_api: MockAPI
+) -> None:
+    asked: list[int] = []
+
+    def lower_each_time(request: httpx.Request) -> httpx.Response:
+        asked.append(len(json.loads(request.content)["documents"]))
+        if len(asked) > 50:  # an endless loop of new plans ends here, late, with an answer
+            return httpx.Response(200, json=rank_body(json.loads(request.content)))
+        limit = 400 - 10 * len(asked)
+        error = f"Input validation error: `inputs` must have less than {limit} tokens. Given: 999"
+        return httpx.Response(413, json={"error": error, "error_type": "Validation"})
+
+    mock_api.queue(*[lower_each_time] * 60)
+    client = make_client(long_documents="chunk", max_retries=0)
+    with pytest.raises(BadRequestError, match="must have less than 360 tokens") as caught:
+        call(mode, client, QUERY, [long_text(30, 25), "short"])
+    assert len(asked) == 1 + MAX_PLANS_AGAIN
+    assert f"again after {MAX_PLANS_AGAIN} new plans" in str(caught.value)
+    assert client._connection.learned.document_tokens == 400 - 10 * MAX_PLANS_AGAIN

@@ -20,7 +20,7 @@ from rerank_integrations._exceptions import (
     status_error_class,
 )
 from rerank_integrations._outcome import Attempt, Step, Verdict, decide, falls_back
-from rerank_integrations._refusals import Refusal
+from rerank_integrations._refusals import Refusal, plans_again_hint
 
 POLICY = RetryPolicy(max_retries=2, initial_delay=1.0, jitter=0.0)
 MODEL_HINT = "; the server needs a model: pass model=... or set RERANK_MODEL"
@@ -119,6 +119,11 @@ TABLE: list[tuple[str, Attempt, Verdict]] = [
         "a document too long, when long documents are cut: plan again",
         attempt(status(400, TOO_LONG), long_documents="chunk"),
         Verdict(Step.PLAN_AGAIN, document_tokens=8),
+    ),
+    (
+        "a limit lowered again after the last new plan allowed: fail, saying so",
+        attempt(status(400, TOO_LONG), long_documents="chunk", document_tokens=9, plans_again=3),
+        Verdict(Step.FAIL, hint=plans_again_hint(3)),
     ),
     (
         "a document too long, the limit already known",

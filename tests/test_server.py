@@ -848,3 +848,56 @@ def test_cli_run_reports_a_busy_port(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1
     assert "cannot listen" in err[0]
+
+
+# -- instructions -------------------------------------------------------------------------
+
+
+def test_an_instruction_line_steers_what_the_query_found() -> None:
+    from rerank_integrations.server._bm25 import (
+        analyze,
+        instructed_scores,
+        score_tokens,
+        split_instruction,
+    )
+
+    documents = [
+        "Espresso is brewed at nine bars of pressure.",
+        "Road bike tires hold 80 psi of pressure.",
+        "Bicycle tires wear out on rough roads.",  # the instruction's words, not the query's
+    ]
+    tokens = [analyze(text) for text in documents]
+    query = "What pressure should I use?"
+    plain = instructed_scores(query, tokens)
+    assert plain == score_tokens(analyze(query), tokens)  # one line: BM25 as before
+    steered = instructed_scores(f"Prefer documents about bicycle tires\n{query}", tokens)
+    assert plain[0] > plain[1] and steered[1] > steered[0]
+    assert steered[0] == plain[0]  # nothing of the instruction in it
+    assert steered[2] == plain[2] == 0.0  # the instruction alone makes nothing relevant
+    assert split_instruction("a\nb\nc") == ("a\nb", "c")
+    assert split_instruction("only a query") == (None, "only a query")
+    assert split_instruction("\nq") == (None, "\nq")
+
+
+def test_the_server_honours_a_client_instruction(mode: str) -> None:
+    from support import run_mode
+
+    from rerank_integrations import RerankClient
+
+    documents = [
+        "Espresso is brewed at nine bars of pressure.",
+        "Road bike tires hold 80 psi of pressure.",
+    ]
+    with serve_in_thread() as server:
+        client = RerankClient(server.base_url, instruction="Prefer documents about bicycle tires")
+        try:
+            steered = run_mode(
+                mode,
+                lambda: client.rerank("What pressure should I use?", documents),
+                lambda: client.arerank("What pressure should I use?", documents),
+            )
+            plain = client.rerank("What pressure should I use?", documents, instruction=None)
+        finally:
+            client.close()
+    assert [r.index for r in plain.results] == [0, 1]
+    assert [r.index for r in steered.results] == [1, 0]

@@ -175,6 +175,7 @@ ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "max_tokens_per_request": ("800", 800),
     "max_tokens_per_document": ("400", 400),
     "long_documents": ("chunk", "chunk"),
+    "instruction": ("prefer maintenance guides", "prefer maintenance guides"),
 }
 
 
@@ -188,6 +189,7 @@ ARGUMENTS: dict[str, Any] = {
     "max_tokens_per_request": 300,
     "max_tokens_per_document": 200,
     "long_documents": "error",
+    "instruction": "prefer recipes",
 }
 
 

@@ -387,3 +387,23 @@ print("ok")
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_the_instruction_is_recorded_with_the_query_only_when_content_is(
+    mode: str, make_client: Callable[..., RerankClient], spans: InMemorySpanExporter
+) -> None:
+    call(make_client(instruction="prefer pies"), mode)
+    (span,) = named(spans, "rerank")
+    recorded = attributes(span)
+    assert recorded["rerank.instruction.carried"] == "prefix"
+    assert "rerank.instruction" not in recorded and "reranker.query" not in recorded
+    spans.clear()
+    call(make_client(instruction="prefer pies", trace_content=True), mode)
+    (span,) = named(spans, "rerank")
+    recorded = attributes(span)
+    assert recorded["rerank.instruction"] == "prefer pies"
+    assert recorded["reranker.query"] == QUERY  # the caller's query, not the one sent
+    spans.clear()
+    call(make_client(), mode)
+    (span,) = named(spans, "rerank")
+    assert not any(name.startswith("rerank.instruction") for name in attributes(span))

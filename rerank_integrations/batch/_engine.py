@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from .._client import RerankClient
 from .._exceptions import AuthenticationError, ConfigurationError, RerankError, RowFailedError
+from .._types import NOT_GIVEN, NotGiven
 from ._rows import (
     ON_ERROR_MODES,
     Fields,
@@ -127,6 +128,7 @@ async def _rerank_one(
     row: Row,
     fields: Fields,
     top_n: int | None,
+    instruction: str | NotGiven | None = NOT_GIVEN,
 ) -> Outcome:
     if isinstance(row, Kept):
         return Outcome(position, row, None, None, 0)
@@ -134,7 +136,7 @@ async def _rerank_one(
     try:
         query, texts, ids = parse_row(row, fields)
         documents = len(texts)
-        response = await client.arerank(query, texts, top_n=top_n)
+        response = await client.arerank(query, texts, top_n=top_n, instruction=instruction)
     except (RerankError, InvalidRowError) as error:
         return Outcome(position, row, None, error, documents)
     except (TypeError, ValueError) as error:  # the client refused the row's data (no query)
@@ -160,6 +162,7 @@ async def outcomes(
     *,
     top_n: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    instruction: str | NotGiven | None = NOT_GIVEN,
 ) -> AsyncGenerator[Outcome, None]:
     """Rerank ``(position, row)`` pairs, ``concurrency`` rows at a time, and yield their
     outcomes in input order.
@@ -174,7 +177,7 @@ async def outcomes(
 
     async def one(position: int, row: Row) -> Outcome:
         async with limit:
-            return await _rerank_one(client, position, row, fields, top_n)
+            return await _rerank_one(client, position, row, fields, top_n, instruction)
 
     try:
         async for position, row in _items(rows):
@@ -210,6 +213,7 @@ async def arerank_rows(
     document_id_field: str = "id",
     results_field: str = "results",
     error_field: str = "error",
+    instruction: str | NotGiven | None = NOT_GIVEN,
 ) -> AsyncGenerator[dict[str, Any], None]:
     """Rerank rows and yield each with its ranking, in input order.
 
@@ -231,6 +235,8 @@ async def arerank_rows(
             ``"skip"`` leaves it out; ``"stop"`` raises :class:`RowFailedError`.
         query_field, documents_field, id_field, text_field, document_id_field,
         results_field, error_field: the field names (see :class:`~._rows.Fields`).
+        instruction: what every row's ranking should favour; left out, the client's
+            ``instruction``; ``None``: none.
 
     Raises:
         RowFailedError: a row failed and ``on_error="stop"``, or it failed with an error
@@ -247,7 +253,12 @@ async def arerank_rows(
         error_field,
     )
     stream = outcomes(
-        _numbered(rows), client, fields, top_n=top_n, concurrency=check_concurrency(concurrency)
+        _numbered(rows),
+        client,
+        fields,
+        top_n=top_n,
+        concurrency=check_concurrency(concurrency),
+        instruction=instruction,
     )
     try:
         async for outcome in stream:

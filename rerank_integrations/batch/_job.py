@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from .._client import RerankClient
 from .._exceptions import RowFailedError
 from .._retry import RetryPolicy
+from .._types import NOT_GIVEN, NotGiven
 from ._engine import (
     DEFAULT_CONCURRENCY,
     Kept,
@@ -164,6 +165,7 @@ async def arun(
     document_id_field: str = "id",
     results_field: str = "results",
     error_field: str = "error",
+    instruction: str | NotGiven | None = NOT_GIVEN,
     **client_settings: Any,
 ) -> BatchSummary:
     """Rerank every row of ``input_path`` into ``output_path`` (JSON Lines), in input order.
@@ -210,6 +212,9 @@ async def arun(
         input_format: ``"jsonl"`` or ``"parquet"``; default: from the file name.
         query_field, documents_field, id_field, text_field, document_id_field,
         results_field, error_field: the field names.
+        instruction: what every row's ranking should favour (see the client's
+            ``instruction``); left out, the client's; ``None``: none. Works with a
+            ``client`` given too.
         **client_settings: ``RerankClient`` arguments, when no ``client`` is given.
 
     Returns:
@@ -260,6 +265,7 @@ async def arun(
         client,
         top_n=top_n,
         concurrency=concurrency,
+        instruction=instruction,
         progress=(stream, progress_interval) if progress else None,
     )
     try:
@@ -312,6 +318,7 @@ class _Job:
         *,
         top_n: int | None,
         concurrency: int,
+        instruction: str | NotGiven | None = NOT_GIVEN,
         progress: tuple[TextIO, float] | None,
     ) -> None:
         self.source = source
@@ -321,6 +328,7 @@ class _Job:
         self.client = client
         self.top_n = top_n
         self.concurrency = concurrency
+        self.instruction = instruction
         self.progress = progress
         self.meter: Progress | None = None
         self.counts = _Counts()
@@ -390,7 +398,12 @@ class _Job:
     ) -> None:
         """Rerank and write the rows as they come, in order."""
         stream = outcomes(
-            rows, self.client, self.fields, top_n=self.top_n, concurrency=self.concurrency
+            rows,
+            self.client,
+            self.fields,
+            top_n=self.top_n,
+            concurrency=self.concurrency,
+            instruction=self.instruction,
         )
         try:
             await self._write(stream, output, old)

@@ -35,6 +35,7 @@ _SETTINGS: dict[str, tuple[str, str | None]] = {
     "timeout": ("--timeout SECONDS", None),
     "max_retries": ("--max-retries N", None),
     "max_documents_per_request": ("--max-documents-per-request N", None),
+    "instruction": ("--instruction TEXT", "RERANK_INSTRUCTION"),
 }
 _EXAMPLES = {"base_url": "e.g. http://127.0.0.1:8080 for 'rerank-integrations serve'"}
 

@@ -38,6 +38,7 @@ def client_from_args(
         timeout=args.timeout,
         max_retries=args.max_retries,
         max_documents_per_request=getattr(args, "max_documents_per_request", None),
+        instruction=getattr(args, "instruction", None),
         http_client=http_client,
         **settings,
     )

@@ -22,6 +22,7 @@ def command_demo(args: argparse.Namespace) -> int:
         out=sys.stdout,
         as_json=args.json,
         long_documents=args.long_documents,
+        instruction=args.instruction,
     )
     return 0
 

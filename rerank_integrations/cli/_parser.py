@@ -161,6 +161,18 @@ def _add_connection_options(
     )
 
 
+def _add_instruction(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        help=(
+            "what the ranking should favour, in words, carried as the dialect can (its own "
+            "field, the model's prompt template or before the query; refused by a dialect "
+            "that cannot carry one) (default: $RERANK_INSTRUCTION)"
+        ),
+    )
+
+
 def _add_verbose(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-v",
@@ -230,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_connection_options(rerank, timeout=DEFAULT_TIMEOUT, max_retries=DEFAULT_MAX_RETRIES)
+    _add_instruction(rerank)
     _add_verbose(rerank)
     rerank.set_defaults(handler=command_rerank)
 
@@ -287,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval",
         metavar="REPORT_DIR",
         help="instead, run 'eval' over the corpus (two local BM25 rerankers) into REPORT_DIR",
+    )
+    demo.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        help=(
+            'the instruction shown with "What pressure should I use?" '
+            '(default: "Prefer documents about bicycle tires")'
+        ),
     )
     demo.add_argument(
         "--long-documents",
@@ -463,6 +484,7 @@ def _add_batch(
         help="halve the requests in flight on a 429 and grow them back (default: on)",
     )
     _add_connection_options(batch, timeout=DEFAULT_TIMEOUT, max_retries=PATIENT_RETRY.max_retries)
+    _add_instruction(batch)
     _add_verbose(batch)
     batch.set_defaults(handler=command_batch)
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from rerank_integrations._adapters import SCORE_KEY
 from rerank_integrations._client import RerankClient
 from rerank_integrations._constants import ENV_BASE_URL
+from rerank_integrations._exceptions import ConfigurationError
 from rerank_integrations._text import display_url
 from rerank_integrations.demo._corpus import LabelledQuery, Passage, load_passages, load_queries
 from rerank_integrations.demo._embedding import (
@@ -50,6 +51,7 @@ from rerank_integrations.demo._report import (
     DemoExample,
     DemoReport,
     ExampleRow,
+    InstructionExample,
     LongDocumentsFigures,
     PipelineFigures,
     StageFigures,
@@ -71,6 +73,11 @@ _INSTALL_HINT = (
     '[demo]"'
 )
 
+#: The demo's instruction example: a query the corpus answers on two topics (espresso
+#: pressure, tire pressure), and an instruction that says which is meant.
+INSTRUCTION_QUERY = "What pressure should I use?"
+DEMO_INSTRUCTION = "Prefer documents about bicycle tires"
+
 LANGCHAIN = "LangChain"
 LLAMA_INDEX = "LlamaIndex"
 
@@ -88,6 +95,7 @@ def run_demo(
     out: TextIO | None = None,
     as_json: bool = False,
     long_documents: bool = True,
+    instruction: str | None = None,
 ) -> DemoReport:
     """Run both pipelines over the labelled queries, print the report and return the figures.
 
@@ -108,6 +116,9 @@ def run_demo(
         long_documents: also rank the long-document set, first stage against
             ``long_documents="truncate"`` and ``"chunk"``, with a model limit of
             :data:`LONG_DOCUMENT_LIMIT` tokens (the embedded server refuses longer ones).
+        instruction: the instruction of the instruction example (default
+            :data:`DEMO_INSTRUCTION`), shown with :data:`INSTRUCTION_QUERY`'s best candidate
+            without and with it; the figures above never use one.
 
     Returns:
         The :class:`DemoReport`.
@@ -152,6 +163,9 @@ def run_demo(
                 chosen = "the query asked for"
             example_query, relevant = labels[query_id].query, labels[query_id].relevant
         before, after = langchain.example(example_query, set(relevant), texts, top_n)
+        steered = _instruction_example(
+            langchain, client, texts, INSTRUCTION_QUERY, instruction or DEMO_INSTRUCTION
+        )
         endpoint = display_url(client.endpoint)
         model = client.model
 
@@ -182,6 +196,7 @@ def run_demo(
         moved_up=moves.count(1),
         moved_down=moves.count(-1),
         long_documents=long_figures,
+        instruction=steered,
     )
     if as_json:
         json.dump(report.to_dict(), stream, indent=2, ensure_ascii=False)
@@ -190,6 +205,32 @@ def run_demo(
         stream.write(format_report(report, width=terminal_width()))
     stream.flush()
     return report
+
+
+def _instruction_example(
+    pipeline: _LangChainPipeline,
+    client: RerankClient,
+    texts: Mapping[str, str],
+    query: str,
+    instruction: str,
+) -> InstructionExample:
+    """The best of ``query``'s first-stage candidates reranked without and with
+    ``instruction`` (the embedded server weighs its content words: see
+    :mod:`rerank_integrations.server`)."""
+    ids = [passage_id for passage_id, _ in pipeline.first_stage(query)]
+    documents = [texts[passage_id] for passage_id in ids]
+    try:
+        plain = client.rerank(query, documents, top_n=1, instruction=None)
+        steered = client.rerank(query, documents, top_n=1, instruction=instruction)
+    except ConfigurationError as error:  # a dialect that cannot carry one
+        return InstructionExample(query, instruction, None, None, refused=str(error))
+
+    def best(results: Sequence[Any]) -> ExampleRow:
+        index = results[0].index
+        score = results[0].relevance_score
+        return ExampleRow(1, ids[index], score, False, index + 1, documents[index])
+
+    return InstructionExample(query, instruction, best(plain.results), best(steered.results))
 
 
 def _check_arguments(

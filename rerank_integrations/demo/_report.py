@@ -173,6 +173,42 @@ class LongDocumentsFigures:
 
 
 @dataclass(frozen=True)
+class InstructionExample:
+    """What one instruction does to an ambiguous query: the best candidate without it and
+    with it (``None`` when the endpoint's dialect cannot carry an instruction).
+
+    Attributes:
+        query: the query, which the corpus answers on several topics.
+        instruction: the instruction given with it.
+        without: the best candidate without the instruction.
+        with_instruction: the best candidate with it.
+        refused: why the endpoint took no instruction, if it did not.
+    """
+
+    query: str
+    instruction: str
+    without: ExampleRow | None
+    with_instruction: ExampleRow | None
+    refused: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON-ready data."""
+
+        def row(item: ExampleRow | None) -> dict[str, Any] | None:
+            if item is None:
+                return None
+            return {"id": item.passage_id, "score": item.score, "text": item.text}
+
+        return {
+            "query": self.query,
+            "instruction": self.instruction,
+            "without": row(self.without),
+            "with": row(self.with_instruction),
+            "refused": self.refused,
+        }
+
+
+@dataclass(frozen=True)
 class DemoReport:
     """Everything the demo measured.
 
@@ -191,6 +227,7 @@ class DemoReport:
         moved_up: queries whose first relevant passage reranking moved up (LangChain).
         moved_down: queries whose first relevant passage reranking moved down (LangChain).
         long_documents: the long-document comparison, when it was run.
+        instruction: what an instruction does to an ambiguous query.
     """
 
     endpoint: str
@@ -207,6 +244,7 @@ class DemoReport:
     moved_up: int = 0
     moved_down: int = 0
     long_documents: LongDocumentsFigures | None = None
+    instruction: InstructionExample | None = None
 
     def pipeline(self, name: str) -> PipelineFigures:
         """The figures of the pipeline called ``name`` (``"LangChain"`` or ``"LlamaIndex"``)."""
@@ -282,6 +320,7 @@ class DemoReport:
             "long_documents": None
             if self.long_documents is None
             else self.long_documents.to_dict(),
+            "instruction": None if self.instruction is None else self.instruction.to_dict(),
             "seconds": round(self.seconds, 4),
         }
 
@@ -380,11 +419,28 @@ def format_report(report: DemoReport, *, width: int = 100) -> str:
     )
     if report.long_documents is not None:
         lines.extend(_long_documents_lines(report.long_documents, width))
+    if report.instruction is not None:
+        lines.extend(_instruction_lines(report.instruction, width))
     add(f"Done in {report.seconds:.1f} s.")
     add("")
     add("Try: rerank-integrations demo --query-id q05, or --query 'your own question'")
     add("     RERANK_BASE_URL=https://... RERANK_API_KEY=... rerank-integrations demo")
     return "\n".join(lines) + "\n"
+
+
+def _instruction_lines(example: InstructionExample, width: int) -> list[str]:
+    lines = ["", f'Instruction: "{example.query}" has answers on more than one topic.']
+    if example.refused is not None:
+        lines.append(cut_to_width(f"  (not shown: {example.refused})", width))
+        return lines
+    for label, row in (
+        ("  best without an instruction:", example.without),
+        (f'  best with "{example.instruction}":', example.with_instruction),
+    ):
+        if row is not None:
+            lines.append(cut_to_width(f"{label} {row.passage_id} ({row.score:.3f})", width))
+            lines.append(cut_to_width(f"    {row.text}", width))
+    return lines
 
 
 def _long_documents_lines(figures: LongDocumentsFigures, width: int) -> list[str]:

@@ -34,10 +34,16 @@ from ._base import (
     is_version_segment,
 )
 from ._bedrock import BEDROCK
-from ._cohere import COHERE
+from ._cohere import COHERE, VERCEL
 from ._dashscope import DASHSCOPE
 from ._deepinfra import DEEPINFRA
 from ._generic import GENERIC, PRESETS
+from ._instructions import (
+    QWEN3_RERANKER,
+    InstructionStyle,
+    PromptTemplate,
+    register_prompt_template,
+)
 from ._mixedbread import MIXEDBREAD
 from ._nim import NIM
 from ._pinecone import PINECONE
@@ -59,7 +65,9 @@ __all__ = [
     "NIM",
     "PINECONE",
     "PRESETS",
+    "QWEN3_RERANKER",
     "TEI",
+    "VERCEL",
     "VERTEX",
     "VOYAGE",
     "WATSONX",
@@ -67,7 +75,9 @@ __all__ = [
     "CredentialSetup",
     "Dialect",
     "ImageFormat",
+    "InstructionStyle",
     "ParsedRanking",
+    "PromptTemplate",
     "RankingRequest",
     "api_key_auth",
     "bearer_auth",
@@ -77,6 +87,7 @@ __all__ = [
     "get_dialect",
     "is_version_segment",
     "register_dialect",
+    "register_prompt_template",
 ]
 
 for _dialect in (
@@ -93,6 +104,7 @@ for _dialect in (
     BEDROCK,
     DEEPINFRA,
     *PRESETS,
+    VERCEL,
 ):
     register_dialect(_dialect)
 del _dialect

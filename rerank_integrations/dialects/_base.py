@@ -30,6 +30,7 @@ from .._auth import Authorizer, AuthSettings
 from .._constants import ENV_MODEL
 from .._documents import Image, Record
 from .._exceptions import ConfigurationError
+from ._instructions import InstructionStyle
 
 _VERSION_SEGMENT = re.compile(r"v\d+")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -56,6 +57,8 @@ class RankingRequest:
         rank_fields: the fields of structured documents to rank on, when the call names them.
         mixed: whether some documents are images or records rather than strings; then
             :meth:`Dialect.body` writes each one in the dialect's form before building.
+        instruction: the call's instruction, for a dialect that carries it in a field of
+            its own (``Dialect.instruction == "field"``); ``None`` otherwise.
     """
 
     query: str
@@ -66,6 +69,7 @@ class RankingRequest:
     location: str | None = None
     rank_fields: Sequence[str] | None = None
     mixed: bool = False
+    instruction: str | None = None
 
 
 # -- pieces of request bodies ----------------------------------------------------------------
@@ -283,6 +287,12 @@ class Dialect:
             to find.
         authorizer: the per-request credential flow of a client (``None`` from it: the key
             goes in a plain header); ``None``: always a plain header.
+        instruction: how a call's instruction is carried: ``"prefix"`` before the query,
+            ``"field"`` in a body field ``build_body`` writes from ``request.instruction``,
+            or ``"refuse"`` (see :mod:`._instructions`).
+        prompt_templates: whether the server hands the texts to the model as they are, so
+            that a model's documented prompt template carries the instruction (vLLM, TEI,
+            SGLang serving Qwen3-Reranker).
     """
 
     name: str
@@ -310,6 +320,8 @@ class Dialect:
     cloud_settings: frozenset[str] = frozenset()
     setup: Callable[[CredentialSetup], CredentialSetup] | None = None
     authorizer: Callable[[AuthSettings, str], Authorizer | None] | None = None
+    instruction: InstructionStyle = "prefix"
+    prompt_templates: bool = False
 
     @property
     def limits(self) -> dict[str, int | None]:

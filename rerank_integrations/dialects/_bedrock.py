@@ -266,4 +266,5 @@ BEDROCK = Dialect(
     cloud_settings=frozenset({"credentials", "location"}),
     setup=_setup,
     authorizer=_authorizer,
+    instruction="refuse",
 )

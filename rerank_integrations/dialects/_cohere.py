@@ -3,11 +3,12 @@ endpoint path is ``/v1/rerank`` (Jina's format, structured documents as objects)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ._base import Dialect, RankingRequest, flat_body, generic_body, is_version_segment
 
-__all__ = ["COHERE"]
+__all__ = ["COHERE", "VERCEL"]
 
 
 def is_cohere_v1(path: str) -> bool:
@@ -25,6 +26,7 @@ def _body(request: RankingRequest) -> dict[str, Any]:
 COHERE = Dialect(
     name="cohere",
     default_path="/v2/rerank",
+    base_url="https://api.cohere.com",
     description=(
         "Cohere rerank: v2 (model required, no return_documents) by default, v1 when the "
         "endpoint is /v1/rerank; billed in search units."
@@ -32,4 +34,17 @@ COHERE = Dialect(
     build_body=_body,
     model_required=lambda path: not is_cohere_v1(path),
     takes_objects=is_cohere_v1,
+)
+
+#: Vercel AI Gateway's Cohere-compatible Rerank API: Cohere's format at the gateway's host
+#: (v2 by default, v1 when the endpoint is ``/v1/rerank``), models named by provider.
+VERCEL = replace(
+    COHERE,
+    name="vercel",
+    base_url="https://ai-gateway.vercel.sh",
+    description=(
+        "Vercel AI Gateway's Cohere-compatible Rerank API: Cohere's v2 format at "
+        "ai-gateway.vercel.sh (v1 when the endpoint is /v1/rerank), models named "
+        "provider/model (cohere/rerank-v3.5, voyage/rerank-2.5)."
+    ),
 )

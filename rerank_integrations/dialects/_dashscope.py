@@ -14,7 +14,11 @@ def _body(request: RankingRequest) -> dict[str, Any]:
     return {
         "model": request.model,
         "input": {"query": request.query, "documents": texts(request)},
-        "parameters": {**optional(top_n=top_n(request)), "return_documents": False},
+        "parameters": {
+            **optional(top_n=top_n(request)),
+            "return_documents": False,
+            **optional(instruct=request.instruction),
+        },
     }
 
 
@@ -22,6 +26,7 @@ def _body(request: RankingRequest) -> dict[str, Any]:
 DASHSCOPE = Dialect(
     name="dashscope",
     default_path="/api/v1/services/rerank/text-rerank/text-rerank",
+    base_url="https://dashscope.aliyuncs.com",
     description=(
         "Alibaba DashScope native API: model required, input and parameters, "
         "output.results; 500 documents a request."
@@ -30,4 +35,5 @@ DASHSCOPE = Dialect(
     build_body=_body,
     model_required=True,
     image_format="dashscope",
+    instruction="field",
 )

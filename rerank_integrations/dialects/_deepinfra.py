@@ -14,7 +14,10 @@ __all__ = ["DEEPINFRA"]
 def _body(request: RankingRequest) -> dict[str, Any]:
     # The model is in the path; the API pairs queries[i] with documents[i].
     texts = [document_text(d) for d in request.documents]
-    return {"queries": [request.query] * len(texts), "documents": texts}
+    body: dict[str, Any] = {"queries": [request.query] * len(texts), "documents": texts}
+    if request.instruction is not None:  # the Qwen3 rerankers' own field
+        body["instruction"] = request.instruction
+    return body
 
 
 def _answer(body: Any) -> ParsedRanking:
@@ -41,4 +44,5 @@ DEEPINFRA = Dialect(
     build_body=_body,
     parse_body=_answer,
     model_required=True,
+    instruction="field",
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Dialect, flat_body
+from ._base import Dialect, RankingRequest, flat_body, optional
 
 __all__ = ["GENERIC", "PRESETS"]
 
@@ -23,7 +23,13 @@ GENERIC = Dialect(
         "Infinity, Xinference, SiliconFlow, Together, llama.cpp (raw logits), Zhipu and "
         "DashScope's compatible mode."
     ),
+    prompt_templates=True,
 )
+
+
+def _with_instruction(request: RankingRequest) -> dict[str, Any]:
+    """The generic body without ``return_documents``, with an ``instruction`` field."""
+    return flat_body(request, **optional(instruction=request.instruction))
 
 
 def _preset(name: str, path: str, base_url: str | None, description: str, **quirks: Any) -> Dialect:
@@ -93,10 +99,11 @@ PRESETS: tuple[Dialect, ...] = (
         "contextual",
         "/v1/rerank",
         "https://api.contextual.ai",
-        "Contextual AI in the generic format: model required, an optional instruction "
-        "field (instruction=... on the call).",
-        build_body=flat_body,
+        "Contextual AI in the generic format: model required, instructions in its "
+        "instruction field.",
+        build_body=_with_instruction,
         model_required=True,
+        instruction="field",
     ),
     _preset(
         "scaleway",
@@ -121,6 +128,7 @@ PRESETS: tuple[Dialect, ...] = (
         "vLLM's /v1/rerank in the generic format, with its multimodal documents "
         "(image_url content parts) for vision-language rerankers.",
         image_format="vllm",
+        prompt_templates=True,
     ),
     _preset(
         "infinity",
@@ -129,6 +137,7 @@ PRESETS: tuple[Dialect, ...] = (
         "Infinity (michaelfeil/infinity) in the generic format: /rerank; 2,048 documents "
         "a request.",
         max_documents_per_request=2048,
+        prompt_templates=True,
     ),
     _preset(
         "sglang",
@@ -137,5 +146,16 @@ PRESETS: tuple[Dialect, ...] = (
         "SGLang in the generic format: a bare list of raw scores, documents always echoed.",
         score_scale="logit",
         build_body=flat_body,
+        prompt_templates=True,
+    ),
+    _preset(
+        "openrouter",
+        "/v1/rerank",
+        "https://openrouter.ai/api",
+        "OpenRouter's rerank API in the generic format: model required (e.g. "
+        "cohere/rerank-v3.5), answers name the model and provider, usage in search units "
+        "and tokens.",
+        build_body=flat_body,
+        model_required=True,
     ),
 )

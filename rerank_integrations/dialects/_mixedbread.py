@@ -17,6 +17,7 @@ def _body(request: RankingRequest) -> dict[str, Any]:
 MIXEDBREAD = Dialect(
     name="mixedbread",
     default_path="/v1/reranking",
+    base_url="https://api.mixedbread.com",
     description=(
         "Mixedbread: input instead of documents, top_k always sent (a server-side default "
         "could cut the answer), results under data."

@@ -29,4 +29,5 @@ NIM = Dialect(
     score_scale="logit",
     build_body=_body,
     model_required=True,
+    instruction="refuse",
 )

@@ -25,6 +25,7 @@ def _body(request: RankingRequest) -> dict[str, Any]:
 PINECONE = Dialect(
     name="pinecone",
     default_path="/rerank",
+    base_url="https://api.pinecone.io",
     description=(
         "Pinecone inference: Api-Key and API-version headers, model required, documents as "
         "{text}; 100 documents a request (the smallest model limit)."
@@ -35,4 +36,5 @@ PINECONE = Dialect(
     static_headers={"X-Pinecone-Api-Version": "2025-10"},
     model_required=True,
     takes_objects=True,
+    instruction="refuse",
 )

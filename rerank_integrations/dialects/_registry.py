@@ -19,6 +19,7 @@ from ._base import (
     ClientCredentials,
     Dialect,
 )
+from ._instructions import INSTRUCTION_STYLES
 
 __all__ = [
     "DIALECTS",
@@ -27,6 +28,7 @@ __all__ = [
     "dialects_using",
     "get_dialect",
     "register_dialect",
+    "split_provider",
 ]
 
 _REGISTERED: dict[str, Dialect] = {}
@@ -76,6 +78,27 @@ def get_dialect(name: str) -> Dialect:
     except KeyError:
         known = ", ".join(sorted(_REGISTERED))
         raise ValueError(f"unknown dialect {name!r}; known dialects: {known}") from None
+
+
+def split_provider(model: str | None, dialect: str | None) -> tuple[str | None, str | None]:
+    """``(dialect named, model to send)`` for a provider string, ``"<dialect>:<model>"``.
+
+    Only a prefix that is exactly a registered dialect's name counts (any case), followed by
+    a model: ``"cohere:rerank-v3.5"`` names ``cohere`` and sends ``rerank-v3.5``. With an
+    explicit ``dialect``, the prefix is dropped only when it names that same dialect, and
+    nothing is named. Anything else is a model name that may hold colons (a Bedrock ARN
+    ``arn:aws:...``, an Ollama tag ``qwen3-reranker:0.6b``, ``amazon.rerank-v1:0``) and is
+    sent as it is.
+    """
+    if not model or ":" not in model:
+        return None, model
+    prefix, rest = model.split(":", 1)
+    name = prefix.strip().lower()
+    if not rest or name not in _REGISTERED:
+        return None, model
+    if dialect is not None:
+        return None, rest if name == dialect.strip().lower() else model
+    return name, rest
 
 
 def dialects_using(setting: str) -> list[Dialect]:
@@ -146,6 +169,8 @@ def _check(dialect: object) -> None:
     _one_of(dialect, "score_scale", ("probability", "logit"))
     _one_of(dialect, "auth", AUTH_SCHEMES)
     _one_of(dialect, "image_format", (None, *IMAGE_FORMATS))
+    _one_of(dialect, "instruction", INSTRUCTION_STYLES)
+    _require(dialect, "prompt_templates", isinstance(dialect.prompt_templates, bool), "a flag")
     for function in ("build_body", "parse_body", "error_message", "auth_headers"):
         _require(dialect, function, callable(getattr(dialect, function)), "callable")
     for flag in ("model_required", "takes_objects"):

@@ -23,4 +23,5 @@ TEI = Dialect(
     ),
     max_documents_per_request=32,
     build_body=_body,
+    prompt_templates=True,
 )

@@ -257,4 +257,5 @@ VERTEX = Dialect(
     cloud_settings=frozenset({"credentials", "project", "location"}),
     setup=_setup,
     authorizer=_authorizer,
+    instruction="refuse",
 )

@@ -17,6 +17,7 @@ def _body(request: RankingRequest) -> dict[str, Any]:
 VOYAGE = Dialect(
     name="voyage",
     default_path="/v1/rerank",
+    base_url="https://api.voyageai.com",
     description="Voyage AI: model required, top_k, results under data.",
     build_body=_body,
     model_required=True,

@@ -1,9 +1,11 @@
 """IBM watsonx.ai text rerank: its wire format, and the IBM Cloud IAM exchange of the API
 key for a bearer token (cached, shared by every thread and both paths, fetched again once
-after a 401)."""
+after a 401). One token request is in flight at a time: concurrent calls wait for it, within
+their own deadlines."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
@@ -17,18 +19,22 @@ import httpx
 from pydantic import SecretStr
 
 from .. import _json
-from .._actions import Answer, Flow, Send
+from .._actions import Answer, Flow, Latch, Send, Wait
 from .._answers import ParsedRanking, extract_error_message, parse_ranking
 from .._auth import Authorizer, AuthSettings, bearer_token, has_authorization, with_headers
 from .._constants import ENV_API_KEY, LOGGER_NAME
 from .._exceptions import (
+    APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     AuthenticationError,
     ConfigurationError,
     RateLimitError,
+    RerankError,
     ResponseFormatError,
     ServerError,
 )
+from .._secrets import Scrubber
 from ._base import CredentialSetup, Dialect, RankingRequest, document_text, top_n
 
 __all__ = ["DEFAULT_IAM_URL", "WATSONX", "IAMAuthorizer", "resolve_token_url"]
@@ -88,20 +94,57 @@ def _error(body: Any) -> str | None:
 # -- the IAM token exchange -------------------------------------------------------------------
 
 
+class _Fetch:
+    """A token request in flight: the latch its waiters wait on, opened when it ends, and
+    the refusal it ended with, if any (not a timeout or a lost connection: those are its
+    own call's, whose deadline may be shorter)."""
+
+    __slots__ = ("error", "latch")
+
+    def __init__(self) -> None:
+        self.latch = Latch()
+        self.error: RerankError | None = None
+
+
 class _TokenCache:
-    """One bearer token and the moment it stops being used, behind a lock."""
+    """One bearer token and the moment it stops being used, and the request for a new one
+    in flight, behind a lock."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._token: SecretStr | None = None
         self._use_until = 0.0
+        self._fetch: _Fetch | None = None
 
     def get(self) -> str | None:
         with self._lock:
-            if self._token is None or self._clock() >= self._use_until:
-                return None
-            return self._token.get_secret_value()
+            return self._usable()
+
+    def _usable(self) -> str | None:
+        if self._token is None or self._clock() >= self._use_until:
+            return None
+        return self._token.get_secret_value()
+
+    def claim(self) -> str | _Fetch | None:
+        """The token to use; else the request for one already in flight, to wait for; else
+        ``None``: the caller requests one, and reports the end with :meth:`fetched`."""
+        with self._lock:
+            token = self._usable()
+            if token is not None:
+                return token
+            if self._fetch is not None:
+                return self._fetch
+            self._fetch = _Fetch()
+            return None
+
+    def fetched(self, error: RerankError | None) -> None:
+        """The request in flight has ended (refused with ``error``): its waiters go on."""
+        with self._lock:
+            fetch, self._fetch = self._fetch, None
+        if fetch is not None:
+            fetch.error = error
+            fetch.latch.open()
 
     def peek(self) -> str | None:
         with self._lock:
@@ -129,13 +172,13 @@ def _token_lifetime(answer: Mapping[str, Any], now: float) -> float:
 
 
 def _iam_error(answer: Answer, url: str, secrets: list[str]) -> APIStatusError:
-    content = answer.content
-    for secret in secrets:
-        content = content.replace(secret.encode(), b"***")
+    # The rerank path's scrubber: the key echoed as is, JSON-escaped or form-encoded.
+    scrubber = Scrubber(secrets)
+    content = scrubber.bytes(answer.content)
     try:
-        body: Any = _json.loads(content) if content else ""
+        body: Any = scrubber.value(_json.loads(content)) if content else ""
     except _json.JSONDecodeError:
-        body = content.decode("utf-8", errors="replace")
+        body = scrubber.text(content.decode("utf-8", errors="replace"))
     message = None
     code = None
     if isinstance(body, Mapping):
@@ -162,7 +205,13 @@ def _iam_error(answer: Answer, url: str, secrets: list[str]) -> APIStatusError:
 class IAMAuthorizer(Authorizer):
     """IBM Cloud IAM: the API key is exchanged for a bearer token, cached until shortly
     before it expires (:data:`TOKEN_USE_SHARE` of its lifetime) and fetched again once
-    after a 401."""
+    after a 401.
+
+    One token request is in flight at a time: concurrent calls (threads, tasks of any event
+    loop) wait for it rather than make their own, each for at most its request's ``limit``
+    (what is left of its deadline), and share its refusal. The request itself is bounded
+    like the rerank request it is made for: each phase by ``timeout``, the whole by
+    ``limit``."""
 
     refreshable = True
 
@@ -182,9 +231,32 @@ class IAMAuthorizer(Authorizer):
         return f"IAMAuthorizer(url={self.url!r}, api_key='***')"
 
     def authorize(self, send: Send) -> Flow[Send]:
-        token = self._cache.get()
-        if token is None:
-            token = yield from self._exchange(send.timeout)
+        while True:
+            found = self._cache.claim()
+            if isinstance(found, str):
+                token = found
+                break
+            if found is None:  # this call requests the token; concurrent ones wait for it
+                refused: RerankError | None = None
+                try:
+                    token = yield from self._exchange(send)
+                except RerankError as error:
+                    if not isinstance(error, APIConnectionError):
+                        refused = error
+                    raise
+                finally:  # a failure, a cancellation too: the waiters go on
+                    self._cache.fetched(refused)
+                break
+            opened = yield Wait(found.latch, send.limit)
+            if not opened:
+                raise APITimeoutError(
+                    f"no IAM token from {self.url} within {send.limit or 0:g}s: the request "
+                    "for one made by another call is still in flight"
+                )
+            if found.error is not None:
+                raise copy.copy(found.error)  # the server's refusal, with a traceback of ours
+            # Otherwise the token is cached now, or the request failed on the way (a
+            # timeout of its own call's): then one of the waiters requests it again.
         return with_headers(send, {"Authorization": f"Bearer {token}"})
 
     def invalidate(self, sent: Send) -> None:
@@ -194,20 +266,20 @@ class IAMAuthorizer(Authorizer):
         token = self._cache.peek()
         return [self._api_key.get_secret_value(), *([token] if token else [])]
 
-    def _token_request(self, timeout: httpx.Timeout) -> Send:
+    def _token_request(self, timeout: httpx.Timeout, limit: float | None) -> Send:
         form = {"grant_type": IAM_GRANT_TYPE, "apikey": self._api_key.get_secret_value()}
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
             "User-Agent": self._user_agent,
         }
-        return Send(self.url, urlencode(form).encode(), headers, timeout, label="token")
+        return Send(self.url, urlencode(form).encode(), headers, timeout, limit, label="token")
 
-    def _exchange(self, timeout: httpx.Timeout) -> Flow[str]:
+    def _exchange(self, send: Send) -> Flow[str]:
         # The key goes straight into the request (whose repr hides its body): no frame of a
-        # traceback holds it as text.
+        # traceback holds it as text. The request has the bounds of the one it is made for.
         logger.debug("POST %s: IAM token request", self.url)
-        outcome = yield self._token_request(timeout)
+        outcome = yield self._token_request(send.timeout, send.limit)
         if not isinstance(outcome, Answer):
             raise outcome  # the RerankError the request failed with
         if not 200 <= outcome.status_code < 300:
@@ -281,4 +353,5 @@ WATSONX = Dialect(
     cloud_settings=frozenset({"auth_url"}),
     setup=_setup,
     authorizer=_authorizer,
+    instruction="refuse",
 )

@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._bm25 import analyze, score_tokens, to_relevance
+from ._bm25 import analyze, instructed_scores, to_relevance
 from ._config import ServerConfig
 from ._faults import DroppedResponse, FaultPlan, error_fault, rate_limit_fault
 from ._limits import (
@@ -82,7 +82,7 @@ def _rank(
         raw = [_cheap_score(i, text) for i, text in enumerate(documents)]
         relevance = raw
     else:
-        raw = score_tokens(analyze(query), [analyze(text) for text in documents])
+        raw = instructed_scores(query, [analyze(text) for text in documents])
         relevance = [to_relevance(score) for score in raw]
 
     def key(i: int) -> tuple[float, int]:

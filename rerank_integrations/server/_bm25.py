@@ -14,6 +14,15 @@ Terms: the tokens without :data:`STOP_WORDS`, British spellings folded into Amer
 Scores: Okapi BM25 with the request's own documents as the collection, and the IDF
 ``ln(1 + (N - df + 0.5) / (df + 0.5))``, which stays positive even for one document.
 
+Instructions: a query of several lines is read as an instruction (every line but the last)
+followed by the query (its last line), the form clients send an instruction in to servers
+of the generic format. The instruction's content words (its terms without
+:data:`INSTRUCTION_FILLER`, the words that only say how to rank) are scored as a second BM25
+query over the same documents and added at :data:`INSTRUCTION_WEIGHT`, for documents the
+query itself matches: an instruction reorders what the query found, as an instruction-
+following reranker does, and never makes a document relevant on its own
+(:func:`instructed_scores`). A one-line query is scored as before.
+
 Token counts (:func:`count_tokens`) are the server's measure of size, for its limits and its
 usage figures: what a model's tokenizer would count, roughly, and exactly defined so that a
 client's estimate can be checked against it.
@@ -33,13 +42,18 @@ from ._lexicon import SPELLING_VARIANTS, STOP_WORDS
 __all__ = [
     "DEFAULT_B",
     "DEFAULT_K1",
+    "INSTRUCTION_FILLER",
+    "INSTRUCTION_WEIGHT",
     "RELEVANCE_HALF_SCORE",
     "SPELLING_VARIANTS",
     "STOP_WORDS",
     "analyze",
     "bm25_scores",
     "count_tokens",
+    "instructed_scores",
+    "instruction_terms",
     "score_tokens",
+    "split_instruction",
     "terms_of",
     "to_relevance",
     "tokenize",
@@ -283,6 +297,94 @@ def bm25_scores(
     query term counts once. ``ValueError`` when ``k1 < 0`` or ``b`` is outside 0..1.
     """
     return score_tokens(analyze(query), [analyze(doc) for doc in documents], k1, b)
+
+
+#: How much an instruction's content words weigh against the query's.
+INSTRUCTION_WEIGHT = 0.5
+
+#: Words of an instruction that say how to rank rather than what to favour.
+INSTRUCTION_FILLER = frozenset(
+    {
+        "prefer",
+        "preferring",
+        "favour",
+        "favor",
+        "prioritise",
+        "prioritize",
+        "rank",
+        "ranking",
+        "retrieve",
+        "find",
+        "relevant",
+        "document",
+        "documents",
+        "passage",
+        "passages",
+        "text",
+        "texts",
+        "result",
+        "results",
+        "about",
+        "query",
+        "answer",
+        "answers",
+        "given",
+        "search",
+        "web",
+        "higher",
+        "first",
+        "over",
+        "ones",
+        "those",
+        "mention",
+        "mentioning",
+    }
+)
+
+
+def split_instruction(query: str) -> tuple[str | None, str]:
+    """``(instruction, query)``: a query of several lines is its instruction lines and its
+    last line; a one-line query has no instruction."""
+    head, newline, last = query.rstrip("\n").rpartition("\n")
+    if not newline or not head.strip() or not last.strip():
+        return None, query
+    return head, last
+
+
+def instruction_terms(instruction: str) -> list[str]:
+    """The content words of an instruction, as terms (:func:`analyze`), without the filler."""
+    filler = _filler_terms()
+    return [term for term in analyze(instruction) if term not in filler]
+
+
+@cache
+def _filler_terms() -> frozenset[str]:
+    return frozenset(analyze(" ".join(sorted(INSTRUCTION_FILLER))))
+
+
+def instructed_scores(
+    query: str,
+    document_tokens: Sequence[Sequence[str]],
+    k1: float = DEFAULT_K1,
+    b: float = DEFAULT_B,
+) -> list[float]:
+    """BM25 of ``query`` (already split from its instruction lines, if any: see the module's
+    docstring) over ``document_tokens``, with the instruction's content words added at
+    :data:`INSTRUCTION_WEIGHT` to the documents the query matches."""
+    instruction, asked = split_instruction(query)
+    query_terms = analyze(asked)
+    scores = score_tokens(query_terms, document_tokens, k1, b)
+    if instruction is None:
+        return scores
+    known = set(query_terms)
+    extra = [term for term in instruction_terms(instruction) if term not in known]
+    if not extra:
+        return scores
+    bonus = score_tokens(extra, document_tokens, k1, b)
+    return [
+        score + INSTRUCTION_WEIGHT * more if score > 0 else score
+        for score, more in zip(scores, bonus, strict=True)
+    ]
 
 
 def to_relevance(score: float, half_score: float = RELEVANCE_HALF_SCORE) -> float:

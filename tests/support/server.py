@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -160,7 +160,8 @@ class ScriptedServer:
         received: every request but those to the token endpoint, in arrival order.
         in_flight, max_in_flight: requests being answered now, and the most at once.
         token_requests: every request to the token endpoint, in arrival order. It is served
-            apart: no queued reply or ``always`` answers it, and it is not counted in flight.
+            apart: only replies queued with :meth:`queue_token` answer it (not ``always``,
+            nor those of :meth:`queue`), and it is not counted in flight.
         tokens: the access tokens the rerank routes take (``watsonx``); the token endpoint
             adds each one it issues.
     """
@@ -194,6 +195,7 @@ class ScriptedServer:
         self.token_requests: list[Received] = []
         self.received: list[Received] = []
         self.replies: deque[ScriptedReply] = deque()
+        self.token_replies: deque[ScriptedReply] = deque()
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -215,6 +217,15 @@ class ScriptedServer:
                 raise TypeError(f"not a reply kind: {reply!r}")
         with self._lock:
             self.replies.extend(replies)
+
+    def queue_token(self, *replies: ScriptedReply) -> None:
+        """Answer the next token requests with these (a ``Stall`` or a trickle sends the
+        token endpoint's own answer), in order, one request each."""
+        for reply in replies:
+            if not isinstance(reply, _KINDS):
+                raise TypeError(f"not a reply kind: {reply!r}")
+        with self._lock:
+            self.token_replies.extend(replies)
 
     @property
     def endpoint(self) -> str:
@@ -254,6 +265,7 @@ class ScriptedServer:
             self.received.clear()
             self.token_requests.clear()
             self.replies.clear()
+            self.token_replies.clear()
             self.max_in_flight = self.in_flight
 
     # -- life cycle ----------------------------------------------------------------------
@@ -338,8 +350,6 @@ class ScriptedServer:
         """The token endpoint's answer to ``record``."""
         endpoint = self.service.token_endpoint
         assert endpoint is not None
-        with self._lock:
-            self.token_requests.append(record)
         status, body = endpoint.answer(record, self)
         return Reply(status, body, {"Content-Type": "application/json"})
 
@@ -406,21 +416,34 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 return
             endpoint = server.service.token_endpoint
             if endpoint is not None and self.path.partition("?")[0] == endpoint.path:
-                self._send(record, server._token_answer(record))
+                with server._lock:
+                    server.token_requests.append(record)
+                    queued = server.token_replies
+                    reply = queued.popleft() if queued else None
+                try:
+                    self._answer(record, reply, server._token_answer, None)
+                except (_Hangup, OSError):
+                    self._hang_up()
                 return
             reply = server._arrived(record)
             try:
-                self._answer(record, reply)
+                self._answer(record, reply, server._service_answer, server.always)
             except (_Hangup, OSError):
                 self._hang_up()
             finally:
                 server._done()
 
-        def _answer(self, record: Received, reply: ScriptedReply | None) -> None:
+        def _answer(
+            self,
+            record: Received,
+            reply: ScriptedReply | None,
+            own: Callable[[Received], Reply],
+            always: Reply | None,
+        ) -> None:
             if reply is not None:
                 record.reply = type(reply).__name__
-            elif server.always is not None:
-                record.reply, reply = "always", server.always
+            elif always is not None:
+                record.reply, reply = "always", always
             if isinstance(reply, Drop):
                 raise _Hangup
             if isinstance(reply, Reply):
@@ -428,7 +451,7 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 return
             if isinstance(reply, Stall):
                 server._wait(reply.seconds)
-            answer = server._service_answer(record)
+            answer = own(record)
             if isinstance(reply, TrickleHeaders):
                 whole = _head(answer.status, answer.headers, len(answer.body)) + answer.body
                 self._trickle(record, whole, reply.interval, reply.limit)
@@ -488,6 +511,7 @@ class _HTTPServer(ThreadingHTTPServer):
     """Serves each connection in its own thread, and keeps track of them for a clean close."""
 
     daemon_threads = True
+    request_queue_size = 128  # many concurrent calls connect at once
 
     def __init__(self, owner: ScriptedServer, handler: type[BaseHTTPRequestHandler]) -> None:
         self.owner = owner

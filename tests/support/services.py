@@ -390,6 +390,25 @@ def _answer_deepinfra(asked: Asked) -> Any:
     }
 
 
+def _answer_openrouter(asked: Asked) -> Any:
+    """OpenRouter: the model and the provider that served it, each document echoed, usage
+    in search units and tokens."""
+    return {
+        "id": "gen-rerank-0001",
+        "model": asked.model,
+        "provider": "Cohere",
+        "results": [
+            {"document": {"text": asked.documents[i]}, "index": i, "relevance_score": s}
+            for i, s in ranked("openrouter", asked)
+        ],
+        "usage": {"search_units": 1, "total_tokens": token_count(asked)},
+    }
+
+
+def _error_openrouter(reject: Reject) -> bytes:
+    return json.dumps({"error": {"code": reject.status, "message": reject.message}}).encode()
+
+
 def _error_detail_error(reject: Reject) -> bytes:
     return json.dumps({"detail": {"error": reject.message}}).encode()
 
@@ -494,6 +513,17 @@ API_KEY_SERVICES: dict[str, Service] = {
     ),
     "infinity": Service(("/rerank",), 2048, _read_generic, _answer_generic, error_detail),
     "sglang": Service(("/v1/rerank",), 1000, _read_plain(False), _answer_sglang, error_generic),
+    "openrouter": Service(
+        ("/v1/rerank", "/api/v1/rerank"),
+        1000,
+        _read_plain(True, frozenset({"provider"})),
+        _answer_openrouter,
+        _error_openrouter,
+    ),
+    # Vercel AI Gateway speaks Cohere's format, v2 and v1.
+    "vercel": Service(
+        ("/v2/rerank", "/v1/rerank"), 1000, _read_cohere, _answer_cohere, error_message_only
+    ),
 }
 
 #: Every service :class:`~support.server.ScriptedServer` can imitate, by dialect name.
