@@ -514,3 +514,67 @@ register(
         "import takes of it.",
     )
 )
+
+
+# -- scenario 17: an instruction against none -------------------------------------------------
+
+#: The model whose prompt template the generic dialect applies (each document wrapped).
+INSTRUCTED_MODEL = "Qwen/Qwen3-Reranker-8B"
+INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+_INSTRUCTION = Pair(
+    reference_of={f"instruction-{mode}": f"instruction-none-{mode}" for mode in ("sync", "async")},
+    text_of={
+        f"instruction-{mode}": f"{mode}: wall time with an instruction (the model's template) "
+        "against none (context, not a target: the body is longer)"
+        for mode in ("sync", "async")
+    },
+)
+
+
+def _run_instruction(context: Context) -> ScenarioResult:
+    from .features import _Client
+
+    chosen: list[Contender] = []
+    for mode in _modes(context):
+        method = "rerank" if mode == "sync" else "arerank"
+        chosen += [
+            feature_contender(
+                f"instruction-none-{mode}",
+                f"RerankClient.{method}, model={INSTRUCTED_MODEL!r}, no instruction",
+                mode,
+                lambda options: _Client(options, model=INSTRUCTED_MODEL),
+                reference=True,
+            ),
+            feature_contender(
+                f"instruction-{mode}",
+                f"RerankClient.{method}, the same model, instruction=...",
+                mode,
+                lambda options: _Client(options, model=INSTRUCTED_MODEL, instruction=INSTRUCTION),
+                reference=False,
+            ),
+        ]
+    sizes = SIZES[context.scale.name]
+    return _run_paths(
+        context,
+        17,
+        f"an instruction through the model's prompt template against none, {sizes.documents} "
+        "documents",
+        f"generic dialect, model {INSTRUCTED_MODEL} (vLLM's Qwen3-Reranker template: the query "
+        "carries the instruction, each document its wrapper); server: cheap scores, no added "
+        f"latency; {sizes.calls} timed calls per contender per round, taken in turns",
+        chosen,
+    )
+
+
+register(
+    Scenario(
+        17,
+        "instruction",
+        _run_instruction,
+        lambda result: paired_verdicts(result, _INSTRUCTION),
+        paired_table(_INSTRUCTION),
+        reading="Scenario 17 compares a call with an instruction (carried by the model's "
+        "prompt template) with the same call without one.",
+    )
+)

@@ -15,7 +15,7 @@ from pathlib import Path
 from .contenders import Contender, SessionOptions
 from .corpus import make_documents
 from .features import _CACHE, _CHUNK, _LEARN, Pair
-from .paths import _MIDDLEWARE, _RETRIEVER
+from .paths import _INSTRUCTION, _MIDDLEWARE, _RETRIEVER
 from .registry import Check, Context, Scenario, register
 from .report import markdown_row, ratio_of, seconds, times
 from .scenarios import Bench, Measurement, ScenarioResult, floor_references
@@ -27,7 +27,14 @@ __all__ = ["PLOTS_FOLDER", "write_plots"]
 PLOTS_FOLDER = Path("benchmarks") / "plots"
 
 #: Scenarios whose rows each have their own reference row.
-_PAIRS: dict[int, Pair] = {6: _CHUNK, 7: _LEARN, 8: _CACHE, 13: _RETRIEVER, 14: _MIDDLEWARE}
+_PAIRS: dict[int, Pair] = {
+    6: _CHUNK,
+    7: _LEARN,
+    8: _CACHE,
+    13: _RETRIEVER,
+    14: _MIDDLEWARE,
+    17: _INSTRUCTION,
+}
 
 #: The most a document's cost may vary (largest over smallest, CPU per document) from the
 #: smallest call to the largest: flat, within what batching and fixed costs add.
