@@ -6,6 +6,7 @@ process, untimed warm-up calls, contenders timed in turns in shuffled order, med
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import random
 from collections.abc import Callable, Sequence
@@ -184,6 +185,10 @@ class _Windows:
             call = start_call(
                 settings, connection, QUERY, inputs, self._top_n, NOT_GIVEN, NOT_GIVEN, None, {}
             )
+            if call.stream is not None:  # cut as the batches are asked for: all of them here
+                while call.stream.next_batch() is not None:
+                    pass
+                call = dataclasses.replace(call, plan=call.stream.plan)
             plan = call.plan
             assert plan.parts is not None, "no document was long enough to be cut"
             bodies = [

@@ -27,6 +27,8 @@ MODULES: tuple[str, ...] = (
     "benchmarks.features",
     "benchmarks.offline",
     "benchmarks.evaluation",
+    "benchmarks.paths",
+    "benchmarks.plots",
 )
 
 

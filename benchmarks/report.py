@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from importlib import metadata
+from pathlib import Path
 
 from .contenders import AIOHTTP_CONTENDERS, CONTENDERS, LIMITS, SPLIT_FLOORS
 from .registry import Check, Context, Scenario, register, scenarios
@@ -678,8 +679,9 @@ def render(
     elapsed: float,
     skipped: Sequence[str],
     load_at_start: Sequence[float] | None = None,
+    pictures: Sequence[str] = (),
 ) -> str:
-    """The whole ``BENCHMARKS.md``."""
+    """The whole ``BENCHMARKS.md``; ``pictures`` are the plots' paths, relative to it."""
     body, checks = tables(results)
     targets = [check for check in checks if not check.informational]
     met = sum(1 for check in targets if check.met)
@@ -732,12 +734,14 @@ def render(
                 if entry.reading and any(result.number == entry.number for result in results)
             ),
             "",
-            "## Results",
-            "",
-            body,
-            "",
         ]
     )
+    if pictures:
+        lines.extend(["## Pictures", ""])
+        for picture in pictures:
+            name = Path(picture).stem.replace("-", " ")
+            lines.extend([f"![{name}]({picture})", ""])
+    lines.extend(["## Results", "", body, ""])
     return "\n".join(lines)
 
 

@@ -125,7 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     if args.out is not None:
         command = shlex.join(["python", "-m", "benchmarks.run", *arguments])
-        report = render(results, scale, args.rounds, command, elapsed, skipped, load_at_start)
+        from .plots import PLOTS_FOLDER, write_plots
+
+        home = args.out.parent
+        drawn = write_plots(results, home / PLOTS_FOLDER)
+        pictures = [path.relative_to(home).as_posix() for path in drawn]
+        report = render(
+            results, scale, args.rounds, command, elapsed, skipped, load_at_start, pictures
+        )
         args.out.write_text(report, encoding="utf-8")
         _log(f"wrote {args.out}")
     return 0

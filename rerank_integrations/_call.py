@@ -29,7 +29,7 @@ from ._config import ClientSettings, check_deadline
 from ._constants import LOGGER_NAME
 from ._documents import check_rank_fields, prepare_documents
 from ._exceptions import APITimeoutError
-from ._plan import Batch, Budget, RerankPlan, plan_rerank
+from ._plan import Batch, Budget, PlanStream, RerankPlan, plan_rerank, stream_plan
 from ._state import Connection
 from ._types import NOT_GIVEN, NotGiven
 from ._usage import RequestUsage
@@ -69,6 +69,14 @@ class Call:
     #: What each answered request used, kept across plans (a call planned again still paid
     #: for the requests answered before); appended to by the batches as they are answered.
     spent: list[RequestUsage] = field(default_factory=list)
+    stream: PlanStream | None = None  # long documents cut as the batches are sent
+
+    def batch_label(self, number: int) -> str:
+        """How batch ``number`` is named in logs and errors."""
+        stream = self.stream
+        if stream is not None and not stream.done:
+            return f"batch {number + 1}"  # how many there are is not known yet
+        return f"batch {number + 1}/{len(self.plan.batches)}"
 
     def time_left(self) -> float | None:
         """Seconds left before the deadline, ``None`` without one."""
@@ -161,6 +169,25 @@ def _planned(
         lookup = _lookup(
             settings, connection, connection.scores, query, model, extra, fields_ranked, carried
         )
+    if lookup is None and isinstance(budget, Budget) and budget.cuts_documents():
+        # Planned with nothing cut, to be cut as the batches are sent when that is worth it.
+        whole = plan_rerank(
+            carried.query,
+            prepared,
+            arguments.top_n,
+            budget.max_documents,
+            None,
+            originals,
+            fields_ranked,
+            instruction=carried.field,
+            wrapper=carried.wrapper,
+        )
+        stream = stream_plan(whole, budget)
+        if stream is not None:
+            plan = stream.plan
+            return Call(
+                plan, model, extra, deadline, expires, None, arguments, carried, stream=stream
+            )
     plan = plan_rerank(
         carried.query,
         prepared,

@@ -70,7 +70,7 @@ def batch_flow(
     """
     plan = call.plan
     batch = plan.batches[number]
-    label = f"batch {number + 1}/{len(plan.batches)}"
+    label = call.batch_label(number)
     auth = authorizer or _NO_AUTHORIZER
     work = _Batchwork(settings, connection, call, random, auth)
     ranking = yield from _part(work, batch, label, 0)

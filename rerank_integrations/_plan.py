@@ -21,6 +21,7 @@ __all__ = [
     "CHUNK_AGGREGATES",
     "Batch",
     "Budget",
+    "PlanStream",
     "RerankPlan",
     "batch_of",
     "document_tokens",
@@ -384,6 +385,158 @@ def _cuts(
 def _digest(text: str) -> bytes:
     """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+class PlanStream:
+    """A plan whose long documents are cut as its batches are asked for.
+
+    :meth:`next_batch` cuts documents, in order, until one more batch is full, so that the
+    first request can leave after one batch's worth of cutting and the rest is cut while
+    answers are awaited. :attr:`plan` is live: its texts, parts and batches grow as the
+    documents are cut; once :attr:`done`, it is the plan :func:`plan_rerank` makes (cuts,
+    pieces sent once, batches), except that each whole document also has its part and no
+    batch is asked for fewer results than it holds. Made by :func:`stream_plan`.
+
+    Attributes:
+        plan: the plan so far.
+        done: whether every document is cut and every batch made.
+        cut: documents cut (or found to fit) so far.
+    """
+
+    def __init__(self, plan: RerankPlan, budget: Budget) -> None:
+        self._source = plan.texts
+        self._first_index = plan.first_index
+        self._copies = plan.copies
+        self._budget = budget
+        self._counter = budget.counter or counter_for(None)
+        self._limits = _document_limits(plan.query, budget)
+        self._texts: list[Document] = []
+        self._parts: list[list[tuple[int, int, int]]] = []
+        self._batches: list[Batch] = []
+        self._position_of: dict[Document, int] = {}
+        self._pieces = 0
+        self._ready: list[Batch] = []
+        # The batch being filled: where it starts, its texts, bytes and tokens so far.
+        self._start = self._count = self._size = self._tokens = 0
+        self._query_tokens = (
+            self._counter.count(plan.query) + budget.wrapper_tokens
+            if budget.max_tokens is not None
+            else 0
+        )
+        self.plan = dataclasses.replace(
+            plan,
+            texts=self._texts,
+            first_index=None,
+            copies={},
+            parts=self._parts,
+            batches=self._batches,
+            aggregate=budget.aggregate,
+        )
+        self.done = False
+        self.cut = 0
+
+    def next_batch(self) -> Batch | None:
+        """The next batch, cutting as many documents as it takes; ``None`` after the last.
+        Refusals of the budget (:func:`plan_rerank`'s ``"error"``) are not streamed."""
+        while not self._ready:
+            if self.done:
+                return None
+            if self.cut == len(self._source):
+                if self._count:
+                    self._emit(len(self._texts))
+                self.plan = dataclasses.replace(self.plan, windows=self._pieces)
+                self.done = True
+                continue
+            self._cut_next()
+        return self._ready.pop(0)
+
+    def _cut_next(self) -> None:
+        position = self.cut
+        text = self._source[position]
+        index = position if self._first_index is None else self._first_index[position]
+        owners = (index, *self._copies.get(position, ()))
+        self.cut += 1
+        if not isinstance(text, str):  # an image or a record is sent whole
+            self._add(text, [(owner, 0, 0) for owner in owners])
+            return
+        max_tokens, max_characters = self._limits
+        too_long = max_characters is not None and len(text) > max_characters
+        cuts = None
+        if too_long or (max_tokens is not None and len(text) * 2 > max_tokens):
+            cuts = _cuts(
+                text, index, too_long, max_tokens, max_characters, self._counter, self._budget
+            )
+        if cuts is None:
+            self._add(text, [(owner, 0, len(text)) for owner in owners])
+            return
+        self._pieces += len(cuts)
+        for cut in cuts:
+            self._add(text[cut.start : cut.end], [(owner, cut.start, cut.end) for owner in owners])
+
+    def _add(self, text: Document, places: list[tuple[int, int, int]]) -> None:
+        """One piece: sent once however often it is found, and placed in a batch."""
+        position = self._position_of.setdefault(text, len(self._texts))
+        if position < len(self._texts):
+            self._parts[position] = self._parts[position] + places
+            return
+        budget = self._budget
+        text_bytes = (
+            _document_bytes(text) + budget.document_bytes if budget.max_bytes is not None else 0
+        )
+        text_tokens = (
+            document_tokens(self._counter, text) + self._query_tokens
+            if budget.max_tokens is not None
+            else 0
+        )
+        max_bytes, max_tokens = budget.max_bytes, budget.max_tokens
+        full = self._count >= budget.max_documents or (
+            self._count
+            and (
+                (max_bytes is not None and budget.body_bytes + self._size + text_bytes > max_bytes)
+                or (max_tokens is not None and self._tokens + text_tokens > max_tokens)
+            )
+        )
+        if full:
+            self._emit(position)
+        self._texts.append(text)
+        self._parts.append(places)
+        self._count += 1
+        self._size += text_bytes
+        self._tokens += text_tokens
+
+    def _emit(self, end: int) -> None:
+        batch = batch_of(self._texts, self._start, end, None)
+        self._batches.append(batch)
+        self._ready.append(batch)
+        self._start, self._count, self._size, self._tokens = end, 0, 0, 0
+
+
+#: Characters of text to measure past which a call's long documents are cut as its batches
+#: are sent (:class:`PlanStream`) rather than all before the first request.
+STREAM_CHARACTERS = 1 << 18
+
+
+def stream_plan(plan: RerankPlan, budget: Budget | int) -> PlanStream | None:
+    """A :class:`PlanStream` for ``plan`` (planned with nothing cut) when its documents are
+    long enough for cutting them to delay the first request; ``None``: plan them whole.
+
+    Not streamed: a budget that refuses long documents (every refusal comes before any
+    request), calls with known scores (a cache) and calls of images or records."""
+    if (
+        not isinstance(budget, Budget)
+        or not budget.cuts_documents()
+        or budget.long_documents == "error"
+        or plan.sent is not None
+        or plan.originals is not None
+    ):
+        return None
+    total = 0
+    for text in plan.texts:
+        if isinstance(text, str):
+            total += len(text)
+            if total > STREAM_CHARACTERS:
+                return PlanStream(plan, budget)
+    return None
 
 
 def _sized_batches(

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from ._config import ClientSettings
-from ._transport import DeadlineTransport
 
 __all__ = ["Pools"]
 
@@ -74,6 +73,8 @@ class Pools:
             return self.user_http_client
         client = self._http_client
         if client is None:
+            from ._deadline_pool import DeadlineTransport  # httpcore, when first needed
+
             with self._lock:
                 if self._http_client is None:
                     self._http_client = httpx.Client(

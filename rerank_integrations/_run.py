@@ -95,6 +95,8 @@ class Engine:
 
     def _ranked(self, call: Call) -> RerankResponse:
         """One planned call on the sync path: its batches, in a pool when there are several."""
+        if call.stream is not None:
+            return self._streamed(call)
         if not call.plan.batches:  # no documents, or every score known
             return self._merged(call, [])
         client = self.pools.http_client()
@@ -117,6 +119,48 @@ class Engine:
         pool = self.pools.executor() if count > 1 else None
         rankings = [run(0)] if pool is None else _run_in_pool(pool, run, count, call)
         return self._merged(call, rankings)
+
+    def _streamed(self, call: Call) -> RerankResponse:
+        """A call whose long documents are cut as its batches are sent: this thread cuts
+        each next batch while the pool sends those already cut; the deadline covers both."""
+        stream = call.stream
+        assert stream is not None
+        client = self.pools.http_client()
+        to_send = functools.partial(send, client)
+        gate = self.connection.gate
+        drive(warm_up(self.settings, self.authorizer, call), to_send, sleep)
+
+        def run(number: int) -> BatchRanking:
+            if gate is None:
+                return drive(self._flow(call, number), to_send, sleep)
+            if not gate.acquire(call.time_left()):  # the deadline ran out waiting for a place
+                raise call.deadline_error()
+            try:
+                return drive(self._flow(call, number), to_send, sleep)
+            finally:
+                gate.release()
+
+        executor = self.pools.executor()
+        futures: list[Future[BatchRanking]] = []
+        try:
+            while (batch := stream.next_batch()) is not None:
+                del batch  # the flow reads it from the plan
+                _check_left(call)
+                if any(future.done() and future.exception() for future in futures):
+                    break  # a batch failed: its error is raised below, nothing more is cut
+                context = contextvars.copy_context()
+                futures.append(executor.submit(context.run, run, len(futures)))
+            rankings = []
+            for future in futures:
+                left = call.time_left()
+                rankings.append(future.result(None if left is None else max(0.0, left)))
+        except BaseException as error:
+            for future in futures:
+                future.cancel()
+            if isinstance(error, FutureTimeoutError):
+                raise call.deadline_error() from None
+            raise
+        return self._merged(dataclasses.replace(call, plan=stream.plan), rankings)
 
     # -- the async path ---------------------------------------------------------------------
 
@@ -152,6 +196,8 @@ class Engine:
 
     async def _aranked(self, call: Call) -> RerankResponse:
         """One planned call on the async path: its batches as concurrent tasks."""
+        if call.stream is not None:
+            return await self._astreamed(call)
         if not call.plan.batches:  # no documents, or every score known
             return self._merged(call, [])
         client = await self.pools.async_http_client()
@@ -184,6 +230,43 @@ class Engine:
             gathering = _gather_or_cancel([run(number) for number in range(count)])
             rankings = await _within(gathering, call)
         return self._merged(call, rankings)
+
+    async def _astreamed(self, call: Call) -> RerankResponse:
+        """The async twin of :meth:`_streamed`: each next batch is cut in a worker thread,
+        so the loop is not held while the batches already cut are sent."""
+        stream = call.stream
+        assert stream is not None
+        client = await self.pools.async_http_client()
+        to_send = functools.partial(asend, client)
+        await _within(adrive(warm_up(self.settings, self.authorizer, call), to_send, asleep), call)
+        gate = self.connection.gate
+        limit = asyncio.Semaphore(self.settings.max_concurrency)
+
+        async def run(number: int) -> BatchRanking:
+            async with limit:
+                if gate is None:
+                    return await adrive(self._flow(call, number), to_send, asleep)
+                await gate.aacquire()
+                try:
+                    return await adrive(self._flow(call, number), to_send, asleep)
+                finally:
+                    gate.release()
+
+        tasks: list[asyncio.Future[BatchRanking]] = []
+        try:
+            while (batch := await _within(asyncio.to_thread(stream.next_batch), call)) is not None:
+                del batch  # the flow reads it from the plan
+                _check_left(call)
+                if any(task.done() and task.exception() for task in tasks):
+                    break  # a batch failed: its error is raised below, nothing more is cut
+                tasks.append(asyncio.ensure_future(run(len(tasks))))
+            rankings = list(await _within(asyncio.gather(*tasks), call))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return self._merged(dataclasses.replace(call, plan=stream.plan), rankings)
 
     # -- shared by both paths ---------------------------------------------------------------
 
@@ -251,6 +334,13 @@ class Engine:
         return batch_flow(
             self.settings, self.connection, call, number, self.random.random, self.authorizer
         )
+
+
+def _check_left(call: Call) -> None:
+    """Raise the deadline's error when the call has no time left."""
+    left = call.time_left()
+    if left is not None and left <= 0:
+        raise call.deadline_error()
 
 
 async def _within(awaitable: Awaitable[T], call: Call) -> T:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpcore
 import httpx
 
 from ._actions import Answer, Send
@@ -113,6 +112,8 @@ def _timed_out(exc: httpx.TransportError) -> bool:
     if not isinstance(exc, httpx.TimeoutException):
         return False
     cause = exc.__cause__
+    import httpcore  # imported by then: only a pool that sends with it raises its errors
+
     timeouts = (TimeoutError, asyncio.TimeoutError, httpcore.TimeoutException)
     return cause is None or isinstance(cause, timeouts) or not _from_aiohttp(cause)
 

@@ -3,6 +3,7 @@ JSON Lines read with errors that say where."""
 
 from __future__ import annotations
 
+import functools
 import json
 import unicodedata
 from typing import Any
@@ -11,8 +12,10 @@ from urllib.parse import urlsplit, urlunsplit
 __all__ = ["cut_to_width", "display_url", "json_object_line"]
 
 
+@functools.lru_cache(maxsize=256)
 def display_url(url: str) -> str:
-    """``url`` without a user name, password or query string, which may hold credentials."""
+    """``url`` without a user name, password or query string, which may hold credentials
+    (kept for the few URLs a client uses: every attempt shows its URL)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:

@@ -273,7 +273,9 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         texts: list[Any] = []
         for position, document in enumerate(documents):
             if isinstance(document, Document):
-                image = _image_of(document) if document.metadata else None
+                # Most documents name no image: one lookup, no call, for those.
+                metadata = document.metadata
+                image = _image_of(document) if metadata and IMAGE_KEY in metadata else None
                 texts.append(
                     image
                     if image is not None

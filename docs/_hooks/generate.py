@@ -126,3 +126,23 @@ def generate(markdown: str) -> str:
 def on_page_markdown(markdown: str, **_: Any) -> str:
     """MkDocs: fill the page's generated tables."""
     return generate(markdown)
+
+
+def on_files(files: Any, config: Any) -> Any:
+    """MkDocs: the benchmark's pictures, which the included ``BENCHMARKS.md`` links to as
+    ``benchmarks/plots/*.png`` from the repository's root, served at that path."""
+    from pathlib import Path
+
+    from mkdocs.structure.files import File
+
+    root = Path(config["config_file_path"]).resolve().parent
+    for picture in sorted((root / "benchmarks" / "plots").glob("*.png")):
+        files.append(
+            File(
+                f"benchmarks/plots/{picture.name}",
+                str(root),
+                config["site_dir"],
+                config["use_directory_urls"],
+            )
+        )
+    return files
