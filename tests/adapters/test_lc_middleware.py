@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,6 +30,12 @@ from support.lc import (
 
 from rerank_integrations import APIConnectionError
 from rerank_integrations.langchain import SCORE_KEY, RerankCompressor, RerankMiddleware
+
+#: Before Python 3.11, asyncio cannot hand a task the caller's context, and LangChain
+#: documents that its callbacks then reach a child run only through a config passed by
+#: hand, which agent middleware hooks are not given: the runs and events the middleware's
+#: async hooks make are traced from 3.11 on (sync hooks on every Python).
+_RUNS_NEST_IN_ASYNC_HOOKS = sys.version_info >= (3, 11)
 
 TOP_N = 3
 QUESTION = "How hot should the water be for green tea?"
@@ -153,6 +160,8 @@ def test_rag_puts_the_best_passages_into_the_model_context(
     # The agent's own messages are the question and the answer: nothing injected there.
     assert [type(m) for m in state["messages"]] == [HumanMessage, AIMessage]
     assert state["messages"][0].content == QUESTION
+    if not _RUNS_NEST_IN_ASYNC_HOOKS and mode == "async":
+        return
     (rerank_run,) = tracer.named("RerankRetriever")
     assert rerank_run.metadata["reranked"] is True
     assert len(rerank_run.metadata["rerank_scores"]) == TOP_N
@@ -255,6 +264,8 @@ def test_tool_results_are_trimmed_to_the_best(
     second_call = model.seen[1]
     assert second_call[-1].content == message.content
     assert documents == before  # the tool's documents were not changed
+    if not _RUNS_NEST_IN_ASYNC_HOOKS and mode == "async":
+        return
     (event,) = tracer.events
     assert event.name == "rerank_usage"
     (traced,) = [run for run in tracer.runs if "rerank_scores" in run.metadata]
