@@ -488,7 +488,8 @@ def test_batching_gives_one_global_ranking(
 
     result = compress(mode, compressor, documents, query)
 
-    assert [len(body["documents"]) for body in mock_api.bodies] == [1000, 1000, 300]
+    # The batches go out concurrently: the server sees them in any order.
+    assert sorted(len(body["documents"]) for body in mock_api.bodies) == [300, 1000, 1000]
     assert [body["top_n"] for body in mock_api.bodies] == [10, 10, 10]
     assert [d.id for d in result] == [str(i) for i in order[:10]]
     assert [d.id for d in result[:3]] == ["2250", "1500", "5"]

@@ -538,7 +538,10 @@ def test_the_command_reads_rerankers_from_a_toml_file(
         "--no-plots",
     )
     assert code == 0, err
-    assert err.startswith("bm25:\n")  # the batch job's progress, per reranker
+    # The batch job's progress, per reranker (after any warning a library of the Python
+    # in use prints as it loads: ast.Num's deprecation on 3.12 and 3.13).
+    progress = [line for line in err.splitlines() if ": warning: " not in line]
+    assert progress[0] == "bm25:"
     assert requests(servers) - before == QUERIES * 4  # 20 candidates, 5 a request
     assert "bm25" in printed and not (tmp_path / "r" / "depth.png").exists()
 
