@@ -78,7 +78,7 @@ lint: $(STAMP)
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[all,ray]" -r benchmarks/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[all,ray,eval]" -r benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
 ## bench: the performance benchmark, with the peer packages in their own environment
