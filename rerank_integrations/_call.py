@@ -163,7 +163,7 @@ def _planned(
     carried = carry_instruction(
         dialect, query, arguments.instruction, model, settings.instruction_template
     )
-    budget = budget_for(settings, connection, carried.query, model, extra, carried)
+    budget = budget_for(settings, connection, carried, model, extra)
     lookup = None
     if connection.scores is not None:
         lookup = _lookup(
@@ -243,15 +243,14 @@ def _lookup(
 def budget_for(
     settings: ClientSettings,
     connection: Connection,
-    query: str,
+    carried: CarriedInstruction,
     model: str | None,
     extra: Mapping[str, Any],
-    carried: CarriedInstruction | None = None,
 ) -> Budget | int:
     """What one request of a call may hold: the settings' limits (a dialect's own where it
-    knows them), tightened by what the server has taught this client. ``query`` is the
-    query as sent (a template's query side included), and a template's per-document
-    wrapper counts with each document."""
+    knows them), tightened by what the server has taught this client. The query counts as
+    sent (``carried.query``, a template's query side included), and a template's
+    per-document wrapper counts with each document."""
     learned = connection.learned
     documents = settings.max_documents_per_request
     if learned.documents is not None:
@@ -267,9 +266,9 @@ def budget_for(
         return documents  # only the count to keep to: no text is measured
     body_bytes = document_bytes = 0
     if max_bytes is not None:
-        body_bytes, document_bytes = _body_sizes(settings, connection, query, model, extra, carried)
+        body_bytes, document_bytes = _body_sizes(settings, connection, carried, model, extra)
     wrapper_tokens = 0
-    if carried is not None and carried.wrapper is not None:
+    if carried.wrapper is not None:
         wrapper_tokens = (connection.counter or counter_for(None)).count("".join(carried.wrapper))
     return Budget(
         max_documents=documents,
@@ -295,10 +294,9 @@ def _smaller(first: int | None, second: int | None) -> int | None:
 def _body_sizes(
     settings: ClientSettings,
     connection: Connection,
-    query: str,
+    carried: CarriedInstruction,
     model: str | None,
     extra: Mapping[str, Any],
-    carried: CarriedInstruction | None = None,
 ) -> tuple[int, int]:
     """``(bytes of a body with one empty document, bytes each further one adds)``, measured
     on the dialect's own bodies, with the longest ``top_n`` a batch may carry."""
@@ -306,15 +304,15 @@ def _body_sizes(
     top_n = settings.max_documents_per_request
     for texts in ([""], ["", ""]):
         plan = RerankPlan(
-            query,
+            carried.query,
             texts,
             texts,
             None,
             {},
             [],
             None,
-            instruction=None if carried is None else carried.field,
-            wrapper=None if carried is None else carried.wrapper,
+            instruction=carried.field,
+            wrapper=carried.wrapper,
         )
         body = encode_request(
             settings.dialect,

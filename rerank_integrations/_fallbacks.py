@@ -20,7 +20,7 @@ from ._exceptions import RerankError
 from ._outcome import falls_back
 from ._state import Connection
 from ._text import display_url
-from ._types import NOT_GIVEN, NotGiven, RerankResponse
+from ._types import NOT_GIVEN, RerankResponse
 
 __all__ = ["Fallbacks"]
 
@@ -40,7 +40,14 @@ class Fallbacks:
         self._failed_at = primary.shown_url  # where ``error`` came from
         self._trying = (0, "")  # the fallback being tried: its number and URL
 
-    def __iter__(self) -> Iterator[tuple[Any, float | NotGiven | None]]:
+    def __iter__(self) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """Each fallback to try next, with the keyword arguments of its ``rerank()``."""
+        arguments = self.call.arguments
+        assert arguments is not None
+        # A fallback keeps its own instruction when the call has none.
+        instruction = (
+            {} if arguments.instruction is None else {"instruction": arguments.instruction}
+        )
         for number, fallback in enumerate(self.clients, 1):
             if not falls_back(self.error):
                 return
@@ -57,8 +64,24 @@ class Fallbacks:
                 len(self.clients),
                 self._trying[1],
             )
-            # Without a deadline of the call's own, the fallback keeps its own.
-            yield fallback, NOT_GIVEN if left is None else left
+            yield (
+                fallback,
+                {
+                    "query": arguments.query,
+                    "documents": arguments.documents,
+                    "top_n": arguments.top_n,
+                    # Without a deadline of the call's own, the fallback keeps its own.
+                    "deadline": NOT_GIVEN if left is None else left,
+                    "rank_fields": arguments.rank_fields,
+                    **instruction,
+                },
+            )
+
+    def trying(self) -> _Trying:
+        """Around one fallback's call: its failure (a :class:`RerankError`) or its refusal
+        of the documents before sending (a ``TypeError`` or ``ValueError``) is noted and
+        swallowed, so that the next fallback is tried."""
+        return _Trying(self)
 
     def failed(self, error: RerankError) -> None:
         """The fallback just tried failed with ``error`` (caused by the one before)."""
@@ -83,3 +106,26 @@ class Fallbacks:
         """A fallback answered: counted, and the answer handed on."""
         self.primary.counters.add(fallbacks=1)
         return response
+
+
+class _Trying:
+    """The context of one fallback's call (see :meth:`Fallbacks.trying`)."""
+
+    __slots__ = ("_fallbacks",)
+
+    def __init__(self, fallbacks: Fallbacks) -> None:
+        self._fallbacks = fallbacks
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> bool:
+        if isinstance(error, RerankError):
+            self._fallbacks.failed(error)
+            return True
+        if isinstance(error, (TypeError, ValueError)):  # before sending: not for this one
+            self._fallbacks.cannot_take(error)
+            return True
+        return False

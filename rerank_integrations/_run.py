@@ -14,7 +14,7 @@ import contextvars
 import dataclasses
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from ._actions import Flow
 from ._auth import Authorizer
-from ._call import Arguments, Call, plan_again
+from ._call import Call, plan_again
 from ._codec import BatchRanking
 from ._config import ClientSettings
 from ._constants import LOGGER_NAME
@@ -34,6 +34,7 @@ from ._fallbacks import Fallbacks
 from ._flow import batch_flow, warm_up
 from ._merge import merge_rankings
 from ._outcome import Attempt, Step, decide
+from ._plan import PlanStream
 from ._pools import Pools
 from ._refusals import with_hint
 from ._send import asend, asleep, send, sleep
@@ -71,27 +72,18 @@ class Engine:
             except RerankError as error:
                 after = self._after(call, error)
             if isinstance(after, Fallbacks):
-                break
+                return self._fall_back(after)
             call = after
-        arguments = after.call.arguments
-        assert arguments is not None
-        for fallback, left in after:
-            try:
-                response = fallback.rerank(
-                    arguments.query,
-                    arguments.documents,
-                    top_n=arguments.top_n,
-                    deadline=left,
-                    rank_fields=arguments.rank_fields,
-                    **_instruction_of(arguments),
-                )
-            except RerankError as failure:
-                after.failed(failure)
-            except (TypeError, ValueError) as refusal:  # before sending: not for this one
-                after.cannot_take(refusal)
-            else:
-                return after.answered(self._with_spent(after.call, response, fallback))
-        raise after.error
+
+    def _fall_back(self, fallbacks: Fallbacks) -> RerankResponse:
+        """The sync path's turn through the fallbacks of a call that failed."""
+        for fallback, keywords in fallbacks:
+            with fallbacks.trying():
+                response = fallback.rerank(**keywords)
+                break
+        else:
+            raise fallbacks.error
+        return fallbacks.answered(self._with_spent(fallbacks.call, response, fallback))
 
     def _ranked(self, call: Call) -> RerankResponse:
         """One planned call on the sync path: its batches, in a pool when there are several."""
@@ -101,24 +93,26 @@ class Engine:
             return self._merged(call, [])
         client = self.pools.http_client()
         to_send = functools.partial(send, client)
-        gate = self.connection.gate
-
-        def run(number: int) -> BatchRanking:
-            if gate is None:
-                return drive(self._flow(call, number), to_send, sleep)
-            if not gate.acquire(call.time_left()):  # the deadline ran out waiting for a place
-                raise call.deadline_error()
-            try:
-                return drive(self._flow(call, number), to_send, sleep)
-            finally:
-                gate.release()
+        run = functools.partial(self._batch, call, to_send)
 
         count = len(call.plan.batches)
         if count > 1:
             drive(warm_up(self.settings, self.authorizer, call), to_send, sleep)
         pool = self.pools.executor() if count > 1 else None
-        rankings = [run(0)] if pool is None else _run_in_pool(pool, run, count, call)
+        rankings = [run(0)] if pool is None else _run_in_pool(pool, run, range(count), call)
         return self._merged(call, rankings)
+
+    def _batch(self, call: Call, to_send: Callable[..., Any], number: int) -> BatchRanking:
+        """One batch of ``call`` on the sync path, holding a place at the client's gate."""
+        gate = self.connection.gate
+        if gate is None:
+            return drive(self._flow(call, number), to_send, sleep)
+        if not gate.acquire(call.time_left()):  # the deadline ran out waiting for a place
+            raise call.deadline_error()
+        try:
+            return drive(self._flow(call, number), to_send, sleep)
+        finally:
+            gate.release()
 
     def _streamed(self, call: Call) -> RerankResponse:
         """A call whose long documents are cut as its batches are sent: this thread cuts
@@ -127,39 +121,10 @@ class Engine:
         assert stream is not None
         client = self.pools.http_client()
         to_send = functools.partial(send, client)
-        gate = self.connection.gate
         drive(warm_up(self.settings, self.authorizer, call), to_send, sleep)
+        run = functools.partial(self._batch, call, to_send)
 
-        def run(number: int) -> BatchRanking:
-            if gate is None:
-                return drive(self._flow(call, number), to_send, sleep)
-            if not gate.acquire(call.time_left()):  # the deadline ran out waiting for a place
-                raise call.deadline_error()
-            try:
-                return drive(self._flow(call, number), to_send, sleep)
-            finally:
-                gate.release()
-
-        executor = self.pools.executor()
-        futures: list[Future[BatchRanking]] = []
-        try:
-            while (batch := stream.next_batch()) is not None:
-                del batch  # the flow reads it from the plan
-                _check_left(call)
-                if any(future.done() and future.exception() for future in futures):
-                    break  # a batch failed: its error is raised below, nothing more is cut
-                context = contextvars.copy_context()
-                futures.append(executor.submit(context.run, run, len(futures)))
-            rankings = []
-            for future in futures:
-                left = call.time_left()
-                rankings.append(future.result(None if left is None else max(0.0, left)))
-        except BaseException as error:
-            for future in futures:
-                future.cancel()
-            if isinstance(error, FutureTimeoutError):
-                raise call.deadline_error() from None
-            raise
+        rankings = _run_in_pool(self.pools.executor(), run, _cut(stream, call), call)
         return self._merged(dataclasses.replace(call, plan=stream.plan), rankings)
 
     # -- the async path ---------------------------------------------------------------------
@@ -172,27 +137,18 @@ class Engine:
             except RerankError as error:
                 after = self._after(call, error)
             if isinstance(after, Fallbacks):
-                break
+                return await self._afall_back(after)
             call = after
-        arguments = after.call.arguments
-        assert arguments is not None
-        for fallback, left in after:
-            try:
-                response = await fallback.arerank(
-                    arguments.query,
-                    arguments.documents,
-                    top_n=arguments.top_n,
-                    deadline=left,
-                    rank_fields=arguments.rank_fields,
-                    **_instruction_of(arguments),
-                )
-            except RerankError as failure:
-                after.failed(failure)
-            except (TypeError, ValueError) as refusal:  # before sending: not for this one
-                after.cannot_take(refusal)
-            else:
-                return after.answered(self._with_spent(after.call, response, fallback))
-        raise after.error
+
+    async def _afall_back(self, fallbacks: Fallbacks) -> RerankResponse:
+        """The async twin of :meth:`_fall_back`."""
+        for fallback, keywords in fallbacks:
+            with fallbacks.trying():
+                response = await fallback.arerank(**keywords)
+                break
+        else:
+            raise fallbacks.error
+        return fallbacks.answered(self._with_spent(fallbacks.call, response, fallback))
 
     async def _aranked(self, call: Call) -> RerankResponse:
         """One planned call on the async path: its batches as concurrent tasks."""
@@ -207,17 +163,7 @@ class Engine:
             await _within(
                 adrive(warm_up(self.settings, self.authorizer, call), to_send, asleep), call
             )
-        gate = self.connection.gate
-
-        async def one(number: int) -> BatchRanking:
-            if gate is None:
-                return await adrive(self._flow(call, number), to_send, asleep)
-            await gate.aacquire()
-            try:
-                return await adrive(self._flow(call, number), to_send, asleep)
-            finally:
-                gate.release()
-
+        one = functools.partial(self._abatch, call, to_send)
         if count == 1:
             rankings = [await _within(one(0), call)]
         else:
@@ -231,6 +177,17 @@ class Engine:
             rankings = await _within(gathering, call)
         return self._merged(call, rankings)
 
+    async def _abatch(self, call: Call, to_send: Callable[..., Any], number: int) -> BatchRanking:
+        """The async twin of :meth:`_batch` (the deadline is kept by the caller)."""
+        gate = self.connection.gate
+        if gate is None:
+            return await adrive(self._flow(call, number), to_send, asleep)
+        await gate.aacquire()
+        try:
+            return await adrive(self._flow(call, number), to_send, asleep)
+        finally:
+            gate.release()
+
     async def _astreamed(self, call: Call) -> RerankResponse:
         """The async twin of :meth:`_streamed`: each next batch is cut in a worker thread,
         so the loop is not held while the batches already cut are sent."""
@@ -239,18 +196,11 @@ class Engine:
         client = await self.pools.async_http_client()
         to_send = functools.partial(asend, client)
         await _within(adrive(warm_up(self.settings, self.authorizer, call), to_send, asleep), call)
-        gate = self.connection.gate
         limit = asyncio.Semaphore(self.settings.max_concurrency)
 
         async def run(number: int) -> BatchRanking:
             async with limit:
-                if gate is None:
-                    return await adrive(self._flow(call, number), to_send, asleep)
-                await gate.aacquire()
-                try:
-                    return await adrive(self._flow(call, number), to_send, asleep)
-                finally:
-                    gate.release()
+                return await self._abatch(call, to_send, number)
 
         tasks: list[asyncio.Future[BatchRanking]] = []
         try:
@@ -355,16 +305,18 @@ async def _within(awaitable: Awaitable[T], call: Call) -> T:
 
 
 def _run_in_pool(
-    executor: ThreadPoolExecutor, function: Callable[[int], T], count: int, call: Call
+    executor: ThreadPoolExecutor, function: Callable[[int], T], numbers: Iterable[int], call: Call
 ) -> list[T]:
-    """``[function(i) for i in range(count)]`` on the pool; on the first failure, or when
-    the call's deadline runs out (its batches may queue behind another call's), the batches
-    not yet started are cancelled and the error is raised."""
-    # Each batch runs in a copy of the caller's context, so its spans nest in the call's.
-    futures: list[Future[T]] = [
-        executor.submit(contextvars.copy_context().run, function, number) for number in range(count)
-    ]
+    """``[function(i) for i in numbers]`` on the pool; on the first failure, or when the
+    call's deadline runs out (its batches may queue behind another call's), the batches
+    not yet started are cancelled, no more are started, and the error is raised."""
+    futures: list[Future[T]] = []
     try:
+        for number in numbers:
+            if any(future.done() and future.exception() for future in futures):
+                break  # a batch failed: its error is raised below, nothing more is started
+            # Each batch runs in a copy of the caller's context, so its spans nest in the call's.
+            futures.append(executor.submit(contextvars.copy_context().run, function, number))
         results = []
         for future in futures:
             left = call.time_left()
@@ -378,6 +330,16 @@ def _run_in_pool(
         raise
 
 
+def _cut(stream: PlanStream, call: Call) -> Iterator[int]:
+    """The number of each next batch as ``stream`` cuts it (the flow reads the batch from
+    the plan); the deadline's error when the call has no time left for the next."""
+    number = 0
+    while stream.next_batch() is not None:
+        _check_left(call)
+        yield number
+        number += 1
+
+
 async def _gather_or_cancel(coroutines: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
     """Run the coroutines as tasks; if one fails or the caller is cancelled, cancel the
     others and wait for them, so nothing is left running."""
@@ -389,8 +351,3 @@ async def _gather_or_cancel(coroutines: Sequence[Coroutine[Any, Any, T]]) -> lis
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _instruction_of(arguments: Arguments) -> dict[str, str]:
-    """The call's instruction for a fallback (which keeps its own when the call has none)."""
-    return {} if arguments.instruction is None else {"instruction": arguments.instruction}

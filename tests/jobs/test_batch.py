@@ -33,37 +33,7 @@ from rerank_integrations.batch._files import OutputFile, open_source, plan_resum
 from rerank_integrations.batch._progress import Progress, format_duration
 from rerank_integrations.batch._rows import Fields
 from rerank_integrations.cli import main
-from rerank_integrations.server import LocalRerankServer, serve_in_thread
-
-Handler = Callable[[httpx.Request], Any]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalRerankServer]:
-    """The BM25 server, answering at once."""
-    with serve_in_thread() as running:
-        yield running
-
-
-@pytest.fixture
-def client_for() -> Iterator[Callable[..., RerankClient]]:
-    """Clients whose every request goes to a handler (sync, or async for the async path)."""
-    made: list[RerankClient] = []
-
-    def build(handler: Handler, **settings: Any) -> RerankClient:
-        transport = httpx.MockTransport(handler)
-        client = RerankClient(
-            "https://rerank.test/v1",
-            http_client=httpx.Client(transport=transport),
-            async_http_client=httpx.AsyncClient(transport=transport),
-            **settings,
-        )
-        made.append(client)
-        return client
-
-    yield build
-    for client in made:
-        client.close()
+from rerank_integrations.server import LocalRerankServer
 
 
 def answer(request: httpx.Request) -> httpx.Response:

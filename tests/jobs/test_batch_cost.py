@@ -31,26 +31,6 @@ def tokens_answer(tokens: int) -> Callable[[httpx.Request], httpx.Response]:
     return answer
 
 
-@pytest.fixture
-def client_for() -> Iterator[Callable[..., RerankClient]]:
-    made: list[RerankClient] = []
-
-    def build(handler: Callable[[httpx.Request], httpx.Response], **settings: Any) -> RerankClient:
-        transport = httpx.MockTransport(handler)
-        client = RerankClient(
-            "https://rerank.test/v1",
-            http_client=httpx.Client(transport=transport),
-            async_http_client=httpx.AsyncClient(transport=transport),
-            **settings,
-        )
-        made.append(client)
-        return client
-
-    yield build
-    for client in made:
-        client.close()
-
-
 def job(mode: str, source: Path, output: Path, **options: Any) -> BatchSummary:
     options.setdefault("progress", False)
     if mode == "sync":

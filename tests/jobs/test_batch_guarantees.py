@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,36 +25,6 @@ from rerank_integrations._exceptions import InvalidRowError, ResumeError, RowFai
 from rerank_integrations.batch import BatchSummary, arun, run
 from rerank_integrations.cli import main
 from rerank_integrations.server import LocalRerankServer, serve_in_thread
-
-Handler = Callable[[httpx.Request], Any]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalRerankServer]:
-    """The BM25 server, answering at once."""
-    with serve_in_thread() as running:
-        yield running
-
-
-@pytest.fixture
-def client_for() -> Iterator[Callable[..., RerankClient]]:
-    """Clients whose every request goes to a handler."""
-    made: list[RerankClient] = []
-
-    def build(handler: Handler, **settings: Any) -> RerankClient:
-        transport = httpx.MockTransport(handler)
-        client = RerankClient(
-            "https://rerank.test/v1",
-            http_client=httpx.Client(transport=transport),
-            async_http_client=httpx.AsyncClient(transport=transport),
-            **settings,
-        )
-        made.append(client)
-        return client
-
-    yield build
-    for client in made:
-        client.close()
 
 
 class Flaky:

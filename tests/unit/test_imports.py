@@ -1,4 +1,5 @@
-"""The package's modules import one another without a cycle, and one call never calls back up.
+"""The package's modules import one another without a cycle, one call never calls back up,
+and no module is over :data:`MAX_MODULE_LINES` lines.
 
 Imports are read from the source: every import a module makes at module level counts
 (also inside a module-level ``try`` or ``if``, except ``if TYPE_CHECKING:``); an import
@@ -133,6 +134,19 @@ def test_the_reader_sees_relative_and_nested_imports() -> None:
 
 def test_no_module_of_the_package_imports_itself_back() -> None:
     assert cycle_in(graph()) is None
+
+
+#: The most lines a module of the package may have: past it, it holds more than one stage.
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_of_the_package_is_over_600_lines() -> None:
+    lengths = {
+        name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules().items()
+    }
+    assert lengths  # the package was found
+    too_long = {name: count for name, count in lengths.items() if count > MAX_MODULE_LINES}
+    assert not too_long
 
 
 #: The modules one compressor call passes through, from the adapter to the wire; each

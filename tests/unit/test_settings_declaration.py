@@ -1,6 +1,6 @@
-"""Every place a setting appears agrees with its one declaration in ``_settings.py``: the
-client's signature and docstring, ``ClientSettings``, both adapters' fields, the
-environment variables read and the settings table of the docs."""
+"""Every place a setting appears agrees with its one declaration in
+``_settings_declared.py``: the client's signature and docstring, ``ClientSettings``, both
+adapters' fields, the environment variables read and the settings table of the docs."""
 
 from __future__ import annotations
 
