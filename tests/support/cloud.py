@@ -80,7 +80,7 @@ OCI_SIGNED_HEADERS = "date (request-target) host content-length content-type x-c
 OCI_UNAUTHENTICATED = (
     "The required information to complete authentication was not provided or was incorrect."
 )
-_OCI_AUTHORIZATION = re.compile(r'Signature (?P<params>.+)')
+_OCI_AUTHORIZATION = re.compile(r"Signature (?P<params>.+)")
 _OCI_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 

@@ -12,8 +12,8 @@
   ``server.oci_keys`` (:func:`~support.cloud.verify_oci_signature`); the body must name a
   compartment and a serving mode.
 
-With no credentials set (no ``api_key``, no ``aws_secrets``, no ``oci_keys``) any request passes, as for the
-other services.
+With no credentials set (no ``api_key``, no ``aws_secrets``, no ``oci_keys``) any request
+passes, as for the other services.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from .wire import (
     fields,
     flag,
     need,
-    strings,
     optional_count,
     optional_model,
     ranked,
+    strings,
     text_objects,
     token_count,
 )
