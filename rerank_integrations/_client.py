@@ -118,10 +118,13 @@ class RerankClient:
         credentials: cloud credentials instead of the provider's usual chain: ``google.auth``
             credentials for ``vertex``; botocore credentials, a session or a mapping of
             ``aws_access_key_id``/``aws_secret_access_key``/``aws_session_token`` for
-            ``bedrock``; never shown or serialized (default: the provider's chain).
-        project: ``vertex``: the Google Cloud project (default: the credentials').
-        location: where the cloud service runs: the ``vertex`` location or the ``bedrock`` AWS
-            region (default: ``global`` / the endpoint's or the AWS configuration's region).
+            ``bedrock``; an ``oci`` signer or an OCI configuration mapping for ``oci``; never
+            shown or serialized (default: the provider's chain).
+        project: ``vertex``: the Google Cloud project; ``oci``: the OCID of the compartment to
+            call from (required) (default: the credentials').
+        location: where the cloud service runs: the ``vertex`` location, the ``bedrock`` AWS
+            region or the ``oci`` OCI region (default: ``global`` / the endpoint's or the AWS or
+            OCI configuration's region).
         http_client: an ``httpx.Client`` to send with instead of the client's own pool; not
             closed by the client (default: own pool).
         async_http_client: an ``httpx.AsyncClient`` to send with instead of the client's own
