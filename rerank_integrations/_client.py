@@ -70,7 +70,8 @@ class RerankClient:
     Cloud dialects take their credentials where those clouds keep them: ``watsonx`` exchanges
     the API key for an IAM token; ``vertex`` uses Google application default credentials
     (``google-auth``, extra ``google``) unless an access token is passed as ``api_key``;
-    ``bedrock`` signs with AWS SigV4 (``botocore``, extra ``aws``) and the usual AWS chain.
+    ``bedrock`` signs with AWS SigV4 (``botocore``, extra ``aws``) and the usual AWS chain;
+    ``oci`` signs with the ``oci`` SDK's signer (extra ``oci``) and the OCI configuration.
 
     Args:
         base_url: where the API lives: a host root (``https://h``), a versioned root
