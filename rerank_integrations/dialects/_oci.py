@@ -27,7 +27,7 @@ from .._exceptions import AuthenticationError, ConfigurationError
 from .._secrets import HiddenHeaders
 from ._base import CredentialSetup, Dialect, RankingRequest, document_text, listed, top_n
 
-__all__ = ["OCI", "OCISignatureAuthorizer", "oci_signer", "region_from_host"]
+__all__ = ["OCI", "KeySigner", "OCISignatureAuthorizer", "oci_signer", "region_from_host"]
 
 #: A model named by this prefix is a dedicated AI cluster's endpoint, not a model.
 _ENDPOINT_OCID = "ocid1.generativeaiendpoint."
@@ -113,12 +113,12 @@ def _is_signer(credentials: object) -> bool:
 
 
 def oci_signer(credentials: object, location: str | None) -> tuple[Any, str | None]:
-    """The ``oci`` signer to sign with and the region: ``credentials`` as given (an SDK
+    """The signer to sign with and the region: ``credentials`` as given (an SDK
     signer such as ``oci.signer.Signer`` or ``oci.auth.signers.InstancePrincipalsSecurity
     TokenSigner``, or an OCI configuration mapping as ``oci.config.from_file`` returns),
     else the ``DEFAULT`` profile of the OCI configuration file (``~/.oci/config``, or
     ``OCI_CONFIG_FILE``); the region is ``location``, else the signer's or configuration's
-    (``OCI_REGION`` too).
+    (``OCI_REGION`` too). A configuration gives a :class:`KeySigner`.
 
     Raises:
         ConfigurationError: ``oci`` is not installed, the configuration is missing or
@@ -159,22 +159,50 @@ def oci_signer(credentials: object, location: str | None) -> tuple[Any, str | No
             f"the OCI configuration is missing or has malformed {names}",
             setting="credentials",
         ) from None
-    try:
-        signer = oci.signer.Signer(
-            config["tenancy"],
-            config["user"],
-            config["fingerprint"],
-            private_key_file_location=config.get("key_file"),
-            pass_phrase=config.get("pass_phrase"),
-            private_key_content=config.get("key_content"),
-        )
-    except (OSError, ValueError, TypeError, oci.exceptions.ClientError) as exc:
-        raise ConfigurationError(
-            f"the OCI API signing key could not be loaded: {type(exc).__name__} (check "
-            "key_file or key_content, and pass_phrase)",
-            setting="credentials",
-        ) from None
-    return signer, region
+    return KeySigner(config), region
+
+
+class KeySigner:
+    """``oci.signer.Signer`` made from an OCI configuration; it travels (pickles, copies) as
+    that configuration and is made again where it lands, since the loaded key cannot.
+
+    Raises:
+        ConfigurationError: the key cannot be read (no secret is quoted).
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        oci = _import_oci()
+        self._config = dict(config)
+        try:
+            self._signer = oci.signer.Signer(
+                config["tenancy"],
+                config["user"],
+                config["fingerprint"],
+                private_key_file_location=config.get("key_file"),
+                pass_phrase=config.get("pass_phrase"),
+                private_key_content=config.get("key_content"),
+            )
+        except (OSError, ValueError, TypeError, oci.exceptions.ClientError) as exc:
+            raise ConfigurationError(
+                f"the OCI API signing key could not be loaded: {type(exc).__name__} (check "
+                "key_file or key_content, and pass_phrase)",
+                setting="credentials",
+            ) from None
+        #: The key's id, ``tenancy/user/fingerprint``, as the signature names it.
+        self.api_key: str = self._signer.api_key
+
+    def do_request_sign(self, request: Any, enforce_content_headers: bool = True) -> Any:
+        """Sign ``request`` in place, as ``oci.signer.Signer`` does."""
+        return self._signer.do_request_sign(request, enforce_content_headers)
+
+    def __repr__(self) -> str:
+        return "KeySigner(<OCI API signing key>)"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self._config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
 
 
 class _Signable:
@@ -201,8 +229,10 @@ class OCISignatureAuthorizer(Authorizer):
         self._oci = _import_oci()
         self._signer = signer
         self.region = region
-        # The plain API-key signer signs in memory; the others may refresh a token first.
-        self._may_block = type(signer) is not self._oci.signer.Signer
+        # An API-key signer signs in memory; the others may refresh a token first.
+        self._may_block = not isinstance(signer, KeySigner) and (
+            type(signer) is not self._oci.signer.Signer
+        )
         self._lock = threading.Lock()
         self._key_id: str | None = None
 

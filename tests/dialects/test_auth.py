@@ -1009,6 +1009,17 @@ def test_the_oci_configuration_file_and_its_region_are_read(
     )
 
 
+def test_a_pickled_oci_client_loads_its_key_again_and_signs(
+    mode: str, oci_server: ScriptedServer
+) -> None:
+    import pickle
+
+    key = oci_test_key("encrypted", OCI_PASSPHRASE)
+    client = pickle.loads(pickle.dumps(oci_client(oci_server, key)))
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert f'keyId="{key.key_id}"' in oci_server.received[0].headers["authorization"]
+
+
 def test_an_sdk_signer_is_used_as_given_and_may_block_off_the_loop(
     mode: str, oci_server: ScriptedServer
 ) -> None:
@@ -1119,6 +1130,7 @@ def test_oci_credentials_are_never_dumped(no_oci_config: Path) -> None:
         repr(postprocessor.rerank_client),
         repr(postprocessor.rerank_client.settings),
         repr(postprocessor.rerank_client._engine.authorizer),
+        repr(postprocessor.rerank_client.settings.credentials),
     ]
     assert_nowhere(oci_secrets(key), *dumps)
     assert postprocessor.to_dict()["project"] == COMPARTMENT
