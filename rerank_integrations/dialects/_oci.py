@@ -109,7 +109,7 @@ def region_from_host(url: str) -> str | None:
 
 
 def _is_signer(credentials: object) -> bool:
-    return callable(getattr(credentials, "do_request_sign", None))
+    return callable(credentials) and callable(getattr(credentials, "do_request_sign", None))
 
 
 def oci_signer(credentials: object, location: str | None) -> tuple[Any, str | None]:
@@ -191,6 +191,10 @@ class KeySigner:
         #: The key's id, ``tenancy/user/fingerprint``, as the signature names it.
         self.api_key: str = self._signer.api_key
 
+    def __call__(self, request: Any, enforce_content_headers: bool = True) -> Any:
+        """Sign ``request`` in place, as ``oci.signer.Signer`` does."""
+        return self._signer(request, enforce_content_headers)
+
     def do_request_sign(self, request: Any, enforce_content_headers: bool = True) -> Any:
         """Sign ``request`` in place, as ``oci.signer.Signer`` does."""
         return self._signer.do_request_sign(request, enforce_content_headers)
@@ -234,7 +238,8 @@ class OCISignatureAuthorizer(Authorizer):
             type(signer) is not self._oci.signer.Signer
         )
         self._lock = threading.Lock()
-        self._key_id: str | None = None
+        key_id = getattr(signer, "api_key", None)  # known before the first request, or not
+        self._key_id: str | None = key_id if isinstance(key_id, str) else None
 
     def __repr__(self) -> str:
         signer = type(self._signer).__name__
@@ -242,7 +247,8 @@ class OCISignatureAuthorizer(Authorizer):
 
     def _sign(self, send: Send) -> Send:
         request = _Signable(send)
-        self._signer.do_request_sign(request)
+        # Calling an SDK signer is how its security token is renewed before it signs.
+        self._signer(request)
         key_id = getattr(self._signer, "api_key", None)
         with self._lock:
             self._key_id = key_id if isinstance(key_id, str) else None

@@ -31,6 +31,7 @@ from support import (
     ScriptedServer,
     Stall,
     TrickleBody,
+    json_reply,
     keyword_score,
     oci_test_key,
     run_mode,
@@ -955,8 +956,6 @@ def test_oci_requests_carry_a_valid_signature(
 
 
 def test_oci_signs_each_retry_afresh(mode: str, oci_server: ScriptedServer) -> None:
-    from support import json_reply
-
     oci_server.queue(json_reply(503, {"code": "ServiceUnavailable", "message": "busy"}))
     client = oci_client(oci_server, oci_test_key(), max_retries=1)
     assert [r.index for r in rerank(mode, client).results] == BEST
@@ -1048,6 +1047,25 @@ def test_an_sdk_signer_is_used_as_given_and_may_block_off_the_loop(
     assert threads
     if mode == "async":
         assert threading.main_thread().name not in threads
+
+
+def test_a_security_token_signs_and_is_never_shown(
+    mode: str, oci_server: ScriptedServer, log: pytest.LogCaptureFixture
+) -> None:
+    import oci
+
+    key = oci_test_key()
+    token = "oci-security-token-CANARY-7a41e2"
+    oci_server.oci_keys = {f"ST${token}": key.public_key}
+    private_key = oci.signer.load_private_key(key.private_pem, None)
+    signer = oci.auth.signers.SecurityTokenSigner(token, private_key)
+    client = oci_client(oci_server, key, credentials=signer, location="us-chicago-1")
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert f'keyId="ST${token}"' in oci_server.received[0].headers["authorization"]
+    oci_server.queue(json_reply(400, {"code": "InvalidParameter", "message": f"bad {token}"}))
+    with pytest.raises(BadRequestError, match=r"bad \*\*\*") as info:
+        rerank(mode, oci_client(oci_server, key, credentials=signer, location="us-chicago-1"))
+    assert_nowhere([token], str(info.value), json.dumps(info.value.body), log.text, repr(client))
 
 
 def test_a_fingerprint_echoed_by_the_server_is_scrubbed(
