@@ -13,8 +13,8 @@ lock. They are never logged, and every error message and body is scrubbed of the
 (:meth:`Authorizer.secrets`).
 
 The vendors' own flows live with their wire formats in :mod:`rerank_integrations.dialects`
-(IBM Cloud IAM with watsonx, Google credentials with vertex, AWS SigV4 with bedrock); this
-module knows none of them.
+(IBM Cloud IAM with watsonx, Google credentials with vertex, AWS SigV4 with bedrock, OCI
+request signatures with oci); this module knows none of them.
 """
 
 from __future__ import annotations

@@ -67,8 +67,10 @@ _HASH_KEY = b"rerank-integrations/cache-keys/v2"
 #: The scope of a cache shared by every credential.
 SHARED_SCOPE = "shared"
 #: Attributes of cloud credentials that name who they are (an AWS access key id, a Google
-#: service account or OAuth client, a project), read without any I/O.
+#: service account or OAuth client, a project, an OCI signing key's ``tenancy/user/
+#: fingerprint``), read without any I/O.
 _IDENTITY_ATTRIBUTES = (
+    "api_key",
     "access_key",
     "_access_key",
     "_service_account_email",
@@ -100,7 +102,8 @@ def credential_scope(secrets: Sequence[str], credentials: object = None) -> str:
         parts.append(type(credentials).__qualname__)
         for name in _IDENTITY_ATTRIBUTES:
             value = state.get(name)
-            if isinstance(value, str) and value:
+            # An OCI security token (``ST$...``) is renewed and names no one for long.
+            if isinstance(value, str) and value and not value.startswith("ST$"):
                 parts.append(f"{name}={value}")
     return keyed_hash("credential", json.dumps(parts, ensure_ascii=False))
 

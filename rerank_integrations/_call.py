@@ -322,6 +322,7 @@ def _body_sizes(
             extra,
             connection.path,
             settings.location,
+            settings.project,
         )
         sizes.append(len(body))
     return sizes[0], sizes[1] - sizes[0]

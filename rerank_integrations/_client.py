@@ -70,7 +70,8 @@ class RerankClient:
     Cloud dialects take their credentials where those clouds keep them: ``watsonx`` exchanges
     the API key for an IAM token; ``vertex`` uses Google application default credentials
     (``google-auth``, extra ``google``) unless an access token is passed as ``api_key``;
-    ``bedrock`` signs with AWS SigV4 (``botocore``, extra ``aws``) and the usual AWS chain.
+    ``bedrock`` signs with AWS SigV4 (``botocore``, extra ``aws``) and the usual AWS chain;
+    ``oci`` signs with the ``oci`` SDK's signer (extra ``oci``) and the OCI configuration.
 
     Args:
         base_url: where the API lives: a host root (``https://h``), a versioned root
@@ -118,10 +119,13 @@ class RerankClient:
         credentials: cloud credentials instead of the provider's usual chain: ``google.auth``
             credentials for ``vertex``; botocore credentials, a session or a mapping of
             ``aws_access_key_id``/``aws_secret_access_key``/``aws_session_token`` for
-            ``bedrock``; never shown or serialized (default: the provider's chain).
-        project: ``vertex``: the Google Cloud project (default: the credentials').
-        location: where the cloud service runs: the ``vertex`` location or the ``bedrock`` AWS
-            region (default: ``global`` / the endpoint's or the AWS configuration's region).
+            ``bedrock``; an ``oci`` signer or an OCI configuration mapping for ``oci``; never
+            shown or serialized (default: the provider's chain).
+        project: ``vertex``: the Google Cloud project; ``oci``: the OCID of the compartment to
+            call from (required) (default: the credentials').
+        location: where the cloud service runs: the ``vertex`` location, the ``bedrock`` AWS
+            region or the ``oci`` OCI region (default: ``global`` / the endpoint's or the AWS or
+            OCI configuration's region).
         http_client: an ``httpx.Client`` to send with instead of the client's own pool; not
             closed by the client (default: own pool).
         async_http_client: an ``httpx.AsyncClient`` to send with instead of the client's own

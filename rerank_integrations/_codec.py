@@ -62,6 +62,7 @@ def encode_request(
     extra_body: Mapping[str, Any],
     path: str,
     location: str | None = None,
+    project: str | None = None,
 ) -> bytes:
     """The JSON body of one batch's request, as bytes."""
     documents = batch.texts if isinstance(batch.texts, list) else list(batch.texts)
@@ -78,6 +79,7 @@ def encode_request(
         plan.rank_fields,
         plan.mixed and not all(type(document) is str for document in documents),
         plan.instruction,
+        project,
     )
     body = dialect.body(request)
     return _json.dumps(merge_fields(body, extra_body) if extra_body else body)

@@ -163,7 +163,14 @@ def _paged(work: _Batchwork, batch: Batch, label: str) -> Flow[tuple[BatchRankin
         if token is not None and dialect.next_page_field:
             extra = merge_fields(extra, {dialect.next_page_field: token})
         body = encode_request(
-            dialect, plan, batch, call.model, extra, connection.path, settings.location
+            dialect,
+            plan,
+            batch,
+            call.model,
+            extra,
+            connection.path,
+            settings.location,
+            settings.project,
         )
         sent = max(sent, len(body))
         page = yield from _exchange(work, batch, body, label)

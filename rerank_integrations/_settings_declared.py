@@ -221,7 +221,8 @@ SETTINGS: Mapping[str, Setting] = {
             "cloud credentials instead of the provider's usual chain: ``google.auth`` "
             "credentials for ``vertex``; botocore credentials, a session or a mapping of "
             "``aws_access_key_id``/``aws_secret_access_key``/``aws_session_token`` for "
-            "``bedrock``; never shown or serialized",
+            "``bedrock``; an ``oci`` signer or an OCI configuration mapping for ``oci``; "
+            "never shown or serialized",
             field_type="SkipJsonSchema[Any]",
             default_text="the provider's chain",
             hidden=True,
@@ -229,14 +230,16 @@ SETTINGS: Mapping[str, Setting] = {
         _s(
             "project",
             "str | None",
-            "``vertex``: the Google Cloud project",
+            "``vertex``: the Google Cloud project; ``oci``: the OCID of the compartment "
+            "to call from (required)",
             default_text="the credentials'",
         ),
         _s(
             "location",
             "str | None",
-            "where the cloud service runs: the ``vertex`` location or the ``bedrock`` AWS region",
-            default_text="``global`` / the endpoint's or the AWS configuration's region",
+            "where the cloud service runs: the ``vertex`` location, the ``bedrock`` AWS "
+            "region or the ``oci`` OCI region",
+            default_text="``global`` / the endpoint's or the AWS or OCI configuration's region",
         ),
         _s(
             "http_client",

@@ -4,7 +4,8 @@ credentials, looked up by name in :data:`DIALECTS`.
 A dialect is data plus pure functions (:class:`Dialect`); the client's HTTP, retry and
 batching code is the same for every dialect. Each vendor family has a module of its own
 holding its wire format, its parser and, for the clouds, its credential flow (watsonx with
-the IBM Cloud IAM exchange, vertex with Google credentials, bedrock with AWS SigV4); the
+the IBM Cloud IAM exchange, vertex with Google credentials, bedrock with AWS SigV4, oci with
+OCI's HTTP signature); the
 generic (Jina) format and the services that speak it are in one module.
 
 :data:`DIALECTS` is read-only; :func:`register_dialect` adds a dialect of your own::
@@ -47,6 +48,7 @@ from ._instructions import (
 )
 from ._mixedbread import MIXEDBREAD
 from ._nim import NIM
+from ._oci import OCI
 from ._pinecone import PINECONE
 from ._registry import DIALECTS, get_dialect, register_dialect
 from ._tei import TEI
@@ -64,6 +66,7 @@ __all__ = [
     "LIMIT_NAMES",
     "MIXEDBREAD",
     "NIM",
+    "OCI",
     "PINECONE",
     "PRESETS",
     "QWEN3_RERANKER",
@@ -104,6 +107,7 @@ for _dialect in (
     WATSONX,
     VERTEX,
     BEDROCK,
+    OCI,
     DEEPINFRA,
     *PRESETS,
     VERCEL,

@@ -59,6 +59,8 @@ class RankingRequest:
             :meth:`Dialect.body` writes each one in the dialect's form before building.
         instruction: the call's instruction, for a dialect that carries it in a field of
             its own (``Dialect.instruction == "field"``); ``None`` otherwise.
+        project: the cloud project the client is set to, for bodies that name it (an OCI
+            compartment); ``None`` when not set.
     """
 
     query: str
@@ -70,6 +72,7 @@ class RankingRequest:
     rank_fields: Sequence[str] | None = None
     mixed: bool = False
     instruction: str | None = None
+    project: str | None = None
 
 
 # -- pieces of request bodies ----------------------------------------------------------------
@@ -191,9 +194,16 @@ def _image(image: Image, image_format: ImageFormat | None) -> Any:
 
 #: How a dialect presents credentials: ``"api_key"`` puts the key in ``auth_headers``; the
 #: others are the vendors' own flows, run per request by the dialect's ``authorizer``: IBM
-#: Cloud IAM, Google application default credentials, AWS Signature Version 4.
-AuthScheme = Literal["api_key", "ibm_iam", "google", "aws_sigv4"]
-AUTH_SCHEMES: tuple[AuthScheme, ...] = ("api_key", "ibm_iam", "google", "aws_sigv4")
+#: Cloud IAM, Google application default credentials, AWS Signature Version 4, OCI's HTTP
+#: signature.
+AuthScheme = Literal["api_key", "ibm_iam", "google", "aws_sigv4", "oci_signature"]
+AUTH_SCHEMES: tuple[AuthScheme, ...] = (
+    "api_key",
+    "ibm_iam",
+    "google",
+    "aws_sigv4",
+    "oci_signature",
+)
 
 #: The client settings only cloud dialects read; each dialect names those it reads in
 #: ``cloud_settings``, and any other one given is refused.

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import API_KEY, MockAPI, rank_body, run_mode
+from support import API_KEY, MockAPI, oci_test_key, rank_body, run_mode
 
 from rerank_integrations import Image, RerankCache, RerankClient, RerankResponse, SharedCache
 from rerank_integrations._cache import credential_scope, endpoint_key
@@ -403,6 +403,25 @@ def test_cloud_credentials_scope_by_who_they_name() -> None:
     assert credential_scope([], one) == credential_scope([], botocore.Credentials("AKIAONE", "x"))
     assert credential_scope([], one) != credential_scope([], botocore.Credentials("AKIATWO", "x"))
     assert credential_scope([], one) != credential_scope([])
+
+
+def test_oci_signers_scope_by_the_key_they_sign_with() -> None:
+    signer = pytest.importorskip("oci.signer")
+
+    def sign_as(name: str) -> Any:
+        config = oci_test_key(name).config
+        return signer.Signer(
+            config["tenancy"],
+            config["user"],
+            config["fingerprint"],
+            None,
+            private_key_content=config["key_content"],
+        )
+
+    one = credential_scope([], sign_as("one"))
+    assert one == credential_scope([], sign_as("one"))
+    assert one != credential_scope([], sign_as("two"))
+    assert oci_test_key("one").fingerprint not in one
 
 
 def test_secret_looking_url_values_are_hashed_not_masked(

@@ -1,7 +1,8 @@
 """Credentials exchanged or signed per request, on both paths: the IBM IAM token exchange
 (cached, refreshed once on a 401), Google credentials (a fake metadata server, application
-default credentials, a token passed in) and AWS SigV4 (checked by recomputing the signature
-with botocore); optional packages stay optional; no secret reaches a log, error or dump."""
+default credentials, a token passed in), AWS SigV4 (checked by recomputing the signature
+with botocore) and OCI request signatures (checked with the public half of a throwaway RSA
+key); optional packages stay optional; no secret reaches a log, error or dump."""
 
 from __future__ import annotations
 
@@ -23,13 +24,18 @@ import pytest
 from pydantic import SecretStr
 from support import (
     IAM_UNKNOWN_KEY,
+    OCI_UNAUTHENTICATED,
     MetadataServer,
     MockAPI,
+    OCITestKey,
     ScriptedServer,
     Stall,
     TrickleBody,
+    json_reply,
     keyword_score,
+    oci_test_key,
     run_mode,
+    verify_oci_signature,
 )
 
 from rerank_integrations import (
@@ -44,6 +50,7 @@ from rerank_integrations import (
 )
 from rerank_integrations._actions import Answer, Send, Wait
 from rerank_integrations.dialects._bedrock import region_from_host
+from rerank_integrations.dialects._oci import region_from_host as oci_region_from_host
 from rerank_integrations.dialects._watsonx import DEFAULT_IAM_URL, IAMAuthorizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cloud"
@@ -874,13 +881,308 @@ def test_without_botocore_bedrock_names_the_extra(monkeypatch: pytest.MonkeyPatc
         RerankClient(dialect="bedrock", location="us-east-1")
 
 
+# -- OCI request signatures ------------------------------------------------------------------
+
+COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaacanarytest"
+OCI_PASSPHRASE = "oci-passphrase-CANARY-31c7"
+
+
+@pytest.fixture
+def no_oci_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No OCI configuration but the test's own: ``~`` and ``OCI_CONFIG_FILE`` point into
+    ``tmp_path`` (returned), where nothing is written yet."""
+    pytest.importorskip("oci")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("OCI_CONFIG_FILE", str(tmp_path / "oci-config"))
+    monkeypatch.delenv("OCI_REGION", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def oci_server(no_oci_config: Path) -> Iterator[ScriptedServer]:
+    keys = [oci_test_key(), oci_test_key("encrypted", OCI_PASSPHRASE)]
+    server = ScriptedServer("oci", oci_keys={key.key_id: key.public_key for key in keys})
+    yield server
+    server.close()
+
+
+def oci_client(server: ScriptedServer, key: OCITestKey, **kwargs: Any) -> RerankClient:
+    settings = {
+        "credentials": key.config,
+        "model": "cohere.rerank.v3-5",
+        "project": COMPARTMENT,
+        "max_retries": 0,
+        **kwargs,
+    }
+    return RerankClient(server.base_url, dialect="oci", **settings)
+
+
+def oci_secrets(key: OCITestKey) -> list[str]:
+    """What may never be shown: the private key (whole, and a line of it), the fingerprint
+    and the key's passphrase."""
+    line = key.private_pem.splitlines()[3]
+    return [key.private_pem, line, key.fingerprint, OCI_PASSPHRASE]
+
+
+def test_oci_requests_carry_a_valid_signature(
+    mode: str, oci_server: ScriptedServer, log: pytest.LogCaptureFixture
+) -> None:
+    key = oci_test_key()
+    client = oci_client(oci_server, key)
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    received = oci_server.received[0]
+    authorization = received.headers["authorization"]
+    assert authorization.startswith("Signature ")
+    assert 'version="1"' in authorization and 'algorithm="rsa-sha256"' in authorization
+    assert f'keyId="{key.key_id}"' in authorization
+    assert (
+        'headers="date (request-target) host content-length content-type x-content-sha256"'
+        in authorization
+    )
+    # Checked again here, with the public key: the signature covers this very body.
+    keys = {key.key_id: key.public_key}
+    target, headers, body = received.path, received.headers, received.raw
+    assert verify_oci_signature("POST", target, headers, body, keys) is None
+    assert verify_oci_signature("POST", target, headers, body + b" ", keys) is not None
+    tampered = {**headers, "date": "Thu, 01 Jan 1970 00:00:00 GMT"}
+    assert verify_oci_signature("POST", target, tampered, body, keys) == OCI_UNAUTHENTICATED
+    other = oci_test_key("other")
+    assert verify_oci_signature("POST", target, headers, body, {key.key_id: other.public_key})
+    asked = json.loads(body)
+    assert asked["compartmentId"] == COMPARTMENT
+    assert asked["servingMode"] == {"servingType": "ON_DEMAND", "modelId": "cohere.rerank.v3-5"}
+    views = [log.text, repr(client), repr(client.settings), str(client.settings)]
+    assert_nowhere(oci_secrets(key), *views)
+
+
+def test_oci_signs_each_retry_afresh(mode: str, oci_server: ScriptedServer) -> None:
+    oci_server.queue(json_reply(503, {"code": "ServiceUnavailable", "message": "busy"}))
+    client = oci_client(oci_server, oci_test_key(), max_retries=1)
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    first, second = (r.headers for r in oci_server.received)
+    assert first["x-content-sha256"] == second["x-content-sha256"]
+    assert len(oci_server.received) == 2  # the second attempt was signed and taken
+
+
+def test_a_key_with_a_passphrase_signs_and_a_wrong_one_is_refused(
+    mode: str, oci_server: ScriptedServer, log: pytest.LogCaptureFixture
+) -> None:
+    key = oci_test_key("encrypted", OCI_PASSPHRASE)
+    assert [r.index for r in rerank(mode, oci_client(oci_server, key)).results] == BEST
+    wrong = {**key.config, "pass_phrase": "not-the-CANARY-phrase"}
+    with pytest.raises(ConfigurationError, match="signing key could not be loaded") as info:
+        oci_client(oci_server, key, credentials=wrong)
+    assert info.value.setting == "credentials"
+    texts = [str(info.value), log.text, "".join(traceback.format_exception(info.value))]
+    assert_nowhere([*oci_secrets(key), "not-the-CANARY-phrase"], *texts)
+
+
+def test_an_unknown_key_is_refused_with_the_server_message(
+    mode: str, oci_server: ScriptedServer, log: pytest.LogCaptureFixture
+) -> None:
+    stranger = oci_test_key("stranger")
+    with pytest.raises(AuthenticationError, match="NotAuthenticated") as info:
+        rerank(mode, oci_client(oci_server, stranger))
+    assert info.value.status_code == 401
+    assert OCI_UNAUTHENTICATED in str(info.value)
+    assert_nowhere(oci_secrets(stranger), str(info.value), log.text)
+
+
+def test_the_oci_configuration_file_and_its_region_are_read(
+    mode: str, oci_server: ScriptedServer, no_oci_config: Path
+) -> None:
+    key = oci_test_key()
+    key_file = no_oci_config / "oci_api_key.pem"
+    key_file.write_text(key.private_pem)
+    config = {**key.config, "key_file": str(key_file), "region": "eu-frankfurt-1"}
+    del config["key_content"]
+    lines = "".join(f"{name}={value}\n" for name, value in config.items())
+    (no_oci_config / "oci-config").write_text(f"[DEFAULT]\n{lines}")
+    client = oci_client(oci_server, key, credentials=None)
+    assert client.settings.location == "eu-frankfurt-1"
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    default = RerankClient(dialect="oci", project=COMPARTMENT)
+    assert default.endpoint == (
+        "https://inference.generativeai.eu-frankfurt-1.oci.oraclecloud.com"
+        "/20231130/actions/rerankText"
+    )
+
+
+def test_a_pickled_oci_client_loads_its_key_again_and_signs(
+    mode: str, oci_server: ScriptedServer
+) -> None:
+    import pickle
+
+    key = oci_test_key("encrypted", OCI_PASSPHRASE)
+    client = pickle.loads(pickle.dumps(oci_client(oci_server, key)))
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert f'keyId="{key.key_id}"' in oci_server.received[0].headers["authorization"]
+
+
+def test_an_sdk_signer_is_used_as_given_and_may_block_off_the_loop(
+    mode: str, oci_server: ScriptedServer
+) -> None:
+    import oci
+
+    threads: list[str] = []
+
+    class RecordingSigner(oci.signer.Signer):  # type: ignore[misc]
+        """A signer that might fetch a token first, as instance principals' does."""
+
+        def do_request_sign(self, request: Any, enforce_content_headers: bool = True) -> Any:
+            threads.append(threading.current_thread().name)
+            return super().do_request_sign(request, enforce_content_headers)
+
+    key = oci_test_key()
+    config = key.config
+    signer = RecordingSigner(
+        config["tenancy"],
+        config["user"],
+        config["fingerprint"],
+        None,
+        private_key_content=config["key_content"],
+    )
+    client = oci_client(oci_server, key, credentials=signer, location="us-ashburn-1")
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert threads
+    if mode == "async":
+        assert threading.main_thread().name not in threads
+
+
+def test_a_security_token_signs_and_is_never_shown(
+    mode: str, oci_server: ScriptedServer, log: pytest.LogCaptureFixture
+) -> None:
+    import oci
+
+    key = oci_test_key()
+    token = "oci-security-token-CANARY-7a41e2"
+    oci_server.oci_keys = {f"ST${token}": key.public_key}
+    private_key = oci.signer.load_private_key(key.private_pem, None)
+    signer = oci.auth.signers.SecurityTokenSigner(token, private_key)
+    client = oci_client(oci_server, key, credentials=signer, location="us-chicago-1")
+    assert [r.index for r in rerank(mode, client).results] == BEST
+    assert f'keyId="ST${token}"' in oci_server.received[0].headers["authorization"]
+    oci_server.queue(json_reply(400, {"code": "InvalidParameter", "message": f"bad {token}"}))
+    with pytest.raises(BadRequestError, match=r"bad \*\*\*") as info:
+        rerank(mode, oci_client(oci_server, key, credentials=signer, location="us-chicago-1"))
+    assert_nowhere([token], str(info.value), json.dumps(info.value.body), log.text, repr(client))
+
+
+def test_a_fingerprint_echoed_by_the_server_is_scrubbed(
+    make_client: Any, mock_api: MockAPI, no_oci_config: Path
+) -> None:
+    key = oci_test_key()
+    mock_api.queue(
+        lambda request: httpx.Response(
+            400,
+            json={
+                "code": "InvalidParameter",
+                "message": f"bad key {request.headers['authorization']}",
+            },
+        )
+    )
+    client = make_client(
+        base_url="https://inference.generativeai.us-chicago-1.oci.oraclecloud.com",
+        api_key=None,
+        dialect="oci",
+        model="cohere.rerank.v3-5",
+        project=COMPARTMENT,
+        credentials=key.config,
+    )
+    with pytest.raises(BadRequestError, match=r"bad key") as info:
+        client.rerank("q", ["a"])
+    assert key.fingerprint not in str(info.value)
+    assert key.fingerprint not in json.dumps(info.value.body)
+
+
+def test_the_oci_settings_are_checked_when_the_client_is_built(no_oci_config: Path) -> None:
+    key = oci_test_key()
+    with pytest.raises(ConfigurationError, match="no OCI configuration") as info:
+        RerankClient(dialect="oci", project=COMPARTMENT, location="us-chicago-1")
+    assert info.value.setting == "credentials"
+    with pytest.raises(ConfigurationError, match="compartment") as info:
+        RerankClient(dialect="oci", credentials=key.config)
+    assert info.value.setting == "project"
+    with pytest.raises(ConfigurationError, match="not an API key") as info:
+        RerankClient(dialect="oci", api_key="k", project=COMPARTMENT, credentials=key.config)
+    assert info.value.setting == "api_key"
+    no_region = {k: v for k, v in key.config.items() if k != "region"}
+    with pytest.raises(ConfigurationError, match="OCI region") as info:
+        RerankClient(dialect="oci", project=COMPARTMENT, credentials=no_region)
+    assert info.value.setting == "location"
+    url = "https://inference.generativeai.ap-osaka-1.oci.oraclecloud.com"
+    from_url = RerankClient(url, dialect="oci", project=COMPARTMENT, credentials=no_region)
+    assert from_url.settings.location == "ap-osaka-1"
+    missing = {k: v for k, v in key.config.items() if k != "fingerprint"}
+    with pytest.raises(ConfigurationError, match="fingerprint") as info:
+        RerankClient(dialect="oci", project=COMPARTMENT, credentials=missing)
+    assert_nowhere(oci_secrets(key), str(info.value))
+    with pytest.raises(TypeError, match="oci signer or an OCI configuration"):
+        RerankClient(dialect="oci", project=COMPARTMENT, credentials="DEFAULT")
+    client = RerankClient(dialect="oci", project=COMPARTMENT, credentials=key.config)
+    with pytest.raises(ConfigurationError, match="needs a model"):
+        client.rerank("q", ["a"])
+
+
+def test_a_dedicated_endpoint_is_named_by_its_ocid(mode: str, oci_server: ScriptedServer) -> None:
+    endpoint = "ocid1.generativeaiendpoint.oc1.us-chicago-1.amaaaaaacanary"
+    client = oci_client(oci_server, oci_test_key(), model=None)
+    assert [r.index for r in rerank(mode, client, model=endpoint).results] == BEST
+    mode_sent = json.loads(oci_server.received[0].raw)["servingMode"]
+    assert mode_sent == {"servingType": "DEDICATED", "endpointId": endpoint}
+
+
+def test_oci_credentials_are_never_dumped(no_oci_config: Path) -> None:
+    pytest.importorskip("llama_index.core")
+    from rerank_integrations.llama_index import RerankPostprocessor
+
+    key = oci_test_key("encrypted", OCI_PASSPHRASE)
+    postprocessor = RerankPostprocessor(
+        dialect="oci", credentials=key.config, project=COMPARTMENT, model="m"
+    )
+    dumps = [
+        repr(postprocessor),
+        str(postprocessor.to_dict()),
+        postprocessor.to_json(),
+        postprocessor.model_dump_json(),
+        repr(postprocessor.rerank_client),
+        repr(postprocessor.rerank_client.settings),
+        repr(postprocessor.rerank_client._engine.authorizer),
+        repr(postprocessor.rerank_client.settings.credentials),
+    ]
+    assert_nowhere(oci_secrets(key), *dumps)
+    assert postprocessor.to_dict()["project"] == COMPARTMENT
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("https://inference.generativeai.us-chicago-1.oci.oraclecloud.com", "us-chicago-1"),
+        ("https://inference.generativeai.eu-frankfurt-2.oci.oraclecloud.eu/x", "eu-frankfurt-2"),
+        ("https://inference.generativeai.uk-gov-london-1.oci.oraclegovcloud.uk", "uk-gov-london-1"),
+        ("https://inference.generativeai.{location}.oci.oraclecloud.com", None),
+        ("http://127.0.0.1:8080", None),
+    ],
+)
+def test_oci_region_from_host(url: str, region: str | None) -> None:
+    assert oci_region_from_host(url) == region
+
+
+def test_without_the_oci_sdk_the_dialect_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("oci", "oci.signer", "oci.config", "oci.exceptions"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ConfigurationError, match=r"rerank-integrations\[oci\]") as info:
+        RerankClient(dialect="oci", project=COMPARTMENT, location="us-chicago-1")
+    assert info.value.setting == "credentials"
+
+
 # -- optional stays optional ----------------------------------------------------------------
 
 
 def test_the_core_imports_without_the_optional_packages() -> None:
     script = """
 import sys
-for name in ("google", "google.auth", "botocore"):
+for name in ("google", "google.auth", "botocore", "oci"):
     sys.modules[name] = None
 import rerank_integrations
 from rerank_integrations import RerankClient
@@ -890,8 +1192,13 @@ try:
     RerankClient("https://h", dialect="bedrock", location="us-east-1")
 except rerank_integrations.ConfigurationError as error:
     print(error)
+try:
+    RerankClient(dialect="oci", project="ocid1.compartment.oc1..c", location="us-chicago-1")
+except rerank_integrations.ConfigurationError as error:
+    print(error)
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert "rerank-integrations[aws]" in done.stdout
+    assert "rerank-integrations[oci]" in done.stdout

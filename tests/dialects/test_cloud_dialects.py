@@ -48,7 +48,7 @@ def test_every_file_says_where_it_comes_from() -> None:
         assert data["source"] and data["notes"] and data["service"], name
 
 
-NEW_DIALECTS = {"watsonx", "vertex", "bedrock", "deepinfra"} | {p.name for p in PRESETS}
+NEW_DIALECTS = {"watsonx", "vertex", "bedrock", "oci", "deepinfra"} | {p.name for p in PRESETS}
 
 
 def test_every_new_dialect_and_preset_has_an_answer_and_its_request() -> None:
@@ -113,6 +113,7 @@ def test_request_is_the_documented_one(name: str) -> None:
         call.get("extra_body", {}),
         parts.path,
         call.get("location"),
+        call.get("project"),
     )
     assert json.loads(body) == documented["body"]
 
@@ -219,9 +220,9 @@ def test_the_vertex_endpoint_is_built_from_project_and_location() -> None:
 def test_a_cloud_setting_for_a_dialect_that_ignores_it_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="auth_url= is not used by the generic"):
         RerankClient("https://h", auth_url="https://iam.test/identity/token")
-    with pytest.raises(ConfigurationError, match=r"project= .* \(only by vertex\)"):
+    with pytest.raises(ConfigurationError, match=r"project= .* \(only by oci, vertex\)"):
         RerankClient("https://h", dialect="jina", project="p")
-    with pytest.raises(ConfigurationError, match=r"location= .* \(only by bedrock, vertex\)"):
+    with pytest.raises(ConfigurationError, match=r"location= .* \(only by bedrock, oci, vertex\)"):
         RerankClient("https://h", location="eu")
 
 

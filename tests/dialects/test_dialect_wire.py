@@ -10,7 +10,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from support import IAM_UNKNOWN_KEY, ScriptedServer, limit_message, run_mode, served_score
+from support import (
+    IAM_UNKNOWN_KEY,
+    OCI_UNAUTHENTICATED,
+    ScriptedServer,
+    limit_message,
+    oci_test_key,
+    run_mode,
+    served_score,
+)
 
 from rerank_integrations import (
     AuthenticationError,
@@ -42,13 +50,15 @@ TARGETS = [Target(name) for name in sorted(DIALECTS)] + [Target("cohere", "/v1")
 # What each dialect reports: tokens, billing units, or nothing.
 UNITS = {"cohere", "pinecone", "vercel"}
 BOTH = {"openrouter"}  # tokens and search units
-NO_USAGE = {"tei", "nim", "vertex", "bedrock", "zeroentropy", "contextual", "sglang"}
+NO_USAGE = {"tei", "nim", "vertex", "bedrock", "oci", "zeroentropy", "contextual", "sglang"}
 TOKENS = set(DIALECTS) - UNITS - NO_USAGE - BOTH
 # Dialects whose requests carry no top_n: every document is scored, we trim.
 NO_TOP_N = {"tei", "nim", "deepinfra"}
 
 AWS_KEY, AWS_SECRET = "AKIDWIRETEST", "aws-wire-SECRET-7"
 REGION = "us-east-1"
+OCI_KEY, OCI_OTHER_KEY = oci_test_key("wire"), oci_test_key("wire-unknown")
+COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaawiretest"
 # The model as each server reads it back.
 SERVED_MODEL = {
     "tei": None,
@@ -67,6 +77,9 @@ def connection(server: ScriptedServer, target: Target, api_key: str = KEY) -> di
         secret = AWS_SECRET if api_key == KEY else api_key
         settings.update(location=REGION)
         settings["credentials"] = {"aws_access_key_id": AWS_KEY, "aws_secret_access_key": secret}
+    elif target.dialect == "oci":
+        key = OCI_KEY if api_key == KEY else OCI_OTHER_KEY  # a key the server does not know
+        settings.update(credentials=key.config, project=COMPARTMENT, location=REGION)
     elif target.dialect == "vertex":
         settings.update(api_key=api_key, project="test-project")
     else:
@@ -84,11 +97,14 @@ def servers() -> Iterator[dict[str, ScriptedServer]]:
 
 
 def server_of(servers: dict[str, ScriptedServer], dialect: str) -> ScriptedServer:
-    """The module's server of ``dialect`` (wanting ``KEY``, or AWS keys for Bedrock), with no
-    requests recorded."""
+    """The module's server of ``dialect`` (wanting ``KEY``, AWS keys for Bedrock, or a
+    signature by ``OCI_KEY`` for OCI), with no requests recorded."""
     if dialect not in servers:
         secrets = {AWS_KEY: AWS_SECRET}
-        servers[dialect] = ScriptedServer(dialect, api_key=KEY, aws_secrets=secrets)
+        oci_keys = {OCI_KEY.key_id: OCI_KEY.public_key}
+        servers[dialect] = ScriptedServer(
+            dialect, api_key=KEY, aws_secrets=secrets, oci_keys=oci_keys
+        )
     found = servers[dialect]
     found.reset()
     return found
@@ -229,6 +245,8 @@ def test_a_wrong_key_is_refused_with_the_server_message(
         assert not server.received
     elif target.dialect == "bedrock":
         assert "signature we calculated does not match" in message
+    elif target.dialect == "oci":
+        assert OCI_UNAUTHENTICATED in message and "(NotAuthenticated)" in message
     else:
         assert "Invalid API Key" in message or "invalid api token" in message
 

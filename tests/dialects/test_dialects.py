@@ -295,6 +295,7 @@ LIMITS = {
     "watsonx": 1000,
     "vertex": 200,
     "bedrock": 1000,
+    "oci": 1000,
     "deepinfra": 1000,
     "zhipu": 128,
     "qianfan": 64,
@@ -335,6 +336,7 @@ def test_get_dialect_ignores_case_and_lists_the_known_names() -> None:
 # -- endpoints ----------------------------------------------------------------------------
 
 DASHSCOPE_PATH = "/api/v1/services/rerank/text-rerank/text-rerank"
+OCI_HOST = "https://inference.generativeai.us-chicago-1.oci.oraclecloud.com"
 
 ENDPOINTS = [
     ("generic", "https://h", "https://h/v1/rerank"),
@@ -407,6 +409,16 @@ ENDPOINTS += [
         "bedrock",
         "https://bedrock-agent-runtime.us-east-1.amazonaws.com",
         "https://bedrock-agent-runtime.us-east-1.amazonaws.com/rerank",
+    ),
+    (
+        "oci",
+        OCI_HOST,
+        f"{OCI_HOST}/20231130/actions/rerankText",
+    ),
+    (
+        "oci",
+        f"{OCI_HOST}/20231130/actions/rerankText",
+        f"{OCI_HOST}/20231130/actions/rerankText",
     ),
     ("deepinfra", "https://api.deepinfra.com", "https://api.deepinfra.com/v1/inference/{model}"),
     ("deepinfra", "https://api.deepinfra.com/v1", "https://api.deepinfra.com/v1/inference/{model}"),
@@ -804,6 +816,7 @@ ENVELOPES = {
     },
     "vertex": {"error": {"code": 422, "message": "the message", "status": "INVALID_ARGUMENT"}},
     "bedrock": {"message": "the message"},
+    "oci": {"code": "InvalidParameter", "message": "the message"},
     "deepinfra": {"detail": {"error": "the message"}},
     "zhipu": {"error": {"code": "1214", "message": "the message"}},
     "qianfan": {"error": {"code": "invalid_argument", "message": "the message", "type": "x"}},

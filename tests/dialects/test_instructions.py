@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import SERVICES, ScriptedServer, run_mode
+from support import SERVICES, ScriptedServer, oci_test_key, run_mode
 
 from rerank_integrations import ConfigurationError, PromptTemplate, RerankCache, RerankClient
 from rerank_integrations._budget import estimate_tokens
@@ -42,6 +42,7 @@ CARRIED: dict[str, str] = {
     "watsonx": "refuse",
     "vertex": "refuse",
     "bedrock": "refuse",
+    "oci": "refuse",
     "deepinfra": "field:instruction",
     "zhipu": "prefix",
     "qianfan": "prefix",
@@ -59,6 +60,7 @@ CARRIED: dict[str, str] = {
     "vercel": "prefix",
 }
 TEMPLATES = {"generic", "vllm", "tei", "sglang", "infinity"}
+SIGNED = {"bedrock", "oci"}  # requests signed with cloud credentials, never an API key
 SENDING = sorted(name for name, how in CARRIED.items() if how != "refuse")
 
 
@@ -190,12 +192,14 @@ def test_a_dialect_that_cannot_carry_one_refuses_it_before_sending(
         settings = {"auth_url": "https://iam.test/identity/token"}
     elif name == "vertex":
         settings = {"project": "p"}
-    elif name == "bedrock":
+    elif name in SIGNED:
         settings = {
             "location": "us-east-1",
             "credentials": {"aws_access_key_id": "AKID", "aws_secret_access_key": "s"},
         }
-        with pytest.raises(ConfigurationError):  # Bedrock takes no key: built without one
+        if name == "oci":
+            settings = {"project": "ocid1.compartment.oc1..c", "credentials": oci_test_key().config}
+        with pytest.raises(ConfigurationError):  # signed requests take no key: built without
             clients(name, **settings)
         transport = httpx.MockTransport(lambda request: pytest.fail("nothing is sent"))
         client = RerankClient(
@@ -207,12 +211,12 @@ def test_a_dialect_that_cannot_carry_one_refuses_it_before_sending(
             **settings,
         )
         recorder = Recorder(name)
-    if name != "bedrock":
+    if name not in SIGNED:
         client, recorder = clients(name, **settings)
     with pytest.raises(ConfigurationError, match=f"the {name} dialect cannot carry an instruction"):
         call(mode, client, instruction=INSTRUCTION)
     assert recorder.bodies == []
-    key = {} if name == "bedrock" else {"api_key": "sk-test"}
+    key = {} if name in SIGNED else {"api_key": "sk-test"}
     with pytest.raises(ConfigurationError, match=f"the {name} dialect") as info:
         RerankClient(
             "https://rerank.test", dialect=name, instruction=INSTRUCTION, **key, **settings

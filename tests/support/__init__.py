@@ -4,7 +4,14 @@ speaks every dialect, and local stand-ins for cloud credentials.
 Import from here (``from support import ...``); ``conftest.py`` holds only fixtures.
 """
 
-from .cloud import MetadataServer, verify_sigv4
+from .cloud import (
+    OCI_UNAUTHENTICATED,
+    MetadataServer,
+    OCITestKey,
+    oci_test_key,
+    verify_oci_signature,
+    verify_sigv4,
+)
 from .cloud_services import IAM_UNKNOWN_KEY
 from .data import (
     API_KEY,
@@ -38,6 +45,7 @@ __all__ = [
     "DROP",
     "FIXTURES",
     "IAM_UNKNOWN_KEY",
+    "OCI_UNAUTHENTICATED",
     "SEED_DOCUMENTS",
     "SEED_QUERY",
     "SEED_RESPONSE",
@@ -49,6 +57,7 @@ __all__ = [
     "MetadataServer",
     "MockAPI",
     "MockReply",
+    "OCITestKey",
     "Received",
     "Reject",
     "Reply",
@@ -67,11 +76,13 @@ __all__ = [
     "limit_message",
     "load_fixture",
     "make_rows",
+    "oci_test_key",
     "rank_body",
     "rankings",
     "read_jsonl",
     "run_mode",
     "served_score",
+    "verify_oci_signature",
     "verify_sigv4",
     "write_jsonl",
 ]

@@ -1,13 +1,19 @@
 """Cloud credentials, checked and handed out locally: AWS SigV4 signatures recomputed with
-botocore's own signer (:func:`verify_sigv4`), and a fake Google metadata server that gives
-the default service account's access tokens (:class:`MetadataServer`)."""
+botocore's own signer (:func:`verify_sigv4`), OCI request signatures checked with the
+signing key's public half (:func:`verify_oci_signature`, :func:`oci_test_key`), and a fake
+Google metadata server that gives the default service account's access tokens
+(:class:`MetadataServer`)."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import json
 import re
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,6 +71,119 @@ def verify_sigv4(
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method."
         )
+    return None
+
+
+#: The headers an OCI signature of a request with a body must cover, in OCI's order.
+OCI_SIGNED_HEADERS = "date (request-target) host content-length content-type x-content-sha256"
+#: OCI's words for a request whose signature it cannot check.
+OCI_UNAUTHENTICATED = (
+    "The required information to complete authentication was not provided or was incorrect."
+)
+_OCI_AUTHORIZATION = re.compile(r"Signature (?P<params>.+)")
+_OCI_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class OCITestKey:
+    """A throwaway OCI API signing key: the configuration that signs with it, the ``keyId``
+    its signatures carry and the public key they are checked with."""
+
+    config: dict[str, Any]
+    key_id: str
+    public_key: Any
+    private_pem: str
+    fingerprint: str
+
+
+@functools.lru_cache(maxsize=8)
+def _rsa_key(seed: str, passphrase: str | None) -> tuple[Any, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encryption: Any = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    ).decode()
+    return key.public_key(), pem
+
+
+def oci_test_key(
+    name: str = "main", passphrase: str | None = None, region: str = "us-chicago-1"
+) -> OCITestKey:
+    """A throwaway RSA key (one per ``name`` and passphrase) as an OCI configuration with
+    ``key_content``, its user, tenancy and fingerprint made up but well formed."""
+    public_key, pem = _rsa_key(name, passphrase)
+    digest = hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, 32, 2))
+    tenancy = f"ocid1.tenancy.oc1..aaaaaaaatenancy{digest[:12]}"
+    user = f"ocid1.user.oc1..aaaaaaaauser{digest[:12]}"
+    config: dict[str, Any] = {
+        "user": user,
+        "tenancy": tenancy,
+        "fingerprint": fingerprint,
+        "key_content": pem,
+        "region": region,
+    }
+    if passphrase:
+        config["pass_phrase"] = passphrase
+    return OCITestKey(config, f"{tenancy}/{user}/{fingerprint}", public_key, pem, fingerprint)
+
+
+def verify_oci_signature(
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    public_keys: Mapping[str, Any],
+) -> str | None:
+    """Why a request's OCI signature is wrong, or ``None`` when it is right: the signing
+    string is rebuilt from the request as it arrived (draft-cavage-http-signatures-08 as OCI
+    uses it) and the RSA-SHA256 signature checked with the public key of its ``keyId``.
+
+    Args:
+        method, target, headers, body: the request as it arrived (its path with the query;
+            header names in lower case).
+        public_keys: the public key of each ``keyId`` that may sign.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    found = _OCI_AUTHORIZATION.fullmatch(headers.get("authorization", ""))
+    if not found:
+        return "no OCI Signature Authorization header"
+    params = dict(_OCI_PARAM.findall(found["params"]))
+    if params.get("version") != "1" or params.get("algorithm") != "rsa-sha256":
+        return "the signature must be version 1, rsa-sha256"
+    if params.get("headers") != OCI_SIGNED_HEADERS:
+        return f"the signature covers {params.get('headers')!r}, not {OCI_SIGNED_HEADERS!r}"
+    key = public_keys.get(params.get("keyId", ""))
+    if key is None:
+        return OCI_UNAUTHENTICATED
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    if headers.get("x-content-sha256") != digest:
+        return "x-content-sha256 does not match the body"
+    if headers.get("content-length") != str(len(body)):
+        return "content-length does not match the body"
+    lines = []
+    for name in OCI_SIGNED_HEADERS.split():
+        if name == "(request-target)":
+            lines.append(f"(request-target): {method.lower()} {target}")
+        elif name in headers:
+            lines.append(f"{name}: {headers[name]}")
+        else:
+            return f"the signed header {name} is missing"
+    try:
+        signature = base64.b64decode(params.get("signature", ""), validate=True)
+        key.verify(signature, "\n".join(lines).encode(), padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        return OCI_UNAUTHENTICATED
     return None
 
 

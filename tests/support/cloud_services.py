@@ -8,9 +8,12 @@
 - ``bedrock``: every request's AWS SigV4 signature is computed again with the secret key of
   its access key in ``server.aws_secrets`` (:func:`~support.cloud.verify_sigv4`); an answer
   holds ``server.page_size`` results, the rest behind a ``nextToken``.
+- ``oci``: every request's OCI signature is checked with the public key of its ``keyId`` in
+  ``server.oci_keys`` (:func:`~support.cloud.verify_oci_signature`); the body must name a
+  compartment and a serving mode.
 
-With no credentials set (no ``api_key``, no ``aws_secrets``) any request passes, as for the
-other services.
+With no credentials set (no ``api_key``, no ``aws_secrets``, no ``oci_keys``) any request
+passes, as for the other services.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from .cloud import verify_sigv4
+from .cloud import verify_oci_signature, verify_sigv4
 from .wire import (
     Asked,
     Reject,
@@ -34,6 +37,7 @@ from .wire import (
     optional_count,
     optional_model,
     ranked,
+    strings,
     text_objects,
     token_count,
 )
@@ -217,6 +221,66 @@ def _answer_bedrock(asked: Asked) -> Any:
     return answer
 
 
+# -- OCI Generative AI ------------------------------------------------------------------------
+
+OCI_PATH = "/20231130/actions/rerankText"
+
+
+def _oci_auth(request: Received, server: ScriptedServer) -> None:
+    if server.oci_keys is None:
+        return
+    wrong = verify_oci_signature(
+        request.method, request.path, request.headers, request.raw, server.oci_keys
+    )
+    if wrong:
+        raise Reject(401, wrong, "auth")
+
+
+def _read_oci(body: Any, path: str) -> Asked:
+    body = fields(
+        body,
+        {"input", "compartmentId", "servingMode", "documents"},
+        {"topN", "isEcho", "maxChunksPerDocument", "maxTokensPerDocument"},
+    )
+    need(isinstance(body["input"], str), "'input' must be a string")
+    compartment = body["compartmentId"]
+    need(isinstance(compartment, str) and compartment.startswith("ocid1."), "compartmentId")
+    mode = body["servingMode"]
+    need(isinstance(mode, dict), "'servingMode' must be an object")
+    if mode.get("servingType") == "ON_DEMAND":
+        model = mode.get("modelId")
+    else:
+        need(mode.get("servingType") == "DEDICATED", "servingType: ON_DEMAND or DEDICATED")
+        model = mode.get("endpointId")
+    need(isinstance(model, str) and bool(model), "the serving mode names no model")
+    return Asked(
+        body["input"],
+        strings(body["documents"], "documents"),
+        optional_count(body, "topN"),
+        model,
+        flag(body, "isEcho"),
+    )
+
+
+def _answer_oci(asked: Asked) -> Any:
+    ranks = [{"index": i, "relevanceScore": s} for i, s in ranked("oci", asked)]
+    if asked.wants_documents:
+        for rank in ranks:
+            rank["document"] = {"text": asked.documents[rank["index"]]}
+    return {
+        "id": "5f0c2a1e-0000-4000-8000-000000000001",
+        "modelId": asked.model,
+        "modelVersion": "3.5",
+        "documentRanks": ranks,
+    }
+
+
+def _error_oci(reject: Reject) -> bytes:
+    codes = {"auth": "NotAuthenticated", "not_found": "NotAuthorizedOrNotFound"}
+    code = codes.get(reject.kind, "InvalidParameter")
+    return json.dumps({"code": code, "message": reject.message}).encode()
+
+
 # -- the table ----------------------------------------------------------------------------
 
 CLOUD_SERVICES: dict[str, Service] = {
@@ -239,4 +303,5 @@ CLOUD_SERVICES: dict[str, Service] = {
         _sigv4_auth,
         max_characters=32000,
     ),
+    "oci": Service((OCI_PATH,), 1000, _read_oci, _answer_oci, _error_oci, _oci_auth),
 }

@@ -151,6 +151,8 @@ class ScriptedServer:
             own answer (settable).
         aws_secrets: ``bedrock``: the secret key of each AWS access key it knows; ``None``
             takes any request, signed or not.
+        oci_keys: ``oci``: the public key of each ``keyId`` it knows; ``None`` takes any
+            request, signed or not.
         page_size: ``bedrock``: the results one answer holds, the rest behind a page token;
             ``None``: all of them (settable).
         token_lifetime: ``expires_in`` of the tokens its token endpoint issues (settable).
@@ -176,6 +178,7 @@ class ScriptedServer:
         always: Reply | None = None,
         routes: tuple[str, ...] | None = None,
         aws_secrets: Mapping[str, str] | None = None,
+        oci_keys: Mapping[str, Any] | None = None,
         page_size: int | None = None,
         token_lifetime: int = 3600,
     ) -> None:
@@ -189,6 +192,7 @@ class ScriptedServer:
         self.delay = delay
         self.always = always
         self.aws_secrets = dict(aws_secrets) if aws_secrets is not None else None
+        self.oci_keys = dict(oci_keys) if oci_keys is not None else None
         self.page_size = page_size
         self.token_lifetime = token_lifetime
         self.tokens: set[str] = set()

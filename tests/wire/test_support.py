@@ -15,6 +15,7 @@ import pytest
 from support import (
     DROP,
     IAM_UNKNOWN_KEY,
+    OCI_UNAUTHENTICATED,
     SERVICES,
     HugeBody,
     Reply,
@@ -25,6 +26,7 @@ from support import (
     json_reply,
     keyword_score,
     limit_message,
+    oci_test_key,
     verify_sigv4,
 )
 
@@ -139,6 +141,13 @@ def dialect_body(dialect: str, texts: list[str]) -> dict[str, Any]:
                 "bedrockRerankingConfiguration": {"modelConfiguration": model},
             },
         }
+    if dialect == "oci":
+        return {
+            "input": "q",
+            "compartmentId": "ocid1.compartment.oc1..c",
+            "servingMode": {"servingType": "ON_DEMAND", "modelId": "m"},
+            "documents": texts,
+        }
     if dialect == "deepinfra":
         return {"queries": ["q"] * len(texts), "documents": texts}
     if dialect == "scaleway":
@@ -242,6 +251,41 @@ def test_bedrock_checks_signatures_and_pages(start_server: Callable[..., Scripte
     assert refused.status_code == 403
     assert "signature we calculated does not match" in refused.json()["message"]
     assert verify_sigv4("POST", server.endpoint, {}, b"", {}) == "no SigV4 Authorization header"
+
+
+def test_oci_checks_signatures_made_by_the_sdk(start_server: Callable[..., ScriptedServer]) -> None:
+    pytest.importorskip("oci")
+    from oci._vendor import requests as oci_requests
+    from oci.signer import Signer
+
+    key, stranger = oci_test_key(), oci_test_key("stranger")
+    server = start_server("oci", oci_keys={key.key_id: key.public_key})
+    body = dialect_body("oci", ["apple", "pear", "apple pie"])
+
+    def send(signer_key: Any, payload: dict[str, Any]) -> httpx.Response:
+        config = signer_key.config
+        signer = Signer(
+            config["tenancy"],
+            config["user"],
+            config["fingerprint"],
+            None,
+            private_key_content=config["key_content"],
+        )
+        request = oci_requests.Request("POST", server.endpoint, json=payload).prepare()
+        signer(request)  # the SDK's own signature, as its clients send it
+        data = request.body if isinstance(request.body, bytes) else request.body.encode()
+        return httpx.post(server.endpoint, content=data, headers=dict(request.headers), timeout=5)
+
+    answer = send(key, body).json()
+    texts = body["documents"]
+    order = sorted(range(3), key=lambda i: (-keyword_score("q", texts[i]), i))
+    assert [rank["index"] for rank in answer["documentRanks"]] == order
+    refused = send(stranger, body)
+    assert refused.status_code == 401
+    assert refused.json() == {"code": "NotAuthenticated", "message": OCI_UNAUTHENTICATED}
+    unsigned = httpx.post(server.endpoint, json=body, timeout=5)
+    assert unsigned.json()["message"] == "no OCI Signature Authorization header"
+    assert send(key, {**body, "servingMode": {"servingType": "X"}}).status_code == 400
 
 
 def test_paths_by_prefix_and_limits_beyond_the_count(
