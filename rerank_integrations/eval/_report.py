@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from decimal import Decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 

@@ -26,6 +26,7 @@ from .._exceptions import CostLimitError, EvalInputError, EvalRunError
 from .._types import NOT_GIVEN, RerankResponse
 from .._usage import check_max_cost, check_price
 from ..batch import DEFAULT_CONCURRENCY, BatchSummary, arun
+from ..batch._rows import encode_line
 from ._data import Dataset, FirstStage, check_inputs
 from ._measures import DEFAULT_MEASURES, parse_measures
 from ._report import EvalReport, build_report
@@ -191,18 +192,23 @@ def call_record(response: RerankResponse, seconds: float) -> dict[str, Any]:
 
 class _Measured:
     """A client that times each call and writes what it cost to a file, one line per
-    query; every other attribute is the client's own."""
+    query, and keeps each query's scores as they come (what the batch job writes to its
+    output, without reading it back); every other attribute is the client's own."""
 
     def __init__(
         self,
         client: RerankClient,
         keys: Mapping[tuple[str, tuple[str, ...]], list[str]],
+        ids: Mapping[str, Sequence[str]],
         path: Path,
     ) -> None:
         self._client = client
         self._keys = keys
+        self._ids = ids
         self._lock = threading.Lock()
         self._file = path.open("a", encoding="utf-8")
+        self.scores: dict[str, dict[str, float]] = {}
+        self.calls: dict[str, list[dict[str, Any]]] = {}
 
     def close(self) -> None:
         """Close the calls file (the client is left open)."""
@@ -212,26 +218,34 @@ class _Measured:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def _record(self, query: str, texts: Sequence[object], record: dict[str, Any]) -> None:
+    def _record(
+        self, query: str, texts: Sequence[object], response: RerankResponse, started: float
+    ) -> None:
+        record = call_record(response, time.perf_counter() - started)
         record["documents"] = len(texts)
-        lines = "".join(
-            json.dumps({"id": query_id, **record}) + "\n"
-            for query_id in self._keys.get(_call_key(query, texts), [])
-        )
+        queries = self._keys.get(_call_key(query, texts), [])
+        lines = []
+        for query_id in queries:
+            ids = self._ids[query_id]
+            self.scores[query_id] = {
+                ids[result.index]: float(result.relevance_score) for result in response.results
+            }
+            self.calls.setdefault(query_id, []).append({"id": query_id, **record})
+            lines.append(json.dumps({"id": query_id, **record}) + "\n")
         with self._lock:  # whole lines, flushed: a query scored is a query recorded
-            self._file.write(lines)
+            self._file.write("".join(lines))
             self._file.flush()
 
     async def arerank(self, query: str, documents: Sequence[Any], **options: Any) -> Any:
         started = time.perf_counter()
         response = await self._client.arerank(query, documents, **options)
-        self._record(query, documents, call_record(response, time.perf_counter() - started))
+        self._record(query, documents, response, started)
         return response
 
     def rerank(self, query: str, documents: Sequence[Any], **options: Any) -> Any:
         started = time.perf_counter()
         response = self._client.rerank(query, documents, **options)
-        self._record(query, documents, call_record(response, time.perf_counter() - started))
+        self._record(query, documents, response, started)
         return response
 
 
@@ -313,6 +327,8 @@ def _check_prices(max_cost: object, contenders: Sequence[Reranker]) -> Decimal |
 def _write_candidates(
     path: Path, dataset: Dataset, first_stage: FirstStage, depth: int
 ) -> dict[tuple[str, tuple[str, ...]], list[str]]:
+    """Write the rows the rerankers' batch jobs read (unless they are there already), and
+    map each row's (query, texts) to its query ids."""
     keys: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     write = not path.exists()
     lines = []
@@ -323,10 +339,10 @@ def _write_candidates(
         keys.setdefault((query, tuple(corpus[doc] for doc in ids)), []).append(query_id)
         if write:
             documents = [{"id": doc, "text": corpus[doc]} for doc in ids]
-            lines.append(json.dumps({"id": query_id, "query": query, "documents": documents}))
+            lines.append(encode_line({"id": query_id, "query": query, "documents": documents}))
     if write:
         partial = path.with_suffix(".partial")
-        partial.write_text("\n".join(lines) + "\n" if lines else "", encoding="utf-8")
+        partial.write_bytes(b"".join(lines))
         partial.replace(path)
     return keys
 
@@ -386,18 +402,21 @@ async def _score(
     candidates: Path,
     work: Path,
     keys: Mapping[tuple[str, tuple[str, ...]], list[str]],
+    ids: Mapping[str, Sequence[str]],
     concurrency: int,
     progress: bool,
     progress_stream: TextIO | None,
     max_cost: Decimal | None,
-) -> BatchSummary:
+) -> tuple[BatchSummary, dict[str, dict[str, float]], dict[str, list[dict[str, Any]]]]:
+    """Run the reranker's batch job over the candidates: its summary, and every query's
+    scores and calls (as the job answered them, or read from its files when it resumed)."""
     output, calls = _work_files(reranker, candidates, work)
     stream = progress_stream if progress_stream is not None else sys.stderr
     if progress:
         print(f"{reranker.name}:", file=stream, flush=True)
-    measured = _Measured(client, keys, calls)
+    measured = _Measured(client, keys, ids, calls)
     try:
-        return await arun(
+        summary = await arun(
             candidates,
             output,
             client=cast(RerankClient, measured),
@@ -412,6 +431,9 @@ async def _score(
         )
     finally:
         measured.close()
+    if summary.already_done:  # earlier runs' rows are in the files only
+        return summary, _read_scores(output), _read_calls(calls)
+    return summary, measured.scores, measured.calls
 
 
 def _stopped(
@@ -537,18 +559,23 @@ async def aevaluate(
             "candidates-" + hashlib.sha256(listing.encode()).hexdigest()[:12] + ".jsonl"
         )
         keys = _write_candidates(candidates, dataset, checked, depth)
+        ids = {
+            query: [doc for doc, _ in ranked[:depth]]
+            for query, ranked in checked.candidates.items()
+        }
         scores: dict[str, dict[str, dict[str, float]]] = {}
         calls: dict[str, dict[str, list[dict[str, Any]]]] = {}
         sent = 0
         spent = Decimal(0)
         started = time.perf_counter()
         for reranker in contenders:
-            summary = await _score(
+            summary, scored, recorded = await _score(
                 reranker,
                 clients[reranker.name],
                 candidates,
                 work,
                 keys,
+                ids,
                 concurrency,
                 progress,
                 progress_stream,
@@ -560,9 +587,8 @@ async def aevaluate(
                 raise _stopped(
                     reranker, summary, contenders, candidates, work, len(checked.candidates)
                 )
-            output, recorded = _work_files(reranker, candidates, work)
-            scores[reranker.name] = _read_scores(output)
-            calls[reranker.name] = _read_calls(recorded)
+            scores[reranker.name] = scored
+            calls[reranker.name] = recorded
             if store is not None:
                 store.flush()
         scoring = time.perf_counter() - started
