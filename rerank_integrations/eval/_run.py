@@ -386,12 +386,11 @@ def _work_files(reranker: Reranker, candidates: Path, work: Path) -> tuple[Path,
 
 
 def _scored(path: Path) -> int:
-    """Queries a reranker's work file holds scored."""
+    """Queries a reranker's work file holds scored: its whole lines (its batch job stops
+    at a failed query rather than write it)."""
     try:
         with path.open("rb") as handle:
-            return sum(
-                1 for line in handle if line.endswith(b"\n") and b'"results": null' not in line
-            )
+            return sum(1 for line in handle if line.endswith(b"\n"))
     except FileNotFoundError:
         return 0
 
