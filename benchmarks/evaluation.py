@@ -260,9 +260,9 @@ def run_eval_throughput(
     result.notes.append(
         "pairs per second is (query, document) pairs scored per second of wall time; the "
         "cold evaluation's scoring is what `EvalReport.seconds['scoring']` says: the batch "
-        "job through the client with its score cache, the scores written to SQLite and read "
-        "back; its whole run adds the report (ir-measures over every query for every "
-        "measure, the depth and top_n sweeps, thresholds, paired tests, the files), a cost "
+        "job through the client with its score cache, the scores written to SQLite and kept "
+        "as the calls return; its whole run adds the report (ir-measures over every query for "
+        "every measure, the depth and top_n sweeps, thresholds, paired tests, the files), a cost "
         "that does not grow with the reranker's latency; CPU is the whole job's"
     )
     return result

@@ -24,6 +24,10 @@ Class tree::
     ResumeError                     an OUTPUT the job cannot continue (another input, edited
                                     rows, another job writing it)
 
+    The evaluation (``rerank_integrations.eval``, also importable from there):
+    EvalInputError (a ValueError)   inputs that disagree, duplicate ids, an empty split
+    EvalRunError (a RuntimeError)   a reranker could not score every query (a rerun carries on)
+
 Messages carry the HTTP status, the server's own message where it sent one and a short
 excerpt of the body. They never carry the API key.
 """
@@ -41,6 +45,8 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "CostLimitError",
+    "EvalInputError",
+    "EvalRunError",
     "GatewayTimeoutError",
     "InvalidRowError",
     "RateLimitError",
@@ -275,3 +281,39 @@ class ResumeError(Exception):
     """An output file that this job cannot continue: written from another input (or from
     this one before its rows were edited), not JSON Lines, or being written by another job
     right now."""
+
+
+class EvalInputError(ValueError):
+    """Input an evaluation cannot use: files that disagree, duplicate ids, an empty split.
+
+    Raised before any request is sent; the message names the file and what is wrong.
+    """
+
+
+class EvalRunError(RuntimeError):
+    """A reranker could not score every query, or the run stopped at its ``max_cost``; what
+    was scored is kept, so running the evaluation again carries on from there.
+
+    Attributes:
+        scored: ``{reranker: (queries scored, queries to score)}`` for every reranker of the
+            run, counted from the scores kept (this run's and earlier runs').
+        cost_limit: the :class:`CostLimitError` when the run stopped at its ``max_cost``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        scored: dict[str, tuple[int, int]] | None = None,
+        cost_limit: CostLimitError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.scored: dict[str, tuple[int, int]] = dict(scored or {})
+        self.cost_limit = cost_limit
+
+    @property
+    def cost_limited(self) -> bool:
+        """Whether the run stopped at its ``max_cost`` (a rerun resumes where it stopped)."""
+        return self.cost_limit is not None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.scored, self.cost_limit))

@@ -5,6 +5,7 @@ need the ``eval`` extra)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
 import textwrap
@@ -12,9 +13,45 @@ from pathlib import Path
 from typing import Any
 
 from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from ._common import PROG, CommandError
+from ._batch import COST_LIMIT_STATUS
+from ._common import PROG, CommandError, price_from_args
+from ._options import (
+    DIALECT,
+    INSTRUCTION,
+    MAX_RETRIES,
+    MODEL,
+    PRICES,
+    TIMEOUT,
+    Option,
+    positive_int,
+    price_value,
+    share,
+)
 
 __all__ = ["add_eval", "command_eval", "read_config"]
+
+#: Each reranker's options, declared once: the flags, and the keys of a ``[[reranker]]``
+#: table of ``--config`` (the flag's name with underscores, read and checked as the flag
+#: is). Those of the first tuple are the ``--reranker`` ones' (a table gives its own); those
+#: of the second apply to every reranker, a table's own value first.
+_EACH = (
+    dataclasses.replace(MODEL, help="the model of the --reranker ones (default: the server's)"),
+    dataclasses.replace(DIALECT, help="their wire format (default: generic)"),
+    Option("--api-key-env", "the variable holding their key (default: none)", metavar="VAR"),
+    dataclasses.replace(
+        INSTRUCTION,
+        help="what their ranking should favour, sent as the client's instruction; the same "
+        "endpoint with another instruction is another contender (default: none)",
+    ),
+)
+_EVERY = (
+    dataclasses.replace(TIMEOUT, default=DEFAULT_TIMEOUT),
+    dataclasses.replace(MAX_RETRIES, default=DEFAULT_MAX_RETRIES),
+    Option("--rate-limit-rpm", "requests a minute, per reranker", positive_int, "N"),
+    *PRICES,
+)
+#: A table's keys besides the options': its name, its endpoint, and client arguments.
+_TABLE_KEYS = ("name", "base_url", "settings")
 
 _EPILOG = """\
 examples:
@@ -31,10 +68,13 @@ rerankers.toml:
   dialect = "cohere"
   model = "rerank-v3.5"
   api_key_env = "COHERE_API_KEY"
-  [reranker.settings]            # any RerankClient argument
+  instruction = "prefer maintenance guides"  # and any option below, by its name: timeout,
+  price_per_search_unit = 0.002               # max_retries, rate_limit_rpm, price_*, ...
+  [reranker.settings]            # any other RerankClient argument
   max_documents_per_request = 100
 
-exit status: 0 report written, 1 a reranker failed (run again to carry on), 2 usage error
+exit status: 0 report written, 1 a reranker failed (run again to carry on), 2 usage error,
+3 stopped at --max-cost (no report; run again to carry on)
 """
 
 
@@ -48,31 +88,52 @@ def _whole_numbers(text: str) -> list[int]:
     return values
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
+#: The sweeps' and the tests' options.
+_SWEEPS = (
+    Option(
+        "--depth",
+        "candidate depths swept; rerankers see the deepest (default: 10,20,50,100)",
+        _whole_numbers,
+        "K,K",
+    ),
+    Option("--top-n", "top_n swept (default: 1,3,5,10,20)", _whole_numbers, "N,N"),
+    Option(
+        "--target-precision",
+        "suggest the score_threshold reaching this precision (default: %(default)g)",
+        share,
+        "P",
+        default=0.8,
+    ),
+    Option(
+        "--target-recall",
+        "and the one keeping this share of relevant candidates (default: %(default)g)",
+        share,
+        "R",
+        default=0.9,
+    ),
+    Option(
+        "--alpha",
+        "significance level after Holm-Bonferroni (default: %(default)g)",
+        share,
+        "A",
+        default=0.05,
+    ),
+)
 
 
-def _positive(text: str) -> int:
-    values = _whole_numbers(text)
-    if len(values) != 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not one whole number")
-    return values[0]
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
+#: Where the scores and the report go.
+_OUTPUT = (
+    Option(
+        "--cache", "the scores' SQLite file (default: REPORT_DIR/scores.sqlite)", metavar="PATH"
+    ),
+    Option("--no-plots", "write no plots", action="store_true"),
+    Option(
+        "--progress",
+        "the batch job's progress on stderr (default: on)",
+        default=True,
+        action=argparse.BooleanOptionalAction,
+    ),
+)
 
 
 def add_eval(
@@ -120,38 +181,34 @@ def add_eval(
         metavar="NAME=BASE_URL",
         help="a reranker to measure (repeat for more)",
     )
-    contenders.add_argument("--model", metavar="M", help="the model of the --reranker ones")
-    contenders.add_argument("--dialect", metavar="D", help="their wire format (default: generic)")
-    contenders.add_argument(
-        "--api-key-env", metavar="VAR", help="the variable holding their key (default: none)"
-    )
     contenders.add_argument(
         "--config", metavar="FILE.toml", help="more rerankers, with settings: [[reranker]] tables"
     )
-    contenders.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help="seconds per request (default: %(default)g)",
+    each = parser.add_argument_group(
+        "each --reranker's settings (a [[reranker]] table of --config has its own)"
     )
-    contenders.add_argument(
-        "--max-retries",
-        type=int,
-        default=DEFAULT_MAX_RETRIES,
-        metavar="N",
-        help="retries after a failed request (default: %(default)s)",
+    for option in _EACH:
+        option.add(each)
+    every = parser.add_argument_group(
+        "every reranker's settings (a [[reranker]] table may give its own)"
     )
+    for option in _EVERY:
+        option.add(every)
     contenders.add_argument(
-        "--rate-limit-rpm", type=_positive, metavar="N", help="requests a minute, per reranker"
+        "--max-cost",
+        type=price_value,
+        metavar="AMOUNT",
+        help="the most this run may spend, all rerankers together, at their --price-* prices: it "
+        "stops before a query whose estimated cost would pass it, writes no report (exit "
+        "status 3), and a rerun carries on",
     )
-    contenders.add_argument(
+    Option(
         "--concurrency",
-        type=_positive,
+        "queries scored at once (default: %(default)s)",
+        positive_int,
+        "N",
         default=16,
-        metavar="N",
-        help="queries scored at once (default: %(default)s)",
-    )
+    ).add(contenders)
     measured = parser.add_argument_group("measures and sweeps")
     measured.add_argument(
         "--measure",
@@ -159,49 +216,11 @@ def add_eval(
         metavar="NAME",
         help="an ir-measures name, repeatable: nDCG@10, RR@10, R@100, P@5, AP (default: a set)",
     )
-    measured.add_argument(
-        "--depth",
-        type=_whole_numbers,
-        metavar="K,K",
-        help="candidate depths swept; rerankers see the deepest (default: 10,20,50,100)",
-    )
-    measured.add_argument(
-        "--top-n", type=_whole_numbers, metavar="N,N", help="top_n swept (default: 1,3,5,10,20)"
-    )
-    measured.add_argument(
-        "--target-precision",
-        type=_share,
-        default=0.8,
-        metavar="P",
-        help="suggest the score_threshold reaching this precision (default: %(default)g)",
-    )
-    measured.add_argument(
-        "--target-recall",
-        type=_share,
-        default=0.9,
-        metavar="R",
-        help="and the one keeping this share of relevant candidates (default: %(default)g)",
-    )
-    measured.add_argument(
-        "--alpha",
-        type=_share,
-        default=0.05,
-        metavar="A",
-        help="significance level after Holm-Bonferroni (default: %(default)g)",
-    )
+    for option in _SWEEPS:
+        option.add(measured)
     kept = parser.add_argument_group("output")
-    kept.add_argument(
-        "--cache",
-        metavar="PATH",
-        help="the scores' SQLite file (default: REPORT_DIR/scores.sqlite)",
-    )
-    kept.add_argument("--no-plots", action="store_true", help="write no plots")
-    kept.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the batch job's progress on stderr (default: on)",
-    )
+    for option in _OUTPUT:
+        option.add(kept)
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="show retries (-v), requests (-vv)"
     )
@@ -209,10 +228,10 @@ def add_eval(
 
 
 def read_config(path: str | Path) -> list[dict[str, Any]]:
-    """The ``[[reranker]]`` tables of a TOML file.
+    """The ``[[reranker]]`` tables of a TOML file, each option's value checked as its flag's.
 
     Raises:
-        ValueError: the file is no TOML, or a table has unknown keys or no name.
+        ValueError: the file is no TOML, or a table has unknown keys, bad values or no name.
     """
     module = "tomllib" if sys.version_info >= (3, 11) else "tomli"
     try:
@@ -230,9 +249,10 @@ def read_config(path: str | Path) -> list[dict[str, Any]]:
     unknown = set(data) - {"reranker"}
     if unknown or not isinstance(tables, list):
         raise ValueError(f"{path}: expected [[reranker]] tables only, got {sorted(data)}")
-    allowed = {"name", "base_url", "model", "dialect", "api_key_env", "settings"}
+    options = {option.key: option for option in (*_EACH, *_EVERY)}
+    found = []
     for number, table in enumerate(tables, start=1):
-        extra = set(table) - allowed
+        extra = set(table) - set(_TABLE_KEYS) - set(options)
         if extra:
             raise ValueError(
                 f"{path}: reranker {number} has unknown keys {sorted(extra)} (put client "
@@ -240,41 +260,65 @@ def read_config(path: str | Path) -> list[dict[str, Any]]:
             )
         if not isinstance(table.get("name"), str):
             raise ValueError(f"{path}: reranker {number} has no name")
-    return [dict(table) for table in tables]
+        where = f"{path}: reranker {table['name']!r}"
+        found.append(
+            {
+                key: options[key].read(value, where) if key in options else value
+                for key, value in table.items()
+            }
+        )
+    return found
 
 
-def _rerankers(args: argparse.Namespace, settings: dict[str, Any]) -> list[Any]:
+def _reranker(name: str, base_url: str | None, values: dict[str, Any], more: Any) -> Any:
+    """A contender from its options' values and any other client arguments (``more``)."""
+    from .._ratelimit import RateLimit
     from ..eval import Reranker
 
+    settings: dict[str, Any] = {"timeout": values["timeout"], "max_retries": values["max_retries"]}
+    if values.get("rate_limit_rpm"):
+        settings["rate_limit"] = RateLimit(requests_per_minute=values["rate_limit_rpm"])
+    price = price_from_args(argparse.Namespace(**values))
+    if price is not None:
+        settings["price"] = price
+    settings.update(more or {})
+    return Reranker(
+        name,
+        base_url=base_url,
+        model=values.get("model"),
+        dialect=values.get("dialect"),
+        api_key_env=values.get("api_key_env"),
+        settings=settings,
+        instruction=values.get("instruction"),
+    )
+
+
+def _rerankers(args: argparse.Namespace) -> list[Any]:
+    given = {option.key: getattr(args, option.key) for option in (*_EACH, *_EVERY)}
+    shared = {option.key: given[option.key] for option in _EVERY}
     found = []
     for option in args.reranker:
         name, equals, base_url = option.partition("=")
         if not equals or not name.strip() or not base_url.strip():
             raise CommandError(f"--reranker {option!r}: expected NAME=BASE_URL", 2)
-        found.append(
-            Reranker(
-                name.strip(),
-                base_url=base_url.strip(),
-                model=args.model,
-                dialect=args.dialect,
-                api_key_env=args.api_key_env,
-                settings=settings,
-            )
-        )
+        found.append(_reranker(name.strip(), base_url.strip(), given, None))
     if args.config:
         for table in read_config(args.config):
+            values = {**shared, **{k: v for k, v in table.items() if k not in _TABLE_KEYS}}
             found.append(
-                Reranker(
-                    table["name"],
-                    base_url=table.get("base_url"),
-                    model=table.get("model"),
-                    dialect=table.get("dialect"),
-                    api_key_env=table.get("api_key_env"),
-                    settings={**settings, **table.get("settings", {})},
-                )
+                _reranker(table["name"], table.get("base_url"), values, table.get("settings"))
             )
     if not found:
         raise CommandError("give a reranker: --reranker NAME=BASE_URL or --config FILE.toml", 2)
+    if args.max_cost is not None:
+        unpriced = [r.name for r in found if r.settings.get("price") is None]
+        if unpriced:
+            raise CommandError(
+                f"--max-cost needs a price, and {', '.join(unpriced)} has none: give "
+                "--price-per-search-unit, --price-per-million-tokens or --price-per-request "
+                "(or price_per_* in its [[reranker]] table)",
+                2,
+            )
     return found
 
 
@@ -295,14 +339,11 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def command_eval(args: argparse.Namespace) -> int:
-    """Run ``eval``: 0 when the report is written, 1 when a reranker could not finish."""
-    from .._ratelimit import RateLimit
+    """Run ``eval``: 0 when the report is written, 1 when a reranker could not finish, 3
+    when the run stopped at ``--max-cost``."""
     from ..eval import DEFAULT_DEPTHS, DEFAULT_MEASURES, DEFAULT_TOP_NS, EvalRunError, evaluate
 
-    settings: dict[str, Any] = {"timeout": args.timeout, "max_retries": args.max_retries}
-    if args.rate_limit_rpm:
-        settings["rate_limit"] = RateLimit(requests_per_minute=args.rate_limit_rpm)
-    rerankers = _rerankers(args, settings)
+    rerankers = _rerankers(args)
     try:
         dataset, first_stage = _inputs(args)
     except FileNotFoundError as exc:
@@ -324,8 +365,14 @@ def command_eval(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
             progress=args.progress,
             progress_stream=sys.stderr,
+            max_cost=args.max_cost,
         )
     except EvalRunError as exc:
+        if exc.cost_limited:
+            raise CommandError(
+                str(exc).replace("stopped at max_cost", "stopped at --max-cost", 1),
+                COST_LIMIT_STATUS,
+            ) from None
         raise CommandError(str(exc), 1) from None
     print(report.table())
     print(

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import re
 import textwrap
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 from .._budget import LONG_DOCUMENT_MODES
-from .._config import ENV_DIALECT
-from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
+from .._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ENV_API_KEY, ENV_BASE_URL
 from .._text import cut_to_width
 from .._version import __version__
 from ..batch import DEFAULT_CONCURRENCY, INPUT_FORMATS, ON_ERROR_MODES, PATIENT_RETRY
@@ -23,6 +20,18 @@ from ._check import CHECK_TIMEOUT, command_check
 from ._common import PROG, CommandError
 from ._demo import command_demo
 from ._eval import add_eval
+from ._options import (
+    DIALECT,
+    INSTRUCTION,
+    MAX_RETRIES,
+    MODEL,
+    TIMEOUT,
+    add_price_options,
+    non_negative_int,
+    positive_int,
+    price_value,
+    seconds,
+)
 from ._rerank import PROGRESS_THRESHOLD, command_rerank
 
 
@@ -99,36 +108,6 @@ def _paragraphs(*paragraphs: str) -> str:
     return "\n\n".join(textwrap.fill(paragraph, 88) for paragraph in paragraphs)
 
 
-def _whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum``."""
-    bound = "at least 1" if minimum == 1 else f"{minimum} or more"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _whole_number(1)
-_non_negative_int = _whole_number(0)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
-
-
 def _add_connection_options(
     parser: argparse.ArgumentParser, *, timeout: float, max_retries: int, batching: bool = True
 ) -> None:
@@ -144,84 +123,22 @@ def _add_connection_options(
             "command lines are visible to other users)"
         ),
     )
-    group.add_argument(
-        "--model", metavar="NAME", help=f"the model (default: ${ENV_MODEL}, else the server's)"
-    )
-    group.add_argument(
-        "--dialect",
-        choices=sorted(DIALECTS),
-        metavar="NAME",
-        help=f"the wire format, one of the dialects below (default: ${ENV_DIALECT}, else generic)",
-    )
-    group.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=timeout,
-        metavar="SECONDS",
-        help="seconds allowed per HTTP request (default: %(default)g)",
-    )
-    group.add_argument(
-        "--max-retries",
-        type=_non_negative_int,
-        default=max_retries,
-        metavar="N",
-        help="retries after a failed request (default: %(default)s)",
-    )
+    MODEL.add(group)
+    DIALECT.add(group)
+    TIMEOUT.add(group, default=timeout)
+    MAX_RETRIES.add(group, default=max_retries)
     if not batching:
         return
     group.add_argument(
         "--max-documents-per-request",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="split larger inputs into requests of this many documents (default: the dialect's)",
     )
 
 
-def _price_value(text: str) -> str:
-    """A price or a cost: a decimal number of 0 or more, kept as text for ``Decimal``."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"must be a decimal number, got {text}") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of 0 or more, got {text}")
-    return text
-
-
-def _add_price_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "price (what the API charges: gives the cost; no built-in prices)"
-    )
-    group.add_argument(
-        "--price-per-search-unit",
-        type=_price_value,
-        metavar="AMOUNT",
-        help="per search unit (Cohere) or rerank unit (Pinecone)",
-    )
-    group.add_argument(
-        "--price-per-million-tokens", type=_price_value, metavar="AMOUNT", help="per 1M tokens"
-    )
-    group.add_argument(
-        "--price-per-request", type=_price_value, metavar="AMOUNT", help="per request"
-    )
-    group.add_argument(
-        "--price-currency",
-        default="USD",
-        metavar="CODE",
-        help="the prices' currency (default: %(default)s)",
-    )
-
-
 def _add_instruction(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--instruction",
-        metavar="TEXT",
-        help=(
-            "what the ranking should favour, in words, carried as the dialect can (its own "
-            "field, the model's prompt template or before the query; refused by a dialect "
-            "that cannot carry one) (default: $RERANK_INSTRUCTION)"
-        ),
-    )
+    INSTRUCTION.add(parser)
 
 
 def _add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -273,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read JSON Lines and take each document's text from this field (default: text)",
     )
     rerank.add_argument(
-        "--top-n", type=_positive_int, metavar="N", help="print only the N best (default: all)"
+        "--top-n", type=positive_int, metavar="N", help="print only the N best (default: all)"
     )
     rerank.add_argument(
         "--json",
@@ -291,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_connection_options(rerank, timeout=DEFAULT_TIMEOUT, max_retries=DEFAULT_MAX_RETRIES)
-    _add_price_options(rerank)
+    add_price_options(rerank)
     _add_instruction(rerank)
     _add_verbose(rerank)
     rerank.set_defaults(handler=command_rerank)
@@ -328,14 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--query", metavar="TEXT", help="a free-text query to show instead")
     demo.add_argument(
         "--top-k",
-        type=_positive_int,
+        type=positive_int,
         default=20,
         metavar="K",
         help="candidates per query from the first stage (default: %(default)s)",
     )
     demo.add_argument(
         "--top-n",
-        type=_positive_int,
+        type=positive_int,
         default=5,
         metavar="N",
         help="candidates shown for the example (default: %(default)s)",
@@ -428,11 +345,11 @@ def _add_batch(
     batch.add_argument("input", metavar="INPUT", help="rows: JSON Lines, or Parquet")
     batch.add_argument("output", metavar="OUTPUT", help="the rows with rankings: JSON Lines")
     batch.add_argument(
-        "--top-n", type=_positive_int, metavar="N", help="results per row (default: all)"
+        "--top-n", type=positive_int, metavar="N", help="results per row (default: all)"
     )
     batch.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help="rows reranked at once, and the most requests in flight (default: %(default)s)",
@@ -446,7 +363,7 @@ def _add_batch(
     )
     batch.add_argument(
         "--max-failures",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="N",
         help="stop once more than N rows have failed (default: no limit)",
     )
@@ -479,7 +396,7 @@ def _add_batch(
     )
     batch.add_argument(
         "--progress-interval",
-        type=_seconds,
+        type=seconds,
         default=10.0,
         metavar="SECONDS",
         help="seconds between progress lines off a terminal (default: %(default)g)",
@@ -500,7 +417,7 @@ def _add_batch(
     long = batch.add_argument_group("long documents")
     long.add_argument(
         "--max-tokens-per-document",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="the most tokens of the query plus one document the model reads",
     )
@@ -513,11 +430,11 @@ def _add_batch(
     )
     limits = batch.add_argument_group("rate limits (for the whole job)")
     limits.add_argument(
-        "--rate-limit-rpm", type=_positive_int, metavar="N", help="requests a minute"
+        "--rate-limit-rpm", type=positive_int, metavar="N", help="requests a minute"
     )
-    limits.add_argument("--rate-limit-tpm", type=_positive_int, metavar="N", help="tokens a minute")
+    limits.add_argument("--rate-limit-tpm", type=positive_int, metavar="N", help="tokens a minute")
     limits.add_argument(
-        "--rate-limit-dpm", type=_positive_int, metavar="N", help="documents a minute"
+        "--rate-limit-dpm", type=positive_int, metavar="N", help="documents a minute"
     )
     limits.add_argument(
         "--adaptive-concurrency",
@@ -526,10 +443,10 @@ def _add_batch(
         help="halve the requests in flight on a 429 and grow them back (default: on)",
     )
     _add_connection_options(batch, timeout=DEFAULT_TIMEOUT, max_retries=PATIENT_RETRY.max_retries)
-    _add_price_options(batch)
+    add_price_options(batch)
     batch.add_argument(
         "--max-cost",
-        type=_price_value,
+        type=price_value,
         metavar="AMOUNT",
         help=(
             "stop before a row whose estimated cost would take this run past AMOUNT (or "

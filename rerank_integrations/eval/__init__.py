@@ -25,9 +25,9 @@ as ``first-stage``), ``runs/<contender>.trec``, ``per_query.jsonl``, ``significa
 (paired t-tests, Holm–Bonferroni), ``sweeps.json``, ``usage.json``, ``report.md`` and plots.
 """
 
+from .._exceptions import EvalInputError, EvalRunError
 from ._data import (
     Dataset,
-    EvalInputError,
     FirstStage,
     load_beir,
     load_candidates,
@@ -41,7 +41,6 @@ from ._run import (
     DEFAULT_DEPTHS,
     DEFAULT_TOP_NS,
     FIRST_STAGE,
-    EvalRunError,
     Reranker,
     ScoreStore,
     aevaluate,

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._exceptions import EvalInputError
 from .._text import json_object_line
 
 __all__ = [
     "Dataset",
-    "EvalInputError",
     "FirstStage",
     "check_inputs",
     "load_beir",
@@ -32,13 +32,6 @@ __all__ = [
 
 #: How many offending ids an error message shows.
 _SHOWN = 5
-
-
-class EvalInputError(ValueError):
-    """Input an evaluation cannot use: files that disagree, duplicate ids, an empty split.
-
-    Raised before any request is sent; the message names the file and what is wrong.
-    """
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,10 @@ def _number(value: object) -> str:
     return f"{value:,}"
 
 
+def _cost(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
 def _headline(primary: str, measures: Mapping[str, float]) -> list[str]:
     """The primary measure and a few others, for tables that cannot show them all."""
     wanted = [primary, "RR@10", "R@20", "R@100", "P@5", "AP"]
@@ -131,6 +136,7 @@ def _usage(calls: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
     latencies = []
     requests = documents = 0
     tokens: int | None = None
+    cost: Decimal | None = None
     for records in calls.values():
         sent = [record for record in records if record.get("requests")]
         if sent:  # the latency of a query is that of its last call that reached the server
@@ -140,6 +146,8 @@ def _usage(calls: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
             requests += int(record.get("requests") or 0)
             if record.get("tokens") is not None:
                 tokens = (tokens or 0) + int(record["tokens"])
+            if record.get("cost") is not None:
+                cost = (cost or Decimal(0)) + Decimal(record["cost"])
     return {
         "queries": len(calls),
         "documents": documents,
@@ -149,8 +157,8 @@ def _usage(calls: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "latency_p95_ms": percentile(latencies, 0.95),
         "latency_mean_ms": math.fsum(latencies) / len(latencies) if latencies else None,
         "latencies_ms": latencies,
-        # Stays None until the client reports what a call cost (see _run.call_record).
-        "cost": None,
+        # At the client's price, over the calls whose cost is known; None without a price.
+        "cost": None if cost is None else float(cost),
     }
 
 
@@ -431,16 +439,16 @@ def _markdown(report: EvalReport, dataset: Dataset, depth: int) -> str:
         "## Latency and usage",
         "",
         "Latency per query as the client measured it against the endpoint (queries answered "
-        "from the cache are left out); cost is not reported yet.",
+        "from the cache are left out); cost at the reranker's price, where it has one.",
         "",
-        "| reranker | queries | documents | requests | tokens | p50 ms | p95 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| reranker | queries | documents | requests | tokens | p50 ms | p95 ms | cost |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, used in report.usage.items():
         lines.append(
             f"| {name} | {used['queries']} | {used['documents']} | {used['requests']} | "
             f"{_number(used['tokens'])} | {_number(used['latency_p50_ms'])} | "
-            f"{_number(used['latency_p95_ms'])} |"
+            f"{_number(used['latency_p95_ms'])} | {_cost(used['cost'])} |"
         )
     lines += [
         "",

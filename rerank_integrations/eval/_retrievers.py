@@ -7,7 +7,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._data import EvalInputError, FirstStage, _ranked
+from .._exceptions import EvalInputError
+from ._data import FirstStage, _ranked
 
 __all__ = ["afirst_stage_from_retriever", "first_stage_from_retriever"]
 

@@ -17,13 +17,17 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 from .._client import RerankClient
-from .._types import RerankResponse
-from ..batch import DEFAULT_CONCURRENCY, arun
-from ._data import Dataset, EvalInputError, FirstStage, check_inputs
+from .._exceptions import CostLimitError, EvalInputError, EvalRunError
+from .._types import NOT_GIVEN, RerankResponse
+from .._usage import check_max_cost, check_price
+from ..batch import DEFAULT_CONCURRENCY, BatchSummary, arun
+from ..batch._rows import encode_line
+from ._data import Dataset, FirstStage, check_inputs
 from ._measures import DEFAULT_MEASURES, parse_measures
 from ._report import EvalReport, build_report
 
@@ -31,7 +35,6 @@ __all__ = [
     "DEFAULT_DEPTHS",
     "DEFAULT_TOP_NS",
     "FIRST_STAGE",
-    "EvalRunError",
     "Reranker",
     "ScoreStore",
     "aevaluate",
@@ -50,11 +53,6 @@ DEFAULT_TOP_NS: tuple[int, ...] = (1, 3, 5, 10, 20)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class EvalRunError(RuntimeError):
-    """A reranker could not score every query; what it scored is kept, so running the
-    evaluation again carries on from there."""
-
-
 @dataclass(frozen=True)
 class Reranker:
     """One contender: a rerank endpoint and its settings, or a client of your own.
@@ -66,8 +64,12 @@ class Reranker:
         dialect: the wire format (else ``RERANK_DIALECT``, else ``generic``).
         api_key_env: the environment variable holding its key (else ``RERANK_API_KEY``).
         settings: any other ``RerankClient`` arguments (``max_documents_per_request``,
-            ``rate_limit``, ``extra_body`` for an instruction field, ...).
+            ``rate_limit``, ``price`` for ``max_cost`` and the cost, ...).
         client: a client to use instead of building one (it keeps its own cache, if any).
+        instruction: what the ranking should favour, in words, sent as the client's
+            ``instruction`` (with ``client``, on each of its calls). It decides the scores:
+            the same endpoint with another instruction is another contender, its scores
+            kept apart.
     """
 
     name: str
@@ -77,15 +79,21 @@ class Reranker:
     api_key_env: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     client: RerankClient | None = None
+    instruction: str | None = None
 
     def identity(self) -> str:
         """What decides its scores, as text (no key): part of its work files' names."""
         if self.client is not None:
-            return json.dumps([self.name, self.client.endpoint, self.client.model])
-        return json.dumps(
-            [self.name, self.base_url, self.model, self.dialect, sorted(self.settings.items())],
-            default=repr,
-        )
+            found: list[Any] = [self.name, self.client.endpoint, self.client.model]
+            asked = self.client.settings.instruction
+        else:
+            found = [self.name, self.base_url, self.model, self.dialect]
+            found.append(sorted(self.settings.items()))
+            asked = None
+        if self.instruction is not None or asked is not None:
+            # Only then: a contender without one keeps the names its files had.
+            found.append(["instruction", asked if self.instruction is None else self.instruction])
+        return json.dumps(found, default=repr)
 
 
 class ScoreStore:
@@ -163,35 +171,44 @@ class ScoreStore:
             self._db.close()
 
 
-def _call_key(query: str, texts: Sequence[object]) -> str:
-    digest = hashlib.blake2b(query.encode("utf-8", "surrogatepass"), digest_size=16)
-    for text in texts:
-        digest.update(b"\x00" + str(text).encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+def _call_key(query: str, texts: Sequence[object]) -> tuple[str, tuple[str, ...]]:
+    """What names one query's call among the candidates: its query and texts, as a key of
+    a dict in memory (the texts are the corpus's own strings, not copies)."""
+    return query, tuple(map(str, texts))
 
 
 def call_record(response: RerankResponse, seconds: float) -> dict[str, Any]:
-    """What one query's call cost, as kept in a contender's calls file: the one place
-    where a call's price will be added (``response.cost``) once the client reports it."""
+    """What one query's call cost, as kept in a contender's calls file: its time, requests,
+    tokens and units, and its cost at the client's ``price`` (``None`` without one)."""
     usage = response.usage
     return {
         "seconds": seconds,
         "requests": response.requests,
         "tokens": usage.total_tokens if usage is not None else None,
         "billed_units": usage.billed_units if usage is not None else None,
-        "cost": None,
+        "cost": None if response.cost is None else str(response.cost),
     }
 
 
 class _Measured:
     """A client that times each call and writes what it cost to a file, one line per
-    query; every other attribute is the client's own."""
+    query, and keeps each query's scores as they come (what the batch job writes to its
+    output, without reading it back); every other attribute is the client's own."""
 
-    def __init__(self, client: RerankClient, keys: Mapping[str, list[str]], path: Path) -> None:
+    def __init__(
+        self,
+        client: RerankClient,
+        keys: Mapping[tuple[str, tuple[str, ...]], list[str]],
+        ids: Mapping[str, Sequence[str]],
+        path: Path,
+    ) -> None:
         self._client = client
         self._keys = keys
+        self._ids = ids
         self._lock = threading.Lock()
         self._file = path.open("a", encoding="utf-8")
+        self.scores: dict[str, dict[str, float]] = {}
+        self.calls: dict[str, list[dict[str, Any]]] = {}
 
     def close(self) -> None:
         """Close the calls file (the client is left open)."""
@@ -201,26 +218,34 @@ class _Measured:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def _record(self, query: str, texts: Sequence[object], record: dict[str, Any]) -> None:
+    def _record(
+        self, query: str, texts: Sequence[object], response: RerankResponse, started: float
+    ) -> None:
+        record = call_record(response, time.perf_counter() - started)
         record["documents"] = len(texts)
-        lines = "".join(
-            json.dumps({"id": query_id, **record}) + "\n"
-            for query_id in self._keys.get(_call_key(query, texts), [])
-        )
-        with self._lock:
-            self._file.write(lines)
+        queries = self._keys.get(_call_key(query, texts), [])
+        lines = []
+        for query_id in queries:
+            ids = self._ids[query_id]
+            self.scores[query_id] = {
+                ids[result.index]: float(result.relevance_score) for result in response.results
+            }
+            self.calls.setdefault(query_id, []).append({"id": query_id, **record})
+            lines.append(json.dumps({"id": query_id, **record}) + "\n")
+        with self._lock:  # whole lines, flushed: a query scored is a query recorded
+            self._file.write("".join(lines))
             self._file.flush()
 
     async def arerank(self, query: str, documents: Sequence[Any], **options: Any) -> Any:
         started = time.perf_counter()
         response = await self._client.arerank(query, documents, **options)
-        self._record(query, documents, call_record(response, time.perf_counter() - started))
+        self._record(query, documents, response, started)
         return response
 
     def rerank(self, query: str, documents: Sequence[Any], **options: Any) -> Any:
         started = time.perf_counter()
         response = self._client.rerank(query, documents, **options)
-        self._record(query, documents, call_record(response, time.perf_counter() - started))
+        self._record(query, documents, response, started)
         return response
 
 
@@ -240,6 +265,11 @@ def _check_rerankers(rerankers: Sequence[Reranker]) -> list[Reranker]:
         if reranker.api_key_env is not None and not os.environ.get(reranker.api_key_env):
             raise ValueError(
                 f"reranker {reranker.name!r}: ${reranker.api_key_env} is not set (api_key_env)"
+            )
+        if reranker.instruction is not None and "instruction" in reranker.settings:
+            raise ValueError(
+                f"reranker {reranker.name!r}: give its instruction once, as instruction= "
+                "(not also in settings)"
             )
     return list(rerankers)
 
@@ -263,33 +293,68 @@ def _client_for(reranker: Reranker, cache: object, concurrency: int) -> RerankCl
     settings.update(reranker.settings)
     if cache is not None:
         settings.setdefault("cache", cache)
+    if reranker.instruction is not None:
+        settings["instruction"] = reranker.instruction
     api_key = os.environ[reranker.api_key_env] if reranker.api_key_env else None
     return RerankClient(
         reranker.base_url, api_key, reranker.model, dialect=reranker.dialect, **settings
     )
 
 
+def _check_prices(max_cost: object, contenders: Sequence[Reranker]) -> Decimal | None:
+    """The run's ``max_cost``, once every reranker has a price, all in one currency."""
+    if max_cost is None:
+        return None
+    limit = check_max_cost(max_cost)
+    currencies: dict[str, str] = {}
+    for reranker in contenders:
+        if reranker.client is not None:
+            price = reranker.client.settings.price
+        else:
+            price = check_price(reranker.settings.get("price"))
+        if price is None:
+            raise ValueError(
+                f"max_cost needs a price: reranker {reranker.name!r} has none (give it "
+                "settings={'price': Price(...)}, or the --price-* options)"
+            )
+        currencies[reranker.name] = price.currency
+    if len(set(currencies.values())) > 1:
+        listed = ", ".join(f"{name} in {currency}" for name, currency in currencies.items())
+        raise ValueError(f"max_cost is one amount in one currency: the prices are {listed}")
+    return limit
+
+
 def _write_candidates(
     path: Path, dataset: Dataset, first_stage: FirstStage, depth: int
-) -> dict[str, list[str]]:
-    keys: dict[str, list[str]] = {}
+) -> dict[tuple[str, tuple[str, ...]], list[str]]:
+    """Write the rows the rerankers' batch jobs read (unless they are there already), and
+    map each row's (query, texts) to its query ids."""
+    keys: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    write = not path.exists()
     lines = []
+    corpus = dataset.corpus
     for query_id, ranked in first_stage.candidates.items():
         query = dataset.queries[query_id]
-        documents = [{"id": doc, "text": dataset.corpus[doc]} for doc, _ in ranked[:depth]]
-        lines.append(json.dumps({"id": query_id, "query": query, "documents": documents}) + "\n")
-        keys.setdefault(_call_key(query, [d["text"] for d in documents]), []).append(query_id)
-    if not path.exists():
+        ids = [doc for doc, _ in ranked[:depth]]
+        keys.setdefault((query, tuple(corpus[doc] for doc in ids)), []).append(query_id)
+        if write:
+            documents = [{"id": doc, "text": corpus[doc]} for doc in ids]
+            lines.append(encode_line({"id": query_id, "query": query, "documents": documents}))
+    if write:
         partial = path.with_suffix(".partial")
-        partial.write_text("".join(lines), encoding="utf-8")
+        partial.write_bytes(b"".join(lines))
         partial.replace(path)
     return keys
 
 
 def _read_scores(path: Path) -> dict[str, dict[str, float]]:
     scores: dict[str, dict[str, float]] = {}
+    if not path.exists():
+        return scores
     with path.open("r", encoding="utf-8") as handle:
         for line in handle:
+            if not line.endswith("\n"):  # a line cut by a crash is left out
+                continue
             row = json.loads(line)
             if row.get("results") is None:
                 continue
@@ -312,25 +377,43 @@ def _read_calls(path: Path) -> dict[str, list[dict[str, Any]]]:
     return calls
 
 
+def _work_files(reranker: Reranker, candidates: Path, work: Path) -> tuple[Path, Path]:
+    """A reranker's scored rows and its calls file, named by what decides its scores."""
+    digest = hashlib.sha256(
+        (candidates.name + reranker.identity()).encode("utf-8", "surrogatepass")
+    ).hexdigest()[:12]
+    return work / f"{reranker.name}-{digest}.jsonl", work / f"{reranker.name}-{digest}.calls.jsonl"
+
+
+def _scored(path: Path) -> int:
+    """Queries a reranker's work file holds scored: its whole lines (its batch job stops
+    at a failed query rather than write it)."""
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.endswith(b"\n"))
+    except FileNotFoundError:
+        return 0
+
+
 async def _score(
     reranker: Reranker,
     client: RerankClient,
     candidates: Path,
     work: Path,
-    keys: Mapping[str, list[str]],
+    keys: Mapping[tuple[str, tuple[str, ...]], list[str]],
+    ids: Mapping[str, Sequence[str]],
     concurrency: int,
     progress: bool,
     progress_stream: TextIO | None,
-) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, Any]]], int]:
-    digest = hashlib.sha256(
-        (candidates.name + reranker.identity()).encode("utf-8", "surrogatepass")
-    ).hexdigest()[:12]
-    output = work / f"{reranker.name}-{digest}.jsonl"
-    calls = work / f"{reranker.name}-{digest}.calls.jsonl"
+    max_cost: Decimal | None,
+) -> tuple[BatchSummary, dict[str, dict[str, float]], dict[str, list[dict[str, Any]]]]:
+    """Run the reranker's batch job over the candidates: its summary, and every query's
+    scores and calls (as the job answered them, or read from its files when it resumed)."""
+    output, calls = _work_files(reranker, candidates, work)
     stream = progress_stream if progress_stream is not None else sys.stderr
     if progress:
         print(f"{reranker.name}:", file=stream, flush=True)
-    measured = _Measured(client, keys, calls)
+    measured = _Measured(client, keys, ids, calls)
     try:
         summary = await arun(
             candidates,
@@ -340,16 +423,51 @@ async def _score(
             on_error="stop",
             progress=progress,
             progress_stream=stream,
+            max_cost=max_cost,
+            instruction=reranker.instruction
+            if reranker.client is not None and reranker.instruction is not None
+            else NOT_GIVEN,
         )
     finally:
         measured.close()
-    if not summary.ok:
-        reason = summary.stopped or f"{summary.failed} queries failed"
-        raise EvalRunError(
-            f"reranker {reranker.name!r} stopped: {reason}. What it scored is kept: run the "
-            "evaluation again to carry on"
-        ) from (summary.stopped.error if summary.stopped is not None else None)
-    return _read_scores(output), _read_calls(calls), summary.requests
+    if summary.already_done:  # earlier runs' rows are in the files only
+        return summary, _read_scores(output), _read_calls(calls)
+    return summary, measured.scores, measured.calls
+
+
+def _stopped(
+    reranker: Reranker,
+    summary: BatchSummary,
+    contenders: Sequence[Reranker],
+    candidates: Path,
+    work: Path,
+    total: int,
+) -> EvalRunError:
+    """The error that ends a run a reranker could not finish, saying how far each got."""
+    scored = {
+        other.name: (_scored(_work_files(other, candidates, work)[0]), total)
+        for other in contenders
+    }
+    counts = ", ".join(f"{name} {done} of {whole}" for name, (done, whole) in scored.items())
+    stopped = summary.stopped
+    if summary.cost_limited:
+        assert stopped is not None and isinstance(stopped.error, CostLimitError)
+        error = EvalRunError(
+            f"stopped at max_cost at reranker {reranker.name!r} ({stopped.error}); queries "
+            f"scored: {counts}. No report written: run the evaluation again to carry on "
+            "(what was scored is kept)",
+            scored,
+            stopped.error,
+        )
+    else:
+        reason = stopped or f"{summary.failed} queries failed"
+        error = EvalRunError(
+            f"reranker {reranker.name!r} stopped: {reason}. Queries scored: {counts}. What "
+            "was scored is kept: run the evaluation again to carry on",
+            scored,
+        )
+    error.__cause__ = stopped.error if stopped is not None else None
+    return error
 
 
 async def aevaluate(
@@ -369,6 +487,7 @@ async def aevaluate(
     plots: bool = True,
     progress: bool = False,
     progress_stream: TextIO | None = None,
+    max_cost: Decimal | float | str | None = None,
 ) -> EvalReport:
     """Score the first stage alone and each reranker over the same candidates, and write
     the report to ``out``.
@@ -396,10 +515,19 @@ async def aevaluate(
         alpha: the significance level, after Holm–Bonferroni's correction.
         plots: draw the plots (needs matplotlib).
         progress: the batch job's progress on ``progress_stream`` (default stderr).
+        max_cost: the most this run may spend, over all its rerankers together, at their
+            clients' ``price`` (each reranker needs one, all in one currency): a query
+            whose estimated cost would take the run past it is not sent, and the run stops
+            there (as the batch job's ``max_cost``) with :class:`EvalRunError`
+            (``cost_limited``, ``scored``), writing no report. What was scored is kept; a
+            rerun spends its own ``max_cost`` on what is left and finishes.
 
     Raises:
         EvalInputError: inputs that disagree (before any request).
-        EvalRunError: a reranker could not score every query (run again to carry on).
+        ValueError: ``max_cost`` without a price, or prices in different currencies
+            (before any request).
+        EvalRunError: a reranker could not score every query, or the run stopped at
+            ``max_cost`` (run again to carry on).
     """
     parsed = parse_measures(measures)
     names = [str(measure) for measure in parsed]
@@ -409,6 +537,7 @@ async def aevaluate(
     swept_top = _positive(list(top_ns), "top_ns")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a whole number of at least 1, got {concurrency!r}")
+    budget = _check_prices(max_cost, contenders)
     depth = min(max(wanted), checked.depth)
     swept = sorted({min(value, depth) for value in wanted})
     folder = _report_folder(out)
@@ -429,24 +558,36 @@ async def aevaluate(
             "candidates-" + hashlib.sha256(listing.encode()).hexdigest()[:12] + ".jsonl"
         )
         keys = _write_candidates(candidates, dataset, checked, depth)
+        ids = {
+            query: [doc for doc, _ in ranked[:depth]]
+            for query, ranked in checked.candidates.items()
+        }
         scores: dict[str, dict[str, dict[str, float]]] = {}
         calls: dict[str, dict[str, list[dict[str, Any]]]] = {}
         sent = 0
+        spent = Decimal(0)
         started = time.perf_counter()
         for reranker in contenders:
-            scored, recorded, requests = await _score(
+            summary, scored, recorded = await _score(
                 reranker,
                 clients[reranker.name],
                 candidates,
                 work,
                 keys,
+                ids,
                 concurrency,
                 progress,
                 progress_stream,
+                None if budget is None else max(budget - spent, Decimal(0)),
             )
+            sent += summary.requests
+            spent += summary.cost or 0
+            if not summary.ok:
+                raise _stopped(
+                    reranker, summary, contenders, candidates, work, len(checked.candidates)
+                )
             scores[reranker.name] = scored
             calls[reranker.name] = recorded
-            sent += requests
             if store is not None:
                 store.flush()
         scoring = time.perf_counter() - started

@@ -60,6 +60,8 @@ def test_public_surface_is_pinned() -> None:
             "ConfigurationError",
             "Cost",
             "DIALECTS",
+            "EvalInputError",
+            "EvalRunError",
             "GatewayTimeoutError",
             "Image",
             "Limiter",
