@@ -9,7 +9,7 @@ import copy
 import logging
 import operator
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 
 from pydantic import (
     BaseModel,
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from ._client import RerankClient
 from ._constants import LOGGER_NAME
@@ -44,6 +44,8 @@ RERANKED_KEY = "reranked"
 ERROR_KEY = "rerank_error"
 
 logger = logging.getLogger(LOGGER_NAME)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class _CallOptions(TypedDict):
@@ -250,11 +252,17 @@ class RerankSettings(BaseModel):
         self._connect()
 
     def _client_settings(self) -> tuple[Any, ...]:
-        """What the client is built from, as it is now: a dict setting compares by value
-        with the copy kept at build time (a change in place is seen), a cache by identity
-        (a dict of scores grows)."""
-        values = _SETTINGS_OF(self)
-        return (*values[:_CACHE_AT], id(values[_CACHE_AT]), *values[_CACHE_AT + 1 :])
+        """What the client is built from, as it is now (see :meth:`_client_is_current`)."""
+        return _SETTINGS_OF(self.__dict__)  # type: ignore[no-any-return]
+
+    def _client_is_current(self, built_from: tuple[Any, ...] | None) -> bool:
+        """Whether the settings are those the client was built from: a dict setting
+        compares by value with the copy kept at build time (a change in place is seen), a
+        cache by identity (a dict of scores grows)."""
+        if built_from is None:
+            return False
+        settings = self._client_settings()
+        return settings[_CACHE_AT] is built_from[_CACHE_AT] and settings == built_from
 
     def _connect(self) -> RerankClient:
         settings = self._client_settings()
@@ -282,8 +290,11 @@ class RerankSettings(BaseModel):
         Rebuilt when a setting has been changed since it was built (the one it replaces is
         closed), or after unpickling.
         """
-        client = self._rerank_client
-        if client is None or self._built_from != self._client_settings():
+        # Read from pydantic's dict of private attributes: its __getattr__ costs more than
+        # the whole check, which runs on every call.
+        private = self.__pydantic_private__ or {}
+        client: RerankClient | None = private.get("_rerank_client")
+        if client is None or not self._client_is_current(private.get("_built_from")):
             client = self._connect()
         return client
 
@@ -425,6 +436,34 @@ class RerankSettings(BaseModel):
         return {RERANKED_KEY: False, ERROR_KEY: type(error).__name__}
 
 
+def copy_with(model: ModelT, update: dict[str, Any]) -> ModelT:
+    """``model.model_copy(update=update)`` for an ``update`` of fields, built directly: a
+    new instance of the same class sharing every value but those updated, with the same
+    fields set (and the updated ones), extra and private attributes. pydantic's generic
+    copy costs about three times as much, and the adapters make one per document they
+    return. A class that copies itself its own way is left to do so."""
+    cls = type(model)
+    if cls.__copy__ is not BaseModel.__copy__ or cls.model_copy is not BaseModel.model_copy:
+        return model.model_copy(update=update)
+    copied = cls.__new__(cls)
+    extra = model.__pydantic_extra__
+    private = getattr(model, "__pydantic_private__", None)
+    _set(copied, "__dict__", {**model.__dict__, **update})
+    _set(copied, "__pydantic_extra__", None if extra is None else dict(extra))
+    _set(copied, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _set(
+        copied,
+        "__pydantic_private__",
+        None
+        if private is None
+        else {name: value for name, value in private.items() if value is not PydanticUndefined},
+    )
+    return copied
+
+
+_set = object.__setattr__
+
+
 def _near_miss(name: str, meant: str) -> PydanticCustomError:
     """The error for a setting ``name`` that was probably meant to be ``meant``."""
     return PydanticCustomError(
@@ -459,12 +498,16 @@ def usage_of(
     }
 
 
-#: Reads ``client`` and every setting of :data:`CLIENT_SETTINGS` at once.
-_SETTINGS_OF = operator.attrgetter("client", *CLIENT_SETTINGS)
+#: Reads ``client`` and every setting of :data:`CLIENT_SETTINGS` at once from an adapter's
+#: ``__dict__`` (where pydantic keeps the fields).
+_SETTINGS_OF = operator.itemgetter("client", *CLIENT_SETTINGS)
 _CACHE_AT = 1 + CLIENT_SETTINGS.index("cache")
 
 
 def _snapshot(settings: tuple[Any, ...]) -> tuple[Any, ...]:
     """``settings`` with each dict copied as it is now, so that a later change in place
-    is seen."""
-    return tuple(copy.deepcopy(value) if isinstance(value, dict) else value for value in settings)
+    is seen; the cache is kept as it is (it is compared by identity)."""
+    return tuple(
+        copy.deepcopy(value) if isinstance(value, dict) and position != _CACHE_AT else value
+        for position, value in enumerate(settings)
+    )

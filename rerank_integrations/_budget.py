@@ -16,7 +16,7 @@ import itertools
 import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -37,8 +37,34 @@ _CJK = (
     "\u30fc-\u30ff\u3131-\u318e\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f"
     "\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0003ffff"
 )
+
+
+class _Compiled:
+    """A regular expression compiled at its first use, not at import: the CJK ranges'
+    character sets take milliseconds to compile, and most programs that import the package
+    never count a token."""
+
+    __slots__ = ("_pattern", "_source")
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._pattern: re.Pattern[str] | None = None
+
+    def _compiled(self) -> re.Pattern[str]:
+        pattern = self._pattern
+        if pattern is None:
+            pattern = self._pattern = re.compile(self._source)
+        return pattern
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self._compiled().finditer(text)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self._compiled().search(text)
+
+
 #: One match a token of the estimate, or a run of letters and digits worth several.
-_PIECE = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+|[^\\s{_CJK}]")
+_PIECE = _Compiled(f"[{_CJK}]|[^\\W_{_CJK}]+|[^\\s{_CJK}]")
 _CHARACTERS_A_TOKEN = 2.5
 _CJK_TOKENS = 2
 
@@ -54,7 +80,7 @@ class TokenCounter(Protocol):
 
 
 #: Without Chinese, Japanese or Korean, the same pieces, found with no group of CJK ranges.
-_HAS_CJK = re.compile(f"[{_CJK}]")
+_HAS_CJK = _Compiled(f"[{_CJK}]")
 _LATIN_PIECE = re.compile(r"[^\W_]+|\S")
 #: Each token of the estimate's ends with the white space before it: matches that tile a
 #: text, so that their lengths, added up, are the token ends (no CJK).

@@ -91,6 +91,15 @@ class RerankMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     writes nothing into the agent's state.
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> RerankMiddleware:
+        # create_agent adds a tools node (and its routing) for a middleware whose class
+        # wraps tool calls, and a wrapper to every model call for one whose class wraps
+        # model calls: each instance is of a class with the hooks its settings use.
+        if cls is RerankMiddleware:
+            hooks = (kwargs.get("retriever") is not None, kwargs.get("tools") is not None)
+            cls = _WITH_HOOKS.get(hooks, cls)
+        return super().__new__(cls)
+
     def __init__(
         self,
         *,
@@ -130,9 +139,13 @@ class RerankMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     ) -> ModelResponse[Any]:
         """Put the best passages for the latest user message into this model call."""
         query = _latest_user_text(request.messages)
-        if self._rag is None or query is None:
+        if self._rag is None or self.retriever is None or query is None:
             return handler(request)
-        documents = self._rag.invoke(query)
+        if _unobserved():  # the same work without a run of ours nobody would see
+            found = self.retriever.invoke(query)
+            documents = rerank_in_run(self.reranker, found, query, None)
+        else:
+            documents = self._rag.invoke(query)
         return handler(self._with_context(request, documents))
 
     async def awrap_model_call(
@@ -142,9 +155,13 @@ class RerankMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     ) -> ModelResponse[Any]:
         """The async twin of :meth:`wrap_model_call`."""
         query = _latest_user_text(request.messages)
-        if self._rag is None or query is None:
+        if self._rag is None or self.retriever is None or query is None:
             return await handler(request)
-        documents = await self._rag.ainvoke(query)
+        if _unobserved():  # the same work without a run of ours nobody would see
+            found = await self.retriever.ainvoke(query)
+            documents = await arerank_in_run(self.reranker, found, query, None)
+        else:
+            documents = await self._rag.ainvoke(query)
         return await handler(self._with_context(request, documents))
 
     def _with_context(
@@ -221,6 +238,43 @@ class RerankMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         return result, list(artifact), query
 
 
+class _RetrievedContextOnly(RerankMiddleware):
+    """A :class:`RerankMiddleware` with a retriever and no tools: no tool hooks."""
+
+    # AgentMiddleware's own: create_agent tells by identity that they wrap nothing.
+    wrap_tool_call = AgentMiddleware.wrap_tool_call
+    awrap_tool_call = AgentMiddleware.awrap_tool_call
+
+    @property
+    def name(self) -> str:
+        return "RerankMiddleware"
+
+
+class _ToolResultsOnly(RerankMiddleware):
+    """A :class:`RerankMiddleware` with tools and no retriever: no model hooks."""
+
+    # AgentMiddleware's own: create_agent tells by identity that they wrap nothing.
+    wrap_model_call = AgentMiddleware.wrap_model_call  # type: ignore[assignment]
+    awrap_model_call = AgentMiddleware.awrap_model_call  # type: ignore[assignment]
+
+    @property
+    def name(self) -> str:
+        return "RerankMiddleware"
+
+
+class _NoHooks(_RetrievedContextOnly, _ToolResultsOnly):
+    """A :class:`RerankMiddleware` with neither: it does nothing."""
+
+
+#: The class of an instance by (retriever given, tools given); ``RerankMiddleware`` itself
+#: for both.
+_WITH_HOOKS: dict[tuple[bool, bool], type[RerankMiddleware]] = {
+    (True, False): _RetrievedContextOnly,
+    (False, True): _ToolResultsOnly,
+    (False, False): _NoHooks,
+}
+
+
 def _tool_names(tools: object) -> frozenset[str] | Literal["*"]:
     if tools is None:
         return frozenset()
@@ -260,6 +314,15 @@ def _trimmed(message: ToolMessage, documents: list[Document]) -> ToolMessage:
             ERROR_KEY: documents[0].metadata.get(ERROR_KEY),
         }
     return message.model_copy(update=update)
+
+
+def _unobserved() -> bool:
+    """Whether the run in progress (the agent's model node) has no callback handlers. A
+    retriever run of ours inside it would reach none either (LangChain configured the
+    node's manager with the environment's tracers and hooks), and costs a callback
+    manager, its events and, on the async path, a task for the run's end."""
+    callbacks = ensure_config().get("callbacks")
+    return isinstance(callbacks, BaseCallbackManager) and not callbacks.handlers
 
 
 def _current_callbacks() -> BaseCallbackManager | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import importlib.util
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from ._actions import Answer, Send
@@ -121,13 +121,20 @@ def tracing() -> bool:
     return _tracer is not None
 
 
-@contextmanager
-def described_documents(describe: Describe | None) -> Iterator[None]:
+def described_documents(describe: Describe | None) -> AbstractContextManager[None]:
     """Within the block, calls' spans name each document by ``describe()``'s ids and
     scores (called only if a span records)."""
+    # Without tracing, the block costs no generator: every adapter call passes through here.
     if _tracer is None or describe is None:
-        yield
-        return
+        return _NOTHING
+    return _described_by(describe)
+
+
+_NOTHING: AbstractContextManager[None] = nullcontext()
+
+
+@contextmanager
+def _described_by(describe: Describe) -> Iterator[None]:
     token = _described.set(describe)
     try:
         yield

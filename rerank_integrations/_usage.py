@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -281,13 +281,18 @@ _threshold: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-@contextmanager
-def score_threshold_set(active: bool) -> Iterator[None]:
+def score_threshold_set(active: bool) -> AbstractContextManager[None]:
     """Within the block, calls are made for results cut by a score threshold (an adapter's
     ``score_threshold``): a model other than the one asked for is warned of louder."""
-    if not active:
-        yield
-        return
+    # Inactive, the block costs no generator: every adapter call passes through here.
+    return _threshold_set() if active else _NOTHING
+
+
+_NOTHING: AbstractContextManager[None] = nullcontext()
+
+
+@contextmanager
+def _threshold_set() -> Iterator[None]:
     token = _threshold.set(True)
     try:
         yield

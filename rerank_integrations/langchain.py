@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, usage_of
+from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, copy_with, usage_of
 from ._checks import check_query
 from ._documents import Image
 from ._exceptions import RerankError
@@ -28,7 +28,12 @@ from ._trace import Describe
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
 try:
-    from langchain_core.callbacks import AsyncCallbackManager, CallbackManager, Callbacks
+    from langchain_core.callbacks import (
+        AsyncCallbackManager,
+        BaseCallbackManager,
+        CallbackManager,
+        Callbacks,
+    )
     from langchain_core.documents import BaseDocumentCompressor, Document
 except ImportError as _exc:
     raise ImportError(
@@ -270,19 +275,21 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             raise TypeError(
                 f"documents must be a list of {expected}, got {type(documents).__name__}"
             )
+        structured = bool(self.rank_fields)
         texts: list[Any] = []
         for position, document in enumerate(documents):
-            if isinstance(document, Document):
+            # A plain Document is told by its class alone: isinstance() goes through
+            # pydantic's ABC machinery, once per document.
+            if type(document) is Document or isinstance(document, Document):
                 # Most documents name no image: one lookup, no call, for those.
                 metadata = document.metadata
                 image = _image_of(document) if metadata and IMAGE_KEY in metadata else None
-                texts.append(
-                    image
-                    if image is not None
-                    else self.record(document.page_content, document.metadata)
-                    if self.rank_fields
-                    else document.page_content
-                )
+                if image is not None:
+                    texts.append(image)
+                elif structured:
+                    texts.append(self.record(document.page_content, metadata))
+                else:
+                    texts.append(document.page_content)
             elif plain_allowed and isinstance(document, (str, Image, Mapping)):
                 texts.append(document)
             else:
@@ -300,7 +307,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         if isinstance(results, RerankError):
             marks = self.passthrough_metadata(results)
             return [
-                document.model_copy(update={"metadata": {**document.metadata, **marks}})
+                copy_with(document, {"metadata": {**document.metadata, **marks}})
                 for document in documents[: self.passthrough_count(len(documents))]
             ]
         scored: list[Document] = []
@@ -309,7 +316,7 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
             metadata = {**document.metadata, SCORE_KEY: result.relevance_score}
             if result.span is not None:
                 metadata[SPAN_KEY] = list(result.span)
-            scored.append(document.model_copy(update={"metadata": metadata}))
+            scored.append(copy_with(document, {"metadata": metadata}))
         return scored
 
 
@@ -329,9 +336,9 @@ def _report_usage(
 ) -> None:
     """Tell the callbacks what the call used and cost, as a custom event of the retriever's
     run."""
-    usage = usage_of(outcome, currency)
     callbacks = callbacks or _current_callbacks()
-    if usage is not None and callbacks:
+    usage = usage_of(outcome, currency) if _reach_handlers(callbacks) else None
+    if usage is not None:
         manager = CallbackManager.configure(inheritable_callbacks=callbacks)
         manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
 
@@ -342,11 +349,20 @@ async def _areport_usage(
     currency: str | None = None,
 ) -> None:
     """The async twin of :func:`_report_usage`."""
-    usage = usage_of(outcome, currency)
     callbacks = callbacks or _current_callbacks()
-    if usage is not None and callbacks:
+    usage = usage_of(outcome, currency) if _reach_handlers(callbacks) else None
+    if usage is not None:
         manager = AsyncCallbackManager.configure(inheritable_callbacks=callbacks)
         await manager.on_custom_event(USAGE_EVENT, usage, run_id=manager.parent_run_id)
+
+
+def _reach_handlers(callbacks: Callbacks | None) -> bool:
+    """Whether ``callbacks`` reach any handler. A run's manager without handlers has nobody
+    to tell: LangChain configured it with the environment's tracers and hooks already, so
+    configuring another from it (tens of microseconds) would find none either."""
+    if isinstance(callbacks, BaseCallbackManager):
+        return bool(callbacks.handlers)
+    return bool(callbacks)
 
 
 def _current_callbacks() -> Callbacks | None:

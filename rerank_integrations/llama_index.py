@@ -18,7 +18,7 @@ import mimetypes
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 try:
     from llama_index.core.callbacks import CBEventType, EventPayload
@@ -46,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 
-from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, setting_field, usage_of
+from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, copy_with, setting_field, usage_of
 from ._checks import check_query
 from ._documents import Image
 from ._exceptions import RerankError
@@ -213,21 +213,28 @@ class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     def _texts(self, nodes: object) -> list[Any]:
         """What is sent for each node, after checking that each is a ``NodeWithScore``: its
         text (or its record, with ``rank_fields``), or the image of an ``ImageNode``."""
-        mode = self.metadata_mode
-        checked = _checked_nodes(nodes)
         if self.rank_fields:
             return [
-                _image_of(node) or self.record(node.get_content(MetadataMode.NONE), node.metadata)
-                for node in (item.node for item in checked)
+                _image_of(item.node)
+                or self.record(item.node.get_content(MetadataMode.NONE), item.node.metadata)
+                for item in _checked_nodes(nodes)
             ]
-        # A plain TextNode without metadata renders as its text in every mode; reading it
-        # directly skips LlamaIndex's formatting, the adapter's main cost on large sets.
-        return [
-            node.text
-            if type(node) is TextNode and not node.metadata
-            else _image_of(node) or node.get_content(metadata_mode=mode)
-            for node in (item.node for item in checked)
-        ]
+        mode = self.metadata_mode
+        texts: list[Any] = []
+        # Each node checked as it is read, in one pass.
+        for position, item in enumerate(_node_sequence(nodes)):
+            # isinstance() goes through pydantic's ABC machinery; a NodeWithScore is told
+            # by its class alone.
+            if type(item) is not NodeWithScore and not isinstance(item, NodeWithScore):
+                raise _not_a_node(position, item)
+            node = item.node
+            # A plain TextNode without metadata renders as its text in every mode; reading
+            # it directly skips LlamaIndex's formatting, the adapter's main cost.
+            if type(node) is TextNode and not node.metadata:
+                texts.append(node.text)
+            else:
+                texts.append(_image_of(node) or node.get_content(metadata_mode=mode))
+        return texts
 
     @contextmanager
     def _reranking(self, query: QueryBundle, nodes: list[NodeWithScore]) -> Iterator[_Reranked]:
@@ -350,8 +357,9 @@ def _listened(start: Dispatcher, kind: str, null: type) -> bool:
     parents, as far as it propagates."""
     current: Dispatcher | None = start
     while current is not None:
-        if any(not isinstance(handler, null) for handler in getattr(current, kind)):
-            return True
+        for handler in getattr(current, kind):  # no any(): this runs twice a call
+            if not isinstance(handler, null):
+                return True
         current = current.parent if current.propagate else None
     return False
 
@@ -369,28 +377,40 @@ def _require_query(query_bundle: QueryBundle | None) -> QueryBundle:
 def _checked_nodes(nodes: object) -> Sequence[NodeWithScore]:
     """``nodes``, if it is a list of ``NodeWithScore``; otherwise a ``TypeError`` naming the
     first that is not."""
+    checked = _node_sequence(nodes)
+    for position, item in enumerate(checked):
+        if not isinstance(item, NodeWithScore):
+            raise _not_a_node(position, item)
+    return cast("Sequence[NodeWithScore]", checked)
+
+
+def _node_sequence(nodes: object) -> Sequence[object]:
+    """``nodes``, if it is a sequence (but not a string); otherwise a ``TypeError``."""
     if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
         raise TypeError(f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
-    for position, item in enumerate(nodes):
-        if not isinstance(item, NodeWithScore):
-            hint = " (wrap it: NodeWithScore(node=...))" if isinstance(item, BaseNode) else ""
-            raise TypeError(
-                f"nodes[{position}] must be a NodeWithScore, got {type(item).__name__}{hint}"
-            )
     return nodes
+
+
+def _not_a_node(position: int, item: object) -> TypeError:
+    """The error for ``nodes[position]``, which is not a ``NodeWithScore``."""
+    hint = " (wrap it: NodeWithScore(node=...))" if isinstance(item, BaseNode) else ""
+    return TypeError(f"nodes[{position}] must be a NodeWithScore, got {type(item).__name__}{hint}")
 
 
 def _with_metadata(node: BaseNode, added: dict[str, Any]) -> BaseNode:
     """A copy of ``node`` with ``added`` in new metadata, hidden from LLM and embedding text."""
-    return node.model_copy(
-        update={
+    return copy_with(
+        node,
+        {
             "metadata": {**node.metadata, **added},
             "excluded_llm_metadata_keys": _with_keys(node.excluded_llm_metadata_keys, added),
             "excluded_embed_metadata_keys": _with_keys(node.excluded_embed_metadata_keys, added),
-        }
+        },
     )
 
 
 def _with_keys(keys: Sequence[str], added: dict[str, Any]) -> list[str]:
     """A new list: ``keys`` followed by those of ``added`` that it lacks."""
+    if not keys:
+        return list(added)
     return [*keys, *(key for key in added if key not in keys)]

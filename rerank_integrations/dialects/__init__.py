@@ -20,6 +20,8 @@ generic (Jina) format and the services that speak it are in one module.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .._answers import ParsedRanking
 from ._base import (
     LIMIT_NAMES,
@@ -35,7 +37,6 @@ from ._base import (
     generic_body,
     is_version_segment,
 )
-from ._bedrock import BEDROCK
 from ._cohere import COHERE, VERCEL
 from ._dashscope import DASHSCOPE
 from ._deepinfra import DEEPINFRA
@@ -48,13 +49,16 @@ from ._instructions import (
 )
 from ._mixedbread import MIXEDBREAD
 from ._nim import NIM
-from ._oci import OCI
 from ._pinecone import PINECONE
-from ._registry import DIALECTS, get_dialect, register_dialect
+from ._registry import DIALECTS, defer_dialect, get_dialect, register_dialect
 from ._tei import TEI
-from ._vertex import VERTEX
 from ._voyage import VOYAGE
-from ._watsonx import WATSONX
+
+if TYPE_CHECKING:
+    from ._bedrock import BEDROCK
+    from ._oci import OCI
+    from ._vertex import VERTEX
+    from ._watsonx import WATSONX
 
 __all__ = [
     "BEDROCK",
@@ -95,22 +99,30 @@ __all__ = [
     "register_prompt_template",
 ]
 
-for _dialect in (
-    GENERIC,
-    COHERE,
-    VOYAGE,
-    TEI,
-    NIM,
-    MIXEDBREAD,
-    PINECONE,
-    DASHSCOPE,
-    WATSONX,
-    VERTEX,
-    BEDROCK,
-    OCI,
-    DEEPINFRA,
-    *PRESETS,
-    VERCEL,
-):
+# Cloud dialects (watsonx, vertex, bedrock, oci) are deferred: their modules, with the
+# credential flows, are imported at their first use (a lookup by name, a read of
+# DIALECTS, or their public name from this package, through __getattr__ below), so that
+# importing the package or an adapter does not pay for them. A new cloud dialect follows
+# the same pattern: an entry in _CLOUD (public name -> dialect name, module), in its place
+# in the order of DIALECTS, and its public name in __all__ and under TYPE_CHECKING.
+_CLOUD = {
+    "WATSONX": ("watsonx", "._watsonx"),
+    "VERTEX": ("vertex", "._vertex"),
+    "BEDROCK": ("bedrock", "._bedrock"),
+    "OCI": ("oci", "._oci"),
+}
+
+for _dialect in (GENERIC, COHERE, VOYAGE, TEI, NIM, MIXEDBREAD, PINECONE, DASHSCOPE):
     register_dialect(_dialect)
-del _dialect
+for _attribute, (_name, _module) in _CLOUD.items():
+    defer_dialect(_name, _module, _attribute)
+for _dialect in (DEEPINFRA, *PRESETS, VERCEL):
+    register_dialect(_dialect)
+del _dialect, _attribute, _name, _module
+
+
+def __getattr__(name: str) -> Any:
+    cloud = _CLOUD.get(name)
+    if cloud is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return get_dialect(cloud[0])

@@ -4,9 +4,10 @@ client is built (which cloud settings it takes, which authorizer it runs)."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 
 from .._auth import Authorizer
@@ -26,6 +27,7 @@ __all__ = [
     "DIALECTS",
     "authorizer_for",
     "check_cloud_settings",
+    "defer_dialect",
     "dialects_using",
     "get_dialect",
     "register_dialect",
@@ -33,10 +35,68 @@ __all__ = [
 ]
 
 _REGISTERED: dict[str, Dialect] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
+#: Dialects whose module is imported when one of them is first needed (the clouds'):
+#: name -> (module, attribute), see :func:`defer_dialect`.
+_DEFERRED: dict[str, tuple[str, str]] = {}
+#: Every name, registered or deferred, in the order given (the order of DIALECTS).
+_ORDER: list[str] = []
+
+
+class _Dialects(Mapping[str, Dialect]):
+    """:data:`DIALECTS`: a read-only view of the registry that imports the deferred
+    dialects' modules at its first use."""
+
+    def __getitem__(self, name: str) -> Dialect:
+        return _everything()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_everything())
+
+    def __len__(self) -> int:
+        return len(_everything())
+
+    def __contains__(self, name: object) -> bool:
+        return name in _REGISTERED or name in _DEFERRED
+
+    def __repr__(self) -> str:
+        return repr(_everything())
+
 
 #: Every dialect by name, read-only: :func:`register_dialect` adds one.
-DIALECTS: Mapping[str, Dialect] = MappingProxyType(_REGISTERED)
+DIALECTS: Mapping[str, Dialect] = _Dialects()
+
+
+def defer_dialect(name: str, module: str, attribute: str) -> None:
+    """Register the dialect ``name`` as ``attribute`` of ``module`` (relative to this
+    package), imported and checked when a dialect is first looked up by that name or the
+    whole registry is read. The cloud dialects are registered so: their credential flows
+    cost an import that most programs never need."""
+    with _LOCK:
+        _DEFERRED[name] = (module, attribute)
+        _ORDER.append(name)
+
+
+def _everything() -> MappingProxyType[str, Dialect]:
+    """The registry with every deferred dialect imported, in the order given."""
+    if _DEFERRED:
+        with _LOCK:
+            while _DEFERRED:
+                _load(next(iter(_DEFERRED)))
+    return MappingProxyType(_REGISTERED)
+
+
+def _load(name: str) -> None:
+    """Import the deferred dialect ``name`` and register it (under the lock)."""
+    module, attribute = _DEFERRED[name]
+    dialect = getattr(importlib.import_module(module, __package__), attribute)
+    _check(dialect)
+    _REGISTERED[name] = dialect
+    del _DEFERRED[name]
+    ordered = {name: _REGISTERED[name] for name in _ORDER if name in _REGISTERED}
+    _REGISTERED.clear()
+    _REGISTERED.update(ordered)
+
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _PATH_SETTINGS = frozenset({"model", "project", "location"})
@@ -63,6 +123,10 @@ def register_dialect(dialect: Dialect, *, replace: bool = False) -> Dialect:
     """
     _check(dialect)
     with _LOCK:
+        if dialect.name in _DEFERRED:
+            _load(dialect.name)
+        if dialect.name not in _ORDER:
+            _ORDER.append(dialect.name)
         if dialect.name in _REGISTERED and not replace:
             raise ValueError(
                 f"a dialect named {dialect.name!r} is already registered; pass replace=True "
@@ -74,10 +138,15 @@ def register_dialect(dialect: Dialect, *, replace: bool = False) -> Dialect:
 
 def get_dialect(name: str) -> Dialect:
     """Look a dialect up by name; an unknown name raises a ``ValueError`` listing the known ones."""
+    key = name.strip().lower()
+    if key in _DEFERRED:
+        with _LOCK:
+            if key in _DEFERRED:
+                _load(key)
     try:
-        return _REGISTERED[name.strip().lower()]
+        return _REGISTERED[key]
     except KeyError:
-        known = ", ".join(sorted(_REGISTERED))
+        known = ", ".join(sorted(_everything()))
         raise ValueError(f"unknown dialect {name!r}; known dialects: {known}") from None
 
 
@@ -95,7 +164,7 @@ def split_provider(model: str | None, dialect: str | None) -> tuple[str | None, 
         return None, model
     prefix, rest = model.split(":", 1)
     name = prefix.strip().lower()
-    if not rest or name not in _REGISTERED:
+    if not rest or name not in DIALECTS:
         return None, model
     if dialect is not None:
         return None, rest if name == dialect.strip().lower() else model
@@ -104,7 +173,7 @@ def split_provider(model: str | None, dialect: str | None) -> tuple[str | None, 
 
 def dialects_using(setting: str) -> list[Dialect]:
     """The registered dialects that read the cloud setting ``setting``."""
-    return [dialect for dialect in _REGISTERED.values() if setting in dialect.cloud_settings]
+    return [dialect for dialect in _everything().values() if setting in dialect.cloud_settings]
 
 
 def check_cloud_settings(dialect: Dialect, **given: object) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool, tool
@@ -188,6 +189,48 @@ def test_rag_without_a_system_prompt_adds_one(mode: str, reranker: RerankCompres
     system = model.seen[0][0]
     assert isinstance(system, SystemMessage)
     assert str(system.content).startswith("Notes:\n\n[1] ")
+
+
+def test_rag_gives_the_same_context_whether_or_not_a_run_is_traced(
+    mode: str, reranker: RerankCompressor
+) -> None:
+    # Untraced, the middleware skips its own retriever run (nobody would see it); what
+    # the model is given must not depend on that.
+    contexts = []
+    for config in (None, {"callbacks": [RecordingTracer()]}):
+        base = ListRetriever(documents=passage_documents())
+        model = answering()
+        middleware = RerankMiddleware(reranker=reranker, retriever=base)
+        run_agent(mode, create_agent(model, middleware=[middleware]), reranker, config)
+        assert base.queries == [QUESTION]
+        contexts.append(str(model.seen[0][0].content))
+    assert contexts[0] == contexts[1]
+    assert "[1] " in contexts[0]
+
+
+def test_an_agent_gets_only_the_hooks_the_settings_use(reranker: RerankCompressor) -> None:
+    # create_agent adds a tools node for a middleware whose class wraps tool calls, and a
+    # wrapper to every model call for one whose class wraps model calls.
+    base = ListRetriever(documents=[])
+    rag = RerankMiddleware(reranker=reranker, retriever=base)
+    trims = RerankMiddleware(reranker=reranker, tools="*")
+    both = RerankMiddleware(reranker=reranker, retriever=base, tools=["search_notes"])
+    for middleware in (rag, trims, both, RerankMiddleware(reranker=reranker)):
+        assert isinstance(middleware, RerankMiddleware)
+        assert middleware.name == "RerankMiddleware"
+    assert "tools" not in create_agent(answering(), middleware=[rag]).nodes
+    assert "tools" in create_agent(answering(), middleware=[both]).nodes
+    for hook in ("wrap_model_call", "awrap_model_call"):
+        assert getattr(type(trims), hook) is getattr(AgentMiddleware, hook)
+        assert getattr(type(rag), hook) is getattr(RerankMiddleware, hook)
+    for hook in ("wrap_tool_call", "awrap_tool_call"):
+        assert getattr(type(rag), hook) is getattr(AgentMiddleware, hook)
+        assert getattr(type(trims), hook) is getattr(RerankMiddleware, hook)
+
+    class Mine(RerankMiddleware):
+        """A subclass keeps every hook it inherits."""
+
+    assert "tools" in create_agent(answering(), middleware=[Mine(reranker=reranker)]).nodes
 
 
 def test_rag_with_the_api_down_passes_the_passages_through(

@@ -122,3 +122,18 @@ def test_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
     for heading in ("## Machine", "## Packages", "## How to read the tables", "### Targets"):
         assert heading in report
     assert printed.strip() in report
+
+
+def test_import_time_reports_both_imports() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.import_time", "--runs", "1"],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "import langchain-core (callbacks, documents, retrievers): " in done.stdout
+    assert "import rerank_integrations.langchain on top of langchain-core: " in done.stdout
+    assert " ms CPU, " in done.stdout

@@ -236,3 +236,58 @@ def test_a_call_never_calls_back_up(mode: str, batches: int) -> None:
             above = set(CALL_PATH[: CALL_PATH.index(caller)])
             assert not callees & above, (caller, callees & above)
     assert {"_client", "_run", "_drive", "_flow", "_send"} <= set(edges)  # the trace saw it
+
+
+# -- what importing an adapter costs ---------------------------------------------------------
+
+#: Modules only rarely used paths need: imported when first used, never by importing the
+#: LangChain adapter (the import-time budget of ``rerank_integrations.langchain``).
+LAZY_MODULES = (
+    "rerank_integrations.dialects._watsonx",
+    "rerank_integrations.dialects._vertex",
+    "rerank_integrations.dialects._bedrock",
+    "rerank_integrations.dialects._oci",
+    "rerank_integrations._lc_retriever",
+    "rerank_integrations._lc_middleware",
+    "langchain_core.tools",
+    "httpcore",
+)
+
+
+def test_importing_the_langchain_adapter_leaves_the_rare_paths_unimported() -> None:
+    import subprocess
+
+    script = (
+        "import sys, json, re, rerank_integrations.langchain\n"
+        "budget = sys.modules['rerank_integrations._budget']\n"
+        "print(json.dumps({'modules': sorted(sys.modules),"
+        " 'compiled': budget._PIECE._pattern is not None}))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    seen = json.loads(ran.stdout)
+    assert [name for name in LAZY_MODULES if name in seen["modules"]] == []
+    assert seen["compiled"] is False  # the CJK token pattern compiles at its first use
+
+
+def test_the_cloud_dialects_load_at_their_first_use() -> None:
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "from rerank_integrations import DIALECTS\n"
+        "from rerank_integrations.dialects import get_dialect\n"
+        "assert 'rerank_integrations.dialects._vertex' not in sys.modules\n"
+        "assert 'vertex' in DIALECTS\n"  # no import to answer this
+        "assert 'rerank_integrations.dialects._vertex' not in sys.modules\n"
+        "assert get_dialect('VERTEX').name == 'vertex'\n"
+        "assert 'rerank_integrations.dialects._bedrock' not in sys.modules\n"
+        "from rerank_integrations.dialects import BEDROCK, WATSONX\n"
+        "names = list(DIALECTS)\n"
+        "assert names.index('dashscope') + 1 == names.index('watsonx'), names\n"
+        "assert names[names.index('watsonx'):][:5] == "
+        "['watsonx', 'vertex', 'bedrock', 'oci', 'deepinfra'], names\n"
+        "assert DIALECTS['bedrock'] is BEDROCK and DIALECTS['watsonx'] is WATSONX\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
