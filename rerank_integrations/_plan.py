@@ -382,9 +382,25 @@ def _cuts(
     return cuts or None
 
 
+#: Bytes hashed a step: below 2,048, :mod:`hashlib` keeps the GIL (see :func:`_digest`).
+_DIGEST_STEP = 2047
+
+
 def _digest(text: str) -> bytes:
-    """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
+    """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive.
+
+    Hashed in steps too small for :mod:`hashlib` to let go of the GIL: a long text hashed
+    at once lets it go, and a thread cutting while others send (:class:`PlanStream`) then
+    waits for it back up to the switch interval, for each document (the sums are equal).
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= _DIGEST_STEP:
+        return hashlib.sha256(data).digest()[:16]
+    digest = hashlib.sha256()
+    view = memoryview(data)
+    for start in range(0, len(data), _DIGEST_STEP):
+        digest.update(view[start : start + _DIGEST_STEP])
+    return digest.digest()[:16]
 
 
 class PlanStream:
