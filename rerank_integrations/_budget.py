@@ -351,13 +351,15 @@ def _after(text: str, position: int, count: int) -> int:
     return position if match is None else match.end()
 
 
-
 #: Each ASCII character's class for counting tokens without walking them: ``a`` a letter or
 #: digit, `` `` white space (``\s``), ``x`` any other mark (one token each).
-_CLASSES = bytes(
-    ord("a") if chr(code).isalnum() else ord(" ") if re.match(r"\s", chr(code)) else ord("x")
-    for code in range(128)
-) + b"x" * 128
+_CLASSES = (
+    bytes(
+        ord("a") if chr(code).isalnum() else ord(" ") if re.match(r"\s", chr(code)) else ord("x")
+        for code in range(128)
+    )
+    + b"x" * 128
+)
 #: Below this many tokens a stride is walked by the regex: counting would not pay.
 _STRIDE_TOKENS = 24
 
@@ -387,7 +389,9 @@ class _Strides:
             if stop < 0:
                 break
             span = stop - position
-            tokens = span - classes.count(b" ", position, stop) - classes.count(b"aa", position, stop)
+            tokens = (
+                span - classes.count(b" ", position, stop) - classes.count(b"aa", position, stop)
+            )
             if tokens:
                 self._rate = span / tokens
             if tokens >= count:
@@ -397,6 +401,7 @@ class _Strides:
                 continue
             position, count = stop, count - tokens
         return _after(self._text, position, count)
+
 
 def _ascii_windows(text: str, breaks: Sequence[int], max_tokens: int, overlap: int) -> list[Cut]:
     """:func:`windows`' loop for an ASCII text and the estimate, the same cuts found from a

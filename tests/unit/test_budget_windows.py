@@ -162,7 +162,25 @@ def _old_windows(text: str, max_tokens: int, overlap: int, max_characters: int |
 
 _ASCII = st.sampled_from(
     list("abcdefghijklmnopqrstuvwxyzABCXYZ0123456789") * 4
-    + [" ", " ", " ", "  ", "\n", "\t", "\x1c", "\x0b", ".", ". ", "!", "?", "_", "-", ",", "'", "\n\n"]
+    + [
+        " ",
+        " ",
+        " ",
+        "  ",
+        "\n",
+        "\t",
+        "\x1c",
+        "\x0b",
+        ".",
+        ". ",
+        "!",
+        "?",
+        "_",
+        "-",
+        ",",
+        "'",
+        "\n\n",
+    ]
 )
 _WORD = st.text(alphabet="abcdefghij0123", min_size=1, max_size=30)
 _OTHER = st.sampled_from(["é", "ß", "中", "文", "。", "！", "\u3000", "\u2003", "ü"])
@@ -170,7 +188,11 @@ _OTHER = st.sampled_from(["é", "ß", "中", "文", "。", "！", "\u3000", "\u2
 
 @st.composite
 def texts(draw: st.DrawFn, ascii_only: bool) -> str:
-    pieces = st.one_of(_ASCII, _WORD.map(lambda word: word + " "), _WORD) if ascii_only else st.one_of(_ASCII, _WORD, _OTHER)
+    pieces = (
+        st.one_of(_ASCII, _WORD.map(lambda word: word + " "), _WORD)
+        if ascii_only
+        else st.one_of(_ASCII, _WORD, _OTHER)
+    )
     return "".join(draw(st.lists(pieces, min_size=0, max_size=400)))
 
 
@@ -209,7 +231,9 @@ def test_long_ascii_documents_are_cut_as_before() -> None:
     import random
 
     rng = random.Random(25)
-    vocabulary = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(1, 14))) for _ in range(300)]
+    vocabulary = [
+        "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(1, 14))) for _ in range(300)
+    ]
     for marks in ("", ".", ".!?\n,;"):
         words = []
         for _ in range(6000):
