@@ -454,17 +454,31 @@ class PlanStream:
     def next_batch(self) -> Batch | None:
         """The next batch, cutting as many documents as it takes; ``None`` after the last.
         Refusals of the budget (:func:`plan_rerank`'s ``"error"``) are not streamed."""
-        while not self._ready:
-            if self.done:
-                return None
-            if self.cut == len(self._source):
-                if self._count:
-                    self._emit(len(self._texts))
-                self.plan = dataclasses.replace(self.plan, windows=self._pieces)
-                self.done = True
-                continue
-            self._cut_next()
-        return self._ready.pop(0)
+        while not self.step():
+            pass
+        return self._ready.pop(0) if self._ready else None
+
+    def step(self) -> bool:
+        """Cut one more document (or close the plan after the last): whether a batch is
+        ready, or the plan done, so that :meth:`next_batch` then cuts nothing. A caller that
+        must not be held long (an event loop) cuts in steps, letting others run between."""
+        if self._ready or self.done:
+            return True
+        if self.cut == len(self._source):
+            if self._count:
+                self._emit(len(self._texts))
+            self.plan = dataclasses.replace(self.plan, windows=self._pieces)
+            self.done = True
+            return True
+        self._cut_next()
+        return bool(self._ready)
+
+    def next_length(self) -> int:
+        """Characters of the next document to cut (0: none left, or not a text)."""
+        if self.cut == len(self._source):
+            return 0
+        text = self._source[self.cut]
+        return len(text) if isinstance(text, str) else 0
 
     def _cut_next(self) -> None:
         position = self.cut

@@ -4,7 +4,6 @@ oracle) and as :func:`windows`' general loop over every token end, on random tex
 and not, with and without overlap and a character limit."""
 
 # The oracle below is the ASCII path of ``_budget.py`` as it was, copied verbatim.
-# ruff: noqa: E501
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rerank_integrations import _budget
 from rerank_integrations._budget import (
     _LATIN_TOKEN,
     _NON_SPACE,
