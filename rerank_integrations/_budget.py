@@ -361,7 +361,7 @@ _CLASSES = (
     + b"x" * 128
 )
 #: Below this many tokens a stride is walked by the regex: counting would not pay.
-_STRIDE_TOKENS = 24
+_STRIDE_TOKENS = 48
 
 
 class _Strides:
@@ -385,7 +385,7 @@ class _Strides:
         missed = False
         while count > _STRIDE_TOKENS:
             # Aim a little short, so that the stride rarely holds too many tokens.
-            stop = classes.find(b" ", position + int(count * self._rate * 0.9))
+            stop = classes.find(b" ", position + int(count * self._rate * 0.95))
             if stop < 0:
                 break
             span = stop - position

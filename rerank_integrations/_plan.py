@@ -500,8 +500,14 @@ class PlanStream:
             self._add(text, [(owner, 0, len(text)) for owner in owners])
             return
         self._pieces += len(cuts)
+        add = self._add
+        if len(owners) == 1:  # the usual case: a document found once
+            for cut in cuts:
+                start, end = cut.start, cut.end
+                add(text[start:end], [(index, start, end)])
+            return
         for cut in cuts:
-            self._add(text[cut.start : cut.end], [(owner, cut.start, cut.end) for owner in owners])
+            add(text[cut.start : cut.end], [(owner, cut.start, cut.end) for owner in owners])
 
     def _add(self, text: Document, places: list[tuple[int, int, int]]) -> None:
         """One piece: sent once however often it is found, and placed in a batch."""
