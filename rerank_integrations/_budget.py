@@ -360,6 +360,8 @@ _CLASSES = (
     )
     + b"x" * 128
 )
+#: A run of letters and digits (ASCII), maybe empty: where a word ends.
+_ALNUM_RUN = re.compile("[a-zA-Z0-9]*")
 #: Below this many tokens a stride is walked by the regex: counting would not pay.
 _STRIDE_TOKENS = 48
 
@@ -439,12 +441,11 @@ def _ascii_windows(text: str, breaks: Sequence[int], max_tokens: int, overlap: i
         before = _ascii_end_of(after, marks, first - 1)
         if _inside_word(text, before):  # walk to the word's end, not past ``following``
             bound = marks[following - 1]
-            word_end = before
-            while word_end < bound and text[word_end].isalnum():
-                word_end += 1
+            word_end = max(before, min(bound, _ALNUM_RUN.match(text, before).end()))  # type: ignore[union-attr]
             first = min(following, first + (word_end - before + 1) // 2)
             before = word_end if first < following else bound
-        start = _skip_space(text, before)
+        found = _NON_SPACE.search(text, before)  # :func:`_skip_space`, in C
+        start = len(text) if found is None else found.start()
 
 
 def _ascii_end_of(after: Callable[[int, int], int], marks: dict[int, int], index: int) -> int:
