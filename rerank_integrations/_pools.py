@@ -96,15 +96,7 @@ class Pools:
         loop = asyncio.get_running_loop()
         pool = self.loops.get(loop)
         if pool is None:
-            if self._settings.async_transport == "aiohttp":
-                client = _async_pool(self._settings)
-            else:
-                # Loading the certificates of an SSL context takes tens of milliseconds:
-                # not on the loop, whose other tasks would wait for it.
-                client = await asyncio.to_thread(_async_pool, self._settings)
-                if loop in self.loops:  # another call on this loop opened one meanwhile
-                    await client.aclose()
-                    return self.loops[loop].client
+            client = _async_pool(self._settings)
             pool = _LoopPool(client, lambda: self.loops.pop(loop, None))
             with self._lock:
                 self.loops[loop] = pool
