@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Sample", "median", "time_async_call", "time_async_load", "time_sync_call"]
+__all__ = [
+    "Sample",
+    "median",
+    "time_async_call",
+    "time_async_call_stalls",
+    "time_async_load",
+    "time_sync_call",
+]
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,42 @@ def time_async_call(loop: asyncio.AbstractEventLoop, session: Any, inputs: Any) 
         await session.acall(inputs)
         wall1, cpu1 = time.perf_counter(), time.process_time()
         return Sample(wall1 - wall0, cpu1 - cpu0)
+
+    return loop.run_until_complete(timed())
+
+
+#: How long the ticker of :func:`time_async_call_stalls` sleeps between two ticks.
+TICK = 0.001
+
+
+def time_async_call_stalls(
+    loop: asyncio.AbstractEventLoop, session: Any, inputs: Any
+) -> tuple[Sample, float]:
+    """:func:`time_async_call`, with a ticker task on the same loop that sleeps
+    :data:`TICK` at a time while the call runs: also the longest the loop kept it waiting
+    past its tick (seconds), what other tasks of the loop would feel."""
+
+    async def timed() -> tuple[Sample, float]:
+        done = asyncio.Event()
+        longest = 0.0
+
+        async def ticker() -> None:
+            nonlocal longest
+            while not done.is_set():
+                before = time.perf_counter()
+                await asyncio.sleep(TICK)
+                longest = max(longest, time.perf_counter() - before - TICK)
+
+        ticking = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)  # the ticker is waiting before the call starts
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        try:
+            await session.acall(inputs)
+        finally:
+            wall1, cpu1 = time.perf_counter(), time.process_time()
+            done.set()
+            await ticking
+        return Sample(wall1 - wall0, cpu1 - cpu0), longest
 
     return loop.run_until_complete(timed())
 

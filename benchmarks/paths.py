@@ -1,9 +1,11 @@
-"""Scenarios 13 to 15: the newer ways in, each against what a user would write without it.
+"""Scenarios 13 to 15, 17 and 18: the newer ways in, each against what a user would write
+without it.
 
 13: ``RerankRetriever`` (LCEL ``invoke``/``ainvoke``) against the same retrieval and the
 compressor called directly; 14: an agent with ``RerankMiddleware`` against the same agent
 with the retrieve-and-rerank middleware written by hand; 15: cold start, a new process that
-imports, builds a client and makes one call, against the same with bare httpx.
+imports, builds a client and makes one call, against the same with bare httpx; 17: an
+instruction against none; 18: cost accounting (a ``Price``) against none.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from .report import markdown_row, ratio_of, seconds, times
 from .scenarios import Bench, Measurement, ScenarioResult
 from .server import ServerProcess
 
-__all__ = ["COLD_DOCUMENTS", "PATH_TARGET"]
+__all__ = ["COLD_DOCUMENTS", "COST_TARGET", "PATH_TARGET"]
 
 #: Scenarios 13 and 14: the most wall time against the same work written by hand.
 PATH_TARGET = 1.05
+#: Scenario 18: the most wall and CPU time with a price set, against the same call without.
+COST_TARGET = 1.02
 #: Scenario 15: documents of the one call a new process makes.
 COLD_DOCUMENTS = 20
 
@@ -576,5 +580,105 @@ register(
         paired_table(_INSTRUCTION),
         reading="Scenario 17 compares a call with an instruction (carried by the model's "
         "prompt template) with the same call without one.",
+    )
+)
+
+
+# -- scenario 18: cost accounting on against off ----------------------------------------------
+
+#: The price of scenario 18: all three parts, so that each is summed on every call.
+PRICE = {"per_search_unit": "0.002", "per_million_tokens": "0.05", "per_request": "0.0001"}
+#: Scenario 18's client: Cohere's dialect, whose billing rule gives every answer its search
+#: units (the demo server reports tokens), so that all three parts of the price are summed.
+COST_CLIENT = {"dialect": "cohere", "model": "rerank-v3.5", "api_key": "bench-key"}
+#: Timed calls per contender per round in scenario 18 (a 2% target wants many).
+COST_CALLS = {"full": 60, "tiny": 2}
+
+_COST = Pair(
+    reference_of={f"price-{mode}": f"price-none-{mode}" for mode in ("sync", "async")},
+    limit_of={f"price-{mode}": COST_TARGET for mode in ("sync", "async")},
+    text_of={
+        f"price-{mode}": f"{mode}: wall time ≤ {COST_TARGET:g}x the same call without a price"
+        for mode in ("sync", "async")
+    },
+)
+
+
+def _run_cost(context: Context) -> ScenarioResult:
+    from rerank_integrations import Price
+
+    from .features import _Client
+
+    chosen: list[Contender] = []
+    for mode in _modes(context):
+        method = "rerank" if mode == "sync" else "arerank"
+        chosen += [
+            feature_contender(
+                f"price-none-{mode}",
+                f"RerankClient.{method}, no price",
+                mode,
+                lambda options: _Client(options, **COST_CLIENT),
+                reference=True,
+            ),
+            feature_contender(
+                f"price-{mode}",
+                f"RerankClient.{method}, price=Price(...)",
+                mode,
+                lambda options: _Client(options, price=Price(**PRICE), **COST_CLIENT),
+                reference=False,
+            ),
+        ]
+    sizes = SIZES[context.scale.name]
+    calls = COST_CALLS[context.scale.name]
+    top_n = context.scale.top_n
+    texts = make_documents(sizes.documents, context.scale.words, seed=18)
+    result = ScenarioResult(
+        18,
+        f"cost accounting on against off, {sizes.documents} documents",
+        "Cohere's dialect (model rerank-v3.5), whose billing rule counts the search units; the "
+        "server answers with its usage (tokens); the priced client has "
+        f"price=Price(per_search_unit={PRICE['per_search_unit']}, per_million_tokens="
+        f"{PRICE['per_million_tokens']}, per_request={PRICE['per_request']}), so that every "
+        "response's usage is summed and priced; server: cheap scores, no added latency; "
+        f"{calls} timed calls per contender per round, taken in turns",
+    )
+    with ServerProcess(max_documents=1000) as server:
+        bench = Bench(chosen, SessionOptions(server.base_url, top_n), lambda _: texts, top_n)
+        bench.warm_up(context.scale.warm_up)
+        bench.rounds(context.rounds, calls, timed(bench), seed=18)
+        result.measurements = bench.finish()
+    return result
+
+
+def _cost_verdicts(result: ScenarioResult) -> tuple[dict[str, str], list[Check]]:
+    """Wall time by :func:`paired_verdicts`, and CPU time against the same limit."""
+    verdicts, checks = paired_verdicts(result, _COST)
+    by_key = {item.contender.key: item for item in result.measurements}
+    for key, reference_key in _COST.reference_of.items():
+        item, reference = by_key.get(key), by_key.get(reference_key)
+        if item is None:
+            continue
+        mode = item.contender.mode
+        text = f"{mode}: CPU time ≤ {COST_TARGET:g}x the same call without a price"
+        ratio = ratio_of(item.cpu, reference.cpu if reference else None)
+        if ratio is None:
+            checks.append(Check(result.number, text, "nothing measured", None))
+            continue
+        met = ratio <= COST_TARGET
+        checks.append(Check(result.number, text, f"{ratio:.2f}x ({item.contender.label})", met))
+        if not met and verdicts.get(key) == "met":
+            verdicts[key] = f"**missed**: CPU {ratio:.2f}x > {COST_TARGET:.2f}x"
+    return verdicts, checks
+
+
+register(
+    Scenario(
+        18,
+        "cost accounting",
+        _run_cost,
+        _cost_verdicts,
+        paired_table(_COST),
+        reading="Scenario 18 compares a client with a price (every response's usage summed "
+        "and priced in Decimal) with the same client without one: wall and CPU time.",
     )
 )

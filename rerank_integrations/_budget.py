@@ -377,6 +377,60 @@ def _after(text: str, position: int, count: int) -> int:
     return position if match is None else match.end()
 
 
+#: Each ASCII character's class for counting tokens without walking them: ``a`` a letter or
+#: digit, `` `` white space (``\s``), ``x`` any other mark (one token each).
+_CLASSES = (
+    bytes(
+        ord("a") if chr(code).isalnum() else ord(" ") if re.match(r"\s", chr(code)) else ord("x")
+        for code in range(128)
+    )
+    + b"x" * 128
+)
+#: A run of letters and digits (ASCII), maybe empty: where a word ends.
+_ALNUM_RUN = re.compile("[a-zA-Z0-9]*")
+#: Below this many tokens a stride is walked by the regex: counting would not pay.
+_STRIDE_TOKENS = 48
+
+
+class _Strides:
+    """:func:`_after` for one ASCII text, in long strides: the tokens of a stretch that ends
+    before white space are counted at once from its characters' classes (a run of letters
+    and digits of length n is ceil(n / 2) tokens: its characters less its pairs), and only
+    the last few tokens are walked by the regex."""
+
+    __slots__ = ("_classes", "_length", "_rate", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._classes = text.encode("ascii").translate(_CLASSES)
+        self._length = len(text)
+        self._rate = 2.0  # characters a token, learned as the text is counted
+
+    def after(self, position: int, count: int) -> int:
+        """The end of the ``count``-th token from ``position`` (a token end), as
+        :func:`_after`."""
+        classes = self._classes
+        missed = False
+        while count > _STRIDE_TOKENS:
+            # Aim a little short, so that the stride rarely holds too many tokens.
+            stop = classes.find(b" ", position + int(count * self._rate * 0.95))
+            if stop < 0:
+                break
+            span = stop - position
+            tokens = (
+                span - classes.count(b" ", position, stop) - classes.count(b"aa", position, stop)
+            )
+            if tokens:
+                self._rate = span / tokens
+            if tokens >= count:
+                if missed:
+                    break  # too far twice: the regex walks the rest
+                missed = True
+                continue
+            position, count = stop, count - tokens
+        return _after(self._text, position, count)
+
+
 def _ascii_windows(text: str, breaks: Sequence[int], max_tokens: int, overlap: int) -> list[Cut]:
     """:func:`windows`' loop for an ASCII text and the estimate, the same cuts found from a
     few token ends a window instead of the list of every one.
@@ -388,8 +442,9 @@ def _ascii_windows(text: str, breaks: Sequence[int], max_tokens: int, overlap: i
     """
     size = max_tokens
     # Where the next window starts when this one ends at its last token, or a little before.
-    targets = (size // 2 - overlap + 1, size - overlap - 16, size - overlap)
+    targets = (size - overlap - 16, size - overlap)
     offsets = sorted({offset for offset in targets if 0 < offset < size})
+    after = _Strides(text).after
     cuts: list[Cut] = []
     first, start, before = 0, _skip_space(text, 0), 0  # before: where token ``first`` begins
     while True:
@@ -397,39 +452,43 @@ def _ascii_windows(text: str, breaks: Sequence[int], max_tokens: int, overlap: i
         position = before
         done = 0
         for offset in offsets:
-            position = _after(text, position, offset - done)
+            position = after(position, offset - done)
             marks[first + offset - 1] = position
             done = offset
         last = first + size - 1
-        end = _after(text, position, size - done)
+        end = after(position, size - done)
         marks[last] = end
         if _NON_SPACE.search(text, end) is None:  # the last token: the last window
             cuts.append(Cut(start, max(end, start + 1)))
             return cuts
-        end, following = _ascii_end(text, breaks, marks, first, last)
+        end, following = _ascii_end(text, breaks, marks, first, last, after)
         cuts.append(Cut(start, max(end, start + 1)))
         first = max(first + 1, following - overlap)
-        before = _ascii_end_of(text, marks, first - 1)
+        before = _ascii_end_of(after, marks, first - 1)
         if _inside_word(text, before):  # walk to the word's end, not past ``following``
             bound = marks[following - 1]
-            word_end = before
-            while word_end < bound and text[word_end].isalnum():
-                word_end += 1
+            word_end = max(before, min(bound, _ALNUM_RUN.match(text, before).end()))  # type: ignore[union-attr]
             first = min(following, first + (word_end - before + 1) // 2)
             before = word_end if first < following else bound
-        start = _skip_space(text, before)
+        found = _NON_SPACE.search(text, before)  # :func:`_skip_space`, in C
+        start = len(text) if found is None else found.start()
 
 
-def _ascii_end_of(text: str, marks: dict[int, int], index: int) -> int:
+def _ascii_end_of(after: Callable[[int, int], int], marks: dict[int, int], index: int) -> int:
     """The end of token ``index``, from the nearest known end before it."""
     if index in marks:
         return marks[index]
     known = max(known for known in marks if known < index)
-    return _after(text, marks[known], index - known)
+    return after(marks[known], index - known)
 
 
 def _ascii_end(
-    text: str, breaks: Sequence[int], marks: dict[int, int], first: int, last: int
+    text: str,
+    breaks: Sequence[int],
+    marks: dict[int, int],
+    first: int,
+    last: int,
+    after: Callable[[int, int], int],
 ) -> tuple[int, int]:
     """:func:`_good_end` for :func:`_ascii_windows`, and the number of tokens that end
     within it (the index of the first one that does not)."""
@@ -438,7 +497,7 @@ def _ascii_end(
     position = bisect.bisect_right(breaks, end) - 1
     if position >= 0 and breaks[position] > marks[first - 1]:
         quarter = first + (3 * size) // 4 - 1 if size >= 4 else last
-        quarter_end = _ascii_end_of(text, marks, quarter)
+        quarter_end = _ascii_end_of(after, marks, quarter)
         marks[quarter] = quarter_end
         if breaks[position] >= quarter_end:
             found = min(breaks[position], end)

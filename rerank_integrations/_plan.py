@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,7 +110,9 @@ class Budget:
         body_bytes: bytes of a body with one empty document and the query, extra fields
             included; ``document_bytes``: what each further document adds beyond its text.
         cuts: where texts were cut before, by a digest of the text and the limits (a
-            client's own cache), so that a document sent again is not measured again.
+            client's own cache), so that a document sent again is not measured again: each
+            text's windows as one flat tuple of offsets (start, end, start, end, ...), ints
+            that the garbage collector need not walk, unlike one object a window.
         wrapper_tokens: tokens a prompt template adds around each document.
     """
 
@@ -125,7 +127,7 @@ class Budget:
     counter: TokenCounter | None = None
     body_bytes: int = 0
     document_bytes: int = 0
-    cuts: MutableMapping[tuple[Any, ...], list[Cut]] | None = None
+    cuts: MutableMapping[tuple[Any, ...], tuple[int, ...]] | None = None
     wrapper_tokens: int = 0
 
     def sized(self) -> bool:
@@ -296,13 +298,14 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
             texts.append(text)
             parts.append([(owner, 0, len(text)) for owner in (index, *others)])
             continue
-        texts += [text[cut.start : cut.end] for cut in cuts]
+        spans = list(_spans(cuts))
+        texts += [text[start:end] for start, end in spans]
         if others:
             owners = (index, *others)
-            parts += [[(owner, cut.start, cut.end) for owner in owners] for cut in cuts]
+            parts += [[(owner, start, end) for owner in owners] for start, end in spans]
         else:
-            parts += [[(index, cut.start, cut.end)] for cut in cuts]
-        cut_pieces += len(cuts)
+            parts += [[(index, start, end)] for start, end in spans]
+        cut_pieces += len(spans)
     if not cut_pieces:
         return plan
     if len(set(texts)) != len(texts):  # a piece found twice is sent once
@@ -345,10 +348,11 @@ def _cuts(
     max_characters: int | None,
     counter: TokenCounter,
     budget: Budget,
-) -> list[Cut] | None:
-    """Where to cut a text that may be too long for the budget; ``None`` when it fits. What
-    is found is kept in the budget's cache, a fit included, so that a text sent again is
-    neither counted nor cut again."""
+) -> tuple[int, ...] | None:
+    """Where to cut a text that may be too long for the budget, as flat offsets (start,
+    end, start, end, ...; :func:`_spans` pairs them); ``None`` when it fits. What is found
+    is kept in the budget's cache, a fit included, so that a text sent again is neither
+    counted nor cut again."""
     mode = budget.long_documents
     room = max_tokens if max_tokens is not None else len(text)
     kept = budget.cuts if mode != "error" else None
@@ -377,14 +381,37 @@ def _cuts(
         cuts = [truncation(text, counter, room, max_characters)]
     elif too_long:
         cuts = windows(text, counter, room, min(budget.overlap, room // 2), max_characters)
+    flat = tuple(offset for cut in cuts for offset in (cut.start, cut.end))
     if kept is not None and key is not None:
-        kept[key] = cuts
-    return cuts or None
+        kept[key] = flat
+    return flat or None
+
+
+def _spans(flat: tuple[int, ...]) -> Iterator[tuple[int, int]]:
+    """The ``(start, end)`` pairs of :func:`_cuts`' flat offsets."""
+    offsets = iter(flat)
+    return zip(offsets, offsets, strict=True)
+
+
+#: Bytes hashed a step: below 2,048, :mod:`hashlib` keeps the GIL (see :func:`_digest`).
+_DIGEST_STEP = 2047
 
 
 def _digest(text: str) -> bytes:
-    """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
+    """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive.
+
+    Hashed in steps too small for :mod:`hashlib` to let go of the GIL: a long text hashed
+    at once lets it go, and a thread cutting while others send (:class:`PlanStream`) then
+    waits for it back up to the switch interval, for each document (the sums are equal).
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= _DIGEST_STEP:
+        return hashlib.sha256(data).digest()[:16]
+    digest = hashlib.sha256()
+    view = memoryview(data)
+    for start in range(0, len(data), _DIGEST_STEP):
+        digest.update(view[start : start + _DIGEST_STEP])
+    return digest.digest()[:16]
 
 
 class PlanStream:
@@ -438,17 +465,31 @@ class PlanStream:
     def next_batch(self) -> Batch | None:
         """The next batch, cutting as many documents as it takes; ``None`` after the last.
         Refusals of the budget (:func:`plan_rerank`'s ``"error"``) are not streamed."""
-        while not self._ready:
-            if self.done:
-                return None
-            if self.cut == len(self._source):
-                if self._count:
-                    self._emit(len(self._texts))
-                self.plan = dataclasses.replace(self.plan, windows=self._pieces)
-                self.done = True
-                continue
-            self._cut_next()
-        return self._ready.pop(0)
+        while not self.step():
+            pass
+        return self._ready.pop(0) if self._ready else None
+
+    def step(self) -> bool:
+        """Cut one more document (or close the plan after the last): whether a batch is
+        ready, or the plan done, so that :meth:`next_batch` then cuts nothing. A caller that
+        must not be held long (an event loop) cuts in steps, letting others run between."""
+        if self._ready or self.done:
+            return True
+        if self.cut == len(self._source):
+            if self._count:
+                self._emit(len(self._texts))
+            self.plan = dataclasses.replace(self.plan, windows=self._pieces)
+            self.done = True
+            return True
+        self._cut_next()
+        return bool(self._ready)
+
+    def next_length(self) -> int:
+        """Characters of the next document to cut (0: none left, or not a text)."""
+        if self.cut == len(self._source):
+            return 0
+        text = self._source[self.cut]
+        return len(text) if isinstance(text, str) else 0
 
     def _cut_next(self) -> None:
         position = self.cut
@@ -469,9 +510,14 @@ class PlanStream:
         if cuts is None:
             self._add(text, [(owner, 0, len(text)) for owner in owners])
             return
-        self._pieces += len(cuts)
-        for cut in cuts:
-            self._add(text[cut.start : cut.end], [(owner, cut.start, cut.end) for owner in owners])
+        self._pieces += len(cuts) // 2
+        add = self._add
+        if len(owners) == 1:  # the usual case: a document found once
+            for start, end in _spans(cuts):
+                add(text[start:end], [(index, start, end)])
+            return
+        for start, end in _spans(cuts):
+            add(text[start:end], [(owner, start, end) for owner in owners])
 
     def _add(self, text: Document, places: list[tuple[int, int, int]]) -> None:
         """One piece: sent once however often it is found, and placed in a batch."""

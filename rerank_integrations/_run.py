@@ -14,6 +14,7 @@ import contextvars
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
@@ -34,7 +35,7 @@ from ._fallbacks import Fallbacks
 from ._flow import batch_flow, warm_up
 from ._merge import merge_rankings
 from ._outcome import Attempt, Step, decide
-from ._plan import PlanStream
+from ._plan import Batch, PlanStream
 from ._pools import Pools
 from ._refusals import with_hint
 from ._send import asend, asleep, send, sleep
@@ -189,8 +190,8 @@ class Engine:
             gate.release()
 
     async def _astreamed(self, call: Call) -> RerankResponse:
-        """The async twin of :meth:`_streamed`: each next batch is cut in a worker thread,
-        so the loop is not held while the batches already cut are sent."""
+        """The async twin of :meth:`_streamed`: each next batch is cut on the loop in short
+        steps (:func:`_cut_batch`), so the loop is not held while those cut are sent."""
         stream = call.stream
         assert stream is not None
         client = await self.pools.async_http_client()
@@ -204,7 +205,7 @@ class Engine:
 
         tasks: list[asyncio.Future[BatchRanking]] = []
         try:
-            while (batch := await _within(asyncio.to_thread(stream.next_batch), call)) is not None:
+            while (batch := await _cut_batch(stream, call)) is not None:
                 del batch  # the flow reads it from the plan
                 _check_left(call)
                 if any(task.done() and task.exception() for task in tasks):
@@ -216,7 +217,9 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        return self._merged(dataclasses.replace(call, plan=stream.plan), rankings)
+        # Tens of thousands of windows merged take tens of milliseconds: not on the loop.
+        streamed = dataclasses.replace(call, plan=stream.plan)
+        return await asyncio.to_thread(self._merged, streamed, rankings)
 
     # -- shared by both paths ---------------------------------------------------------------
 
@@ -284,6 +287,34 @@ class Engine:
         return batch_flow(
             self.settings, self.connection, call, number, self.random.random, self.authorizer
         )
+
+
+#: Seconds an async call cuts documents on its loop before it lets other tasks run.
+_CUT_SLICE = 0.002
+#: Characters past which a document is cut in a worker thread rather than on the loop
+#: (about two milliseconds of cutting).
+_CUT_ON_LOOP = 1 << 17
+
+
+async def _cut_batch(stream: PlanStream, call: Call) -> Batch | None:
+    """:meth:`PlanStream.next_batch` on the loop, in slices of :data:`_CUT_SLICE`: the
+    tasks sending the batches before run in between, and the loop is never held for long
+    (no thread hop per batch: cuts known from a call before take microseconds). A document
+    too long to cut within a slice is cut in a worker thread."""
+    await asyncio.sleep(0)  # the batch just started sends its request first
+    started = time.perf_counter()
+    while True:
+        if stream.next_length() > _CUT_ON_LOOP:
+            ready = await _within(asyncio.to_thread(stream.step), call)
+            started = time.perf_counter()
+        else:
+            ready = stream.step()
+        if ready:
+            return stream.next_batch()
+        if time.perf_counter() - started > _CUT_SLICE:
+            _check_left(call)
+            await asyncio.sleep(0)
+            started = time.perf_counter()
 
 
 def _check_left(call: Call) -> None:

@@ -247,3 +247,69 @@ def test_short_calls_are_planned_whole(mode: str) -> None:
     response = call(mode, client, QUERY, texts, top_n=1)
     assert recorder.cut_when_sent == [len(texts)]
     assert {result.index for result in response.results} == {3}
+
+
+class ThreadNotingTokenizer(CountingTokenizer):
+    """:class:`CountingTokenizer` that also notes the threads it counted documents in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def __call__(self, text: str) -> int:
+        if TAG.match(text):
+            with self.lock:
+                self.threads.add(threading.get_ident())
+        return super().__call__(text)
+
+
+def test_the_async_path_cuts_on_its_loop_in_steps() -> None:
+    """Documents of ordinary length are cut on the loop's own thread, between the other
+    tasks' turns (no thread hop per batch), and the other tasks do run meanwhile."""
+    import asyncio
+
+    tokenizer = ThreadNotingTokenizer()
+    recorder = Recorder(tokenizer)
+    texts = documents(80)
+    client = client_for(recorder, tokenizer)
+
+    async def main() -> tuple[int, Any]:
+        turns = 0
+        done = False
+
+        async def other_task() -> None:
+            nonlocal turns
+            while not done:
+                turns += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.ensure_future(other_task())
+        await asyncio.sleep(0)
+        try:
+            response = await client.arerank(QUERY, texts, top_n=5)
+        finally:
+            done = True
+            await other
+        return turns, response
+
+    turns, response = asyncio.run(main())
+    assert tokenizer.threads == {threading.get_ident()}
+    assert tokenizer.cut() == len(texts)
+    assert len(recorder.cut_when_sent) > 2 and recorder.cut_when_sent[0] < len(texts)
+    assert turns > len(recorder.cut_when_sent)
+    assert [result.index % 7 for result in response.results] == [3] * 5
+
+
+def test_a_document_too_long_to_cut_on_the_loop_is_cut_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    import rerank_integrations._run as run_module
+
+    monkeypatch.setattr(run_module, "_CUT_ON_LOOP", len(documents(1)[0]) - 1)
+    tokenizer = ThreadNotingTokenizer()
+    client = client_for(Recorder(tokenizer), tokenizer)
+    response = asyncio.run(client.arerank(QUERY, documents(80), top_n=5))
+    assert threading.get_ident() not in tokenizer.threads
+    assert [result.index % 7 for result in response.results] == [3] * 5
