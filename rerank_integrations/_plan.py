@@ -8,13 +8,13 @@ by :func:`batch_of`). The inputs are checked before they come here (:mod:`._chec
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import _json
-from ._budget import Cut, TokenCounter, counter_for, surely_longer, truncation, windows
+from ._budget import TokenCounter, counter_for
+from ._cuts import cuts_for, spans
 from ._documents import IMAGE_TOKENS, Document, Image
 
 __all__ = [
@@ -293,19 +293,19 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
         # A text of n characters has at most 2n estimated tokens: short ones are not counted.
         cuts = None
         if too_long or (max_tokens is not None and len(text) * 2 > max_tokens):
-            cuts = _cuts(text, index, too_long, max_tokens, max_characters, counter, budget)
+            cuts = cuts_for(text, index, too_long, max_tokens, max_characters, counter, budget)
         if cuts is None:
             texts.append(text)
             parts.append([(owner, 0, len(text)) for owner in (index, *others)])
             continue
-        spans = list(_spans(cuts))
-        texts += [text[start:end] for start, end in spans]
+        pieces = list(spans(cuts))
+        texts += [text[start:end] for start, end in pieces]
         if others:
             owners = (index, *others)
-            parts += [[(owner, start, end) for owner in owners] for start, end in spans]
+            parts += [[(owner, start, end) for owner in owners] for start, end in pieces]
         else:
-            parts += [[(index, start, end)] for start, end in spans]
-        cut_pieces += len(spans)
+            parts += [[(index, start, end)] for start, end in pieces]
+        cut_pieces += len(pieces)
     if not cut_pieces:
         return plan
     if len(set(texts)) != len(texts):  # a piece found twice is sent once
@@ -338,80 +338,6 @@ def _document_bytes(document: Document) -> int:
     if isinstance(document, str):
         return len(_json.dumps(document)) - 2
     return document.wire_size()
-
-
-def _cuts(
-    text: str,
-    index: int,
-    too_long: bool,
-    max_tokens: int | None,
-    max_characters: int | None,
-    counter: TokenCounter,
-    budget: Budget,
-) -> tuple[int, ...] | None:
-    """Where to cut a text that may be too long for the budget, as flat offsets (start,
-    end, start, end, ...; :func:`_spans` pairs them); ``None`` when it fits. What is found
-    is kept in the budget's cache, a fit included, so that a text sent again is neither
-    counted nor cut again."""
-    mode = budget.long_documents
-    room = max_tokens if max_tokens is not None else len(text)
-    kept = budget.cuts if mode != "error" else None
-    key = None
-    if kept is not None:
-        key = (_digest(text), mode, room, budget.overlap, max_characters)
-        known = kept.get(key)
-        if known is not None:
-            return known or None
-    if not too_long and max_tokens is not None:
-        # Long texts with more words than tokens allowed are not counted.
-        too_long = surely_longer(text, max_tokens) or counter.count(text) > max_tokens
-    cuts: list[Cut] = []
-    if too_long and mode == "error":
-        size = f"{len(text):,} characters, about {counter.count(text):,} tokens"
-        allowed = " and ".join(
-            f"{value:,} {name}"
-            for name, value in (("tokens", max_tokens), ("characters", max_characters))
-            if value is not None
-        )
-        raise ValueError(
-            f"documents[{index}] is too long to send ({size}; next to the query a "
-            f"document may have {allowed}): set long_documents='chunk' or 'truncate'"
-        )
-    if too_long and mode == "truncate":
-        cuts = [truncation(text, counter, room, max_characters)]
-    elif too_long:
-        cuts = windows(text, counter, room, min(budget.overlap, room // 2), max_characters)
-    flat = tuple(offset for cut in cuts for offset in (cut.start, cut.end))
-    if kept is not None and key is not None:
-        kept[key] = flat
-    return flat or None
-
-
-def _spans(flat: tuple[int, ...]) -> Iterator[tuple[int, int]]:
-    """The ``(start, end)`` pairs of :func:`_cuts`' flat offsets."""
-    offsets = iter(flat)
-    return zip(offsets, offsets, strict=True)
-
-
-#: Bytes hashed a step: below 2,048, :mod:`hashlib` keeps the GIL (see :func:`_digest`).
-_DIGEST_STEP = 2047
-
-
-def _digest(text: str) -> bytes:
-    """A short digest of ``text``: a cache of cuts keyed by it keeps no document alive.
-
-    Hashed in steps too small for :mod:`hashlib` to let go of the GIL: a long text hashed
-    at once lets it go, and a thread cutting while others send (:class:`PlanStream`) then
-    waits for it back up to the switch interval, for each document (the sums are equal).
-    """
-    data = text.encode("utf-8", "surrogatepass")
-    if len(data) <= _DIGEST_STEP:
-        return hashlib.sha256(data).digest()[:16]
-    digest = hashlib.sha256()
-    view = memoryview(data)
-    for start in range(0, len(data), _DIGEST_STEP):
-        digest.update(view[start : start + _DIGEST_STEP])
-    return digest.digest()[:16]
 
 
 class PlanStream:
@@ -504,7 +430,7 @@ class PlanStream:
         too_long = max_characters is not None and len(text) > max_characters
         cuts = None
         if too_long or (max_tokens is not None and len(text) * 2 > max_tokens):
-            cuts = _cuts(
+            cuts = cuts_for(
                 text, index, too_long, max_tokens, max_characters, self._counter, self._budget
             )
         if cuts is None:
@@ -513,10 +439,10 @@ class PlanStream:
         self._pieces += len(cuts) // 2
         add = self._add
         if len(owners) == 1:  # the usual case: a document found once
-            for start, end in _spans(cuts):
+            for start, end in spans(cuts):
                 add(text[start:end], [(index, start, end)])
             return
-        for start, end in _spans(cuts):
+        for start, end in spans(cuts):
             add(text[start:end], [(owner, start, end) for owner in owners])
 
     def _add(self, text: Document, places: list[tuple[int, int, int]]) -> None:
