@@ -139,6 +139,35 @@ def listed(body: Any, name: str) -> list[Any] | None:
     return found
 
 
+def _index(item: Mapping[str, Any], position: int) -> object:
+    return item.get("index")
+
+
+def scored_pairs(
+    body: Any,
+    name: str,
+    score: str,
+    index: Callable[[Mapping[str, Any], int], object] = _index,
+) -> list[tuple[object, object]] | None:
+    """The ``(index, score)`` pairs of the objects a dialect's own answer lists under
+    ``name``, each scored under ``score`` and placed by ``index`` (of the object and its
+    position; by default its ``index`` field); ``None`` as :func:`listed`.
+
+    Raises:
+        ResponseShapeError: the field is not a list, or an item is not an object with a
+            ``score``.
+    """
+    items = listed(body, name)
+    if items is None:
+        return None
+    pairs: list[tuple[object, object]] = []
+    for position, item in enumerate(items):
+        if not isinstance(item, Mapping) or score not in item:
+            raise ResponseShapeError(f"{name}[{position}] has no '{score}'")
+        pairs.append((index(item, position), item[score]))
+    return pairs
+
+
 # -- auth headers -----------------------------------------------------------------------------
 
 

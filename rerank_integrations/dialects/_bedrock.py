@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 from .._actions import Flow, Run, Send
 from .._answers import ParsedRanking, extract_error_message, parse_ranking
-from .._auth import Authorizer, AuthSettings, optional_module
+from .._auth import Authorizer, AuthSettings
 from .._exceptions import AuthenticationError, ConfigurationError
 from .._secrets import HiddenHeaders
-from ._base import CredentialSetup, Dialect, RankingRequest, document_text, top_n
+from ._base import CredentialSetup, RankingRequest, document_text, top_n
+from ._cloud import cloud_dialect, import_sdk, refuse_api_key, signing_setup
 
 __all__ = ["AWS_SERVICE", "BEDROCK", "SigV4Authorizer", "aws_credentials", "region_from_host"]
 
@@ -98,16 +99,11 @@ _AWS_HINT = "install the optional AWS support: pip install 'rerank-integrations[
 
 
 def _import_botocore() -> Any:
-    try:
-        for name in ("botocore.auth", "botocore.awsrequest", "botocore.credentials"):
-            optional_module(name)
-        optional_module("botocore.session")
-        return optional_module("botocore")
-    except ImportError:
-        raise ConfigurationError(
-            f"the bedrock dialect signs requests with AWS SigV4: {_AWS_HINT}",
-            setting="credentials",
-        ) from None
+    return import_sdk(
+        "botocore",
+        ("auth", "awsrequest", "credentials", "session"),
+        f"the bedrock dialect signs requests with AWS SigV4: {_AWS_HINT}",
+    )
 
 
 def region_from_host(url: str) -> str | None:
@@ -223,12 +219,7 @@ class SigV4Authorizer(Authorizer):
 
 def _setup(setup: CredentialSetup) -> CredentialSetup:
     """AWS credentials and a region (given, in the URL, or configured); never an API key."""
-    if setup.api_key_given:
-        raise ConfigurationError(
-            "the bedrock dialect signs requests with AWS credentials (SigV4), not an API "
-            "key: pass credentials=... or configure the AWS credential chain",
-            setting="api_key",
-        )
+    refuse_api_key(setup, "bedrock", "AWS credentials (SigV4)", "the AWS credential chain")
     location = setup.location or region_from_host(setup.base_url)
     credentials, location = aws_credentials(setup.credentials, location)
     if not location:
@@ -237,8 +228,7 @@ def _setup(setup: CredentialSetup) -> CredentialSetup:
             "'us-east-1'), set AWS_REGION, or give the regional endpoint as base_url",
             setting="location",
         )
-    # A RERANK_API_KEY meant for another service is not sent.
-    return replace(setup, api_key=None, credentials=credentials, location=location)
+    return signing_setup(setup, credentials, location)
 
 
 def _authorizer(settings: AuthSettings, user_agent: str) -> Authorizer | None:
@@ -247,10 +237,10 @@ def _authorizer(settings: AuthSettings, user_agent: str) -> Authorizer | None:
 
 
 #: AWS Bedrock Agent Runtime rerank: SigV4-signed, sources, paged by nextToken.
-BEDROCK = Dialect(
-    name="bedrock",
-    default_path="/rerank",
-    description=(
+BEDROCK = cloud_dialect(
+    "bedrock",
+    "/rerank",
+    (
         "AWS Bedrock Agent Runtime: queries, sources, model ARN, numberOfResults always sent, "
         "nextToken paging; signed with AWS SigV4; 1,000 documents a request."
     ),
@@ -259,12 +249,10 @@ BEDROCK = Dialect(
     build_body=_body,
     parse_body=_answer,
     error_message=_error,
-    auth="aws_sigv4",
-    model_required=True,
     explicit_top_n=True,
     next_page_field="nextToken",
-    cloud_settings=frozenset({"credentials", "location"}),
+    auth="aws_sigv4",
+    reads=("credentials", "location"),
     setup=_setup,
     authorizer=_authorizer,
-    instruction="refuse",
 )

@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._actions import Flow, Run, Send
-from .._answers import ParsedRanking, ResponseShapeError, extract_error_message, parse_ranking
-from .._auth import Authorizer, AuthSettings, optional_module
+from .._answers import ParsedRanking, extract_error_message, parse_ranking
+from .._auth import Authorizer, AuthSettings
 from .._exceptions import AuthenticationError, ConfigurationError
 from .._secrets import HiddenHeaders
-from ._base import CredentialSetup, Dialect, RankingRequest, document_text, listed, top_n
+from ._base import CredentialSetup, RankingRequest, document_text, scored_pairs, top_n
+from ._cloud import cloud_dialect, import_sdk, refuse_api_key, signing_setup
 
 __all__ = ["OCI", "KeySigner", "OCISignatureAuthorizer", "oci_signer", "region_from_host"]
 
@@ -65,14 +66,9 @@ def _answer(body: Any) -> ParsedRanking:
     """OCI: ``documentRanks[{index, relevanceScore, document?}]``, ``id``, ``modelId`` and
     ``modelVersion``. ``modelId`` names the model that answered only when it is a name: an
     OCID cannot be compared with the name asked for."""
-    ranks = listed(body, "documentRanks")
-    if ranks is None:
+    pairs = scored_pairs(body, "documentRanks", "relevanceScore")
+    if pairs is None:
         return parse_ranking(body)
-    pairs: list[tuple[object, object]] = []
-    for position, rank in enumerate(ranks):
-        if not isinstance(rank, Mapping) or "relevanceScore" not in rank:
-            raise ResponseShapeError(f"documentRanks[{position}] has no 'relevanceScore'")
-        pairs.append((rank.get("index"), rank["relevanceScore"]))
     model = body.get("modelId")
     named = isinstance(model, str) and bool(model) and not model.startswith("ocid1.")
     return ParsedRanking(pairs=pairs, model=model if named else None)
@@ -91,15 +87,11 @@ def _error(body: Any) -> str | None:
 
 
 def _import_oci() -> Any:
-    try:
-        for name in ("oci.signer", "oci.config", "oci.exceptions"):
-            optional_module(name)
-        return optional_module("oci")
-    except ImportError:
-        raise ConfigurationError(
-            f"the oci dialect signs requests with an OCI API signing key: {_OCI_HINT}",
-            setting="credentials",
-        ) from None
+    return import_sdk(
+        "oci",
+        ("signer", "config", "exceptions"),
+        f"the oci dialect signs requests with an OCI API signing key: {_OCI_HINT}",
+    )
 
 
 def region_from_host(url: str) -> str | None:
@@ -282,12 +274,7 @@ class OCISignatureAuthorizer(Authorizer):
 def _setup(setup: CredentialSetup) -> CredentialSetup:
     """An OCI signer, a region (given, in the URL, or configured) and the compartment
     (``project``); never an API key."""
-    if setup.api_key_given:
-        raise ConfigurationError(
-            "the oci dialect signs requests with an OCI API signing key, not an API key: "
-            "pass credentials=... or configure ~/.oci/config",
-            setting="api_key",
-        )
+    refuse_api_key(setup, "oci", "an OCI API signing key", "~/.oci/config")
     if not setup.project:
         raise ConfigurationError(
             "the oci dialect needs the OCID of the compartment to call from: pass "
@@ -303,8 +290,7 @@ def _setup(setup: CredentialSetup) -> CredentialSetup:
             "as base_url",
             setting="location",
         )
-    # A RERANK_API_KEY meant for another service is not sent.
-    return replace(setup, api_key=None, credentials=signer, location=location)
+    return signing_setup(setup, signer, location)
 
 
 def _authorizer(settings: AuthSettings, user_agent: str) -> Authorizer | None:
@@ -312,10 +298,10 @@ def _authorizer(settings: AuthSettings, user_agent: str) -> Authorizer | None:
 
 
 #: OCI Generative AI RerankText: OCI-signed, a compartment, on-demand or dedicated serving.
-OCI = Dialect(
-    name="oci",
-    default_path="/20231130/actions/rerankText",
-    description=(
+OCI = cloud_dialect(
+    "oci",
+    "/20231130/actions/rerankText",
+    (
         "Oracle Cloud Infrastructure Generative AI RerankText (Cohere rerank models): input, "
         "compartmentId from project=, servingMode ON_DEMAND by model or DEDICATED by "
         "endpoint OCID, documentRanks back; signed with the oci SDK's HTTP signature."
@@ -325,9 +311,7 @@ OCI = Dialect(
     parse_body=_answer,
     error_message=_error,
     auth="oci_signature",
-    model_required=True,
-    cloud_settings=frozenset({"credentials", "project", "location"}),
+    reads=("credentials", "project", "location"),
     setup=_setup,
     authorizer=_authorizer,
-    instruction="refuse",
 )

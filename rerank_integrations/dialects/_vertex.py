@@ -28,15 +28,8 @@ from .._auth import (
 )
 from .._constants import ENV_API_KEY
 from .._exceptions import APIConnectionError, AuthenticationError, ConfigurationError
-from ._base import (
-    CredentialSetup,
-    Dialect,
-    RankingRequest,
-    document_text,
-    listed,
-    optional,
-    top_n,
-)
+from ._base import CredentialSetup, RankingRequest, document_text, optional, scored_pairs, top_n
+from ._cloud import cloud_dialect, import_sdk
 
 __all__ = ["GOOGLE_SCOPE", "VERTEX", "GoogleAuthorizer", "google_credentials"]
 
@@ -57,7 +50,8 @@ def _body(request: RankingRequest) -> dict[str, Any]:
     return {**body, **optional(topN=top_n(request)), "ignoreRecordDetailsInResponse": True}
 
 
-def _record_position(record_id: object, position: int) -> int:
+def _record_position(record: Mapping[str, Any], position: int) -> int:
+    record_id = record.get("id")
     if isinstance(record_id, str) and record_id.isdigit():
         return int(record_id)
     raise ResponseShapeError(f"records[{position}] has id {record_id!r}, not one we sent")
@@ -65,15 +59,8 @@ def _record_position(record_id: object, position: int) -> int:
 
 def _answer(body: Any) -> ParsedRanking:
     """Vertex AI ranking: ``records[{id, score}]``, mapped back to positions by ``id``."""
-    records = listed(body, "records")
-    if records is None:
-        return parse_ranking(body)
-    pairs: list[tuple[object, object]] = []
-    for position, record in enumerate(records):
-        if not isinstance(record, Mapping) or "score" not in record:
-            raise ResponseShapeError(f"records[{position}] has no 'score'")
-        pairs.append((_record_position(record.get("id"), position), record["score"]))
-    return ParsedRanking(pairs=pairs)
+    pairs = scored_pairs(body, "records", "score", index=_record_position)
+    return parse_ranking(body) if pairs is None else ParsedRanking(pairs=pairs)
 
 
 # -- Google credentials -----------------------------------------------------------------------
@@ -86,15 +73,11 @@ _GOOGLE_HINT = (
 
 
 def _import_google_auth() -> Any:
-    try:
-        for name in ("google.auth.exceptions", "google.auth.transport"):
-            optional_module(name)
-        return optional_module("google.auth")
-    except ImportError:
-        raise ConfigurationError(
-            f"the vertex dialect needs Google credentials: {_GOOGLE_HINT}",
-            setting="credentials",
-        ) from None
+    return import_sdk(
+        "google.auth",
+        ("exceptions", "transport"),
+        f"the vertex dialect needs Google credentials: {_GOOGLE_HINT}",
+    )
 
 
 def google_credentials(credentials: object) -> tuple[Any, str | None]:
@@ -240,12 +223,10 @@ def _authorizer(settings: AuthSettings, user_agent: str) -> Authorizer | None:
 
 
 #: Google Vertex AI ranking (Discovery Engine): records with ids, answers by id.
-VERTEX = Dialect(
-    name="vertex",
-    default_path=(
-        "/v1/projects/{project}/locations/{location}/rankingConfigs/default_ranking_config:rank"
-    ),
-    description=(
+VERTEX = cloud_dialect(
+    "vertex",
+    "/v1/projects/{project}/locations/{location}/rankingConfigs/default_ranking_config:rank",
+    (
         "Google Vertex AI ranking API (Discovery Engine): records with ids, topN, answers "
         "mapped back by id; Google credentials; 200 records a request."
     ),
@@ -253,9 +234,9 @@ VERTEX = Dialect(
     max_documents_per_request=200,
     build_body=_body,
     parse_body=_answer,
+    model_required=False,  # without one, the API ranks with its default model
     auth="google",
-    cloud_settings=frozenset({"credentials", "project", "location"}),
+    reads=("credentials", "project", "location"),
     setup=_setup,
     authorizer=_authorizer,
-    instruction="refuse",
 )

@@ -35,7 +35,8 @@ from .._exceptions import (
     ServerError,
 )
 from .._secrets import Scrubber
-from ._base import CredentialSetup, Dialect, RankingRequest, document_text, top_n
+from ._base import CredentialSetup, RankingRequest, document_text, top_n
+from ._cloud import cloud_dialect
 
 __all__ = ["DEFAULT_IAM_URL", "WATSONX", "IAMAuthorizer", "resolve_token_url"]
 
@@ -340,10 +341,10 @@ def _authorizer(settings: AuthSettings, user_agent: str) -> Authorizer | None:
 
 
 #: IBM watsonx.ai text rerank: an IAM token exchanged for the API key, raw scores.
-WATSONX = Dialect(
-    name="watsonx",
-    default_path="/ml/v1/text/rerank",
-    description=(
+WATSONX = cloud_dialect(
+    "watsonx",
+    "/ml/v1/text/rerank",
+    (
         "IBM watsonx.ai: model_id, inputs as {text}, return_options.top_n, raw scores; "
         "the API key is exchanged for an IAM token; project_id or space_id in extra_body."
     ),
@@ -353,9 +354,7 @@ WATSONX = Dialect(
     parse_body=_answer,
     error_message=_error,
     auth="ibm_iam",
-    model_required=True,
-    cloud_settings=frozenset({"auth_url"}),
+    reads=("auth_url",),
     setup=_setup,
     authorizer=_authorizer,
-    instruction="refuse",
 )
