@@ -194,6 +194,28 @@ def test_something_that_cannot_hold_scores_is_refused(cache: object) -> None:
         SharedCache(cache)
 
 
+class WithSet(dict[str, Any]):
+    """A store with a ``set`` method (as ``diskcache.Cache`` and Redis clients have)."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = ("through set", value)
+
+
+@pytest.mark.parametrize(
+    ("store", "kept"),
+    [({}, 1), (WithSet(), ("through set", 1))],
+    ids=["item-assignment", "set-method"],
+)
+def test_a_shared_cache_reads_and_writes_its_store(store: dict[str, Any], kept: Any) -> None:
+    shared = SharedCache(store)
+    assert shared.store is store
+    assert shared.get("k") is None
+    shared.set("k", 1)
+    assert store == {"k": kept}
+    assert shared.get("k") == kept
+    assert repr(shared) == f"SharedCache({type(store).__name__})"
+
+
 # -- the client -------------------------------------------------------------------------------
 
 
@@ -448,6 +470,22 @@ def test_a_text_never_answers_for_an_image_or_a_record(
     call(jina, mode, QUERY, [Image(url="https://h.test/dog.png")])
     mock_api.requests.clear()
     call(jina, mode, QUERY, ["image:url:https://h.test/dog.png"])
+    assert len(mock_api.requests) == 1
+
+
+def test_two_images_or_two_records_never_share_an_entry(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    store = RerankCache(shared=True)
+    jina = make_client(cache=store, dialect="jina", model="m")
+    call(jina, mode, QUERY, [Image(url="https://h.test/cat.png")])
+    mock_api.requests.clear()
+    call(jina, mode, QUERY, [Image(url="https://h.test/dog.png")])
+    assert len(mock_api.requests) == 1
+    together = make_client(cache=store, dialect="together", model="m")
+    call(together, mode, QUERY, [{"text": "apple pie", "title": "Pie"}])
+    mock_api.requests.clear()
+    call(together, mode, QUERY, [{"text": "pear tart", "title": "Tart"}])
     assert len(mock_api.requests) == 1
 
 
