@@ -105,6 +105,8 @@ ASCII_TEXTS = {
     "one long word": "a" * 301 + " and a tail",
     "marks": " ".join(f"{number}, ({number}) -- {number}%; ok?" for number in range(60)),
     "spaced": "   ".join(f"token{number:03d}" for number in range(120)) + "   ",
+    # a word longer than a window's back half: no word end to go back to
+    "a word longer than a window": "ab " + "x" * 100 + " end of it. " + "y" * 61 + " z",
 }
 
 
@@ -170,9 +172,12 @@ def test_a_text_shorter_than_the_first_prefix_is_cut_like_its_first_window() -> 
         ("中文", 4),
         ("中a", 3),
         ("中, a!", 5),
+        ("中ab", 3),  # with CJK, a run of two letters is still one token
         ("日本語のテキスト", 16),
         ("한국어", 6),
-        ("x" * 1100, 440),  # a run longer than the table of runs: counted piece by piece
+        ("x" * 1023, 410),  # the longest run the table of runs holds
+        ("x" * 1024, 410),  # the shortest it does not: counted piece by piece
+        ("x" * 1100, 440),
         ("x" * 1100 + "中", 442),
     ],
 )
@@ -281,6 +286,37 @@ def test_windows_by_a_tokenizer_hold_its_count(make: Callable[[], Any], max_toke
     assert all(counter.count(text[cut.start : cut.end]) <= max_tokens for cut in cuts)
     covered = set().union(*(range(cut.start, cut.end) for cut in cuts))
     assert all(position in covered or char.isspace() for position, char in enumerate(text))
+
+
+class CountsWordsAndHasEncode:
+    """A ``str -> int`` function that happens to have an ``encode`` method too."""
+
+    def __call__(self, text: str) -> int:
+        return len(text.split())
+
+    def encode(self, text: str) -> bytes:
+        raise AssertionError("a function of a text is called, not its encode")
+
+
+def test_a_function_with_an_encode_method_is_still_called_as_a_function() -> None:
+    assert counter_for(CountsWordsAndHasEncode()).count("a b c") == 3
+
+
+def test_a_tokenizer_may_count_no_tokens() -> None:
+    assert counter_for(lambda text: 0).count("a") == 0
+
+
+def test_a_text_whose_words_count_no_tokens_is_one_window() -> None:
+    # Counted whole it is too long, but no word ends a token: nothing to cut at.
+    counter = counter_for(lambda text: 5 if " " in text else 0)
+    assert windows("a b", counter, 2, 0) == [Cut(0, 3)]
+    assert windows("a b", counter, 2, 0, max_characters=2) == [Cut(0, 2)]
+
+
+@pytest.mark.parametrize("max_tokens", [0, -1])
+def test_a_window_needs_room_for_a_token(max_tokens: int) -> None:
+    with pytest.raises(ValueError, match=f"at least one token, got {max_tokens}"):
+        windows("a b", counter_for(None), max_tokens, 0)
 
 
 def test_a_tokenizer_that_is_none_of_these_is_refused() -> None:

@@ -16,7 +16,8 @@ from support import MockAPI, run_mode
 from rerank_integrations import RerankClient, RerankResponse
 from rerank_integrations._budget import counter_for
 from rerank_integrations._codec import BatchRanking
-from rerank_integrations._merge import merge_rankings
+from rerank_integrations._exceptions import ResponseFormatError
+from rerank_integrations._merge import joined, merge_pages, merge_rankings
 from rerank_integrations._plan import Budget, plan_rerank
 
 
@@ -297,3 +298,73 @@ def test_windows_through_the_client_obey_the_smaller_cap(
     for body in mock_api.bodies:
         assert sum(words(text) + 2 for text in body["documents"]) <= 40
     assert json.dumps(mock_api.bodies)  # every body was JSON
+
+
+# -- pages of one answer, halves of one batch -------------------------------------------------
+
+
+def test_the_pages_of_an_answer_make_one_ranking() -> None:
+    pages = [
+        BatchRanking([(2, 0.9), (0, 0.5)], None, 10, None, requests=1, input_tokens=None),
+        BatchRanking([(1, 0.7)], "model-a", 5, 2.0, requests=1, input_tokens=7),
+        BatchRanking([(3, 0.1)], "model-b", None, 1.5, requests=2, input_tokens=3),
+    ]
+    merged = merge_pages(pages, 4)
+    assert merged.pairs == [(2, 0.9), (0, 0.5), (1, 0.7), (3, 0.1)]
+    assert merged.model == "model-a"  # the first page that names one
+    assert (merged.total_tokens, merged.billed_units, merged.input_tokens) == (15, 3.5, 10)
+    assert merged.requests == 4
+    nothing = merge_pages([BatchRanking([(0, 0.5)], None, None, None)], 1)
+    assert (nothing.model, nothing.total_tokens, nothing.billed_units) == (None, None, None)
+    assert nothing.input_tokens is None
+
+
+def test_an_index_on_two_pages_is_refused() -> None:
+    pages = [
+        BatchRanking([(0, 0.5), (1, 0.4)], None, None, None),
+        BatchRanking([(1, 0.3)], None, None, None),
+    ]
+    with pytest.raises(ResponseFormatError, match="index 1 appears on more than one page"):
+        merge_pages(pages, 3)
+
+
+def test_two_halves_of_a_batch_make_its_ranking() -> None:
+    first = BatchRanking([(1, 0.8), (0, 0.2)], None, 4, None, sent_bytes=90, requests=1)
+    second = BatchRanking(
+        [(0, 0.6), (2, 0.4)], "model-b", 6, 1.0, sent_bytes=120, requests=2, input_tokens=5
+    )
+    whole = joined(first, second, 2)
+    assert whole.pairs == [(1, 0.8), (0, 0.2), (2, 0.6), (4, 0.4)]
+    assert whole.model == "model-b"  # the first half named none
+    assert (whole.total_tokens, whole.billed_units, whole.input_tokens) == (10, 1.0, 5)
+    assert (whole.sent_bytes, whole.requests) == (120, 3)
+    named = joined(BatchRanking([], "model-a", None, None), second, 0)
+    assert named.model == "model-a"
+
+
+# -- long_documents="error": refused before any request, saying what was allowed -------------
+
+
+@pytest.mark.parametrize(
+    ("limits", "allowed"),
+    [
+        # 20 tokens less the query's one and the model's three around it
+        ({"max_document_tokens": 20}, "a document may have 16 tokens)"),
+        ({"max_document_characters": 30}, "a document may have 30 characters)"),
+        (
+            {"max_document_tokens": 20, "max_document_characters": 300},
+            "a document may have 16 tokens and 300 characters)",
+        ),
+    ],
+)
+def test_a_document_too_long_is_refused_with_what_was_allowed(
+    limits: dict[str, int], allowed: str
+) -> None:
+    documents = ["short one", "word " * 40]
+    budget = Budget(max_documents=10, long_documents="error", counter=counter_for(words), **limits)
+    with pytest.raises(ValueError, match=r"^documents\[1\] is too long") as refused:
+        plan_rerank("query", documents, None, budget)
+    message = str(refused.value)
+    assert message.startswith("documents[1] is too long to send (200 characters, about 40 tokens;")
+    assert allowed in message
+    assert message.endswith("set long_documents='chunk' or 'truncate'")
