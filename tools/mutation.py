@@ -80,12 +80,14 @@ MODULE_TESTS: dict[str, list[str]] = {
     "_merge": [
         "tests/unit/test_plan_and_merge.py",
         "tests/client/test_client.py",
+        "tests/client/test_cache.py",
         "tests/unit/test_properties.py",
     ],
     "_codec": [
         "tests/dialects/test_dialects.py",
         "tests/dialects/test_cloud_dialects.py",
         "tests/unit/test_plan_and_merge.py",
+        "tests/client/test_client.py",
         "tests/unit/test_properties.py",
     ],
     "_refusals": [

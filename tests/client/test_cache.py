@@ -159,6 +159,20 @@ def test_a_cache_travels_empty_with_its_settings() -> None:
     assert repr(shared) == "RerankCache(max_entries=100000, ttl=None, shared=True, entries=0)"
 
 
+@pytest.mark.parametrize("shared", ["yes", 1, None])
+def test_shared_must_be_true_or_false(shared: object) -> None:
+    with pytest.raises(TypeError, match=f"shared must be True or False, got {shared!r}"):
+        RerankCache(shared=shared)  # type: ignore[arg-type]
+
+
+def test_a_url_that_cannot_be_split_is_hashed_whole() -> None:
+    url = "https://user:SECRET-123@[not-an-address/rerank"
+    shown = endpoint_key(url)
+    assert "SECRET-123" not in shown and len(shown) == 64
+    assert shown == endpoint_key(url)
+    assert shown != endpoint_key(url.replace("SECRET-123", "SECRET-124"))
+
+
 class ReadOnly(Mapping[str, Any]):
     """A mapping that can be read and never written."""
 
