@@ -368,3 +368,22 @@ def test_a_document_too_long_is_refused_with_what_was_allowed(
     assert message.startswith("documents[1] is too long to send (200 characters, about 40 tokens;")
     assert allowed in message
     assert message.endswith("set long_documents='chunk' or 'truncate'")
+
+
+@pytest.mark.parametrize("long_documents", ["chunk", "truncate"])
+def test_documents_sent_again_are_cut_as_the_first_time(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI, long_documents: str
+) -> None:
+    # The client keeps where it cut each text (and that a text fits): a second call reads
+    # that back, and must send and rank every document as the first did.
+    documents = ["a short text", " ".join(f"word{number}" for number in range(40)), "fits too"]
+    client = make_client(max_tokens_per_document=12, long_documents=long_documents, tokenizer=words)
+    first = call(mode, client, "a query", documents)
+    sent_first = list(mock_api.bodies)
+    mock_api.requests.clear()
+    second = call(mode, client, "a query", documents)
+    assert mock_api.bodies == sent_first
+    assert sorted(result.index for result in second.results) == [0, 1, 2]
+    assert [(r.index, r.relevance_score) for r in second.results] == [
+        (r.index, r.relevance_score) for r in first.results
+    ]
