@@ -13,7 +13,7 @@ alone. Mutants run in a copy of the repository (so the working tree is never tou
 the tests that :data:`MODULE_TESTS` names for their module, stopping at the first failure. A
 mutant is *killed* when a test fails or the run exceeds its time limit, and *survives* when
 all pass. Survivors judged equivalent (no input can tell them apart from the original) are
-listed in :data:`EQUIVALENT`, keyed by module, function, kind and the mutated source text,
+listed in :data:`EQUIVALENT`, keyed by module, function, kind, the source line and the change,
 each with its reason; the score is ``killed / (mutants - equivalent)``.
 
 How a full run stays within minutes, none of which changes what a kill means:
@@ -102,10 +102,77 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
 }
 
-#: Survivors no test can kill, with the reason: (module, function, kind, mutated text) -> why.
-EQUIVALENT: dict[tuple[str, str, str, str], str] = {
-    ("_retry", "_as_tuple", "drop", "pass"): (
+#: Survivors no test can kill, with the reason:
+#: (module, function, kind, source line, the change[, line number]) -> why. The line number
+#: tells apart the same text twice in one function (and stops matching once the code moves).
+EQUIVALENT: dict[tuple[str | int, ...], str] = {
+    ("_retry", "_as_tuple", "drop", "return None", "pass"): (
         "dropping `return None` at the end of the except clause returns None all the same"
+    ),
+    ("_retry", "parse_retry_after", "drop", "raw = raw.strip()", "pass"): (
+        "float() and email.utils.parsedate_to_datetime skip white space around the value themselves"
+    ),
+    (
+        "_retry",
+        "backoff_delay",
+        "const",
+        "return max(0.0, base * (1.0 - policy.jitter * random_value))",
+        "-1.0",
+    ): (
+        "its one caller passes random.random() (in [0, 1)) and RetryPolicy keeps jitter in "
+        "[0, 1]: the product is never below 0, so no floor under 0 is ever reached"
+    ),
+    ("_budget", "_no_cjk", "drop", "return text.isascii() or not _HAS_CJK.search(text)", "pass"): (
+        "None reads as 'may have CJK': every caller then takes the any-script path, which "
+        "gives the same counts, ends and windows (only slower)"
+    ),
+    (
+        "_budget",
+        "_no_cjk",
+        "bool",
+        "return text.isascii() or not _HAS_CJK.search(text)",
+        "text.isascii() and (not _HAS_CJK.search(text))",
+    ): "a non-ASCII text without CJK then takes the any-script path: the same results",
+    (
+        "_budget",
+        "estimate_tokens",
+        "drop",
+        "return sum(map(_RUN_TOKENS.__getitem__, lengths))",
+        "pass",
+    ): "the count then comes from _counted_by_piece, which gives the same number",
+    (
+        "_budget",
+        "_piece_tokens",
+        "const",
+        "return max(1, math.ceil(len(piece) / _CHARACTERS_A_TOKEN))",
+        "0",
+    ): "a piece here has two characters or more, so the ceiling is at least 1 anyway",
+    ("_budget", "_Estimate.windows_fit", "drop", "return _no_cjk(text)", "pass"): (
+        "the windows are then counted again whole; the estimate's windows always fit (n of "
+        "its token ends never count more than n), so none is shrunk: the same cuts"
+    ),
+    (
+        "_budget",
+        "_Estimate.ends",
+        "drop",
+        "return list(itertools.accumulate(map(len, _LATIN_TOKEN.findall(text))))",
+        "pass",
+    ): "the ends then come from _ends_by_piece, which gives the same list",
+    ("_budget", "_after", "drop", "return position", "pass"): (
+        "unreachable: every caller asks for at least one token (offsets are distinct and "
+        "positive, and below the window's size)"
+    ),
+    ("_cache", "_score_of", "drop", "return None", "pass", 378): (
+        "None falls through to the checks below, which answer None for it too"
+    ),
+    ("_cache", "_score_of", "drop", "return None", "pass", 382): (
+        "a value neither text nor a mapping falls to the check below, which answers None too"
+    ),
+    ("_cache", "ScoreLookup.__init__", "drop", "self.keys: list[str] = []", "pass"): (
+        "keep() is only ever called after the lookup, which sets the keys"
+    ),
+    ("_plan", "_cuts", "drop", "return known or None", "pass"): (
+        "the kept cuts are a cache: the text is then measured and cut again, to the same cuts"
     ),
 }
 
@@ -137,8 +204,8 @@ class Mutant:
     after: str
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.module, self.function, self.kind, self.after.strip())
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.module, self.function, self.kind, self.before, self.after.strip())
 
 
 def _protected_lines(source: str, tree: ast.Module) -> set[int]:
@@ -734,6 +801,11 @@ def _record(
             handle.write(json.dumps(record) + "\n")
 
 
+def why_equivalent(mutant: Mutant) -> str | None:
+    """Why ``mutant`` is equivalent, from :data:`EQUIVALENT`; ``None`` if it is not."""
+    return EQUIVALENT.get((*mutant.key, mutant.line)) or EQUIVALENT.get(mutant.key)
+
+
 #: This run, in the log: a module run again is reported from its latest run.
 _RUN = time.strftime("%Y-%m-%dT%H:%M:%S") + f"/{os.getpid()}"
 
@@ -744,24 +816,28 @@ _ALIVE = ("survived", "uncovered")
 def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None) -> str:
     """MUTATION.md: the score per module, the equivalent survivors and the others."""
     rows = []
+    runs: list[float] = []
     equivalents: list[str] = []
     survivors: list[str] = []
     for module, (outcomes, total) in results.items():
         alive = [outcome for outcome in outcomes if outcome.status in _ALIVE]
         killed = len(outcomes) - len(alive)
-        equivalent = [outcome for outcome in alive if outcome.mutant.key in EQUIVALENT]
-        live = [outcome for outcome in alive if outcome.mutant.key not in EQUIVALENT]
+        equivalent = [outcome for outcome in alive if why_equivalent(outcome.mutant)]
+        live = [outcome for outcome in alive if not why_equivalent(outcome.mutant)]
         counted = len(outcomes) - len(equivalent)
         score = 100.0 * killed / counted if counted else 100.0
         ran = f"{len(outcomes)}" if len(outcomes) == total else f"{len(outcomes)} of {total}"
+        unrun = sum(outcome.status == "uncovered" for outcome in live)
+        runs.extend(outcome.seconds for outcome in outcomes if outcome.status != "uncovered")
         rows.append(
-            f"| `{module}` | {ran} | {killed} | {len(equivalent)} | {len(live)} | {score:.1f} % |"
+            f"| `{module}` | {ran} | {killed} | {len(equivalent)} | {len(live)} ({unrun}) "
+            f"| {score:.1f} % |"
         )
         for outcome in equivalent:
             m = outcome.mutant
             equivalents.append(
                 f"- `{module}` {m.function} line {m.line} ({m.kind}): `{m.before}` → "
-                f"`{m.after}`: {EQUIVALENT[m.key]}"
+                f"`{m.after}`: {why_equivalent(m)}"
             )
         for outcome in live:
             m = outcome.mutant
@@ -777,7 +853,10 @@ def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None)
         "which tests each module runs). Score: killed mutants over mutants not judged",
         "equivalent." + ("" if minutes is None else f" This run took {minutes:.0f} min."),
         "",
-        "| module | mutants run | killed | equivalent | surviving | score |",
+        f"{len(runs)} mutants ran their tests, {sum(runs) / max(1, len(runs)):.1f} s each on "
+        "average (each only the tests that execute its statement); the others no test runs.",
+        "",
+        "| module | mutants | killed | equivalent | surviving (no test runs them) | score |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
