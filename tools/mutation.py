@@ -171,6 +171,12 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
     ("_cache", "ScoreLookup.__init__", "drop", "self.keys: list[str] = []", "pass"): (
         "keep() is only ever called after the lookup, which sets the keys"
     ),
+    ("_refusals", "missing_field", "drop", "return None", "pass"): (
+        "the last statement: falling off the end returns None all the same"
+    ),
+    ("_merge", "merge_pages", "const", "seen[index] = 1", "2"): (
+        "the bytearray only marks an index seen: 2 is as true as 1"
+    ),
     ("_plan", "_cuts", "drop", "return known or None", "pass"): (
         "the kept cuts are a cache: the text is then measured and cut again, to the same cuts"
     ),

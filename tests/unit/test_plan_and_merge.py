@@ -387,3 +387,17 @@ def test_documents_sent_again_are_cut_as_the_first_time(
     assert [(r.index, r.relevance_score) for r in second.results] == [
         (r.index, r.relevance_score) for r in first.results
     ]
+
+
+def test_ties_on_the_heap_path_keep_the_callers_order() -> None:
+    # Nine documents, every score the same, top_n=2: 2 * 4 < 9 takes the heap path. The
+    # repeated "x" (0 and 2) is scored as one text, its copy listed next to it: ties must
+    # still come in the caller's order, 0 then 1, not 0 then 2.
+    documents = ["x", "y", "x", "z", "w", "v", "u", "t", "s"]
+    plan = plan_rerank("query", documents, 2, Budget(max_documents=100))
+    rankings = [
+        BatchRanking([(local, 0.5) for local in range(len(batch.texts))], None, None, None)
+        for batch in plan.batches
+    ]
+    response = merge_rankings(plan, rankings, None)
+    assert [result.index for result in response.results] == [0, 1]

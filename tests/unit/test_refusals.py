@@ -20,6 +20,7 @@ from rerank_integrations._refusals import (
     missing_field,
     missing_field_hint,
     no_such_path,
+    plans_again_hint,
     too_big,
     wait_stated_in,
     with_hint,
@@ -120,6 +121,13 @@ def test_a_refusal_for_size_is_read_only_from_the_statuses_that_mean_it() -> Non
 )
 def test_a_missing_field_is_told_with_what_to_do(field: str, hint: str) -> None:
     assert missing_field_hint(field) == hint
+
+
+def test_a_limit_lowered_again_is_told_with_what_to_do() -> None:
+    assert plans_again_hint(3) == (
+        "; the server lowered its limit for a document again after 3 new plans of this "
+        "call: set max_tokens_per_document= to what the model reads"
+    )
 
 
 @pytest.mark.parametrize(
