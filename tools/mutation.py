@@ -162,6 +162,18 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "unreachable: every caller asks for at least one token (offsets are distinct and "
         "positive, and below the window's size)"
     ),
+    ("_budget", "_ascii_end", "drop", "return end, last + 1", "pass", 441): (
+        "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
+        "never below first + size // 2"
+    ),
+    ("_budget", "_ascii_end", "const", "return end, last + 1", "2", 441): (
+        "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
+        "never below first + size // 2"
+    ),
+    ("_budget", "_ascii_end", "const", "return end, last + 1", "0", 441): (
+        "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
+        "never below first + size // 2"
+    ),
     ("_cache", "_score_of", "drop", "return None", "pass", 378): (
         "None falls through to the checks below, which answer None for it too"
     ),
@@ -176,6 +188,43 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
     ),
     ("_merge", "merge_pages", "const", "seen[index] = 1", "2"): (
         "the bytearray only marks an index seen: 2 is as true as 1"
+    ),
+    (
+        "_plan",
+        "PlanStream._cut_next",
+        "drop",
+        "self._add(text, [(owner, 0, 0) for owner in owners])",
+        "pass",
+        460,
+    ): (
+        "unreachable: a call of images or records keeps its originals, and stream_plan "
+        "never streams such a plan; every text a PlanStream cuts is a string"
+    ),
+    ("_plan", "PlanStream._cut_next", "drop", "return", "pass", 461): (
+        "unreachable: a call of images or records keeps its originals, and stream_plan "
+        "never streams such a plan; every text a PlanStream cuts is a string"
+    ),
+    (
+        "_plan",
+        "PlanStream._cut_next",
+        "const",
+        "self._add(text, [(owner, 0, 0) for owner in owners])",
+        "1",
+        460,
+    ): (
+        "unreachable: a call of images or records keeps its originals, and stream_plan "
+        "never streams such a plan; every text a PlanStream cuts is a string"
+    ),
+    (
+        "_plan",
+        "PlanStream._cut_next",
+        "const",
+        "self._add(text, [(owner, 0, 0) for owner in owners])",
+        "-1",
+        460,
+    ): (
+        "unreachable: a call of images or records keeps its originals, and stream_plan "
+        "never streams such a plan; every text a PlanStream cuts is a string"
     ),
     ("_plan", "_cuts", "drop", "return known or None", "pass"): (
         "the kept cuts are a cache: the text is then measured and cut again, to the same cuts"

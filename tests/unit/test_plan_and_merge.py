@@ -16,9 +16,10 @@ from support import MockAPI, run_mode
 from rerank_integrations import RerankClient, RerankResponse
 from rerank_integrations._budget import counter_for
 from rerank_integrations._codec import BatchRanking
+from rerank_integrations._documents import IMAGE_TOKENS, Image, Record
 from rerank_integrations._exceptions import ResponseFormatError
 from rerank_integrations._merge import joined, merge_pages, merge_rankings
-from rerank_integrations._plan import Budget, plan_rerank
+from rerank_integrations._plan import Budget, document_tokens, plan_rerank
 
 
 def call(mode: str, client: RerankClient, *args: Any, **kwargs: Any) -> RerankResponse:
@@ -401,3 +402,11 @@ def test_ties_on_the_heap_path_keep_the_callers_order() -> None:
     ]
     response = merge_rankings(plan, rankings, None)
     assert [result.index for result in response.results] == [0, 1]
+
+
+def test_an_image_counts_its_share_of_tokens_and_a_record_its_text() -> None:
+    counter = counter_for(words)
+    assert document_tokens(counter, Image(url="https://h.test/cat.png")) == IMAGE_TOKENS
+    record = Record.of({"title": "Pie", "text": "apple pie"}, 0)
+    assert document_tokens(counter, record) == words(record.rendered(None))
+    assert document_tokens(counter, "three words here") == 3
