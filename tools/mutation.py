@@ -225,6 +225,36 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"
     ),
+    (
+        "_merge",
+        "merge_rankings",
+        "cmp",
+        "if plan.top_n is not None and plan.top_n * 4 < len(scored):",
+        "plan.top_n * 4 <= len(scored)",
+    ): (
+        "the heap and the sort give the same order (score, then the caller's index); "
+        "where the one gives way to the other only changes the speed"
+    ),
+    (
+        "_merge",
+        "merge_rankings",
+        "const",
+        "if plan.top_n is not None and plan.top_n * 4 < len(scored):",
+        "5",
+    ): (
+        "the heap and the sort give the same order (score, then the caller's index); "
+        "where the one gives way to the other only changes the speed"
+    ),
+    (
+        "_merge",
+        "merge_rankings",
+        "const",
+        "if plan.top_n is not None and plan.top_n * 4 < len(scored):",
+        "3",
+    ): (
+        "the heap and the sort give the same order (score, then the caller's index); "
+        "where the one gives way to the other only changes the speed"
+    ),
     ("_plan", "_cuts", "drop", "return known or None", "pass"): (
         "the kept cuts are a cache: the text is then measured and cut again, to the same cuts"
     ),

@@ -390,18 +390,19 @@ def test_documents_sent_again_are_cut_as_the_first_time(
     ]
 
 
-def test_ties_on_the_heap_path_keep_the_callers_order() -> None:
-    # Nine documents, every score the same, top_n=2: 2 * 4 < 9 takes the heap path. The
-    # repeated "x" (0 and 2) is scored as one text, its copy listed next to it: ties must
-    # still come in the caller's order, 0 then 1, not 0 then 2.
+@pytest.mark.parametrize(("top_n", "expected"), [(2, [0, 1]), (None, list(range(9)))])
+def test_ties_keep_the_callers_order_on_either_path(top_n: int | None, expected: list[int]) -> None:
+    # Nine documents, every score the same: top_n=2 (2 * 4 < 9) takes the heap path, no
+    # top_n the sort. The repeated "x" (0 and 2) is scored as one text, its copy listed next
+    # to it: ties must still come in the caller's order, 0 then 1, not 0 then 2.
     documents = ["x", "y", "x", "z", "w", "v", "u", "t", "s"]
-    plan = plan_rerank("query", documents, 2, Budget(max_documents=100))
+    plan = plan_rerank("query", documents, top_n, Budget(max_documents=100))
     rankings = [
         BatchRanking([(local, 0.5) for local in range(len(batch.texts))], None, None, None)
         for batch in plan.batches
     ]
     response = merge_rankings(plan, rankings, None)
-    assert [result.index for result in response.results] == [0, 1]
+    assert [result.index for result in response.results] == expected
 
 
 def test_an_image_counts_its_share_of_tokens_and_a_record_its_text() -> None:
