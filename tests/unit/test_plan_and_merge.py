@@ -411,3 +411,42 @@ def test_an_image_counts_its_share_of_tokens_and_a_record_its_text() -> None:
     record = Record.of({"title": "Pie", "text": "apple pie"}, 0)
     assert document_tokens(counter, record) == words(record.rendered(None))
     assert document_tokens(counter, "three words here") == 3
+
+
+@pytest.mark.parametrize("aggregate", ["max", "mean"])
+@pytest.mark.parametrize("best", [0, 1, -1])
+def test_a_chunked_document_points_at_its_best_window(aggregate: str, best: int) -> None:
+    long_document = " ".join(f"word{number}" for number in range(40))
+    budget = Budget(
+        max_documents=100,
+        max_document_tokens=14,
+        long_documents="chunk",
+        aggregate=aggregate,
+        counter=counter_for(words),
+    )
+    plan = plan_rerank("query", ["short one", long_document], None, budget)
+    assert plan.parts is not None
+    windows = [places[0][1:] for places in plan.parts if places[0][0] == 1]
+    assert len(windows) >= 3
+    # Every window scores 0.4 but the best one 0.8, and the last one 0.8 too: on a tie the
+    # first best window is the one pointed at.
+    best_window = windows[best]
+    scores = [
+        0.3 if places[0][0] == 0 else (0.8 if places[0][1:] in (best_window, windows[-1]) else 0.4)
+        for places in plan.parts
+    ]
+    ranking = BatchRanking(list(enumerate(scores)), None, None, None)
+    results = {r.index: r for r in merge_rankings(plan, [ranking], None).results}
+    assert results[1].span == best_window  # where to look in the long document
+    assert results[0].span is None  # scored whole: no span to point at
+
+
+def test_the_model_is_the_first_a_batch_names() -> None:
+    plan = plan_rerank("query", [f"text {number}" for number in range(4)], None, Budget(2))
+    rankings = [
+        BatchRanking([(0, 0.5), (1, 0.4)], "model-a", None, None),
+        BatchRanking([(0, 0.3), (1, 0.2)], "model-b", None, None),
+    ]
+    assert merge_rankings(plan, rankings, "asked").model == "model-a"
+    unnamed = [BatchRanking(ranking.pairs, None, None, None) for ranking in rankings]
+    assert merge_rankings(plan, unnamed, "asked").model == "asked"
