@@ -255,6 +255,19 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "the heap and the sort give the same order (score, then the caller's index); "
         "where the one gives way to the other only changes the speed"
     ),
+    ("_codec", "_read_ranking", "const", "seen[index] = 1", "2"): (
+        "the bytearray only marks an index seen: 2 is as true as 1"
+    ),
+    (
+        "_codec",
+        "_read_ranking",
+        "bool",
+        "if type(index) is not int and (isinstance(index, bool) or not isinstance(index, int)):",
+        "type(index) is not int or (isinstance(index, bool) or not isinstance(index, int))",
+    ): (
+        "for what JSON decodes to (int, float, bool, str, None, list, dict) both conditions "
+        "agree; they differ only for subclasses of int other than bool"
+    ),
     ("_plan", "_cuts", "drop", "return known or None", "pass"): (
         "the kept cuts are a cache: the text is then measured and cut again, to the same cuts"
     ),
@@ -995,7 +1008,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-from", type=Path, help="write the report of a --log file")
     args = parser.parse_args(argv)
     if args.report_from is not None:
-        text = report(results_from_log(args.report_from), None)
+        logged = results_from_log(args.report_from)
+        # In the order the modules are named (the Makefile's), then any other in the log.
+        order = [module for module in args.modules if module in logged]
+        order += [module for module in logged if module not in order]
+        text = report({module: logged[module] for module in order}, None)
         args.out.write_text(text, encoding="utf-8")
         print(text)
         return 0
