@@ -922,13 +922,15 @@ def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None)
         equivalent = [outcome for outcome in alive if why_equivalent(outcome.mutant)]
         live = [outcome for outcome in alive if not why_equivalent(outcome.mutant)]
         counted = len(outcomes) - len(equivalent)
-        score = 100.0 * killed / counted if counted else 100.0
+        score = f"{100.0 * killed / counted:.1f} %" if counted else "100.0 %"
+        if not outcomes:
+            score = "not run"
         ran = f"{len(outcomes)}" if len(outcomes) == total else f"{len(outcomes)} of {total}"
         unrun = sum(outcome.status == "uncovered" for outcome in live)
         runs.extend(outcome.seconds for outcome in outcomes if outcome.status != "uncovered")
         rows.append(
             f"| `{module}` | {ran} | {killed} | {len(equivalent)} | {len(live)} ({unrun}) "
-            f"| {score:.1f} % |"
+            f"| {score} |"
         )
         for outcome in equivalent:
             m = outcome.mutant
@@ -1010,8 +1012,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_from is not None:
         logged = results_from_log(args.report_from)
         # In the order the modules are named (the Makefile's), then any other in the log.
-        order = [module for module in args.modules if module in logged]
-        order += [module for module in logged if module not in order]
+        for module in args.modules:  # named, never run: shown as such
+            logged.setdefault(module, ([], len(mutants_of(module))))
+        order = [*args.modules, *(module for module in logged if module not in args.modules)]
         text = report({module: logged[module] for module in order}, None)
         args.out.write_text(text, encoding="utf-8")
         print(text)
