@@ -9,15 +9,30 @@ Each mutant changes one spot of one module, inside a function body:
 - ``drop``: a statement (an assignment, a call, a ``return``, a ``raise``) replaced by ``pass``.
 
 Docstrings, ``if TYPE_CHECKING`` blocks and lines marked ``# pragma: no mutate`` are left
-alone. Every mutant runs in a copy of the repository (so the working tree is never touched),
-in a fresh interpreter, with only the tests that :data:`MODULE_TESTS` names for its module,
-stopping at the first failure. A mutant is *killed* when a test fails or the run exceeds its
-time limit, and *survives* when all pass. Survivors judged equivalent (no input can tell them
-apart from the original) are listed in :data:`EQUIVALENT`, keyed by module, function, kind and
-the mutated source text, each with its reason; the score is ``killed / (mutants -
-equivalent)``.
+alone. Mutants run in a copy of the repository (so the working tree is never touched), with
+the tests that :data:`MODULE_TESTS` names for their module, stopping at the first failure. A
+mutant is *killed* when a test fails or the run exceeds its time limit, and *survives* when
+all pass. Survivors judged equivalent (no input can tell them apart from the original) are
+listed in :data:`EQUIVALENT`, keyed by module, function, kind, the source line and the change,
+each with its reason; the score is ``killed / (mutants - equivalent)``.
 
-    python tools/mutation.py --out MUTATION.md _retry _budget _cache _plan _merge
+How a full run stays within minutes, none of which changes what a kill means:
+
+- the modules' tests run once, unmutated, under coverage with one context per test; a mutant
+  then runs only the tests that execute its statement (every test if code outside any test
+  does), the fast ones first; a mutant that no test executes survives without a run;
+- the driver imports pytest, Hypothesis, httpx, pydantic and the like once, and forks a child
+  per mutant, which imports the package (mutant included) afresh from the copy and runs
+  ``pytest.main``; the tests' rewritten bytecode is kept, the mutated module's never is;
+- Hypothesis does not shrink a failure it found, has no deadline and draws the same examples
+  every run (see :func:`_hypothesis_for_mutants`);
+- a second copy runs mutants on the second core while the machine is otherwise idle.
+
+Before any mutant, each module's mutants' way of running is checked on the module unchanged:
+every selected test must pass.
+
+    python tools/mutation.py --out MUTATION.md --log .mutation.log [--sample N] _retry _budget
+    python tools/mutation.py --out MUTATION.md --report-from .mutation.log  # a stopped run
 
 ``make mutation`` runs this for ``MUTATION_MODULES``. Not part of ``make test``.
 """
@@ -37,28 +52,224 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "rerank_integrations"
 
-#: The tests run against each module's mutants: the ones written for it, kept fast.
+#: The tests run against each module's mutants: the ones written for it and the client's tests
+#: that reach it. Each mutant runs only those of them that run its line. Not
+#: tests/unit/test_properties.py: its 4,000 examples run a minute and more for every mutant
+#: that survives the others, and they look at the whole client, not at one module.
 MODULE_TESTS: dict[str, list[str]] = {
-    "_retry": ["tests/unit/test_retry.py"],
-    "_budget": ["tests/unit/test_budget.py", "tests/unit/test_plan_and_merge.py"],
+    "_retry": ["tests/unit/test_retry.py", "tests/client/test_client.py"],
+    "_budget": [
+        "tests/unit/test_budget.py",
+        "tests/unit/test_plan_and_merge.py",
+        "tests/client/test_documents.py",
+        "tests/client/test_streamed_cutting.py",
+    ],
     "_cache": ["tests/client/test_cache.py"],
-    "_plan": ["tests/unit/test_plan_and_merge.py", "tests/unit/test_properties.py"],
-    "_merge": ["tests/unit/test_plan_and_merge.py", "tests/unit/test_properties.py"],
-    "_codec": ["tests/dialects/test_dialects.py"],
-    "_refusals": ["tests/unit/test_refusals.py"],
-    "_outcome": ["tests/unit/test_outcome.py"],
+    "_plan": [
+        "tests/unit/test_plan_and_merge.py",
+        "tests/unit/test_budget.py",
+        "tests/client/test_documents.py",
+        "tests/client/test_streamed_cutting.py",
+    ],
+    "_merge": [
+        "tests/unit/test_plan_and_merge.py",
+        "tests/client/test_client.py",
+        "tests/client/test_cache.py",
+    ],
+    "_codec": [
+        "tests/dialects/test_dialects.py",
+        "tests/dialects/test_cloud_dialects.py",
+        "tests/unit/test_plan_and_merge.py",
+        "tests/client/test_client.py",
+    ],
+    "_refusals": [
+        "tests/unit/test_refusals.py",
+        "tests/unit/test_outcome.py",
+        "tests/dialects/test_dialects.py",
+    ],
+    "_outcome": [
+        "tests/unit/test_outcome.py",
+        "tests/unit/test_refusals.py",
+        "tests/client/test_client.py",
+    ],
 }
 
-#: Survivors no test can kill, with the reason: (module, function, kind, mutated text) -> why.
-EQUIVALENT: dict[tuple[str, str, str, str], str] = {
-    ("_retry", "_as_tuple", "drop", "pass"): (
+#: Survivors no test can kill, with the reason:
+#: (module, function, kind, source line, the change[, line number]) -> why. The line number
+#: tells apart the same text twice in one function (and stops matching once the code moves).
+EQUIVALENT: dict[tuple[str | int, ...], str] = {
+    ("_retry", "_as_tuple", "drop", "return None", "pass"): (
         "dropping `return None` at the end of the except clause returns None all the same"
+    ),
+    ("_retry", "parse_retry_after", "drop", "raw = raw.strip()", "pass"): (
+        "float() and email.utils.parsedate_to_datetime skip white space around the value themselves"
+    ),
+    (
+        "_retry",
+        "backoff_delay",
+        "const",
+        "return max(0.0, base * (1.0 - policy.jitter * random_value))",
+        "-1.0",
+    ): (
+        "its one caller passes random.random() (in [0, 1)) and RetryPolicy keeps jitter in "
+        "[0, 1]: the product is never below 0, so no floor under 0 is ever reached"
+    ),
+    ("_budget", "_no_cjk", "drop", "return text.isascii() or not _HAS_CJK.search(text)", "pass"): (
+        "None reads as 'may have CJK': every caller then takes the any-script path, which "
+        "gives the same counts, ends and windows (only slower)"
+    ),
+    (
+        "_budget",
+        "_no_cjk",
+        "bool",
+        "return text.isascii() or not _HAS_CJK.search(text)",
+        "text.isascii() and (not _HAS_CJK.search(text))",
+    ): "a non-ASCII text without CJK then takes the any-script path: the same results",
+    (
+        "_budget",
+        "estimate_tokens",
+        "drop",
+        "return sum(map(_RUN_TOKENS.__getitem__, lengths))",
+        "pass",
+    ): "the count then comes from _counted_by_piece, which gives the same number",
+    (
+        "_budget",
+        "_piece_tokens",
+        "const",
+        "return max(1, math.ceil(len(piece) / _CHARACTERS_A_TOKEN))",
+        "0",
+    ): "a piece here has two characters or more, so the ceiling is at least 1 anyway",
+    ("_budget", "_Estimate.windows_fit", "drop", "return _no_cjk(text)", "pass"): (
+        "the windows are then counted again whole; the estimate's windows always fit (n of "
+        "its token ends never count more than n), so none is shrunk: the same cuts"
+    ),
+    (
+        "_budget",
+        "_Estimate.ends",
+        "drop",
+        "return list(itertools.accumulate(map(len, _LATIN_TOKEN.findall(text))))",
+        "pass",
+    ): "the ends then come from _ends_by_piece, which gives the same list",
+    ("_budget", "_after", "drop", "return position", "pass"): (
+        "unreachable: every caller asks for at least one token (offsets are distinct and "
+        "positive, and below the window's size)"
+    ),
+    ("_budget", "_ascii_end", "drop", "return end, last + 1", "pass", 441): (
+        "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
+        "never below first + size // 2"
+    ),
+    ("_budget", "_ascii_end", "const", "return end, last + 1", "2", 441): (
+        "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
+        "never below first + size // 2"
+    ),
+    ("_budget", "_ascii_end", "const", "return end, last + 1", "0", 441): (
+        "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
+        "never below first + size // 2"
+    ),
+    ("_cache", "_score_of", "drop", "return None", "pass", 378): (
+        "None falls through to the checks below, which answer None for it too"
+    ),
+    ("_cache", "_score_of", "drop", "return None", "pass", 382): (
+        "a value neither text nor a mapping falls to the check below, which answers None too"
+    ),
+    ("_cache", "ScoreLookup.__init__", "drop", "self.keys: list[str] = []", "pass"): (
+        "keep() is only ever called after the lookup, which sets the keys"
+    ),
+    ("_refusals", "missing_field", "drop", "return None", "pass"): (
+        "the last statement: falling off the end returns None all the same"
+    ),
+    ("_merge", "merge_pages", "const", "seen[index] = 1", "2"): (
+        "the bytearray only marks an index seen: 2 is as true as 1"
+    ),
+    (
+        "_plan",
+        "PlanStream._cut_next",
+        "drop",
+        "self._add(text, [(owner, 0, 0) for owner in owners])",
+        "pass",
+        460,
+    ): (
+        "unreachable: a call of images or records keeps its originals, and stream_plan "
+        "never streams such a plan; every text a PlanStream cuts is a string"
+    ),
+    ("_plan", "PlanStream._cut_next", "drop", "return", "pass", 461): (
+        "unreachable: a call of images or records keeps its originals, and stream_plan "
+        "never streams such a plan; every text a PlanStream cuts is a string"
+    ),
+    (
+        "_plan",
+        "PlanStream._cut_next",
+        "const",
+        "self._add(text, [(owner, 0, 0) for owner in owners])",
+        "1",
+        460,
+    ): (
+        "unreachable: a call of images or records keeps its originals, and stream_plan "
+        "never streams such a plan; every text a PlanStream cuts is a string"
+    ),
+    (
+        "_plan",
+        "PlanStream._cut_next",
+        "const",
+        "self._add(text, [(owner, 0, 0) for owner in owners])",
+        "-1",
+        460,
+    ): (
+        "unreachable: a call of images or records keeps its originals, and stream_plan "
+        "never streams such a plan; every text a PlanStream cuts is a string"
+    ),
+    (
+        "_merge",
+        "merge_rankings",
+        "cmp",
+        "if plan.top_n is not None and plan.top_n * 4 < len(scored):",
+        "plan.top_n * 4 <= len(scored)",
+    ): (
+        "the heap and the sort give the same order (score, then the caller's index); "
+        "where the one gives way to the other only changes the speed"
+    ),
+    (
+        "_merge",
+        "merge_rankings",
+        "const",
+        "if plan.top_n is not None and plan.top_n * 4 < len(scored):",
+        "5",
+    ): (
+        "the heap and the sort give the same order (score, then the caller's index); "
+        "where the one gives way to the other only changes the speed"
+    ),
+    (
+        "_merge",
+        "merge_rankings",
+        "const",
+        "if plan.top_n is not None and plan.top_n * 4 < len(scored):",
+        "3",
+    ): (
+        "the heap and the sort give the same order (score, then the caller's index); "
+        "where the one gives way to the other only changes the speed"
+    ),
+    ("_codec", "_read_ranking", "const", "seen[index] = 1", "2"): (
+        "the bytearray only marks an index seen: 2 is as true as 1"
+    ),
+    (
+        "_codec",
+        "_read_ranking",
+        "bool",
+        "if type(index) is not int and (isinstance(index, bool) or not isinstance(index, int)):",
+        "type(index) is not int or (isinstance(index, bool) or not isinstance(index, int))",
+    ): (
+        "for what JSON decodes to (int, float, bool, str, None, list, dict) both conditions "
+        "agree; they differ only for subclasses of int other than bool"
+    ),
+    ("_plan", "_cuts", "drop", "return known or None", "pass"): (
+        "the kept cuts are a cache: the text is then measured and cut again, to the same cuts"
     ),
 }
 
@@ -90,8 +301,8 @@ class Mutant:
     after: str
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.module, self.function, self.kind, self.after.strip())
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.module, self.function, self.kind, self.before, self.after.strip())
 
 
 def _protected_lines(source: str, tree: ast.Module) -> set[int]:
@@ -237,25 +448,37 @@ def _path_to(root: ast.AST, target: ast.AST) -> list[tuple[str, int | None]] | N
 @dataclasses.dataclass
 class Outcome:
     mutant: Mutant
-    status: str  # killed, timeout, survived
+    status: str  # killed, timeout, survived, uncovered (survived without a run: no test runs it)
     seconds: float
+    tests: int = 0  # how many tests the run selected
 
 
-def _copy_repository(into: Path) -> Path:
-    copy_root = into / "repo"
+def _copy_repository(source: Path, into: Path, *, with_bytecode: bool = False) -> Path:
     ignore = shutil.ignore_patterns(
-        ".git", ".venv*", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "*.pyc"
+        ".git",
+        ".venv*",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".hypothesis",
+        *(() if with_bytecode else ("__pycache__", "*.pyc")),
     )
-    shutil.copytree(ROOT, copy_root, ignore=ignore, symlinks=True)
-    return copy_root
+    shutil.copytree(source, into, ignore=ignore, symlinks=True)
+    return into
 
 
 #: Imported once by the driver, before any mutant, so that each forked run starts with them
-#: (never the package itself: each run imports it from the copy, mutant included).
+#: (never the package itself: each run imports it from the copy, mutant included). The pytest
+#: plugins found by entry point are here too: loading langsmith's takes a second a run.
 _PRELOAD = (
     "pytest",
     "_pytest.python",
     "pytest_asyncio",
+    "pytest_asyncio.plugin",
+    "_hypothesis_pytestplugin",
+    "anyio.pytest_plugin",
+    "platformdirs.pytest_plugin",
+    "langsmith.pytest_plugin",
     "hypothesis",
     "httpx",
     "httpcore",
@@ -268,6 +491,7 @@ _PRELOAD = (
     "llama_index.core.schema",
     "llama_index.core.postprocessor.types",
     "orjson",
+    "coverage",
 )
 
 
@@ -279,119 +503,447 @@ def _preload() -> None:
             continue
 
 
-def _run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, float]:
-    """Run ``tests`` in a forked child (fresh ``rerank_integrations`` from the copy, the
-    third-party packages already imported); killed past ``timeout`` seconds."""
-    started = time.monotonic()
-    done = 0
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 1
+def _hypothesis_for_mutants() -> None:
+    """In a run's child: Hypothesis finds a failure as before, but does not shrink it (how
+    small the example is changes nothing about a kill), keeps no database between runs (each
+    mutant starts alike), draws the same examples every run (a report that can be repeated)
+    and has no deadline (a busy machine is not a failing test; the run's time limit stays)."""
+    from hypothesis import Phase, settings
+
+    settings.register_profile(
+        "mutation",
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        database=None,
+        derandomize=True,
+        deadline=None,
+    )
+    settings.load_profile("mutation")
+
+
+class _Select:
+    """A pytest plugin in a run's child: only ``wanted`` (node ids) run, in that order. If a
+    mutant changes which tests exist (a table built by the module), every test runs."""
+
+    def __init__(self, wanted: list[str]) -> None:
+        self.wanted = wanted
+
+    def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
+        rank = {nodeid: position for position, nodeid in enumerate(self.wanted)}
+        kept = [item for item in items if item.nodeid in rank]
+        if len(kept) != len(rank):
+            return
+        config.hook.pytest_deselected(items=[item for item in items if item.nodeid not in rank])
+        items[:] = sorted(kept, key=lambda item: rank[item.nodeid])
+
+
+class _Contexts:
+    """A pytest plugin in the baseline's child: coverage's context is the running test's node
+    id, and each test's time is kept. Lines run outside any test (imports, collection, setup
+    of fixtures shared between tests) stay in the empty context: every test may need them."""
+
+    def __init__(self, coverage: Any) -> None:
+        self.coverage = coverage
+        self.current = ""
+        self.seconds: dict[str, float] = {}
+
+    def _switch(self, context: str) -> None:
+        self.coverage.switch_context(context)
+
+    def pytest_runtest_protocol(self, item: Any) -> Generator[None, object, object]:
+        self.current = item.nodeid
+        self._switch(item.nodeid)
+        started = time.perf_counter()
         try:
-            # MUTATION_OUTPUT=FILE keeps what the tests print (to see why a baseline fails).
-            output = os.environ.get("MUTATION_OUTPUT", os.devnull)
-            sink = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-            os.dup2(sink, 1)
-            os.dup2(sink, 2)
-            os.chdir(copy_root)
-            sys.path.insert(0, str(copy_root))
-            sys.dont_write_bytecode = True
-            import pytest
-
-            code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--no-header", *tests]))
+            return (yield)
         finally:
-            os._exit(code)
+            self.seconds[item.nodeid] = time.perf_counter() - started
+            self.current = ""
+            self._switch("")
+
+    def pytest_fixture_setup(self, fixturedef: Any) -> Generator[None, object, object]:
+        shared = fixturedef.scope != "function"
+        if shared:
+            self._switch("")
+        try:
+            return (yield)
+        finally:
+            if shared:
+                self._switch(self.current)
+
+
+def _mark_hookwrappers() -> None:
+    import pytest
+
+    for method in (_Contexts.pytest_runtest_protocol, _Contexts.pytest_fixture_setup):
+        pytest.hookimpl(wrapper=True)(method)
+
+
+#: The runs under way: stopped with the driver, whatever it was doing.
+_LIVE: set[int] = set()
+
+
+def _fork() -> int:
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    else:
+        _LIVE.add(pid)
+    return pid
+
+
+def _reap(pid: int, *, block: bool = True) -> int | None:
+    """The exit code of run ``pid``, or ``None`` while it runs (``block=False``)."""
+    done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    if not done:
+        return None
+    _LIVE.discard(pid)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _stop_all() -> None:
+    for pid in list(_LIVE):
+        os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+
+
+def _child(
+    copy_root: Path, args: list[str], plugins: list[object], then: Callable[[], None]
+) -> None:
+    """The body of a forked run: pytest over ``args`` in the copy; never returns."""
+    code = 1
     try:
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            elapsed = time.monotonic() - started
-            if done:
-                break
-            if elapsed > timeout:
-                return "timeout", elapsed
-            time.sleep(0.05)
+        # MUTATION_OUTPUT=FILE keeps what the tests print (to see why a baseline fails).
+        output = os.environ.get("MUTATION_OUTPUT", os.devnull)
+        sink = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.dup2(sink, 1)
+        os.dup2(sink, 2)
+        os.chdir(copy_root)
+        sys.path.insert(0, str(copy_root))
+        _hypothesis_for_mutants()
+        import pytest
+
+        # The preloaded plugins cannot have their asserts rewritten: pytest warns, harmlessly.
+        quiet = "ignore::pytest.PytestAssertRewriteWarning"
+        options = ["-q", "-p", "no:cacheprovider", "--no-header", "-W", quiet]
+        code = int(pytest.main([*options, *args], plugins=plugins))
+        then()
     finally:
-        if not done:  # timed out, or the driver itself is stopped: the child goes too
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code == 0:
-        return "survived", elapsed
+        os._exit(code)
+
+
+@dataclasses.dataclass
+class Baseline:
+    """What the unmutated module's tests show: who runs which line, and how long each takes."""
+
+    tests: list[str]  # node ids, in the order they ran
+    seconds: dict[str, float]
+    lines: dict[int, list[str]]  # line -> node ids that run it ("" for outside any test)
+    startup: float  # a mutant run's time outside the tests (measured on the unmutated module)
+
+
+def _baselines(modules: list[str], copy_root: Path, scratch: Path) -> dict[str, Baseline]:
+    """Run every module's tests once, together, on the unmutated copy under coverage, a
+    context per test; each module then keeps its own tests. This run also leaves the tests'
+    rewritten bytecode in the copy, which every later run reads."""
+    files: list[str] = []
+    for module in modules:
+        named = MODULE_TESTS.get(module)
+        if not named:
+            raise SystemExit(f"no tests named for {module}: add it to MODULE_TESTS")
+        files.extend(name for name in named if name not in files)
+    targets = {module: str(copy_root / PACKAGE / f"{module}.py") for module in modules}
+    result = scratch / "baseline.json"
+    pid = _fork()
+    if pid == 0:
+        # The tests' rewritten bytecode is written (whatever PYTHONDONTWRITEBYTECODE says),
+        # for the runs to read; the mutated module's never is (see _Slot.write).
+        sys.dont_write_bytecode = False
+        import coverage
+
+        _mark_hookwrappers()
+        measure = coverage.Coverage(data_file=None, include=list(targets.values()), branch=False)
+        contexts = _Contexts(measure)
+        measure.start()
+
+        def save() -> None:
+            measure.stop()
+            data = measure.get_data()
+            lines = {
+                module: {
+                    line: sorted(names) for line, names in data.contexts_by_lineno(path).items()
+                }
+                for module, path in targets.items()
+            }
+            record = {"seconds": contexts.seconds, "lines": lines}
+            result.write_text(json.dumps(record), encoding="utf-8")
+
+        _child(copy_root, files, [contexts], save)
+    code = _reap(pid)
     if code == 5:
-        raise SystemExit(f"no tests collected from {tests}: fix MODULE_TESTS")
-    return "killed", elapsed
+        raise SystemExit(f"no tests collected from {files}: fix MODULE_TESTS")
+    if code != 0 or not result.exists():
+        raise SystemExit(f"the tests fail without any mutant: {files}")
+    record = json.loads(result.read_text(encoding="utf-8"))
+    seconds: dict[str, float] = record["seconds"]
+    baselines: dict[str, Baseline] = {}
+    for module in modules:
+        own = set(MODULE_TESTS[module])
+        tests = [name for name in seconds if name.split("::", 1)[0] in own]
+        if not tests:
+            raise SystemExit(f"no tests collected from {MODULE_TESTS[module]}: fix MODULE_TESTS")
+        kept = set(tests) | {""}  # "": run outside any test, which every test may need
+        lines = {
+            int(line): [name for name in names if name in kept]
+            for line, names in record["lines"][module].items()
+        }
+        baselines[module] = Baseline(tests, {name: seconds[name] for name in tests}, lines, 0.0)
+    return baselines
 
 
-def run_module(
-    module: str, copy_root: Path, sample: int | None, seed: int, log: Path | None
-) -> tuple[list[Outcome], int]:
-    """Run the module's mutants (a seeded sample of ``sample`` when given) and return the
-    outcomes and how many mutants there were in all."""
-    tests = MODULE_TESTS.get(module)
-    if not tests:
-        raise SystemExit(f"no tests named for {module}: add it to MODULE_TESTS")
-    target = copy_root / PACKAGE / f"{module}.py"
-    original = target.read_text(encoding="utf-8")
-    status, baseline = _run_tests(copy_root, tests, timeout=1800)
-    if status != "survived":
-        raise SystemExit(f"the tests of {module} fail without any mutant: {tests}")
-    limit = max(10.0, 3 * baseline)
-    every = mutants_of(module)
-    chosen = every
-    if sample is not None and sample < len(every):
-        chosen = sorted(random.Random(seed).sample(every, sample), key=lambda m: m[0].number)
-    outcomes: list[Outcome] = []
-    try:
+def _statement_lines(module: str) -> dict[int, range]:
+    """For each line of the module, the lines of the innermost statement it belongs to (a
+    compound statement's header only): a mutant there runs when any of them does."""
+    source = (ROOT / PACKAGE / f"{module}.py").read_text(encoding="utf-8")
+    spans: dict[int, range] = {}
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.stmt):
+            continue
+        last = node.end_lineno or node.lineno
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+            last = max(node.lineno, body[0].lineno - 1)  # the header of a compound statement
+        span = range(node.lineno, last + 1)
+        for line in span:
+            if line not in spans or len(span) < len(spans[line]):
+                spans[line] = span
+    return spans
+
+
+#: Seconds: a test slower than this (Hypothesis's) runs after the others, in their order.
+_SLOW = 1.0
+
+
+def _selected(mutant: Mutant, baseline: Baseline, spans: dict[int, range]) -> list[str]:
+    """The tests that run the mutated statement, the fast ones first (with ``-x`` a killed
+    mutant stops at its first failure); every test if code outside any test runs it."""
+    names: set[str] = set()
+    for line in spans.get(mutant.line, range(mutant.line, mutant.line + 1)):
+        names.update(baseline.lines.get(line, ()))
+    if "" in names:
+        names = set(baseline.tests)
+    order = {name: position for position, name in enumerate(baseline.tests)}
+    return sorted(names, key=lambda name: (baseline.seconds[name] > _SLOW, order[name]))
+
+
+@dataclasses.dataclass
+class _Slot:
+    """One worker's copy of the repository; the module it last mutated, to restore."""
+
+    root: Path
+    mutated: Path | None = None
+    original: str = ""
+
+    def write(self, module: str, source: str) -> None:
+        target = self.root / PACKAGE / f"{module}.py"
+        if self.mutated is not None and self.mutated != target:
+            self.restore()
+        if self.mutated is None:
+            self.mutated, self.original = target, target.read_text(encoding="utf-8")
+        target.write_text(source, encoding="utf-8")
+        # The unmutated module's bytecode would be taken for a mutant of the same size and
+        # second; without it, the mutant is compiled from its source (and not written back).
+        for stale in (target.parent / "__pycache__").glob(f"{module}.*.pyc"):
+            stale.unlink()
+
+    def restore(self) -> None:
+        if self.mutated is not None:
+            self.mutated.write_text(self.original, encoding="utf-8")
+            self.mutated = None
+
+
+def _workers(running: int, most: int) -> int:
+    """How many runs at once: a second core only while the machine is otherwise idle."""
+    if most <= 1:
+        return 1
+    others = os.getloadavg()[0] - running
+    return most if others < 0.5 else 1
+
+
+@dataclasses.dataclass
+class _Job:
+    mutant: Mutant
+    source: str
+    tests: list[str]
+    files: list[str]
+    limit: float
+
+
+def _launch(slot: _Slot, job: _Job) -> int:
+    slot.write(job.mutant.module, job.source)
+    pid = _fork()
+    if pid == 0:
+        sys.dont_write_bytecode = True
+        _child(slot.root, ["-x", *job.files], [_Select(job.tests)], lambda: None)
+    return pid
+
+
+def run_all(
+    modules: list[str],
+    scratch: Path,
+    sample: int | None,
+    seed: int,
+    log: Path | None,
+    most_workers: int,
+    progress: Callable[[dict[str, tuple[list[Outcome], int]]], None],
+) -> dict[str, tuple[list[Outcome], int]]:
+    """Run every module's mutants (a seeded sample of ``sample`` each when given) and return
+    the outcomes by module, with how many mutants each module has in all."""
+    first = _copy_repository(ROOT, scratch / "repo0")
+    baselines = _baselines(modules, first, scratch)
+    slots = [_Slot(first)]
+    for module in modules:  # the way mutants run, on the module unchanged: every test passes
+        source = ast.unparse(ast.parse((ROOT / PACKAGE / f"{module}.py").read_text("utf-8")))
+        seconds = baselines[module].seconds  # the slow ones (Hypothesis's) ran in the baseline
+        tests = [name for name in seconds if seconds[name] <= _SLOW] or list(seconds)
+        files = sorted({name.split("::", 1)[0] for name in tests})
+        started = time.monotonic()
+        pid = _launch(slots[0], _Job(mutants_of(module)[0][0], source, tests, files, 0.0))
+        code = _reap(pid)
+        # A run's own time (fork, pytest, collection, the package's import): for its limit.
+        spent = time.monotonic() - started - sum(seconds[name] for name in tests)
+        baselines[module].startup = max(0.0, spent)
+        if code != 0:
+            raise SystemExit(f"the tests of {module} fail when run as a mutant's: {files}")
+    slots[0].restore()
+    for number in range(1, most_workers):  # the others start from the first, bytecode too
+        slots.append(_Slot(_copy_repository(first, scratch / f"repo{number}", with_bytecode=True)))
+
+    results: dict[str, tuple[list[Outcome], int]] = {}
+    jobs: list[_Job] = []
+    for module in modules:
+        baseline, spans = baselines[module], _statement_lines(module)
+        every = mutants_of(module)
+        chosen = every
+        if sample is not None and sample < len(every):
+            chosen = sorted(random.Random(seed).sample(every, sample), key=lambda m: m[0].number)
+        results[module] = ([], len(every))
         for mutant, write in chosen:
             source = write()
             if source is None:  # not valid Python: no mutant at all
                 continue
-            target.write_text(source, encoding="utf-8")
-            status, seconds = _run_tests(copy_root, tests, limit)
-            outcomes.append(Outcome(mutant, status, seconds))
-            if log is not None:  # one JSON line a mutant: --report-from rebuilds the report
-                record = {**dataclasses.asdict(mutant), "status": status, "seconds": seconds}
-                record["of"] = len(every)
-                with log.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
+            tests = _selected(mutant, baseline, spans)
+            if not tests:
+                _record(results, Outcome(mutant, "uncovered", 0.0), len(every), log)
+                continue
+            expected = baseline.startup + sum(baseline.seconds[name] for name in tests)
+            files = sorted({name.split("::", 1)[0] for name in tests})
+            jobs.append(_Job(mutant, source, tests, files, max(10.0, 3 * expected)))
+
+    expected = {
+        module: len(results[module][0]) + sum(job.mutant.module == module for job in jobs)
+        for module in modules
+    }
+    pending = list(reversed(jobs))
+    running: dict[int, tuple[_Slot, _Job, float]] = {}
+    free = list(slots)
+    try:
+        while pending or running:
+            while pending and free and len(running) < _workers(len(running), len(slots)):
+                job = pending.pop()
+                slot = free.pop()
+                running[_launch(slot, job)] = (slot, job, time.monotonic())
+            time.sleep(0.01)
+            for pid, (slot, job, started) in list(running.items()):
+                code = _reap(pid, block=False)
+                elapsed = time.monotonic() - started
+                if code is None and elapsed <= job.limit:
+                    continue
+                if code is None:  # past its time limit: killed
+                    os.kill(pid, signal.SIGKILL)
+                    _reap(pid)
+                    verdict = "timeout"
+                else:
+                    if code == 5:
+                        raise SystemExit(f"no tests collected from {job.files}: fix MODULE_TESTS")
+                    verdict = "survived" if code == 0 else "killed"
+                del running[pid]
+                free.append(slot)
+                module = job.mutant.module
+                outcome = Outcome(job.mutant, verdict, elapsed, len(job.tests))
+                _record(results, outcome, results[module][1], log)
+                if len(results[module][0]) == expected[module]:
+                    progress(results)
     finally:
-        target.write_text(original, encoding="utf-8")
-    return outcomes, len(every)
+        for slot in slots:
+            slot.restore()
+    for outcomes, _ in results.values():
+        outcomes.sort(key=lambda outcome: outcome.mutant.number)
+    return results
+
+
+def _record(
+    results: dict[str, tuple[list[Outcome], int]], outcome: Outcome, total: int, log: Path | None
+) -> None:
+    results[outcome.mutant.module][0].append(outcome)
+    if log is not None:  # one JSON line a mutant: --report-from rebuilds the report
+        record = {
+            **dataclasses.asdict(outcome.mutant),
+            "status": outcome.status,
+            "seconds": outcome.seconds,
+            "tests": outcome.tests,
+            "of": total,
+            "run": _RUN,
+        }
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def why_equivalent(mutant: Mutant) -> str | None:
+    """Why ``mutant`` is equivalent, from :data:`EQUIVALENT`; ``None`` if it is not."""
+    return EQUIVALENT.get((*mutant.key, mutant.line)) or EQUIVALENT.get(mutant.key)
+
+
+#: This run, in the log: a module run again is reported from its latest run.
+_RUN = time.strftime("%Y-%m-%dT%H:%M:%S") + f"/{os.getpid()}"
+
+#: A mutant's outcomes that count as surviving: all tests passed, or no test runs its line.
+_ALIVE = ("survived", "uncovered")
 
 
 def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None) -> str:
     """MUTATION.md: the score per module, the equivalent survivors and the others."""
     rows = []
+    runs: list[float] = []
     equivalents: list[str] = []
     survivors: list[str] = []
     for module, (outcomes, total) in results.items():
-        killed = sum(outcome.status != "survived" for outcome in outcomes)
-        equivalent = [
-            outcome
-            for outcome in outcomes
-            if outcome.status == "survived" and outcome.mutant.key in EQUIVALENT
-        ]
-        live = [
-            outcome
-            for outcome in outcomes
-            if outcome.status == "survived" and outcome.mutant.key not in EQUIVALENT
-        ]
+        alive = [outcome for outcome in outcomes if outcome.status in _ALIVE]
+        killed = len(outcomes) - len(alive)
+        equivalent = [outcome for outcome in alive if why_equivalent(outcome.mutant)]
+        live = [outcome for outcome in alive if not why_equivalent(outcome.mutant)]
         counted = len(outcomes) - len(equivalent)
-        score = 100.0 * killed / counted if counted else 100.0
+        score = f"{100.0 * killed / counted:.1f} %" if counted else "100.0 %"
+        if not outcomes:
+            score = "not run"
         ran = f"{len(outcomes)}" if len(outcomes) == total else f"{len(outcomes)} of {total}"
+        unrun = sum(outcome.status == "uncovered" for outcome in live)
+        runs.extend(outcome.seconds for outcome in outcomes if outcome.status != "uncovered")
         rows.append(
-            f"| `{module}` | {ran} | {killed} | {len(equivalent)} | {len(live)} | {score:.1f} % |"
+            f"| `{module}` | {ran} | {killed} | {len(equivalent)} | {len(live)} ({unrun}) "
+            f"| {score} |"
         )
         for outcome in equivalent:
             m = outcome.mutant
             equivalents.append(
                 f"- `{module}` {m.function} line {m.line} ({m.kind}): `{m.before}` → "
-                f"`{m.after}`: {EQUIVALENT[m.key]}"
+                f"`{m.after}`: {why_equivalent(m)}"
             )
         for outcome in live:
             m = outcome.mutant
+            unrun = " (no test runs it)" if outcome.status == "uncovered" else ""
             survivors.append(
-                f"- `{module}` {m.function} line {m.line} ({m.kind}): `{m.before}` → `{m.after}`"
+                f"- `{module}` {m.function} line {m.line} ({m.kind}): `{m.before}` → "
+                f"`{m.after}`{unrun}"
             )
     lines = [
         "# Mutation testing of the pure modules",
@@ -400,7 +952,10 @@ def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None)
         "which tests each module runs). Score: killed mutants over mutants not judged",
         "equivalent." + ("" if minutes is None else f" This run took {minutes:.0f} min."),
         "",
-        "| module | mutants run | killed | equivalent | surviving | score |",
+        f"{len(runs)} mutants ran their tests, {sum(runs) / max(1, len(runs)):.1f} s each on "
+        "average (each only the tests that execute its statement); the others no test runs.",
+        "",
+        "| module | mutants | killed | equivalent | surviving (no test runs them) | score |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
@@ -419,12 +974,19 @@ def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None)
 def results_from_log(log: Path) -> dict[str, tuple[list[Outcome], int]]:
     """The outcomes a ``--log`` file holds, by module (a run stopped early included)."""
     results: dict[str, tuple[list[Outcome], int]] = {}
+    latest: dict[str, object] = {}  # a module run again: its latest run only
     for line in log.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         status, seconds, total = record.pop("status"), record.pop("seconds"), record.pop("of")
-        outcome = Outcome(Mutant(**record), status, seconds)
-        outcomes, _ = results.setdefault(record["module"], ([], total))
-        outcomes.append(outcome)
+        tests, run = record.pop("tests", 0), record.pop("run", None)
+        module = record["module"]
+        if latest.get(module, run) != run:
+            results.pop(module, None)
+        latest[module] = run
+        outcomes, _ = results.setdefault(module, ([], total))
+        outcomes.append(Outcome(Mutant(**record), status, seconds, tests))
+    for outcomes, _ in results.values():
+        outcomes.sort(key=lambda outcome: outcome.mutant.number)
     return results
 
 
@@ -439,10 +1001,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tests", nargs="+", help="run these tests instead of MODULE_TESTS' (every module)"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="at most this many runs at once (more than one only while the machine is idle)",
+    )
     parser.add_argument("--report-from", type=Path, help="write the report of a --log file")
     args = parser.parse_args(argv)
     if args.report_from is not None:
-        text = report(results_from_log(args.report_from), None)
+        logged = results_from_log(args.report_from)
+        # In the order the modules are named (the Makefile's), then any other in the log.
+        for module in args.modules:  # named, never run: shown as such
+            logged.setdefault(module, ([], len(mutants_of(module))))
+        order = [*args.modules, *(module for module in logged if module not in args.modules)]
+        text = report({module: logged[module] for module in order}, None)
         args.out.write_text(text, encoding="utf-8")
         print(text)
         return 0
@@ -454,15 +1027,21 @@ def main(argv: list[str] | None = None) -> int:
     # Stopped (kill PID): the copy of the repository is removed, the running child killed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     _preload()
-    results: dict[str, tuple[list[Outcome], int]] = {}
-    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
-        copy_root = _copy_repository(Path(scratch))
+    if args.tests:
         for module in args.modules:
-            if args.tests:
-                MODULE_TESTS[module] = args.tests
-            results[module] = run_module(module, copy_root, args.sample, args.seed, args.log)
-            # Written after each module, so that a long run shows what it has so far.
-            args.out.write_text(report(results, None), encoding="utf-8")
+            MODULE_TESTS[module] = args.tests
+
+    def progress(results: dict[str, tuple[list[Outcome], int]]) -> None:
+        # Written as each module finishes, so that a long run shows what it has so far.
+        args.out.write_text(report(results, None), encoding="utf-8")
+
+    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+        try:
+            results = run_all(
+                args.modules, Path(scratch), args.sample, args.seed, args.log, args.jobs, progress
+            )
+        finally:  # stopped or failed: no run is left behind
+            _stop_all()
     text = report(results, (time.monotonic() - started) / 60)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -159,6 +159,20 @@ def test_a_cache_travels_empty_with_its_settings() -> None:
     assert repr(shared) == "RerankCache(max_entries=100000, ttl=None, shared=True, entries=0)"
 
 
+@pytest.mark.parametrize("shared", ["yes", 1, None])
+def test_shared_must_be_true_or_false(shared: object) -> None:
+    with pytest.raises(TypeError, match=f"shared must be True or False, got {shared!r}"):
+        RerankCache(shared=shared)  # type: ignore[arg-type]
+
+
+def test_a_url_that_cannot_be_split_is_hashed_whole() -> None:
+    url = "https://user:SECRET-123@[not-an-address/rerank"
+    shown = endpoint_key(url)
+    assert "SECRET-123" not in shown and len(shown) == 64
+    assert shown == endpoint_key(url)
+    assert shown != endpoint_key(url.replace("SECRET-123", "SECRET-124"))
+
+
 class ReadOnly(Mapping[str, Any]):
     """A mapping that can be read and never written."""
 
@@ -192,6 +206,28 @@ def test_something_that_cannot_hold_scores_is_refused(cache: object) -> None:
         RerankClient("https://h", cache=cache)
     with pytest.raises(TypeError, match="cache must have get"):
         SharedCache(cache)
+
+
+class WithSet(dict[str, Any]):
+    """A store with a ``set`` method (as ``diskcache.Cache`` and Redis clients have)."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = ("through set", value)
+
+
+@pytest.mark.parametrize(
+    ("store", "kept"),
+    [({}, 1), (WithSet(), ("through set", 1))],
+    ids=["item-assignment", "set-method"],
+)
+def test_a_shared_cache_reads_and_writes_its_store(store: dict[str, Any], kept: Any) -> None:
+    shared = SharedCache(store)
+    assert shared.store is store
+    assert shared.get("k") is None
+    shared.set("k", 1)
+    assert store == {"k": kept}
+    assert shared.get("k") == kept
+    assert repr(shared) == f"SharedCache({type(store).__name__})"
 
 
 # -- the client -------------------------------------------------------------------------------
@@ -467,6 +503,22 @@ def test_a_text_never_answers_for_an_image_or_a_record(
     call(jina, mode, QUERY, [Image(url="https://h.test/dog.png")])
     mock_api.requests.clear()
     call(jina, mode, QUERY, ["image:url:https://h.test/dog.png"])
+    assert len(mock_api.requests) == 1
+
+
+def test_two_images_or_two_records_never_share_an_entry(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    store = RerankCache(shared=True)
+    jina = make_client(cache=store, dialect="jina", model="m")
+    call(jina, mode, QUERY, [Image(url="https://h.test/cat.png")])
+    mock_api.requests.clear()
+    call(jina, mode, QUERY, [Image(url="https://h.test/dog.png")])
+    assert len(mock_api.requests) == 1
+    together = make_client(cache=store, dialect="together", model="m")
+    call(together, mode, QUERY, [{"text": "apple pie", "title": "Pie"}])
+    mock_api.requests.clear()
+    call(together, mode, QUERY, [{"text": "pear tart", "title": "Tart"}])
     assert len(mock_api.requests) == 1
 
 

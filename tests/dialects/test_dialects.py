@@ -22,7 +22,12 @@ from rerank_integrations import (
     ResponseFormatError,
     ServerError,
 )
-from rerank_integrations._codec import decode_response, encode_request, make_status_error
+from rerank_integrations._codec import (
+    decode_response,
+    encode_request,
+    make_status_error,
+    scale_mismatch,
+)
 from rerank_integrations._config import resolve_endpoint
 from rerank_integrations._merge import merge_rankings
 from rerank_integrations._plan import plan_rerank
@@ -879,3 +884,39 @@ def test_deeply_nested_error_bodies_do_not_overflow(content: bytes) -> None:
         assert isinstance(error, ServerError)
         with pytest.raises((ResponseFormatError, APIStatusError)):
             decode_response(dialect, 200, content, 1)
+
+
+def test_a_body_too_deep_for_json_is_quoted_as_it_came() -> None:
+    content = b"[" * 100_000 + b"]" * 100_000  # past any recursion limit
+    error = make_status_error(DIALECTS["cohere"], 500, "Internal Server Error", content, {})
+    assert error.body == content.decode()
+    assert str(error).startswith("HTTP 500 Internal Server Error: [[[")  # read as text
+
+
+def test_an_error_names_the_request_id_and_quotes_the_body_as_sent() -> None:
+    content = b'{"detail":"no such model","extra":1}'
+    headers = {"x-request-id": "req-42"}
+    error = make_status_error(DIALECTS["cohere"], 400, "Bad Request", content, headers)
+    assert error.request_id == "req-42"
+    assert "[request id req-42]" in str(error)
+    assert '| body: {"detail":"no such model","extra":1}' in str(error)
+
+
+@pytest.mark.parametrize(
+    ("logits_expected", "scores", "says"),
+    [
+        (False, [], None),
+        (True, [], None),
+        (False, [0.1, 0.9], None),
+        (False, [-2.0, 0.5], "are not 0..1 probabilities"),
+        (False, [0.5, 3.0], "are not 0..1 probabilities"),
+        (True, [0.1, 0.5, 0.9], "look like probabilities already"),
+        (True, [0.1, 0.9], None),  # two scores say too little
+        (True, [-1.0, 0.5, 2.0], None),
+    ],
+)
+def test_scores_on_an_unexpected_scale_are_named(
+    logits_expected: bool, scores: list[float], says: str | None
+) -> None:
+    found = scale_mismatch(logits_expected, scores)
+    assert found is None if says is None else says in (found or "")

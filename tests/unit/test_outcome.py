@@ -100,6 +100,11 @@ TABLE: list[tuple[str, Attempt, Verdict]] = [
         Verdict(Step.FAIL, hint=MODEL_HINT),
     ),
     (
+        "a missing field is read from a 5xx only: a 499 naming one is the client's error",
+        attempt(status(499, "'model'")),
+        Verdict(Step.FAIL),
+    ),
+    (
         "a missing field may still fall back",
         attempt(status(500, "'model'"), fallbacks=True),
         Verdict(Step.FALL_BACK, hint=MODEL_HINT),
@@ -108,6 +113,11 @@ TABLE: list[tuple[str, Attempt, Verdict]] = [
     (
         "a 413 splits the batch",
         attempt(status(413, "Too many documents: got 12, the limit is 8.")),
+        Verdict(Step.SPLIT, refusal=Refusal(8, by_bytes=False)),
+    ),
+    (
+        "a batch of two splits",
+        attempt(status(413, "Too many documents: got 12, the limit is 8."), documents=2),
         Verdict(Step.SPLIT, refusal=Refusal(8, by_bytes=False)),
     ),
     (

@@ -16,8 +16,10 @@ from support import MockAPI, run_mode
 from rerank_integrations import RerankClient, RerankResponse
 from rerank_integrations._budget import counter_for
 from rerank_integrations._codec import BatchRanking
-from rerank_integrations._merge import merge_rankings
-from rerank_integrations._plan import Budget, plan_rerank
+from rerank_integrations._documents import IMAGE_TOKENS, Image, Record
+from rerank_integrations._exceptions import ResponseFormatError
+from rerank_integrations._merge import joined, merge_pages, merge_rankings
+from rerank_integrations._plan import Budget, document_tokens, plan_rerank
 
 
 def call(mode: str, client: RerankClient, *args: Any, **kwargs: Any) -> RerankResponse:
@@ -297,3 +299,154 @@ def test_windows_through_the_client_obey_the_smaller_cap(
     for body in mock_api.bodies:
         assert sum(words(text) + 2 for text in body["documents"]) <= 40
     assert json.dumps(mock_api.bodies)  # every body was JSON
+
+
+# -- pages of one answer, halves of one batch -------------------------------------------------
+
+
+def test_the_pages_of_an_answer_make_one_ranking() -> None:
+    pages = [
+        BatchRanking([(2, 0.9), (0, 0.5)], None, 10, None, requests=1, input_tokens=None),
+        BatchRanking([(1, 0.7)], "model-a", 5, 2.0, requests=1, input_tokens=7),
+        BatchRanking([(3, 0.1)], "model-b", None, 1.5, requests=2, input_tokens=3),
+    ]
+    merged = merge_pages(pages, 4)
+    assert merged.pairs == [(2, 0.9), (0, 0.5), (1, 0.7), (3, 0.1)]
+    assert merged.model == "model-a"  # the first page that names one
+    assert (merged.total_tokens, merged.billed_units, merged.input_tokens) == (15, 3.5, 10)
+    assert merged.requests == 4
+    nothing = merge_pages([BatchRanking([(0, 0.5)], None, None, None)], 1)
+    assert (nothing.model, nothing.total_tokens, nothing.billed_units) == (None, None, None)
+    assert nothing.input_tokens is None
+
+
+def test_an_index_on_two_pages_is_refused() -> None:
+    pages = [
+        BatchRanking([(0, 0.5), (1, 0.4)], None, None, None),
+        BatchRanking([(1, 0.3)], None, None, None),
+    ]
+    with pytest.raises(ResponseFormatError, match="index 1 appears on more than one page"):
+        merge_pages(pages, 3)
+
+
+def test_two_halves_of_a_batch_make_its_ranking() -> None:
+    first = BatchRanking([(1, 0.8), (0, 0.2)], None, 4, None, sent_bytes=90, requests=1)
+    second = BatchRanking(
+        [(0, 0.6), (2, 0.4)], "model-b", 6, 1.0, sent_bytes=120, requests=2, input_tokens=5
+    )
+    whole = joined(first, second, 2)
+    assert whole.pairs == [(1, 0.8), (0, 0.2), (2, 0.6), (4, 0.4)]
+    assert whole.model == "model-b"  # the first half named none
+    assert (whole.total_tokens, whole.billed_units, whole.input_tokens) == (10, 1.0, 5)
+    assert (whole.sent_bytes, whole.requests) == (120, 3)
+    named = joined(BatchRanking([], "model-a", None, None), second, 0)
+    assert named.model == "model-a"
+
+
+# -- long_documents="error": refused before any request, saying what was allowed -------------
+
+
+@pytest.mark.parametrize(
+    ("limits", "allowed"),
+    [
+        # 20 tokens less the query's one and the model's three around it
+        ({"max_document_tokens": 20}, "a document may have 16 tokens)"),
+        ({"max_document_characters": 30}, "a document may have 30 characters)"),
+        (
+            {"max_document_tokens": 20, "max_document_characters": 300},
+            "a document may have 16 tokens and 300 characters)",
+        ),
+    ],
+)
+def test_a_document_too_long_is_refused_with_what_was_allowed(
+    limits: dict[str, int], allowed: str
+) -> None:
+    documents = ["short one", "word " * 40]
+    budget = Budget(max_documents=10, long_documents="error", counter=counter_for(words), **limits)
+    with pytest.raises(ValueError, match=r"^documents\[1\] is too long") as refused:
+        plan_rerank("query", documents, None, budget)
+    message = str(refused.value)
+    assert message.startswith("documents[1] is too long to send (200 characters, about 40 tokens;")
+    assert allowed in message
+    assert message.endswith("set long_documents='chunk' or 'truncate'")
+
+
+@pytest.mark.parametrize("long_documents", ["chunk", "truncate"])
+def test_documents_sent_again_are_cut_as_the_first_time(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI, long_documents: str
+) -> None:
+    # The client keeps where it cut each text (and that a text fits): a second call reads
+    # that back, and must send and rank every document as the first did.
+    documents = ["a short text", " ".join(f"word{number}" for number in range(40)), "fits too"]
+    client = make_client(max_tokens_per_document=12, long_documents=long_documents, tokenizer=words)
+    first = call(mode, client, "a query", documents)
+    sent_first = list(mock_api.bodies)
+    mock_api.requests.clear()
+    second = call(mode, client, "a query", documents)
+    assert mock_api.bodies == sent_first
+    assert sorted(result.index for result in second.results) == [0, 1, 2]
+    assert [(r.index, r.relevance_score) for r in second.results] == [
+        (r.index, r.relevance_score) for r in first.results
+    ]
+
+
+@pytest.mark.parametrize(("top_n", "expected"), [(2, [0, 1]), (None, list(range(9)))])
+def test_ties_keep_the_callers_order_on_either_path(top_n: int | None, expected: list[int]) -> None:
+    # Nine documents, every score the same: top_n=2 (2 * 4 < 9) takes the heap path, no
+    # top_n the sort. The repeated "x" (0 and 2) is scored as one text, its copy listed next
+    # to it: ties must still come in the caller's order, 0 then 1, not 0 then 2.
+    documents = ["x", "y", "x", "z", "w", "v", "u", "t", "s"]
+    plan = plan_rerank("query", documents, top_n, Budget(max_documents=100))
+    rankings = [
+        BatchRanking([(local, 0.5) for local in range(len(batch.texts))], None, None, None)
+        for batch in plan.batches
+    ]
+    response = merge_rankings(plan, rankings, None)
+    assert [result.index for result in response.results] == expected
+
+
+def test_an_image_counts_its_share_of_tokens_and_a_record_its_text() -> None:
+    counter = counter_for(words)
+    assert document_tokens(counter, Image(url="https://h.test/cat.png")) == IMAGE_TOKENS
+    record = Record.of({"title": "Pie", "text": "apple pie"}, 0)
+    assert document_tokens(counter, record) == words(record.rendered(None))
+    assert document_tokens(counter, "three words here") == 3
+
+
+@pytest.mark.parametrize("aggregate", ["max", "mean"])
+@pytest.mark.parametrize("best", [0, 1, -1])
+def test_a_chunked_document_points_at_its_best_window(aggregate: str, best: int) -> None:
+    long_document = " ".join(f"word{number}" for number in range(40))
+    budget = Budget(
+        max_documents=100,
+        max_document_tokens=14,
+        long_documents="chunk",
+        aggregate=aggregate,
+        counter=counter_for(words),
+    )
+    plan = plan_rerank("query", ["short one", long_document], None, budget)
+    assert plan.parts is not None
+    windows = [places[0][1:] for places in plan.parts if places[0][0] == 1]
+    assert len(windows) >= 3
+    # Every window scores 0.4 but the best one 0.8, and the last one 0.8 too: on a tie the
+    # first best window is the one pointed at.
+    best_window = windows[best]
+    scores = [
+        0.3 if places[0][0] == 0 else (0.8 if places[0][1:] in (best_window, windows[-1]) else 0.4)
+        for places in plan.parts
+    ]
+    ranking = BatchRanking(list(enumerate(scores)), None, None, None)
+    results = {r.index: r for r in merge_rankings(plan, [ranking], None).results}
+    assert results[1].span == best_window  # where to look in the long document
+    assert results[0].span is None  # scored whole: no span to point at
+
+
+def test_the_model_is_the_first_a_batch_names() -> None:
+    plan = plan_rerank("query", [f"text {number}" for number in range(4)], None, Budget(2))
+    rankings = [
+        BatchRanking([(0, 0.5), (1, 0.4)], "model-a", None, None),
+        BatchRanking([(0, 0.3), (1, 0.2)], "model-b", None, None),
+    ]
+    assert merge_rankings(plan, rankings, "asked").model == "model-a"
+    unnamed = [BatchRanking(ranking.pairs, None, None, None) for ranking in rankings]
+    assert merge_rankings(plan, unnamed, "asked").model == "asked"

@@ -18,9 +18,12 @@ from rerank_integrations._refusals import (
     Refusal,
     document_limit,
     missing_field,
+    missing_field_hint,
     no_such_path,
+    plans_again_hint,
     too_big,
     wait_stated_in,
+    with_hint,
 )
 
 
@@ -103,3 +106,45 @@ def test_a_refusal_for_size_is_read_only_from_the_statuses_that_mean_it() -> Non
     # The same words under a status that cannot mean "too big" (a 500) are not a refusal.
     message = "Too many documents: got 12, the limit is 8."
     assert too_big(status_error_class(500)("x", status_code=500, server_message=message)) is None
+
+
+# -- what the caller is told ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "hint"),
+    [
+        ("model", "; the server needs a model: pass model=... or set RERANK_MODEL"),
+        ("query_id", "; the server needs the field 'query_id' (send it with extra_body=...)"),
+        ("", "; the server says a required field is missing"),
+    ],
+)
+def test_a_missing_field_is_told_with_what_to_do(field: str, hint: str) -> None:
+    assert missing_field_hint(field) == hint
+
+
+def test_a_limit_lowered_again_is_told_with_what_to_do() -> None:
+    assert plans_again_hint(3) == (
+        "; the server lowered its limit for a document again after 3 new plans of this "
+        "call: set max_tokens_per_document= to what the model reads"
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "told"),
+    [
+        ("HTTP 422 from https://h/rerank", "HTTP 422 from https://h/rerank; do this"),
+        (
+            "HTTP 422 from https://h/rerank | body: {'detail': 'x'}",
+            "HTTP 422 from https://h/rerank; do this | body: {'detail': 'x'}",
+        ),
+        ("HTTP 422 from https://h/rerank; do this", "HTTP 422 from https://h/rerank; do this"),
+    ],
+    ids=["plain", "before-the-body", "once"],
+)
+def test_a_hint_goes_before_the_body_excerpt_and_only_once(message: str, told: str) -> None:
+    error = status_error_class(422)(message, status_code=422)
+    assert with_hint(error, "; do this") is error
+    assert error.message == told
+    assert error.args == (told,)
+    assert str(error).startswith(told)
