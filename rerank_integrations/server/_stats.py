@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from ._attrs import ReadOnly
 from ._config import FAULT_KINDS, LIMIT_KINDS
 
 __all__ = ["ServerStats"]
@@ -21,49 +22,29 @@ class ServerStats:
         self._in_flight = 0
         self._zero()
 
-    @property
-    def requests(self) -> int:
-        """Rerank requests received since the start or the last :meth:`reset`."""
-        with self._lock:
-            return self._requests
-
-    @property
-    def in_flight(self) -> int:
-        """Rerank requests being handled now."""
-        with self._lock:
-            return self._in_flight
-
-    @property
-    def max_in_flight(self) -> int:
-        """The most rerank requests handled at once: how concurrent the client really was."""
-        with self._lock:
-            return self._max_in_flight
-
-    @property
-    def faults(self) -> dict[str, int]:
-        """Injected faults by kind (a copy; the kinds are :data:`FAULT_KINDS`)."""
-        with self._lock:
-            return dict(self._faults)
-
-    @property
-    def refused(self) -> dict[str, int]:
-        """Requests refused for their size, by limit (a copy; the limits are
-        :data:`LIMIT_KINDS`)."""
-        with self._lock:
-            return dict(self._refused)
-
-    @property
-    def rate_limited(self) -> int:
-        """Requests answered 429 by ``rate_limit_rpm`` (the rate-limit fault counts in
-        :attr:`faults`)."""
-        with self._lock:
-            return self._rate_limited
-
-    @property
-    def truncated(self) -> int:
-        """Documents scored on their first tokens only, because they were too long."""
-        with self._lock:
-            return self._truncated
+    requests: ReadOnly[int] = ReadOnly(
+        "Rerank requests received since the start or the last :meth:`reset`.", locked=True
+    )
+    in_flight: ReadOnly[int] = ReadOnly("Rerank requests being handled now.", locked=True)
+    max_in_flight: ReadOnly[int] = ReadOnly(
+        "The most rerank requests handled at once: how concurrent the client really was.",
+        locked=True,
+    )
+    faults: ReadOnly[dict[str, int]] = ReadOnly(
+        "Injected faults by kind (a copy; the kinds are :data:`FAULT_KINDS`).", locked=True
+    )
+    refused: ReadOnly[dict[str, int]] = ReadOnly(
+        "Requests refused for their size, by limit (a copy; the limits are :data:`LIMIT_KINDS`).",
+        locked=True,
+    )
+    rate_limited: ReadOnly[int] = ReadOnly(
+        "Requests answered 429 by ``rate_limit_rpm`` (the rate-limit fault counts in "
+        ":attr:`faults`).",
+        locked=True,
+    )
+    truncated: ReadOnly[int] = ReadOnly(
+        "Documents scored on their first tokens only, because they were too long.", locked=True
+    )
 
     def reset(self) -> None:
         """Zero the counters; ``max_in_flight`` restarts from the requests still in flight."""

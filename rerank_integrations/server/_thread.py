@@ -23,6 +23,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from ._app import create_app
+from ._attrs import ReadOnly
 from ._config import ServerConfig
 from ._stats import ServerStats
 
@@ -109,25 +110,12 @@ class LocalRerankServer:
         self._socket: socket.socket | None = None
         self._error: BaseException | None = None
 
-    @property
-    def config(self) -> ServerConfig:
-        """How the server behaves."""
-        return self._config
-
-    @property
-    def app(self) -> Starlette:
-        """The Starlette application it serves."""
-        return self._app
-
-    @property
-    def stats(self) -> ServerStats:
-        """The request counters (``requests``, ``max_in_flight``, ``reset()``...)."""
-        return self._stats
-
-    @property
-    def host(self) -> str:
-        """The address it listens on."""
-        return self._host
+    config: ReadOnly[ServerConfig] = ReadOnly("How the server behaves.")
+    app: ReadOnly[Starlette] = ReadOnly("The Starlette application it serves.")
+    stats: ReadOnly[ServerStats] = ReadOnly(
+        "The request counters (``requests``, ``max_in_flight``, ``reset()``...)."
+    )
+    host: ReadOnly[str] = ReadOnly("The address it listens on.")
 
     @property
     def port(self) -> int:
