@@ -78,6 +78,12 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/client/test_documents.py",
         "tests/client/test_streamed_cutting.py",
     ],
+    "_cuts": [
+        "tests/unit/test_plan_and_merge.py",
+        "tests/unit/test_budget.py",
+        "tests/client/test_documents.py",
+        "tests/client/test_streamed_cutting.py",
+    ],
     "_merge": [
         "tests/unit/test_plan_and_merge.py",
         "tests/client/test_client.py",
@@ -268,7 +274,7 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "for what JSON decodes to (int, float, bool, str, None, list, dict) both conditions "
         "agree; they differ only for subclasses of int other than bool"
     ),
-    ("_plan", "_cuts", "drop", "return known or None", "pass"): (
+    ("_cuts", "cuts_for", "drop", "return known or None", "pass"): (
         "the kept cuts are a cache: the text is then measured and cut again, to the same cuts"
     ),
 }
