@@ -73,7 +73,8 @@ def test_test_core_is_the_dev_group_without_notebooks_and_ray() -> None:
     dev = groups["dev"]
     assert {"include-group": "test-core"} in dev
     extra = sorted(re.split(r"[<>=\[;]", item)[0] for item in dev if isinstance(item, str))
-    assert extra == ["ipykernel", "nbclient", "nbformat", "ray"]
+    # coverage: `make mutation` runs each mutant's tests from coverage contexts.
+    assert extra == ["coverage", "ipykernel", "nbclient", "nbformat", "ray"]
     core = [re.split(r"[<>=\[;]", item)[0] for item in groups["test-core"]]
     assert "pytest" in core and "ray" not in core and "nbclient" not in core
 
