@@ -520,6 +520,41 @@ register(
 )
 
 
+def _with_and_without(
+    context: Context,
+    key: str,
+    without: str,
+    with_: str,
+    settings: dict[str, Any],
+    extra: dict[str, Any],
+) -> list[Contender]:
+    """Per mode, the client with ``settings`` (the reference, ``{key}-none-{mode}``) and the
+    same client with ``extra`` too (``{key}-{mode}``); their labels end in ``without`` and
+    ``with_``."""
+    from .features import _Client
+
+    chosen: list[Contender] = []
+    for mode in _modes(context):
+        method = "rerank" if mode == "sync" else "arerank"
+        chosen += [
+            feature_contender(
+                f"{key}-none-{mode}",
+                f"RerankClient.{method}{without}",
+                mode,
+                lambda options: _Client(options, **settings),
+                reference=True,
+            ),
+            feature_contender(
+                f"{key}-{mode}",
+                f"RerankClient.{method}{with_}",
+                mode,
+                lambda options: _Client(options, **settings, **extra),
+                reference=False,
+            ),
+        ]
+    return chosen
+
+
 # -- scenario 17: an instruction against none -------------------------------------------------
 
 #: The model whose prompt template the generic dialect applies (each document wrapped).
@@ -537,27 +572,14 @@ _INSTRUCTION = Pair(
 
 
 def _run_instruction(context: Context) -> ScenarioResult:
-    from .features import _Client
-
-    chosen: list[Contender] = []
-    for mode in _modes(context):
-        method = "rerank" if mode == "sync" else "arerank"
-        chosen += [
-            feature_contender(
-                f"instruction-none-{mode}",
-                f"RerankClient.{method}, model={INSTRUCTED_MODEL!r}, no instruction",
-                mode,
-                lambda options: _Client(options, model=INSTRUCTED_MODEL),
-                reference=True,
-            ),
-            feature_contender(
-                f"instruction-{mode}",
-                f"RerankClient.{method}, the same model, instruction=...",
-                mode,
-                lambda options: _Client(options, model=INSTRUCTED_MODEL, instruction=INSTRUCTION),
-                reference=False,
-            ),
-        ]
+    chosen = _with_and_without(
+        context,
+        "instruction",
+        f", model={INSTRUCTED_MODEL!r}, no instruction",
+        ", the same model, instruction=...",
+        {"model": INSTRUCTED_MODEL},
+        {"instruction": INSTRUCTION},
+    )
     sizes = SIZES[context.scale.name]
     return _run_paths(
         context,
@@ -607,27 +629,9 @@ _COST = Pair(
 def _run_cost(context: Context) -> ScenarioResult:
     from rerank_integrations import Price
 
-    from .features import _Client
-
-    chosen: list[Contender] = []
-    for mode in _modes(context):
-        method = "rerank" if mode == "sync" else "arerank"
-        chosen += [
-            feature_contender(
-                f"price-none-{mode}",
-                f"RerankClient.{method}, no price",
-                mode,
-                lambda options: _Client(options, **COST_CLIENT),
-                reference=True,
-            ),
-            feature_contender(
-                f"price-{mode}",
-                f"RerankClient.{method}, price=Price(...)",
-                mode,
-                lambda options: _Client(options, price=Price(**PRICE), **COST_CLIENT),
-                reference=False,
-            ),
-        ]
+    chosen = _with_and_without(
+        context, "price", ", no price", ", price=Price(...)", COST_CLIENT, {"price": Price(**PRICE)}
+    )
     sizes = SIZES[context.scale.name]
     calls = COST_CALLS[context.scale.name]
     top_n = context.scale.top_n
