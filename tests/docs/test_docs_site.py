@@ -136,6 +136,13 @@ def test_benchmark_figures_are_quoted_from_the_benchmark_only() -> None:
     assert stray == []
 
 
+def test_the_readme_counts_the_dialects_there_are() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    counted = re.search(r"One client speaks (\d+) rerank APIs", readme)
+    assert counted is not None
+    assert int(counted.group(1)) == len(DIALECTS)
+
+
 def test_the_readme_is_a_front_page() -> None:
     """At most 200 lines, and every link into the docs leads to a page that exists."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
