@@ -47,13 +47,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[LocalRerankServer]:
-    """An open BM25 rerank server."""
-    with serve_in_thread() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def locked_server() -> Iterator[LocalRerankServer]:
     """A BM25 rerank server that wants ``SECRET``."""
     with serve_in_thread(api_key=SECRET) as running:
