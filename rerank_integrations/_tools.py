@@ -17,6 +17,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._adapters import RerankSettings
+from ._constants import DEFAULT_TOOL_NAME
 from ._exceptions import RerankError, ToolInputError
 from ._types import NOT_GIVEN, NotGiven, RerankResult
 
@@ -34,9 +35,6 @@ __all__ = [
     "ranked_passages",
     "render",
 ]
-
-#: The name the tools get unless another is given.
-DEFAULT_TOOL_NAME = "rerank_passages"
 
 # What the OpenAI, Anthropic and Gemini tool APIs all accept as a function name.
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, copy_with, usage_of
 from ._checks import check_query
+from ._constants import DEFAULT_TOOL_NAME
 from ._documents import Image
 from ._exceptions import RerankError
-from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, ToolAnswer, render
 from ._trace import Describe
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from ._lc_middleware import RerankMiddleware
     from ._lc_retriever import RerankRetriever
+    from ._tools import ToolAnswer
 
 __all__ = [
     "IMAGE_KEY",
@@ -227,13 +228,16 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         original order instead, each ``{"index", "text", "reranked": false,
         "rerank_error"}``, so an agent keeps running.
 
-        ``langchain_core.tools`` is imported here, at the first call, not with this module.
+        ``langchain_core.tools`` (and the tool's own module) is imported here, at the first
+        call, not with this module.
 
         Raises:
             ValueError: ``name`` (1-64 letters, digits, ``_``, ``-``) or ``description``
                 cannot be used.
         """
         from langchain_core.tools import StructuredTool
+
+        from ._tools import RerankToolInput, RerankToolRunner, render
 
         runner = RerankToolRunner(self, name=name, description=description)
 
