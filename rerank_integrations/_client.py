@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import SecretStr
 
 from ._constants import (
@@ -29,11 +28,13 @@ from ._text import display_url
 from ._types import NOT_GIVEN, NotGiven, RerankResponse
 from ._version import __version__
 
-# The settings, the plan and the call machinery load with the first client, not with the
-# package: importing an adapter stays cheap (the budget in benchmarks/import_time.py; a
+# The settings, the plan, the call machinery and httpx load with the first client, not with
+# the package: importing an adapter stays cheap (the budget in benchmarks/import_time.py; a
 # test in tests/unit/test_imports.py keeps them out of an adapter's import).
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
+
+    import httpx
 
     from ._auth import Authorizer
     from ._call import Call
