@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
     from ._lc_middleware import RerankMiddleware
     from ._lc_retriever import RerankRetriever
-    from ._tools import ToolAnswer
 
 __all__ = [
     "IMAGE_KEY",
@@ -237,18 +236,10 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         """
         from langchain_core.tools import StructuredTool
 
-        from ._tools import RerankToolInput, RerankToolRunner, render
+        from ._tools import RerankToolInput, RerankToolRunner, content_and_artifact
 
         runner = RerankToolRunner(self, name=name, description=description)
-
-        def rerank_passages(**arguments: Any) -> tuple[str, ToolAnswer]:
-            results = runner.run(**arguments)
-            return render(results), results
-
-        async def arerank_passages(**arguments: Any) -> tuple[str, ToolAnswer]:
-            results = await runner.arun(**arguments)
-            return render(results), results
-
+        rerank_passages, arerank_passages = content_and_artifact(runner)
         return StructuredTool.from_function(
             func=rerank_passages,
             coroutine=arerank_passages,
