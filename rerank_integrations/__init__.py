@@ -13,13 +13,13 @@ Dialects: :data:`DIALECTS` lists them, read-only; :func:`register_dialect` adds 
 :mod:`rerank_integrations.dialects`).
 """
 
+import importlib as _importlib
 import warnings as _warnings
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from . import _retry
-from ._cache import RerankCache, SharedCache
 from ._client import RerankClient
-from ._config import ClientSettings
 from ._documents import Image
 from ._exceptions import (
     APIConnectionError,
@@ -38,13 +38,33 @@ from ._exceptions import (
     ServerError,
     ToolInputError,
 )
-from ._observe import RerankStats
-from ._ratelimit import Cost, Limiter, RateLimit, RateLimiter
 from ._retry import RetryPolicy, parse_retry_after
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult, Usage
 from ._usage import Price
 from ._version import __version__
-from .dialects import DIALECTS, PromptTemplate, register_dialect
+
+if _TYPE_CHECKING:
+    from ._cache import RerankCache, SharedCache
+    from ._config import ClientSettings
+    from ._observe import RerankStats
+    from ._ratelimit import Cost, Limiter, RateLimit, RateLimiter
+    from .dialects import DIALECTS, PromptTemplate, register_dialect
+
+#: Public names whose modules load at their first use (importing an adapter stays cheap: the
+#: budget in benchmarks/import_time.py), with the module each lives in.
+_LAZY = {
+    "ClientSettings": "._config",
+    "Cost": "._ratelimit",
+    "DIALECTS": ".dialects",
+    "Limiter": "._ratelimit",
+    "PromptTemplate": ".dialects",
+    "RateLimit": "._ratelimit",
+    "RateLimiter": "._ratelimit",
+    "RerankCache": "._cache",
+    "RerankStats": "._observe",
+    "SharedCache": "._cache",
+    "register_dialect": ".dialects",
+}
 
 __all__ = [
     "DIALECTS",
@@ -95,6 +115,10 @@ _DEPRECATED = {
 
 
 def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # found once; later lookups skip this function
+        return value
     if name in _DEPRECATED:
         module, why = _DEPRECATED[name]
         _warnings.warn(
@@ -105,3 +129,7 @@ def __getattr__(name: str) -> _Any:
         )
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -6,7 +6,6 @@ Every function returns the value checked (or its normal form) or raises a ``Type
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -88,6 +87,8 @@ def check_extra_fields(fields: Mapping[str, Any]) -> None:
         TypeError: naming the field and the argument it was probably meant to be.
     """
     for name in fields:
+        import difflib  # here, not at import: only calls with extra fields need it
+
         meant = _ALIASES.get(name.lower()) or next(
             iter(difflib.get_close_matches(name, _KNOWN_ARGUMENTS, n=1, cutoff=0.75)), None
         )

@@ -11,41 +11,41 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import SecretStr
 
-from ._auth import Authorizer
-from ._budget import counter_for
-from ._cache import credential_scope, score_cache_for
-from ._call import Call, start_call
-from ._checks import check_score_transform
-from ._config import ClientSettings, TimeoutTypes, resolve_settings
 from ._constants import (
     DEFAULT_CHUNK_OVERLAP,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
 )
-from ._documents import Image
-from ._observe import Counters, RerankStats
-from ._pools import Pools
-from ._ratelimit import AdaptiveGate, RateLimit, RateLimiter, limiter_for
-from ._retry import RetryPolicy
-from ._run import Engine
-from ._secrets import HiddenHeaders, Scrubber, as_secret, secret_values
-from ._state import Connection
+from ._secrets import HiddenHeaders, as_secret
 from ._text import display_url
-from ._trace import CallSpan, call_span
 from ._types import NOT_GIVEN, NotGiven, RerankResponse
-from ._usage import Price
 from ._version import __version__
-from .dialects import PromptTemplate
-from .dialects._registry import authorizer_for
+
+# The settings, the plan, the call machinery and httpx load with the first client, not with
+# the package: importing an adapter stays cheap (the budget in benchmarks/import_time.py; a
+# test in tests/unit/test_imports.py keeps them out of an adapter's import).
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    import httpx
+
+    from ._auth import Authorizer
+    from ._call import Call
+    from ._config import ClientSettings, TimeoutTypes
+    from ._documents import Image
+    from ._observe import RerankStats
+    from ._ratelimit import RateLimit, RateLimiter
+    from ._retry import RetryPolicy
+    from ._trace import CallSpan
+    from ._usage import Price
+    from .dialects import PromptTemplate
 
 __all__ = ["RerankClient"]
 
@@ -219,6 +219,8 @@ class RerankClient:
         async_transport: str = "httpx",
         price: Price | None = None,
     ) -> None:
+        from ._config import resolve_settings
+
         # Secrets leave this frame's locals at once: error trackers record them.
         api_key = as_secret(api_key)
         headers = HiddenHeaders(headers) if isinstance(headers, Mapping) else headers
@@ -267,6 +269,17 @@ class RerankClient:
         async_http_client: httpx.AsyncClient | None,
         authorizer: Authorizer | None = None,
     ) -> None:
+        from ._budget import counter_for
+        from ._cache import credential_scope, score_cache_for
+        from ._checks import check_score_transform
+        from ._observe import Counters
+        from ._pools import Pools
+        from ._ratelimit import AdaptiveGate, limiter_for
+        from ._run import Engine
+        from ._secrets import Scrubber, secret_values
+        from ._state import Connection
+        from .dialects._registry import authorizer_for
+
         settings = self._settings
         pools = Pools(settings, http_client, async_http_client)
         headers = settings.wire_headers()
@@ -459,6 +472,8 @@ class RerankClient:
         fields: dict[str, Any],
     ) -> Call:
         """One call's arguments checked and planned (before anything is sent), and counted."""
+        from ._call import start_call
+
         call = start_call(
             self._settings,
             self._connection,
@@ -483,6 +498,8 @@ class RerankClient:
 
     def _span(self, call: Call) -> AbstractContextManager[CallSpan]:
         """The call's trace span (nothing without OpenTelemetry)."""
+        from ._trace import call_span
+
         plan = call.plan
         settings = self._settings
         carried = call.carried

@@ -37,3 +37,6 @@ ENV_API_KEY = "RERANK_API_KEY"
 ENV_MODEL = "RERANK_MODEL"
 
 LOGGER_NAME = "rerank_integrations"
+
+#: The name an adapter's agent tool gets unless another is given.
+DEFAULT_TOOL_NAME = "rerank_passages"

@@ -28,7 +28,6 @@ from ._constants import (
     RETRY_JITTER,
     RETRY_MULTIPLIER,
 )
-from ._refusals import wait_stated_in
 
 #: Statuses worth another try: timeout, conflict, rate limit and every server error.
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 409, 429, *range(500, 600)})
@@ -181,7 +180,11 @@ def next_wait(
     if status_code is not None and status_code not in policy.retry_statuses:
         return None
     asked = parse_retry_after(headers)
-    stated = wait_stated_in(message) if asked is None else None
+    stated: float | None = None
+    if asked is None and message:
+        from ._refusals import wait_stated_in  # with the first retry, not with the package
+
+        stated = wait_stated_in(message)
     if stated is not None:
         wait = min(stated, policy.max_retry_after)
     elif asked is None:

@@ -14,7 +14,6 @@ regenerates the client docstring's ``Args`` entries; ``--docstring`` prints thos
 
 from __future__ import annotations
 
-import difflib
 import os
 import textwrap
 from collections.abc import Iterable, Mapping
@@ -134,6 +133,8 @@ def suggestion(name: str, known: Iterable[str]) -> str | None:
     meant = SPELLINGS.get(name.lower())
     if meant in names:
         return meant
+    import difflib  # here, not at import: only a misspelt name needs it
+
     return next(iter(difflib.get_close_matches(name, names, n=1, cutoff=0.75)), None)
 
 

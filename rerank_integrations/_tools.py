@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._adapters import RerankSettings
+from ._constants import DEFAULT_TOOL_NAME
 from ._exceptions import RerankError, ToolInputError
 from ._types import NOT_GIVEN, NotGiven, RerankResult
 
@@ -29,14 +30,12 @@ __all__ = [
     "ToolAnswer",
     "arender",
     "check_tool_naming",
+    "content_and_artifact",
     "default_description",
     "describe_validation_error",
     "ranked_passages",
     "render",
 ]
-
-#: The name the tools get unless another is given.
-DEFAULT_TOOL_NAME = "rerank_passages"
 
 # What the OpenAI, Anthropic and Gemini tool APIs all accept as a function name.
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -240,6 +239,31 @@ def render(results: Sequence[RankedPassage] | Sequence[PassedPassage]) -> str:
 async def arender(results: Sequence[RankedPassage] | Sequence[PassedPassage]) -> str:
     """:func:`render` for async callers (a LlamaIndex tool's ``async_callback``)."""
     return render(results)
+
+
+def content_and_artifact(
+    runner: RerankToolRunner,
+) -> tuple[
+    Callable[..., tuple[str, ToolAnswer]],
+    Callable[..., Coroutine[Any, Any, tuple[str, ToolAnswer]]],
+]:
+    """The sync and async functions of a LangChain tool that answers as
+    ``content_and_artifact``: the LLM reads :func:`render`'s line, code gets the list.
+
+    Defined here, where their annotations resolve: LangGraph's ``ToolNode`` reads them
+    (``typing.get_type_hints``), and the adapter module imports this one only in
+    ``as_tool()``.
+    """
+
+    def rerank_passages(**arguments: Any) -> tuple[str, ToolAnswer]:
+        results = runner.run(**arguments)
+        return render(results), results
+
+    async def arerank_passages(**arguments: Any) -> tuple[str, ToolAnswer]:
+        results = await runner.arun(**arguments)
+        return render(results), results
+
+    return rerank_passages, arerank_passages
 
 
 def describe_validation_error(error: ValidationError, tool_name: str) -> str:

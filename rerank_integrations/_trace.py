@@ -18,14 +18,16 @@ import contextvars
 import importlib.util
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._actions import Answer, Send
 from ._documents import Document, document_label
 from ._exceptions import APIStatusError, RerankError
 from ._text import display_url
 from ._types import RerankResponse
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._actions import Answer, Send
 
 __all__ = [
     "Describe",
@@ -315,7 +317,7 @@ class AttemptSpan:
         span = self._span
         if span is None:
             return
-        if isinstance(outcome, Answer):
+        if not isinstance(outcome, RerankError):  # an Answer
             span.set_attribute("http.response.status_code", outcome.status_code)
             span.set_attribute("http.response.body.size", len(outcome.content))
             if outcome.status_code >= 400:

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, copy_with, usage_of
 from ._checks import check_query
+from ._constants import DEFAULT_TOOL_NAME
 from ._documents import Image
 from ._exceptions import RerankError
-from ._tools import DEFAULT_TOOL_NAME, RerankToolInput, RerankToolRunner, ToolAnswer, render
 from ._trace import Describe
 from ._types import NOT_GIVEN, NotGiven, RerankResponse, RerankResult
 
@@ -227,7 +227,8 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         original order instead, each ``{"index", "text", "reranked": false,
         "rerank_error"}``, so an agent keeps running.
 
-        ``langchain_core.tools`` is imported here, at the first call, not with this module.
+        ``langchain_core.tools`` (and the tool's own module) is imported here, at the first
+        call, not with this module.
 
         Raises:
             ValueError: ``name`` (1-64 letters, digits, ``_``, ``-``) or ``description``
@@ -235,16 +236,10 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
         """
         from langchain_core.tools import StructuredTool
 
+        from ._tools import RerankToolInput, RerankToolRunner, content_and_artifact
+
         runner = RerankToolRunner(self, name=name, description=description)
-
-        def rerank_passages(**arguments: Any) -> tuple[str, ToolAnswer]:
-            results = runner.run(**arguments)
-            return render(results), results
-
-        async def arerank_passages(**arguments: Any) -> tuple[str, ToolAnswer]:
-            results = await runner.arun(**arguments)
-            return render(results), results
-
+        rerank_passages, arerank_passages = content_and_artifact(runner)
         return StructuredTool.from_function(
             func=rerank_passages,
             coroutine=arerank_passages,

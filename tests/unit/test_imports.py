@@ -253,22 +253,101 @@ LAZY_MODULES = (
     "httpcore",
 )
 
+#: The client's settings, plan and call machinery: imported with the first ``RerankClient``
+#: (its constructor or its first call), never by importing an adapter: importing them all
+#: costs more than the rest of the adapter's import together.
+CLIENT_MODULES = (
+    "rerank_integrations._actions",
+    "rerank_integrations._auth",
+    "rerank_integrations._budget",
+    "rerank_integrations._cache",
+    "rerank_integrations._call",
+    "rerank_integrations._codec",
+    "rerank_integrations._config",
+    "rerank_integrations._cuts",
+    "rerank_integrations._drive",
+    "rerank_integrations._fallbacks",
+    "rerank_integrations._flow",
+    "rerank_integrations._merge",
+    "rerank_integrations._outcome",
+    "rerank_integrations._plan",
+    "rerank_integrations._pools",
+    "rerank_integrations._ratelimit",
+    "rerank_integrations._refusals",
+    "rerank_integrations._run",
+    "rerank_integrations._send",
+    "rerank_integrations._state",
+    "rerank_integrations._tools",
+    "rerank_integrations._transport",
+    "rerank_integrations.dialects",
+    "httpx",  # its own import loads click, rich and pygments where they are installed
+)
+
+#: Prints the package's modules loaded by importing the adapter, then by its first client.
+_IMPORT_CHECK = """
+import json, sys
+import rerank_integrations.langchain
+after_import = sorted(sys.modules)
+from rerank_integrations import _budget
+compiled = _budget._PIECE._pattern is not None
+from rerank_integrations.langchain import RerankCompressor
+compressor = RerankCompressor(base_url="https://rerank.test")
+compressor.rerank_client
+after_client = sorted(sys.modules)
+print(json.dumps({"import": after_import, "client": after_client, "compiled": compiled}))
+"""
+
 
 def test_importing_the_langchain_adapter_leaves_the_rare_paths_unimported() -> None:
     import subprocess
 
-    script = (
-        "import sys, json, re, rerank_integrations.langchain\n"
-        "budget = sys.modules['rerank_integrations._budget']\n"
-        "print(json.dumps({'modules': sorted(sys.modules),"
-        " 'compiled': budget._PIECE._pattern is not None}))\n"
-    )
     ran = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", _IMPORT_CHECK],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     seen = json.loads(ran.stdout)
-    assert [name for name in LAZY_MODULES if name in seen["modules"]] == []
+    assert [name for name in LAZY_MODULES if name in seen["import"]] == []
     assert seen["compiled"] is False  # the CJK token pattern compiles at its first use
+
+
+def test_importing_the_langchain_adapter_leaves_the_client_machinery_for_the_first_client() -> None:
+    import subprocess
+
+    ran = subprocess.run(
+        [sys.executable, "-c", _IMPORT_CHECK],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    seen = json.loads(ran.stdout)
+    assert [name for name in CLIENT_MODULES if name in seen["import"]] == []
+    # the list names real modules, which a client does load (else the check above is empty)
+    needed = set(CLIENT_MODULES) - {"rerank_integrations._tools", "rerank_integrations._refusals"}
+    assert sorted(needed - set(seen["client"])) == []
+    assert set(CLIENT_MODULES) - {"httpx"} <= set(modules())
+
+
+def test_the_lazy_public_names_are_listed_and_resolve_to_their_modules() -> None:
+    import subprocess
+
+    script = (
+        "import sys, rerank_integrations as r\n"
+        "assert 'rerank_integrations._config' not in sys.modules\n"
+        "assert set(r.__all__) <= set(dir(r)), set(r.__all__) - set(dir(r))\n"
+        "from rerank_integrations import ClientSettings, DIALECTS, RerankCache\n"
+        "from rerank_integrations._config import ClientSettings as settings_class\n"
+        "from rerank_integrations._cache import RerankCache as cache_class\n"
+        "from rerank_integrations.dialects import DIALECTS as dialects\n"
+        "assert ClientSettings is settings_class and RerankCache is cache_class\n"
+        "assert DIALECTS is dialects and r.DIALECTS is dialects\n"
+        "for name in r.__all__:\n"
+        "    getattr(r, name)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
 
 
 def test_the_cloud_dialects_load_at_their_first_use() -> None:
