@@ -8,9 +8,10 @@ by :func:`batch_of`). The inputs are checked before they come here (:mod:`._chec
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, MutableMapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from . import _json
 from ._budget import TokenCounter, counter_for
@@ -21,6 +22,7 @@ __all__ = [
     "CHUNK_AGGREGATES",
     "Batch",
     "Budget",
+    "Parts",
     "PlanStream",
     "RerankPlan",
     "batch_of",
@@ -38,6 +40,82 @@ class Batch:
     top_n: int | None
 
 
+#: One place a sent text stands for: ``(document index, start, end)``.
+Place = tuple[int, int, int]
+
+
+class Parts(Sequence[list[Place]]):
+    """For each distinct text of a plan, the places it stands for (:data:`Place`), in order.
+
+    The first place of each text is kept in three flat arrays of machine integers, further
+    ones (copies of a repeated document, a piece found twice) by position in a dict: a call
+    of tens of thousands of windows then makes a handful of objects, not a list and a tuple
+    a window that the garbage collector would walk (its full passes, which stall an event
+    loop, grow with them). Reading a position gives a new list of its places.
+    """
+
+    __slots__ = ("_ends", "_more", "_owners", "_starts")
+
+    def __init__(self, places: Iterable[Sequence[Place]] = ()) -> None:
+        self._owners = array("q")
+        self._starts = array("q")
+        self._ends = array("q")
+        self._more: dict[int, list[Place]] = {}
+        for each in places:
+            self.append(each)
+
+    def add(self, index: int, start: int, end: int) -> None:
+        """A new text standing for ``text[start:end]`` of document ``index``."""
+        self._owners.append(index)
+        self._starts.append(start)
+        self._ends.append(end)
+
+    def append(self, places: Sequence[Place]) -> None:
+        """A new text standing for ``places`` (at least one)."""
+        if not places:
+            raise ValueError("a text stands for at least one place")
+        self.add(*places[0])
+        if len(places) > 1:
+            self._more[len(self._owners) - 1] = list(places[1:])
+
+    def extend_at(self, position: int, places: Iterable[Place]) -> None:
+        """More places for the text at ``position``, after those it has."""
+        self._more.setdefault(position, []).extend(places)
+
+    def __len__(self) -> int:
+        return len(self._owners)
+
+    @overload
+    def __getitem__(self, position: int) -> list[Place]: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[list[Place]]: ...
+
+    def __getitem__(self, position: int | slice) -> list[Place] | list[list[Place]]:
+        if isinstance(position, slice):
+            return [self[each] for each in range(*position.indices(len(self)))]
+        if position < 0:
+            position += len(self._owners)
+        first = (self._owners[position], self._starts[position], self._ends[position])
+        more = self._more.get(position)
+        return [first, *more] if more else [first]
+
+    def __iter__(self) -> Iterator[list[Place]]:
+        return map(self.__getitem__, range(len(self._owners)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(
+            mine == list(theirs) for mine, theirs in zip(self, other, strict=True)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Parts({list(self)!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class RerankPlan:
     """How one call is split into requests.
@@ -53,7 +131,7 @@ class RerankPlan:
         top_n: results to return; ``None`` means all.
         parts: when documents were cut (truncated or chunked), for each distinct text the
             ``(document index, start, end)`` of every place it stands for; ``None`` when
-            each text is a whole document.
+            each text is a whole document (a :class:`Parts` when planned here).
         aggregate: how the scores of a document's windows make its score (``"max"``).
         windows: how many texts were sent in place of the documents' whole texts.
         sent: when some texts' scores were known already (a cache), the positions in
@@ -74,7 +152,7 @@ class RerankPlan:
     copies: dict[int, list[int]]
     batches: list[Batch]
     top_n: int | None
-    parts: list[list[tuple[int, int, int]]] | None = None
+    parts: Sequence[Sequence[Place]] | None = None
     aggregate: str = "max"
     windows: int = 0
     sent: list[int] | None = None
@@ -280,7 +358,7 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
     max_tokens, max_characters = _document_limits(plan.query, budget)
     # Each piece's text, and the (document index, start, end) of every place it stands for.
     texts: list[Document] = []
-    parts: list[list[tuple[int, int, int]]] = []
+    parts = Parts()
     cut_pieces = 0
     for position, text in enumerate(plan.texts):
         index = position if plan.first_index is None else plan.first_index[position]
@@ -298,27 +376,25 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
             texts.append(text)
             parts.append([(owner, 0, len(text)) for owner in (index, *others)])
             continue
-        pieces = list(spans(cuts))
-        texts += [text[start:end] for start, end in pieces]
-        if others:
-            owners = (index, *others)
-            parts += [[(owner, start, end) for owner in owners] for start, end in pieces]
-        else:
-            parts += [[(index, start, end)] for start, end in pieces]
-        cut_pieces += len(pieces)
+        for start, end in spans(cuts):
+            texts.append(text[start:end])
+            parts.add(index, start, end)
+            if others:
+                parts.extend_at(len(parts) - 1, [(owner, start, end) for owner in others])
+        cut_pieces += len(cuts) // 2
     if not cut_pieces:
         return plan
     if len(set(texts)) != len(texts):  # a piece found twice is sent once
         position_of: dict[Document, int] = {}
         distinct: list[Document] = []
-        merged: list[list[tuple[int, int, int]]] = []
+        merged = Parts()
         for text, places in zip(texts, parts, strict=True):
             position = position_of.setdefault(text, len(distinct))
             if position == len(distinct):
                 distinct.append(text)
                 merged.append(places)
             else:
-                merged[position] = merged[position] + places
+                merged.extend_at(position, places)
         texts, parts = distinct, merged
     return dataclasses.replace(
         plan, texts=texts, first_index=None, copies={}, parts=parts, windows=cut_pieces
@@ -364,7 +440,7 @@ class PlanStream:
         self._counter = budget.counter or counter_for(None)
         self._limits = _document_limits(plan.query, budget)
         self._texts: list[Document] = []
-        self._parts: list[list[tuple[int, int, int]]] = []
+        self._parts = Parts()
         self._batches: list[Batch] = []
         self._position_of: dict[Document, int] = {}
         self._pieces = 0
@@ -424,7 +500,7 @@ class PlanStream:
         owners = (index, *self._copies.get(position, ()))
         self.cut += 1
         if not isinstance(text, str):  # an image or a record is sent whole
-            self._add(text, [(owner, 0, 0) for owner in owners])
+            self._add(text, owners, 0, 0)
             return
         max_tokens, max_characters = self._limits
         too_long = max_characters is not None and len(text) > max_characters
@@ -434,22 +510,19 @@ class PlanStream:
                 text, index, too_long, max_tokens, max_characters, self._counter, self._budget
             )
         if cuts is None:
-            self._add(text, [(owner, 0, len(text)) for owner in owners])
+            self._add(text, owners, 0, len(text))
             return
         self._pieces += len(cuts) // 2
         add = self._add
-        if len(owners) == 1:  # the usual case: a document found once
-            for start, end in spans(cuts):
-                add(text[start:end], [(index, start, end)])
-            return
         for start, end in spans(cuts):
-            add(text[start:end], [(owner, start, end) for owner in owners])
+            add(text[start:end], owners, start, end)
 
-    def _add(self, text: Document, places: list[tuple[int, int, int]]) -> None:
-        """One piece: sent once however often it is found, and placed in a batch."""
+    def _add(self, text: Document, owners: tuple[int, ...], start: int, end: int) -> None:
+        """One piece, ``text[start:end]`` of each of the ``owners``: sent once however often
+        it is found, and placed in a batch."""
         position = self._position_of.setdefault(text, len(self._texts))
         if position < len(self._texts):
-            self._parts[position] = self._parts[position] + places
+            self._parts.extend_at(position, [(owner, start, end) for owner in owners])
             return
         budget = self._budget
         text_bytes = (
@@ -471,7 +544,9 @@ class PlanStream:
         if full:
             self._emit(position)
         self._texts.append(text)
-        self._parts.append(places)
+        self._parts.add(owners[0], start, end)
+        if len(owners) > 1:
+            self._parts.extend_at(position, [(owner, start, end) for owner in owners[1:]])
         self._count += 1
         self._size += text_bytes
         self._tokens += text_tokens
