@@ -53,6 +53,11 @@ class Parts(Sequence[list[Place]]):
         """More places for the text at ``position``, after those it has."""
         self._more.setdefault(position, []).extend(places)
 
+    def columns(self) -> tuple[array[int], array[int], array[int], dict[int, list[Place]]]:
+        """The first place of every text as three columns (document indexes, starts, ends),
+        and the further places by position: read without a list made per text."""
+        return self._owners, self._starts, self._ends, self._more
+
     def __len__(self) -> int:
         return len(self._owners)
 

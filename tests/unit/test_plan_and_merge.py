@@ -5,6 +5,7 @@ limits (one byte over, or one token early, fails)."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import random
@@ -502,3 +503,32 @@ def test_a_chunked_plan_holds_no_object_a_window(
     # Only the copy's windows have a further place.
     assert len(further) == len(plan.parts) // 6
     assert all(places == [(6, *places[0][1:])] for places in further.values())
+
+
+@pytest.mark.parametrize("aggregate", ["max", "mean"])
+def test_merge_reads_the_same_places_from_parts_or_lists(aggregate: str) -> None:
+    """A chunked plan's places merge alike whether kept as :class:`Parts` or as lists: a
+    copied document's windows count for the copy too, a piece found in two documents for
+    both, and each document's best window is the span it points at."""
+    shared = "A sentence both documents hold, word for word and long enough. " * 3
+    texts = [
+        shared + " ".join(f"one{number}" for number in range(60)),
+        " ".join(f"two{number}" for number in range(60)) + ". " + shared,
+    ]
+    texts.append(texts[0])
+    budget = Budget(
+        max_documents=7, max_document_tokens=30, long_documents="chunk", aggregate=aggregate
+    )
+    plan = plan_rerank(QUERY_TEXT, texts, None, budget)
+    assert isinstance(plan.parts, Parts) and any(len(places) > 1 for places in plan.parts)
+    rng = random.Random(5)
+    rankings = [
+        BatchRanking([(local, rng.random()) for local in range(len(batch.texts))], None, None, None)
+        for batch in plan.batches
+    ]
+    as_lists = dataclasses.replace(plan, parts=[list(places) for places in plan.parts])
+    ours, theirs = merge_rankings(plan, rankings, None), merge_rankings(as_lists, rankings, None)
+    assert [(r.index, r.relevance_score, r.span) for r in ours.results] == [
+        (r.index, r.relevance_score, r.span) for r in theirs.results
+    ]
+    assert ours.results[0].relevance_score > 0 and {r.index for r in ours.results} == {0, 1, 2}
