@@ -82,7 +82,7 @@ class FeatureSizes:
 
 #: By the name of the benchmark's scale.
 SIZES = {
-    "full": FeatureSizes(1000, 5000, 512, 1, 5000, 240, 1 << 20, 1, 1000, 50),
+    "full": FeatureSizes(1000, 5000, 512, 1, 5000, 240, 1 << 20, 5, 1000, 50),
     "tiny": FeatureSizes(12, 600, 128, 1, 300, 60, 32 << 10, 1, 40, 5),
 }
 

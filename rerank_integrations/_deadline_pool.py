@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import httpcore
 import httpx
 
+from ._pools import shared_ssl_context
 from ._transport import cut_to_attempt as _cut
 
 __all__ = ["DeadlineTransport"]
@@ -129,7 +130,7 @@ class DeadlineTransport(httpx.BaseTransport):
 
     def __init__(self) -> None:
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=shared_ssl_context(),
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,

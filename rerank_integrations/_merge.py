@@ -14,6 +14,7 @@ from typing import Any
 
 from ._codec import BatchRanking
 from ._exceptions import ResponseFormatError
+from ._parts import Parts
 from ._plan import RerankPlan
 from ._types import RerankResponse, RerankResult
 from ._usage import RequestUsage, summed
@@ -176,14 +177,27 @@ def _aggregate(
     best: dict[int, float] = {}
     totals: dict[int, list[float]] = {}
     mean = plan.aggregate == "mean"
-    parts = plan.parts
+    parts = plan.parts if isinstance(plan.parts, Parts) else Parts(plan.parts)
+    owners, starts, ends, more = parts.columns()
+
+    def take(index: int, score: float, start: int, end: int) -> None:
+        if mean:
+            totals.setdefault(index, []).append(score)
+        if index not in best or score > best[index]:
+            best[index] = score
+            spans[index] = (start, end)
+
     for position, score in unit_scores(plan, rankings):
-        for index, start, end in parts[position]:
-            if mean:
-                totals.setdefault(index, []).append(score)
-            if index not in best or score > best[index]:
-                best[index] = score
-                spans[index] = (start, end)
+        index = owners[position]
+        # Inline for the text's first place (one a window: tens of thousands a call).
+        if mean:
+            totals.setdefault(index, []).append(score)
+        if index not in best or score > best[index]:
+            best[index] = score
+            spans[index] = (starts[position], ends[position])
+        if more and position in more:
+            for index, start, end in more[position]:
+                take(index, score, start, end)
     documents = plan.documents
     for index, (start, end) in list(spans.items()):
         document = documents[index]

@@ -16,11 +16,13 @@ from . import _json
 from ._budget import TokenCounter, counter_for
 from ._cuts import cuts_for, spans
 from ._documents import IMAGE_TOKENS, Document, Image
+from ._parts import Parts, Place
 
 __all__ = [
     "CHUNK_AGGREGATES",
     "Batch",
     "Budget",
+    "Parts",
     "PlanStream",
     "RerankPlan",
     "batch_of",
@@ -53,7 +55,7 @@ class RerankPlan:
         top_n: results to return; ``None`` means all.
         parts: when documents were cut (truncated or chunked), for each distinct text the
             ``(document index, start, end)`` of every place it stands for; ``None`` when
-            each text is a whole document.
+            each text is a whole document (a :class:`Parts` when planned here).
         aggregate: how the scores of a document's windows make its score (``"max"``).
         windows: how many texts were sent in place of the documents' whole texts.
         sent: when some texts' scores were known already (a cache), the positions in
@@ -74,7 +76,7 @@ class RerankPlan:
     copies: dict[int, list[int]]
     batches: list[Batch]
     top_n: int | None
-    parts: list[list[tuple[int, int, int]]] | None = None
+    parts: Sequence[Sequence[Place]] | None = None
     aggregate: str = "max"
     windows: int = 0
     sent: list[int] | None = None
@@ -280,7 +282,7 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
     max_tokens, max_characters = _document_limits(plan.query, budget)
     # Each piece's text, and the (document index, start, end) of every place it stands for.
     texts: list[Document] = []
-    parts: list[list[tuple[int, int, int]]] = []
+    parts = Parts()
     cut_pieces = 0
     for position, text in enumerate(plan.texts):
         index = position if plan.first_index is None else plan.first_index[position]
@@ -298,27 +300,25 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
             texts.append(text)
             parts.append([(owner, 0, len(text)) for owner in (index, *others)])
             continue
-        pieces = list(spans(cuts))
-        texts += [text[start:end] for start, end in pieces]
-        if others:
-            owners = (index, *others)
-            parts += [[(owner, start, end) for owner in owners] for start, end in pieces]
-        else:
-            parts += [[(index, start, end)] for start, end in pieces]
-        cut_pieces += len(pieces)
+        for start, end in spans(cuts):
+            texts.append(text[start:end])
+            parts.add(index, start, end)
+            if others:
+                parts.extend_at(len(parts) - 1, [(owner, start, end) for owner in others])
+        cut_pieces += len(cuts) // 2
     if not cut_pieces:
         return plan
     if len(set(texts)) != len(texts):  # a piece found twice is sent once
         position_of: dict[Document, int] = {}
         distinct: list[Document] = []
-        merged: list[list[tuple[int, int, int]]] = []
+        merged = Parts()
         for text, places in zip(texts, parts, strict=True):
             position = position_of.setdefault(text, len(distinct))
             if position == len(distinct):
                 distinct.append(text)
                 merged.append(places)
             else:
-                merged[position] = merged[position] + places
+                merged.extend_at(position, places)
         texts, parts = distinct, merged
     return dataclasses.replace(
         plan, texts=texts, first_index=None, copies={}, parts=parts, windows=cut_pieces
@@ -364,7 +364,7 @@ class PlanStream:
         self._counter = budget.counter or counter_for(None)
         self._limits = _document_limits(plan.query, budget)
         self._texts: list[Document] = []
-        self._parts: list[list[tuple[int, int, int]]] = []
+        self._parts = Parts()
         self._batches: list[Batch] = []
         self._position_of: dict[Document, int] = {}
         self._pieces = 0
@@ -424,7 +424,7 @@ class PlanStream:
         owners = (index, *self._copies.get(position, ()))
         self.cut += 1
         if not isinstance(text, str):  # an image or a record is sent whole
-            self._add(text, [(owner, 0, 0) for owner in owners])
+            self._add(text, owners, 0, 0)
             return
         max_tokens, max_characters = self._limits
         too_long = max_characters is not None and len(text) > max_characters
@@ -434,22 +434,19 @@ class PlanStream:
                 text, index, too_long, max_tokens, max_characters, self._counter, self._budget
             )
         if cuts is None:
-            self._add(text, [(owner, 0, len(text)) for owner in owners])
+            self._add(text, owners, 0, len(text))
             return
         self._pieces += len(cuts) // 2
         add = self._add
-        if len(owners) == 1:  # the usual case: a document found once
-            for start, end in spans(cuts):
-                add(text[start:end], [(index, start, end)])
-            return
         for start, end in spans(cuts):
-            add(text[start:end], [(owner, start, end) for owner in owners])
+            add(text[start:end], owners, start, end)
 
-    def _add(self, text: Document, places: list[tuple[int, int, int]]) -> None:
-        """One piece: sent once however often it is found, and placed in a batch."""
+    def _add(self, text: Document, owners: tuple[int, ...], start: int, end: int) -> None:
+        """One piece, ``text[start:end]`` of each of the ``owners``: sent once however often
+        it is found, and placed in a batch."""
         position = self._position_of.setdefault(text, len(self._texts))
         if position < len(self._texts):
-            self._parts[position] = self._parts[position] + places
+            self._parts.extend_at(position, [(owner, start, end) for owner in owners])
             return
         budget = self._budget
         text_bytes = (
@@ -471,7 +468,9 @@ class PlanStream:
         if full:
             self._emit(position)
         self._texts.append(text)
-        self._parts.append(places)
+        self._parts.add(owners[0], start, end)
+        if len(owners) > 1:
+            self._parts.extend_at(position, [(owner, start, end) for owner in owners[1:]])
         self._count += 1
         self._size += text_bytes
         self._tokens += text_tokens

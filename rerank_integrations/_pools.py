@@ -8,6 +8,8 @@ caller passed in are used instead, and never closed here.
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable
@@ -17,7 +19,7 @@ import httpx
 
 from ._config import ClientSettings
 
-__all__ = ["Pools"]
+__all__ = ["Pools", "shared_ssl_context"]
 
 
 class Pools:
@@ -95,6 +97,10 @@ class Pools:
         # own, closed when the loop shuts down.
         loop = asyncio.get_running_loop()
         pool = self.loops.get(loop)
+        if pool is None and _ssl_key() not in _SSL_CONTEXTS:
+            # Loading the CA bundle takes tens of milliseconds: not on the loop.
+            await asyncio.to_thread(shared_ssl_context)
+            pool = self.loops.get(loop)  # another task may have opened it meanwhile
         if pool is None:
             client = _async_pool(self._settings)
             pool = _LoopPool(client, lambda: self.loops.pop(loop, None))
@@ -150,4 +156,30 @@ def _async_pool(settings: ClientSettings) -> httpx.AsyncClient:
         from httpx_aiohttp import HttpxAiohttpClient
 
         return HttpxAiohttpClient(timeout=settings.timeout, follow_redirects=False)
-    return httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False)
+    return httpx.AsyncClient(
+        timeout=settings.timeout, follow_redirects=False, verify=shared_ssl_context()
+    )
+
+
+#: The TLS contexts of the async pools opened here, by :func:`_ssl_key`.
+_SSL_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_key() -> tuple[str | None, str | None]:
+    """The variables httpx reads for its CA certificates (``trust_env``)."""
+    return os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS context, made once a process (again if ``SSL_CERT_FILE`` or
+    ``SSL_CERT_DIR`` change): loading the CA bundle takes some 20 ms of CPU, which every new
+    client's first async call held its event loop for."""
+    key = _ssl_key()
+    context = _SSL_CONTEXTS.get(key)
+    if context is None:
+        with _SSL_LOCK:
+            context = _SSL_CONTEXTS.get(key)
+            if context is None:
+                context = _SSL_CONTEXTS[key] = httpx.create_ssl_context(verify=True, trust_env=True)
+    return context

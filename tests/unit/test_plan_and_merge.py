@@ -5,6 +5,8 @@ limits (one byte over, or one token early, fails)."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 import random
 from collections.abc import Callable
@@ -14,12 +16,15 @@ import pytest
 from support import MockAPI, run_mode
 
 from rerank_integrations import RerankClient, RerankResponse
+from rerank_integrations import _plan as plan_module
 from rerank_integrations._budget import counter_for
 from rerank_integrations._codec import BatchRanking
 from rerank_integrations._documents import IMAGE_TOKENS, Image, Record
 from rerank_integrations._exceptions import ResponseFormatError
 from rerank_integrations._merge import joined, merge_pages, merge_rankings
-from rerank_integrations._plan import Budget, document_tokens, plan_rerank
+from rerank_integrations._plan import Budget, Parts, document_tokens, plan_rerank, stream_plan
+
+QUERY_TEXT = "which window"
 
 
 def call(mode: str, client: RerankClient, *args: Any, **kwargs: Any) -> RerankResponse:
@@ -450,3 +455,80 @@ def test_the_model_is_the_first_a_batch_names() -> None:
     assert merge_rankings(plan, rankings, "asked").model == "model-a"
     unnamed = [BatchRanking(ranking.pairs, None, None, None) for ranking in rankings]
     assert merge_rankings(plan, unnamed, "asked").model == "asked"
+
+
+def test_parts_read_as_a_list_of_places_per_text() -> None:
+    """:class:`Parts` reads as the list of each text's places: the first kept flat, further
+    ones after it in order, by position (negative too) and by slice."""
+    parts = Parts([[(0, 0, 5)], [(1, 2, 9), (3, 2, 9)]])
+    parts.add(4, 10, 20)
+    parts.extend_at(0, [(2, 0, 5)])
+    parts.extend_at(0, [(5, 0, 5)])
+    expected = [[(0, 0, 5), (2, 0, 5), (5, 0, 5)], [(1, 2, 9), (3, 2, 9)], [(4, 10, 20)]]
+    assert len(parts) == 3
+    assert list(parts) == expected
+    assert parts == expected and expected == parts
+    assert parts != expected[:2] and parts != [*expected[:2], [(4, 10, 21)]]
+    assert parts[-1] == [(4, 10, 20)] and parts[1:] == expected[1:]
+    assert repr(parts) == f"Parts({expected!r})"
+    with pytest.raises(IndexError):
+        parts[3]
+    with pytest.raises(ValueError, match="at least one place"):
+        parts.append([])
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_chunked_plan_holds_no_object_a_window(
+    streamed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The places of thousands of windows are kept in a few flat arrays, not a list and a
+    tuple a window that every full pass of the garbage collector would walk (a stall of an
+    event loop)."""
+    texts = [" ".join(f"w{number}x{index}" for number in range(2000)) for index in range(6)]
+    texts.append(texts[0])  # a copy: its places are kept beside the first's
+    budget = Budget(max_documents=1000, max_document_tokens=40, long_documents="chunk")
+    if streamed:
+        monkeypatch.setattr(plan_module, "STREAM_CHARACTERS", 0)
+        stream = stream_plan(plan_rerank(QUERY_TEXT, texts, None, 1000), budget)
+        assert stream is not None
+        while stream.next_batch() is not None:
+            pass
+        plan = stream.plan
+    else:
+        plan = plan_rerank(QUERY_TEXT, texts, None, budget)
+    assert isinstance(plan.parts, Parts) and plan.windows > 1000
+    held = [item for item in gc.get_referents(plan.parts) if not isinstance(item, type)]
+    assert len(held) == 4  # three arrays and the dict of further places
+    further = next(item for item in held if isinstance(item, dict))
+    # Only the copy's windows have a further place.
+    assert len(further) == len(plan.parts) // 6
+    assert all(places == [(6, *places[0][1:])] for places in further.values())
+
+
+@pytest.mark.parametrize("aggregate", ["max", "mean"])
+def test_merge_reads_the_same_places_from_parts_or_lists(aggregate: str) -> None:
+    """A chunked plan's places merge alike whether kept as :class:`Parts` or as lists: a
+    copied document's windows count for the copy too, a piece found in two documents for
+    both, and each document's best window is the span it points at."""
+    shared = "A sentence both documents hold, word for word and long enough. " * 3
+    texts = [
+        shared + " ".join(f"one{number}" for number in range(60)),
+        " ".join(f"two{number}" for number in range(60)) + ". " + shared,
+    ]
+    texts.append(texts[0])
+    budget = Budget(
+        max_documents=7, max_document_tokens=30, long_documents="chunk", aggregate=aggregate
+    )
+    plan = plan_rerank(QUERY_TEXT, texts, None, budget)
+    assert isinstance(plan.parts, Parts) and any(len(places) > 1 for places in plan.parts)
+    rng = random.Random(5)
+    rankings = [
+        BatchRanking([(local, rng.random()) for local in range(len(batch.texts))], None, None, None)
+        for batch in plan.batches
+    ]
+    as_lists = dataclasses.replace(plan, parts=[list(places) for places in plan.parts])
+    ours, theirs = merge_rankings(plan, rankings, None), merge_rankings(as_lists, rankings, None)
+    assert [(r.index, r.relevance_score, r.span) for r in ours.results] == [
+        (r.index, r.relevance_score, r.span) for r in theirs.results
+    ]
+    assert ours.results[0].relevance_score > 0 and {r.index for r in ours.results} == {0, 1, 2}

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from support import Reply, ScriptedServer, run_mode
 
 from rerank_integrations import APIStatusError, RerankClient
+from rerank_integrations import _pools as pools_module
 
 KEY = "sk-transport-SECRET"
 
@@ -38,6 +41,45 @@ def test_own_pools_verify_tls() -> None:
     context = asyncio.run(async_context())
     assert context.verify_mode == ssl.CERT_REQUIRED
     client.close()
+
+
+def test_new_clients_share_one_tls_context_made_off_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Loading the CA bundle takes some 20 ms of CPU: it is done once a process, in a worker
+    thread for an async pool, and every pool opened here (sync and async, of any client)
+    verifies with that one context; new CA variables make a new one."""
+    monkeypatch.setattr(pools_module, "_SSL_CONTEXTS", {})
+    made_in: list[str] = []
+    real = httpx.create_ssl_context
+
+    def recording(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made_in.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", recording)
+    first, second = RerankClient("https://h", api_key=KEY), RerankClient("https://h", api_key=KEY)
+
+    async def async_contexts() -> list[ssl.SSLContext]:
+        contexts = []
+        for client in (first, second):
+            pool = (await client._get_async_http_client())._transport._pool  # type: ignore[attr-defined]
+            contexts.append(pool._ssl_context)
+            await client.aclose()
+        return contexts
+
+    contexts = asyncio.run(async_contexts())
+    assert len(made_in) == 1 and made_in[0] != threading.main_thread().name
+    for client in (first, second):
+        contexts.append(client._get_http_client()._transport._pool._ssl_context)  # type: ignore[attr-defined]
+        client.close()
+    assert all(context is contexts[0] for context in contexts)
+    assert contexts[0].verify_mode == ssl.CERT_REQUIRED and contexts[0].check_hostname
+    monkeypatch.setenv("SSL_CERT_DIR", "/nonexistent-ca-dir")
+    third = RerankClient("https://h", api_key=KEY)
+    assert third._get_http_client()._transport._pool._ssl_context is not contexts[0]  # type: ignore[attr-defined]
+    third.close()
+    assert len(made_in) == 2
 
 
 def redirect_to(url: str) -> Reply:
