@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import Any
 __all__ = [
     "Sample",
     "median",
+    "settle",
     "time_async_call",
     "time_async_call_stalls",
     "time_async_load",
@@ -36,6 +38,16 @@ class Sample:
 def median(values: Sequence[float]) -> float:
     """The median of ``values``."""
     return float(statistics.median(values))
+
+
+def settle() -> None:
+    """Before a pass of timed calls: collect what the calls before left, and freeze what
+    survives (inputs, sessions, their pools) out of the garbage collector's passes, so that
+    the collections a timed call causes scan what that call made, not what was made before
+    it. Every contender of a pass is timed alike; :func:`benchmarks.run.run_scenarios`
+    hands the frozen objects back to the collector after each scenario."""
+    gc.collect()
+    gc.freeze()
 
 
 def time_sync_call(session: Any, inputs: Any) -> Sample:

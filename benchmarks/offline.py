@@ -8,7 +8,6 @@ with two workers on a local Ray runtime, and says what the machine's CPUs were d
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from typing import Any
 
 from .contenders import Contender
 from .corpus import make_documents
-from .measure import Sample, median
+from .measure import Sample, median, settle
 from .registry import Check, Context, Scenario, register
 from .report import markdown_table, ratio_of, ratio_verdicts, seconds, times, verdict
 from .scenarios import Measurement, Scale, ScenarioResult
@@ -258,7 +257,7 @@ def run_batch_throughput(
         for _ in range(rounds):
             order = list(sessions)
             rng.shuffle(order)
-            gc.collect()
+            settle()
             for key in order:
                 sample, _ = _time_load(loop, sessions[key])
                 samples[key].append(sample)

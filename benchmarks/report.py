@@ -636,6 +636,10 @@ _HOW_TO_READ = """\
   rounds. The contenders take turns: each pass of a round times one call of every
   contender, in a new shuffled order, so that a change in the machine's load falls on all
   of them alike; untimed warm-up calls come before the first round.
+- Before each scenario and each pass, the garbage collector collects what came before and
+  freezes what survives (`gc.freeze()`): a timed call's collections scan only what calls
+  of its own pass made, not the heap that earlier scenarios left, the same for every
+  contender; the frozen objects are handed back after the scenario.
 - Scenario 2's physical limit is the body encoded with orjson and one round trip of its
   bytes on a raw loopback socket to a sink in another process: the cost of no HTTP and no
   client logic at all, shown for distance, without a target.

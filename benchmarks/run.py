@@ -9,10 +9,12 @@ report (machine, packages, how to read, tables).
 from __future__ import annotations
 
 import argparse
+import gc
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from .contenders import Contender, select_contenders
@@ -102,9 +104,25 @@ def run_scenarios(
     for number in chosen:
         started = time.perf_counter()
         _log(f"scenario {number} ({known[number].name}) ...")
-        results.append(known[number].run(context))
+        with _isolated_heap():
+            results.append(known[number].run(context))
         _log(f"scenario {number} done in {time.perf_counter() - started:.1f} s")
     return results
+
+
+@contextmanager
+def _isolated_heap() -> Iterator[None]:
+    """Run a scenario on a heap the ones before it do not weigh on: what they left is
+    collected, and what survives (imported modules, their caches) is frozen out of the
+    garbage collector's passes, so that a scenario's collections scan only the objects it
+    made itself, whatever ran before it. Every contender of the scenario runs alike under
+    it; the objects are handed back to the collector afterwards."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

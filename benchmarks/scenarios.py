@@ -6,7 +6,6 @@ module."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import random
 import subprocess
@@ -27,7 +26,14 @@ from .contenders import (
     result_count,
 )
 from .corpus import make_documents, payload_size
-from .measure import Sample, median, time_async_call, time_async_load, time_sync_call
+from .measure import (
+    Sample,
+    median,
+    settle,
+    time_async_call,
+    time_async_load,
+    time_sync_call,
+)
 from .server import ServerProcess, SinkProcess, child_env
 
 __all__ = [
@@ -305,7 +311,7 @@ class Bench:
             for _ in range(passes):
                 order = [entry for entry in self.entries if entry.live]
                 rng.shuffle(order)
-                gc.collect()
+                settle()
                 for entry in order:
                     try:
                         entry.samples.append(timer(entry))

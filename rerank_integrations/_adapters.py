@@ -378,8 +378,13 @@ class RerankSettings(BaseModel):
         return {"top_n": self.top_n, "model": self.model, "rank_fields": self.fields_ranked()}
 
     def currency(self) -> str | None:
-        """The currency of the client's ``price``, for usage events; ``None`` without one."""
-        price = self.rerank_client.settings.price
+        """The currency of the client's ``price``, for usage events; ``None`` without one.
+
+        Asked after a call, it reads the client that made it (no check of the settings,
+        which :attr:`rerank_client` makes on every call)."""
+        private = self.__pydantic_private__ or {}
+        client: RerankClient | None = private.get("_rerank_client")
+        price = (client or self.rerank_client).settings.price
         return None if price is None else price.currency
 
     def fields_ranked(self) -> list[str] | None:

@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from . import _json
@@ -248,6 +249,9 @@ def check_rank_fields(rank_fields: object) -> tuple[str, ...] | None:
     return names
 
 
+_STR = repeat(str)
+
+
 def prepare_documents(
     documents: object,
     dialect_name: str,
@@ -270,7 +274,7 @@ def prepare_documents(
     """
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
         raise TypeError(f"documents must be a list of strings, got {type(documents).__name__}")
-    if all(type(document) is str for document in documents):
+    if all(map(isinstance, documents, _STR)):  # in C: no Python frame per document
         _check_texts(documents)
         return documents, None
     prepared: list[Document] = []

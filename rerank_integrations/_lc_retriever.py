@@ -213,9 +213,10 @@ def rerank_in_run(
         return []
     outcome = reranker.rank_or_pass(query, texts, _describer(documents))
     scored = reranker._scored_documents(documents, reranker.results_of(outcome))
-    if run is not None:
-        _report_usage(_children(run), outcome, reranker.currency())
-        record_in_run(run, run_metadata(outcome, scored, reranker.currency()))
+    if _heard(run):
+        currency = reranker.currency()
+        _report_usage(_children(run), outcome, currency)
+        record_in_run(run, run_metadata(outcome, scored, currency))
     return scored
 
 
@@ -231,10 +232,20 @@ async def arerank_in_run(
         return []
     outcome = await reranker.arank_or_pass(query, texts, _describer(documents))
     scored = reranker._scored_documents(documents, reranker.results_of(outcome))
-    if run is not None:
-        await _areport_usage(_children(run), outcome, reranker.currency())
-        record_in_run(run, run_metadata(outcome, scored, reranker.currency()))
+    if _heard(run):
+        currency = reranker.currency()
+        await _areport_usage(_children(run), outcome, currency)
+        record_in_run(run, run_metadata(outcome, scored, currency))
     return scored
+
+
+def _heard(run: object) -> bool:
+    """Whether any handler hears what ``run`` is told: a run's manager or a callback manager
+    with handlers (its own or those it hands its children), or a list of handlers. Without
+    one, the usage event and the run metadata are not built at all."""
+    if run is None or isinstance(run, list):
+        return bool(run)
+    return bool(getattr(run, "handlers", None) or getattr(run, "inheritable_handlers", None))
 
 
 def _children(run: Any) -> Any:

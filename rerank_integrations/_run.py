@@ -324,11 +324,16 @@ def _check_left(call: Call) -> None:
         raise call.deadline_error()
 
 
-async def _within(awaitable: Awaitable[T], call: Call) -> T:
-    """Await ``awaitable``, cancelling it when the call's deadline runs out."""
+def _within(awaitable: Awaitable[T], call: Call) -> Awaitable[T]:
+    """``awaitable``, cancelled when the call's deadline runs out; with no deadline,
+    ``awaitable`` itself (no coroutine around it)."""
     left = call.time_left()
     if left is None:
-        return await awaitable
+        return awaitable
+    return _by_deadline(awaitable, left, call)
+
+
+async def _by_deadline(awaitable: Awaitable[T], left: float, call: Call) -> T:
     try:
         return await within(awaitable, left)
     except asyncio.TimeoutError:

@@ -11,8 +11,8 @@ it cancelled, and only the timer's own cancel becomes a timeout.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TypeVar
 
 if sys.version_info >= (3, 11):
@@ -36,12 +36,14 @@ async def within(awaitable: Awaitable[T], seconds: float | None) -> T:
         return await awaitable
 
 
-@asynccontextmanager
-async def bounded(seconds: float | None) -> AsyncIterator[None]:
+def bounded(seconds: float | None) -> AbstractAsyncContextManager[object]:
     """The same bound as :func:`within` for the block it wraps, awaited in the caller's own
-    frame: a module that awaits its own coroutine under it is never called back from here."""
+    frame: a module that awaits its own coroutine under it is never called back from here.
+    The timeout itself (or, with no bound, a null context), with no generator around it:
+    every attempt of the async path enters one."""
     if seconds is None:
-        yield
-        return
-    async with _timeout(max(0.0, seconds)):
-        yield
+        return _UNBOUNDED
+    return _timeout(max(0.0, seconds))
+
+
+_UNBOUNDED: AbstractAsyncContextManager[object] = nullcontext()

