@@ -319,15 +319,18 @@ class ScoreLookup:
     def __call__(self, texts: Sequence[Document]) -> dict[int, float]:
         """The known score of each text, by position; the rest are counted as misses."""
         head = self._head
+        # Each kind under its own tag: a text that reads "image:url:..." or "record:{...}"
+        # (retrieved content is anyone's) never shares their entry. The texts' tag is
+        # hashed once per call (the same bytes as after each copy: the same keys).
+        texts_head = head.copy()
+        texts_head.update(b"\0text\0")
         keys = []
         for text in texts:
-            # Each kind under its own tag: a text that reads "image:url:..." or
-            # "record:{...}" (retrieved content is anyone's) never shares their entry.
-            digest = head.copy()
             if isinstance(text, str):
-                digest.update(b"\0text\0")
+                digest = texts_head.copy()
                 digest.update(text.encode("utf-8", "surrogatepass"))
             else:
+                digest = head.copy()
                 digest.update(b"\0image\0" if isinstance(text, Image) else b"\0record\0")
                 digest.update(text.key.encode("utf-8", "surrogatepass"))
             keys.append(KEY_PREFIX + digest.hexdigest()[:32])
@@ -337,7 +340,7 @@ class ScoreLookup:
         try:
             found = _found(cache, keys)
             if found is not None:
-                for position, key in enumerate(keys):
+                for position, key in enumerate(keys if found else ()):  # none: all missed
                     value = found.get(key)
                     score = None if value is None else _score_of(value, cache.store)
                     if score is not None:

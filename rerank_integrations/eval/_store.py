@@ -41,7 +41,7 @@ class ScoreStore:
     Scores are written in batches of ``batch`` (and on :meth:`flush` and :meth:`close`),
     so keeping them costs little beside the requests; a crash loses at most one batch,
     which the next run asks for again. Where each key's row is is read into memory when the
-    file is opened (some 150 bytes a score), so that a score not there costs no query;
+    file is opened (some 170 bytes a score), so that a score not there costs no query;
     scores another process writes to the file afterwards are not seen until it is opened
     again. A file of the store's first format is carried over as it is opened.
 
