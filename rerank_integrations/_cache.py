@@ -6,7 +6,10 @@ best ``top_n``), and keeps them all. The cache is any object with ``get(key)`` a
 ``set(key, value)``, or a mutable mapping: :class:`RerankCache` (in memory, LRU with a
 TTL), a ``dict``, a ``diskcache.Cache``, a Redis client. Both are called as plain functions
 on both paths (the cache is read while a call is planned): a cache whose ``get``/``set`` are
-coroutines (``redis.asyncio``) is refused.
+coroutines (``redis.asyncio``) is refused. A store that also has ``get_many(keys)``,
+answering a mapping of the keys it holds (Django's caches, pymemcache, the evaluation's
+``ScoreStore``), is read once per call rather than once per text, and one with
+``set_many(mapping)`` is written once per batch.
 
 Keys are ``"rerank:"`` and 32 hex digits: a SHA-256 of what decides the score (the dialect,
 the endpoint, the model, the cloud location, the extra body fields, the ``rank_fields``,
@@ -269,6 +272,8 @@ class ScoreCache:
         inner: Any = store.store if isinstance(store, SharedCache) else store
         self._get: Callable[[str], Any] = inner.get
         self._set = _setter(inner)
+        self._get_many: Callable[[list[str]], Any] | None = _method(inner, "get_many")
+        self._set_many: Callable[[dict[str, str]], Any] | None = _method(inner, "set_many")
         self._warned = False
         self._endpoint: tuple[str, str] | None = None
 
@@ -314,27 +319,38 @@ class ScoreLookup:
     def __call__(self, texts: Sequence[Document]) -> dict[int, float]:
         """The known score of each text, by position; the rest are counted as misses."""
         head = self._head
+        # Each kind under its own tag: a text that reads "image:url:..." or "record:{...}"
+        # (retrieved content is anyone's) never shares their entry. The texts' tag is
+        # hashed once per call (the same bytes as after each copy: the same keys).
+        texts_head = head.copy()
+        texts_head.update(b"\0text\0")
         keys = []
         for text in texts:
-            # Each kind under its own tag: a text that reads "image:url:..." or
-            # "record:{...}" (retrieved content is anyone's) never shares their entry.
-            digest = head.copy()
             if isinstance(text, str):
-                digest.update(b"\0text\0")
+                digest = texts_head.copy()
                 digest.update(text.encode("utf-8", "surrogatepass"))
             else:
+                digest = head.copy()
                 digest.update(b"\0image\0" if isinstance(text, Image) else b"\0record\0")
                 digest.update(text.key.encode("utf-8", "surrogatepass"))
             keys.append(KEY_PREFIX + digest.hexdigest()[:32])
         self.keys = keys
         known: dict[int, float] = {}
         cache = self.cache
-        get = cache._get
         try:
-            for position, key in enumerate(keys):
-                score = _score_of(get(key), cache.store)
-                if score is not None:
-                    known[position] = score
+            found = _found(cache, keys)
+            if found is not None:
+                for position, key in enumerate(keys if found else ()):  # none: all missed
+                    value = found.get(key)
+                    score = None if value is None else _score_of(value, cache.store)
+                    if score is not None:
+                        known[position] = score
+            else:
+                get = cache._get
+                for position, key in enumerate(keys):
+                    score = _score_of(get(key), cache.store)
+                    if score is not None:
+                        known[position] = score
         except _AsyncStoreError:
             raise
         except Exception as error:  # any user cache: a failure is a miss, never a failed call
@@ -349,15 +365,49 @@ class ScoreLookup:
         batch = [keys[position] for position in positions]
         digest = hashlib.sha256("".join(batch).encode()).hexdigest()[:16]
         context = f'"batch":{{"size":{len(batch)},"digest":"{digest}"}}'
-        setter = self.cache._set
+        cache = self.cache
         try:
+            if cache._set_many is not None:
+                values = {
+                    batch[local]: f'{{"score":{score!r},{context}}}'
+                    for local, score in pairs
+                    if math.isfinite(score)
+                }
+                if values:
+                    _settled(cache._set_many(values), cache.store)
+                return
+            setter = cache._set
             for local, score in pairs:
                 if math.isfinite(score):
-                    done = setter(batch[local], f'{{"score":{score!r},{context}}}')
-                    if done is not None and inspect.isawaitable(done):
-                        _refuse_awaitable(done, self.cache.store)
+                    _settled(setter(batch[local], f'{{"score":{score!r},{context}}}'), cache.store)
         except Exception as error:
             self.cache.failed("store", error)
+
+
+def _method(store: object, name: str) -> Callable[..., Any] | None:
+    method = getattr(store, name, None)
+    return method if callable(method) else None
+
+
+def _found(cache: ScoreCache, keys: list[str]) -> Mapping[str, Any] | None:
+    """What the store's ``get_many`` holds of ``keys``, or ``None`` to read them one by one
+    (no ``get_many``, or one that answers something else than a mapping: then never again)."""
+    get_many = cache._get_many
+    if get_many is None:
+        return None
+    found = get_many(keys)
+    if isinstance(found, Mapping):
+        return found
+    if inspect.isawaitable(found):
+        _refuse_awaitable(found, cache.store)
+    cache._get_many = None  # another protocol (cachelib answers a list): key by key
+    return None
+
+
+def _settled(done: Any, store: object) -> None:
+    """Refuse what a store's setter answered if it is an awaitable (a coroutine ``set``)."""
+    if done is not None and inspect.isawaitable(done):
+        _refuse_awaitable(done, store)
 
 
 class _AsyncStoreError(TypeError):
@@ -429,7 +479,15 @@ def _is_async(cache: object) -> bool:
     """Whether ``cache`` answers with coroutines: its ``get``/``set`` are coroutine
     functions, or (``redis.asyncio``, whose commands are plain functions returning
     coroutines) its ``execute_command`` is one."""
-    for name in ("get", "set", "__getitem__", "__setitem__", "execute_command"):
+    for name in (
+        "get",
+        "set",
+        "get_many",
+        "set_many",
+        "__getitem__",
+        "__setitem__",
+        "execute_command",
+    ):
         method = getattr(cache, name, None)
         if method is not None and inspect.iscoroutinefunction(method):
             return True

@@ -261,7 +261,7 @@ def _write_candidates(
     for query_id, ranked in first_stage.candidates.items():
         query = dataset.queries[query_id]
         ids = [doc for doc, _ in ranked[:depth]]
-        keys.setdefault((query, tuple(corpus[doc] for doc in ids)), []).append(query_id)
+        keys.setdefault((query, tuple(map(corpus.__getitem__, ids))), []).append(query_id)
         if write:
             documents = [{"id": doc, "text": corpus[doc]} for doc in ids]
             lines.append(encode_line({"id": query_id, "query": query, "documents": documents}))

@@ -522,6 +522,94 @@ def test_two_images_or_two_records_never_share_an_entry(
     assert len(mock_api.requests) == 1
 
 
+# -- stores read and written a call at a time ---------------------------------------------------
+
+
+class Bulk(dict[str, Any]):
+    """A store with ``get_many`` (a mapping of the keys it holds, as Django's caches and
+    pymemcache answer) and ``set_many``, counting how it is asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.asked.append("get")
+        return super().get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.asked.append("set")
+        self[key] = value
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        self.asked.append(f"get_many {len(keys)}")
+        return {key: self[key] for key in keys if key in self}
+
+    def set_many(self, values: Mapping[str, Any]) -> list[str]:
+        self.asked.append(f"set_many {len(values)}")
+        self.update(values)
+        return []  # the keys it failed to keep, as Django's and pymemcache's answer
+
+
+class ListingGetMany(Bulk):
+    """``get_many`` of another protocol (cachelib's answers a list): read key by key."""
+
+    def get_many(self, keys: list[str]) -> Any:  # type: ignore[override]
+        self.asked.append("get_many")
+        return [None] * len(keys)
+
+
+def test_a_store_with_get_many_and_set_many_is_asked_once_a_call_and_once_a_batch(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    store = Bulk()
+    cached = make_client(cache=store, max_documents_per_request=4)
+    first = call(cached, mode, QUERY, DOCUMENTS, top_n=3)
+    assert store.asked[0] == "get_many 6" and len(store) == 6
+    assert sorted(store.asked[1:]) == ["set_many 2", "set_many 4"]  # batches of 4 and 2
+    store.asked.clear()
+    mock_api.requests.clear()
+
+    again = call(cached, mode, QUERY, [*DOCUMENTS, "crumble"], top_n=3)
+
+    assert store.asked == ["get_many 7", "set_many 1"]
+    assert [body["documents"] for body in mock_api.bodies] == [["crumble"]]
+    assert ranked(again)[:2] == ranked(first)[:2]
+    assert (cached.stats().cache_hits, cached.stats().cache_misses) == (6, 7)
+
+
+def test_a_get_many_that_answers_no_mapping_is_left_for_get(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    store = ListingGetMany()
+    cached = make_client(cache=store)
+    call(cached, mode, QUERY, DOCUMENTS)
+    assert store.asked == ["get_many", *["get"] * 6, "set_many 6"]
+    store.asked.clear()
+    call(cached, mode, QUERY, DOCUMENTS)
+    assert store.asked == ["get"] * 6 and len(mock_api.requests) == 1
+
+
+def test_a_failing_get_many_is_a_miss_and_a_failing_set_many_is_logged(
+    mode: str,
+    make_client: Callable[..., RerankClient],
+    mock_api: MockAPI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Failing(Bulk):
+        def get_many(self, keys: list[str]) -> dict[str, Any]:
+            raise ConnectionError("store down")
+
+        def set_many(self, values: Mapping[str, Any]) -> list[str]:
+            raise ConnectionError("store down")
+
+    with caplog.at_level(logging.WARNING, logger="rerank_integrations"):
+        response = call(make_client(cache=Failing()), mode, QUERY, DOCUMENTS)
+    assert len(response.results) == len(DOCUMENTS) and len(mock_api.requests) == 1
+    logged = [record.getMessage() for record in caplog.records]
+    assert any("lookup failed" in message for message in logged)
+
+
 # -- caches that answer with coroutines ---------------------------------------------------------
 
 
@@ -577,7 +665,14 @@ class HiddenCoroutines:
         return set_()
 
 
-@pytest.mark.parametrize("store_class", [AsyncStore, RedisAsyncLike])
+class AsyncBulk(dict[str, Any]):
+    """A mapping whose ``get_many`` is a coroutine function."""
+
+    async def get_many(self, keys: list[str]) -> dict[str, Any]:
+        return {}
+
+
+@pytest.mark.parametrize("store_class", [AsyncStore, RedisAsyncLike, AsyncBulk])
 def test_a_cache_of_coroutines_is_refused_when_the_client_is_built(store_class: type) -> None:
     for build in (
         lambda: RerankClient("https://h", cache=store_class()),
