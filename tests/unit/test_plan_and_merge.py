@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from support import MockAPI, run_mode
 
+import rerank_integrations._plan as plan_module
 from rerank_integrations import RerankClient, RerankResponse
 from rerank_integrations._budget import counter_for
 from rerank_integrations._codec import BatchRanking
 from rerank_integrations._documents import IMAGE_TOKENS, Image, Record
 from rerank_integrations._exceptions import ResponseFormatError
 from rerank_integrations._merge import joined, merge_pages, merge_rankings
-from rerank_integrations._plan import Budget, document_tokens, plan_rerank
+from rerank_integrations._plan import Budget, document_tokens, plan_rerank, stream_plan
 
 
 def call(mode: str, client: RerankClient, *args: Any, **kwargs: Any) -> RerankResponse:
@@ -450,3 +451,129 @@ def test_the_model_is_the_first_a_batch_names() -> None:
     assert merge_rankings(plan, rankings, "asked").model == "model-a"
     unnamed = [BatchRanking(ranking.pairs, None, None, None) for ranking in rankings]
     assert merge_rankings(plan, unnamed, "asked").model == "asked"
+
+
+# -- what a budget cuts, and the limits one text is held to -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("limits", "cuts"),
+    [
+        ({}, False),
+        ({"max_document_tokens": 50}, True),
+        ({"max_bytes": 500}, True),
+        (
+            {
+                "max_document_tokens": 50,
+                "max_document_characters": 400,
+                "max_tokens": 60,
+                "max_bytes": 4000,
+            },
+            True,
+        ),
+    ],
+)
+def test_a_budget_cuts_documents_when_it_has_any_limit(limits: dict[str, int], cuts: bool) -> None:
+    budget = Budget(max_documents=10, long_documents="chunk", counter=counter_for(words), **limits)
+    assert budget.cuts_documents() is cuts
+    long_document = " ".join(f"word{number}" for number in range(300))
+    plan = plan_rerank("q", [long_document], None, budget)
+    assert (len(plan.texts) > 1) is cuts
+
+
+@pytest.mark.parametrize("extra", [0, 1, 5])
+def test_a_top_n_of_every_document_asks_for_every_result(extra: int) -> None:
+    documents = [f"document {number}" for number in range(6)]
+    plan = plan_rerank("q", documents, len(documents) + extra, 4)
+    assert plan.top_n is None
+    assert [batch.top_n for batch in plan.batches] == [None, None]
+    fewer = plan_rerank("q", documents, len(documents) - 1, 4)
+    assert fewer.top_n == len(documents) - 1
+
+
+@pytest.mark.parametrize("kind", ["image", "record"])
+def test_a_whole_document_may_fill_the_room_of_a_request_to_the_byte(kind: str) -> None:
+    document: Image | Record = (
+        Image(url="https://h.test/" + "a" * 60) if kind == "image" else Record.of({"a": "b"}, 0)
+    )
+    room = document.wire_size()
+    budget = Budget(max_documents=10, max_bytes=40 + 3 + room, body_bytes=40, document_bytes=3)
+    plan = plan_rerank("q", ["text", document], None, budget, originals=["text", document])
+    assert len(plan.texts) == 2
+    smaller = Budget(max_documents=10, max_bytes=40 + 3 + room - 1, body_bytes=40, document_bytes=3)
+    with pytest.raises(ValueError, match=rf"documents\[1\] is an? {kind} of about {room:,} bytes"):
+        plan_rerank("q", ["text", document], None, smaller, originals=["text", document])
+
+
+def test_a_query_that_leaves_no_room_gets_windows_of_one_token() -> None:
+    long_document = " ".join(f"word{number}" for number in range(12))
+    # The query's 3 words and the 3 special tokens are more than the 4 a document may have.
+    budget = Budget(
+        max_documents=100, max_document_tokens=4, long_documents="chunk", counter=counter_for(words)
+    )
+    plan = plan_rerank("a b c", [long_document], None, budget)
+    assert list(plan.texts) == long_document.split()
+
+
+@pytest.mark.parametrize(("room", "characters"), [(5, 1), (6, 1), (11, 1), (12, 2), (29, 4)])
+def test_a_byte_limit_alone_cuts_a_text_to_six_bytes_a_character(
+    room: int, characters: int
+) -> None:
+    # A character may take 6 bytes as JSON (a \uXXXX escape): room // 6 of them, at least one.
+    text = "abcdefghijklmnopqrstuvwxyz"
+    budget = Budget(
+        max_documents=100,
+        max_bytes=40 + 3 + room,
+        body_bytes=40,
+        document_bytes=3,
+        long_documents="chunk",
+    )
+    plan = plan_rerank("q", [text], None, budget)
+    pieces = [piece for piece in plan.texts if isinstance(piece, str)]
+    assert max(len(piece) for piece in pieces) == characters
+    # A text no longer than that is sent whole: no window counted for it.
+    assert plan_rerank("q", ["x"], None, budget).windows == 0
+
+
+# -- a tokenizer that counts more than the estimate's two tokens a character ------------------
+
+
+def three_a_character(text: str) -> int:
+    return 3 * len(text)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_short_text_is_counted_by_a_tokenizer_of_more_tokens_than_characters(
+    streamed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Room for 24 tokens (30 less the query's 3 and 3 special): 8 characters. A text of 12
+    # is 24 tokens by the estimate's bound of two a character, and 36 by this tokenizer.
+    documents = ["abcdefghijkl", "mnop", "qrstuvwxyzab"]
+    budget = Budget(
+        max_documents=100,
+        max_document_tokens=30,
+        long_documents="chunk",
+        counter=counter_for(three_a_character),
+    )
+    if streamed:
+        monkeypatch.setattr(plan_module, "STREAM_CHARACTERS", -1)
+        stream = stream_plan(plan_rerank("q", documents, None, 100), budget)
+        assert stream is not None
+        while stream.next_batch() is not None:
+            pass
+        plan = stream.plan
+    else:
+        plan = plan_rerank("q", documents, None, budget)
+    assert list(plan.texts) == ["abcdefgh", "ijkl", "mnop", "qrstuvwx", "yzab"]
+    assert plan.windows == 4
+
+
+def test_pieces_sent_fit_a_tokenizer_of_more_tokens_than_characters(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    client = make_client(
+        max_tokens_per_document=30, long_documents="chunk", tokenizer=three_a_character
+    )
+    call(mode, client, "q", ["abcdefghijkl", "mnop"])
+    texts = [text for body in mock_api.bodies for text in body["documents"]]
+    assert sorted(texts) == ["abcdefgh", "ijkl", "mnop"]
