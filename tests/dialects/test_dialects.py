@@ -3,6 +3,7 @@ bodies, tolerant answer parsing and errors reported inside a 2xx answer."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from rerank_integrations import (
     ResponseFormatError,
     ServerError,
 )
+from rerank_integrations import _json as json_module
 from rerank_integrations._codec import (
     decode_response,
     encode_request,
@@ -920,3 +922,47 @@ def test_scores_on_an_unexpected_scale_are_named(
 ) -> None:
     found = scale_mismatch(logits_expected, scores)
     assert found is None if says is None else says in (found or "")
+
+
+# -- answers no parser foresaw, indexes and scores at their edges ------------------------------
+
+
+def test_a_parser_that_trips_over_an_answer_gives_a_format_error() -> None:
+    def tripping(body: Any) -> Any:
+        return body["results"]["first"]  # a list indexed by a string: TypeError
+
+    dialect = dataclasses.replace(DIALECTS["cohere"], parse_body=tripping)
+    with pytest.raises(ResponseFormatError, match=r"unreadable answer \(TypeError\)"):
+        decode_response(dialect, 200, b'{"results": []}', 1)
+
+
+def test_a_whole_number_sent_as_a_float_is_an_index() -> None:
+    results = [{"index": 1.0, "relevance_score": 0.5}, {"index": 0, "relevance_score": 0.25}]
+    ranking = decode({"results": results}, 2, "cohere")
+    assert ranking.pairs == [(1, 0.5), (0, 0.25)]
+    assert [type(index) for index, _ in ranking.pairs] == [int, int]
+    results[0]["index"] = 1.5
+    with pytest.raises(ResponseFormatError, match=r"index 1\.5 is not an integer"):
+        decode({"results": results}, 2, "cohere")
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_a_score_that_is_not_finite_is_refused(
+    number: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # orjson refuses these words; the standard library's decoder reads them as floats.
+    monkeypatch.setattr(json_module, "loads", json_module.stdlib_loads)
+    content = f'{{"results": [{{"index": 0, "relevance_score": {number}}}]}}'.encode()
+    with pytest.raises(ResponseFormatError, match="score of index 0 is not finite"):
+        decode_response(DIALECTS["cohere"], 200, content, 1)
+
+
+def test_an_error_reader_that_trips_leaves_the_status_error_without_a_message() -> None:
+    def tripping(body: Any) -> str | None:
+        raise LookupError("no such field")
+
+    dialect = dataclasses.replace(DIALECTS["cohere"], error_message=tripping)
+    error = make_status_error(dialect, 503, "Service Unavailable", b'{"odd": 1}', {})
+    assert isinstance(error, ServerError)
+    assert error.server_message is None
+    assert str(error).startswith("HTTP 503 Service Unavailable (no message from the server)")
