@@ -5,6 +5,7 @@ limits (one byte over, or one token early, fails)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Callable
@@ -20,7 +21,13 @@ from rerank_integrations._codec import BatchRanking
 from rerank_integrations._documents import IMAGE_TOKENS, Image, Record
 from rerank_integrations._exceptions import ResponseFormatError
 from rerank_integrations._merge import joined, merge_pages, merge_rankings
-from rerank_integrations._plan import Budget, document_tokens, plan_rerank, stream_plan
+from rerank_integrations._plan import (
+    Budget,
+    RerankPlan,
+    document_tokens,
+    plan_rerank,
+    stream_plan,
+)
 
 
 def call(mode: str, client: RerankClient, *args: Any, **kwargs: Any) -> RerankResponse:
@@ -577,3 +584,134 @@ def test_pieces_sent_fit_a_tokenizer_of_more_tokens_than_characters(
     call(mode, client, "q", ["abcdefghijkl", "mnop"])
     texts = [text for body in mock_api.bodies for text in body["documents"]]
     assert sorted(texts) == ["abcdefgh", "ijkl", "mnop"]
+
+
+def planned(
+    query: str, documents: list[str], top_n: int | None, budget: Budget, streamed: bool
+) -> RerankPlan:
+    """The plan of ``documents`` made whole, or cut as its batches are taken (PlanStream)."""
+    if not streamed:
+        return plan_rerank(query, documents, top_n, budget)
+    saved = plan_module.STREAM_CHARACTERS
+    plan_module.STREAM_CHARACTERS = -1
+    try:
+        stream = stream_plan(plan_rerank(query, documents, top_n, budget.max_documents), budget)
+    finally:
+        plan_module.STREAM_CHARACTERS = saved
+    assert stream is not None
+    while stream.next_batch() is not None:
+        pass
+    assert stream.next_length() == 0 and stream.step()
+    return stream.plan
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_text_of_exactly_the_character_cap_is_sent_whole(streamed: bool) -> None:
+    budget = Budget(max_documents=10, max_document_characters=10, long_documents="chunk")
+    plan = planned("q", ["abcdefghij", "klmnopqrstu"], None, budget, streamed)
+    assert list(plan.texts) == ["abcdefghij", "klmnopqrst", "u"]
+    assert plan.windows == 2
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_short_text_of_two_estimated_tokens_a_character_is_counted(streamed: bool) -> None:
+    # Room for 10 tokens (16 less the query's 3 and 3 special); CJK counts 2 a character.
+    budget = Budget(max_documents=10, max_document_tokens=16, long_documents="chunk")
+    text = "漢字仮名交じり文です"  # 10 characters, 20 estimated tokens
+    plan = planned("a b c", [text], None, budget, streamed)
+    assert "".join(piece for piece in plan.texts if isinstance(piece, str)) == text
+    assert plan.windows >= 2
+
+
+def test_a_single_character_over_the_cap_is_refused() -> None:
+    budget = Budget(
+        max_documents=10,
+        max_document_tokens=8,  # room for 2 (the query's 3 and 3 special tokens)
+        long_documents="error",
+        counter=counter_for(three_a_character),
+    )
+    with pytest.raises(ValueError, match=r"documents\[0\] is too long to send"):
+        plan_rerank("q", ["a"], None, budget)
+
+
+def test_a_budget_that_cuts_nothing_keeps_each_requests_top_n() -> None:
+    budget = Budget(max_documents=3, max_document_tokens=500, long_documents="chunk")
+    plan = plan_rerank("q", [f"document {number}" for number in range(7)], 2, budget)
+    assert plan.windows == 0
+    assert [batch.top_n for batch in plan.batches] == [2, 2, 1]
+
+
+def test_a_streamed_plan_counts_the_query_in_each_requests_tokens() -> None:
+    documents = [f"document {number:03d}" for number in range(12)]
+    # Each document 2 tokens and the query's 4: three fill a request of 18.
+    budget = Budget(
+        max_documents=100,
+        max_tokens=18,
+        max_document_tokens=500,
+        long_documents="chunk",
+        counter=counter_for(words),
+    )
+    plan = planned("one two three four", documents, None, budget, streamed=True)
+    assert [len(batch.texts) for batch in plan.batches] == [3, 3, 3, 3]
+
+
+def test_a_step_says_when_a_batch_is_ready() -> None:
+    documents = [f"document {number}" for number in range(3)]
+    budget = Budget(max_documents=2, max_document_tokens=500, long_documents="chunk")
+    saved = plan_module.STREAM_CHARACTERS
+    plan_module.STREAM_CHARACTERS = -1
+    try:
+        stream = stream_plan(plan_rerank("q", documents, None, 2), budget)
+    finally:
+        plan_module.STREAM_CHARACTERS = saved
+    assert stream is not None
+    assert stream.next_length() == len("document 0")
+    # Two documents fill a batch; it is ready once the third finds no room in it.
+    assert [stream.step() for _ in range(3)] == [False, False, True]
+    assert stream.next_length() == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "streamed"), [("error", False), ("truncate", False), ("truncate", True)]
+)
+def test_an_empty_document_is_sent_as_it_is(mode: str, streamed: bool) -> None:
+    # A tokenizer that adds a model's 4 special tokens to any text, the empty one too: an
+    # empty document has nothing to cut, and is never refused for them.
+    budget = Budget(
+        max_documents=10,
+        max_document_tokens=11,  # room for 3: the query's 5 and 3 special tokens taken
+        long_documents=mode,
+        counter=counter_for(lambda text: words(text) + 4),
+    )
+    plan = planned("q", [""], None, budget, streamed)
+    assert list(plan.texts) == [""]
+    assert plan.windows == 0
+
+
+@pytest.mark.parametrize(("limit", "per_batch"), [(40 + 5 * 13, 5), (40 + 5 * 13 - 1, 4)])
+def test_a_streamed_plan_is_packed_to_the_byte(limit: int, per_batch: int) -> None:
+    documents = [f"text {number:05d}" for number in range(30)]  # 10 characters each
+    budget = dataclasses.replace(_bytes_budget(limit), long_documents="chunk")
+    plan = planned("query", documents, None, budget, streamed=True)
+    full, rest = divmod(30, per_batch)
+    assert [len(b.texts) for b in plan.batches] == [per_batch] * full + ([rest] if rest else [])
+
+
+@pytest.mark.parametrize(("limit", "per_batch"), [(5 * 3, 5), (5 * 3 - 1, 4)])
+def test_a_streamed_plan_is_packed_to_the_token(limit: int, per_batch: int) -> None:
+    documents = [f"document {number:03d}" for number in range(30)]
+    budget = Budget(
+        max_documents=1000, max_tokens=limit, long_documents="chunk", counter=counter_for(words)
+    )
+    plan = planned("query", documents, None, budget, streamed=True)
+    full, rest = divmod(30, per_batch)
+    assert [len(b.texts) for b in plan.batches] == [per_batch] * full + ([rest] if rest else [])
+
+
+def test_a_call_is_streamed_past_its_threshold_of_characters() -> None:
+    budget = Budget(max_documents=10, max_document_tokens=100, long_documents="chunk")
+    half = plan_module.STREAM_CHARACTERS // 2
+    at = plan_rerank("q", ["a" * half, "b" * half], None, 10)
+    assert stream_plan(at, budget) is None
+    past = plan_rerank("q", ["a" * half, "b" * (half + 1)], None, 10)
+    assert stream_plan(past, budget) is not None
