@@ -283,6 +283,132 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
     ("_cuts", "cuts_for", "drop", "return known or None", "pass"): (
         "the kept cuts are a cache: the text is then measured and cut again, to the same cuts"
     ),
+    ("_cuts", "cuts_for", "drop", "key = None", "pass"): (
+        "the key is read only where there are kept cuts, and then it is set just below"
+    ),
+    (
+        "_cuts",
+        "cuts_for",
+        "bool",
+        "if kept is not None and key is not None:",
+        "kept is not None or key is not None",
+    ): "the key is set exactly when there are kept cuts: the two are None together or neither",
+    ("_cuts", "digest", "cmp", "if len(data) <= _DIGEST_STEP:", "len(data) < _DIGEST_STEP"): (
+        "a text of exactly one step, hashed in steps, gives the same SHA-256"
+    ),
+    ("_cuts", "digest", "drop", "return hashlib.sha256(data).digest()[:16]", "pass"): (
+        "it falls through to hashing in steps, which gives the same digest"
+    ),
+    ("_cuts", "digest", "const", "return hashlib.sha256(data).digest()[:16]", "17"): (
+        "the digest only keys the kept cuts: 15, 16 or 17 bytes of SHA-256 tell texts apart alike"
+    ),
+    ("_cuts", "digest", "const", "return hashlib.sha256(data).digest()[:16]", "15"): (
+        "the digest only keys the kept cuts: 15, 16 or 17 bytes of SHA-256 tell texts apart alike"
+    ),
+    ("_cuts", "digest", "const", "return digest.digest()[:16]", "17"): (
+        "the digest only keys the kept cuts: 15, 16 or 17 bytes of SHA-256 tell texts apart alike"
+    ),
+    ("_cuts", "digest", "const", "return digest.digest()[:16]", "15"): (
+        "the digest only keys the kept cuts: 15, 16 or 17 bytes of SHA-256 tell texts apart alike"
+    ),
+    (
+        "_plan",
+        "_counted_past",
+        "const",
+        "return max_tokens // 2 if counter is counter_for(None) else 0",
+        "3",
+    ): (
+        "the estimate counts at most 2 tokens a character: the shorter texts now counted "
+        "too are found to fit, as they would have been taken to"
+    ),
+    (
+        "_plan",
+        "_cut_long_documents",
+        "const",
+        "parts.append([(owner, 0, 0) for owner in (index, *others)])",
+        "1",
+    ): (
+        "the offsets of an image's or a record's place are never read: the merge keeps a "
+        "best span only for a text"
+    ),
+    (
+        "_plan",
+        "_cut_long_documents",
+        "const",
+        "parts.append([(owner, 0, 0) for owner in (index, *others)])",
+        "-1",
+    ): (
+        "the offsets of an image's or a record's place are never read: the merge keeps a "
+        "best span only for a text"
+    ),
+    ("_plan", "PlanStream.__init__", "const", "else 0", "1"): (
+        "the query's tokens are read only when the budget has max_tokens; without, this 0 never is"
+    ),
+    ("_plan", "PlanStream.__init__", "const", "else 0", "-1"): (
+        "the query's tokens are read only when the budget has max_tokens; without, this 0 never is"
+    ),
+    (
+        "_plan",
+        "PlanStream.next_length",
+        "const",
+        "return len(text) if isinstance(text, str) else 0",
+        "1",
+    ): (
+        "unreachable: stream_plan never streams a call of images or records, so every "
+        "document a PlanStream holds is a string"
+    ),
+    (
+        "_plan",
+        "PlanStream.next_length",
+        "const",
+        "return len(text) if isinstance(text, str) else 0",
+        "-1",
+    ): (
+        "unreachable: stream_plan never streams a call of images or records, so every "
+        "document a PlanStream holds is a string"
+    ),
+    (
+        "_plan",
+        "_sized_batches",
+        "const",
+        "counter.count(query) + budget.wrapper_tokens if budget.max_tokens is not None else 0",
+        "1",
+    ): "the query's tokens are read only when the budget has max_tokens; without, this 0 never is",
+    (
+        "_plan",
+        "_sized_batches",
+        "const",
+        "counter.count(query) + budget.wrapper_tokens if budget.max_tokens is not None else 0",
+        "-1",
+    ): "the query's tokens are read only when the budget has max_tokens; without, this 0 never is",
+    (
+        "_plan",
+        "_sized_batches",
+        "const",
+        "document_tokens(counter, text) + query_tokens if budget.max_tokens is not None else 0",
+        "1",
+    ): "the tokens are compared only when the budget has max_tokens; without, this 0 never is",
+    (
+        "_plan",
+        "_sized_batches",
+        "const",
+        "document_tokens(counter, text) + query_tokens if budget.max_tokens is not None else 0",
+        "-1",
+    ): "the tokens are compared only when the budget has max_tokens; without, this 0 never is",
+    (
+        "_codec",
+        "_scrubbed_body",
+        "drop",
+        'body = content.decode("utf-8", errors="replace")',
+        "pass",
+    ): ("unreachable: _json.JSONDecodeError, caught just before, includes RecursionError"),
+    ("_codec", "_scrubbed_body", "drop", "return body, body_excerpt(content)", "pass", 137): (
+        "unreachable: _json.JSONDecodeError, caught just before, includes RecursionError"
+    ),
+    ("_codec", "_scrubbed_body", "drop", "return body, body_excerpt(content)", "pass", 143): (
+        "unreachable: the scrubbed value is at most 32 deep and decoded JSON has no cycle, so "
+        "json.dumps raises neither RecursionError nor ValueError"
+    ),
 }
 
 _FLIPS: dict[type[ast.cmpop], type[ast.cmpop]] = {

@@ -715,3 +715,96 @@ def test_a_call_is_streamed_past_its_threshold_of_characters() -> None:
     assert stream_plan(at, budget) is None
     past = plan_rerank("q", ["a" * half, "b" * (half + 1)], None, 10)
     assert stream_plan(past, budget) is not None
+
+
+# -- cutting one text: the kept cuts, truncation, the overlap ---------------------------------
+
+
+class CountingWords:
+    """One token a word; remembers the texts it was asked to count."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, text: str) -> int:
+        self.asked.append(text)
+        return words(text)
+
+
+def test_a_text_sent_again_is_neither_counted_nor_cut_again() -> None:
+    tokenizer = CountingWords()
+    budget = Budget(
+        max_documents=10,
+        max_document_tokens=10,  # room for 5 next to a 2-word query
+        long_documents="chunk",
+        counter=counter_for(tokenizer),
+        cuts={},
+    )
+    long_document = " ".join(f"word{number}" for number in range(12))
+    first = plan_rerank("a query", [long_document, "short one"], None, budget)
+    assert set(tokenizer.asked) - {"a query"}  # the documents were counted
+    tokenizer.asked.clear()
+    again = plan_rerank("a query", [long_document, "short one"], None, budget)
+    assert set(tokenizer.asked) <= {"a query"}  # only the query, counted for each call
+    assert list(again.texts) == list(first.texts) and again.windows == first.windows == 3
+
+
+def test_texts_differing_in_their_first_character_are_cut_apart() -> None:
+    budget = Budget(max_documents=10, max_document_characters=1000, long_documents="chunk")
+    budget = dataclasses.replace(budget, cuts={})
+    tail = " ".join(f"w{number:04d}" for number in range(500))  # past a digest's step
+    one, other = "x" + tail, " " + tail  # the same length, cut in other places
+    assert [plan_rerank("q", [text], None, budget).texts for text in (one, other)] == [
+        plan_rerank("q", [text], None, dataclasses.replace(budget, cuts={})).texts
+        for text in (one, other)
+    ]
+
+
+def test_a_text_over_the_character_cap_is_cut_though_its_tokens_fit() -> None:
+    budget = Budget(
+        max_documents=10,
+        max_document_characters=10,
+        max_document_tokens=500,
+        long_documents="chunk",
+        counter=counter_for(words),
+    )
+    plan = plan_rerank("q", ["abcdefghijklmnopqrst"], None, budget)
+    assert list(plan.texts) == ["abcdefghij", "klmnopqrst"]
+
+
+def test_a_text_of_exactly_the_token_room_is_sent_whole() -> None:
+    budget = Budget(
+        max_documents=10, max_document_tokens=10, long_documents="chunk", counter=counter_for(words)
+    )
+    # Room for 5 tokens next to a 2-word query and 3 special tokens.
+    plan = plan_rerank(
+        "a query", ["one two three four five", "one two three four five six"], None, budget
+    )
+    assert plan.texts[0] == "one two three four five"
+    assert plan.windows == 2
+
+
+def test_truncate_keeps_the_first_tokens_that_fit() -> None:
+    budget = Budget(
+        max_documents=10,
+        max_document_tokens=10,
+        long_documents="truncate",
+        counter=counter_for(words),
+    )
+    plan = plan_rerank("a query", ["one two three four five six seven"], None, budget)
+    assert [text.split() for text in plan.texts] == [["one", "two", "three", "four", "five"]]
+
+
+def test_an_overlap_is_held_to_half_a_window() -> None:
+    budget = Budget(
+        max_documents=100,
+        max_document_tokens=11,  # room for 6 next to a 2-word query
+        long_documents="chunk",
+        overlap=50,
+        counter=counter_for(words),
+    )
+    text = " ".join(f"w{number}" for number in range(12))
+    plan = plan_rerank("a query", [text], None, budget)
+    starts = [int(piece.split()[0][1:]) for piece in plan.texts if isinstance(piece, str)]
+    assert starts[:3] == [0, 3, 6]
+    assert all(words(piece) <= 6 for piece in plan.texts if isinstance(piece, str))
