@@ -402,6 +402,26 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         'body = content.decode("utf-8", errors="replace")',
         "pass",
     ): ("unreachable: _json.JSONDecodeError, caught just before, includes RecursionError"),
+    ("_codec", "request_id_from", "drop", "return None", "pass"): (
+        "the last statement: falling off the end returns None all the same"
+    ),
+    ("_codec", "scale_mismatch", "drop", "return None", "pass", 212): (
+        "the last statement: falling off the end returns None all the same"
+    ),
+    ("_codec", "_scrubbed_body", "drop", 'return "", ""', "pass"): (
+        "an empty body then fails to decode as JSON and is read as the empty text: the same "
+        "empty body and excerpt"
+    ),
+    (
+        "_codec",
+        "make_status_error",
+        "drop",
+        'content = b""  # only the scrubbed body is kept in this frame',
+        "pass",
+    ): (
+        "the error is returned, not raised, so no traceback keeps this frame and its "
+        "unscrubbed content once the function returns"
+    ),
     ("_codec", "_scrubbed_body", "drop", "return body, body_excerpt(content)", "pass", 137): (
         "unreachable: _json.JSONDecodeError, caught just before, includes RecursionError"
     ),
