@@ -206,12 +206,12 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "drop",
         "self._add(text, [(owner, 0, 0) for owner in owners])",
         "pass",
-        427,
+        439,
     ): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"
     ),
-    ("_plan", "PlanStream._cut_next", "drop", "return", "pass", 428): (
+    ("_plan", "PlanStream._cut_next", "drop", "return", "pass", 440): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"
     ),
@@ -221,7 +221,7 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "const",
         "self._add(text, [(owner, 0, 0) for owner in owners])",
         "1",
-        427,
+        439,
     ): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"
@@ -232,7 +232,7 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "const",
         "self._add(text, [(owner, 0, 0) for owner in owners])",
         "-1",
-        427,
+        439,
     ): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"

@@ -990,6 +990,11 @@ def test_an_excerpt_is_one_line_cut_to_its_limit(text: str, limit: int, expected
     assert body_excerpt(text.encode(), limit) == expected
 
 
+def test_an_excerpt_reads_four_bytes_a_character_of_its_limit() -> None:
+    # 13 ideographic spaces are 39 bytes: of 40 bytes read, one more is the tail's first.
+    assert body_excerpt(("\u3000" * 13 + "tail").encode(), 10) == "t"
+
+
 def test_an_extra_field_replaces_a_mapping_it_does_not_extend() -> None:
     body = {"parameters": {"a": 1}, "query": "q"}
     assert merge_fields(body, {"parameters": {"b": 2}}) == {
@@ -1021,6 +1026,9 @@ def test_an_error_names_the_url_it_was_sent_to(url: str) -> None:
     [
         (False, [-1e-10, 1.0 + 1e-10], False),  # within the tolerance of 0..1
         (False, [0.0, 1.0], False),
+        (False, [-1e-9, 1.0 + 1e-9], False),  # the tolerance's own bounds
+        (True, [-0.5, 0.5, 0.9], False),  # below 0: logits
+        (True, [0.1, 0.5, 1.5], False),  # above 1: logits
         (False, [-1e-8, 0.5], True),
         (False, [0.5, 1.0 + 1e-8], True),
         (False, [0.5, 1.5], True),
