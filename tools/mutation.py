@@ -341,6 +341,36 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "the offsets of an image's or a record's place are never read: the merge keeps a "
         "best span only for a text"
     ),
+    (
+        "_plan",
+        "PlanStream._add",
+        "const",
+        "_document_bytes(text) + budget.document_bytes if budget.max_bytes is not None else 0",
+        "1",
+    ): "the bytes are compared only when the budget has max_bytes; without, this 0 never is",
+    (
+        "_plan",
+        "PlanStream._add",
+        "const",
+        "_document_bytes(text) + budget.document_bytes if budget.max_bytes is not None else 0",
+        "-1",
+    ): "the bytes are compared only when the budget has max_bytes; without, this 0 never is",
+    ("_plan", "PlanStream._add", "const", "else 0", "1"): (
+        "the tokens are compared only when the budget has max_tokens; without, this 0 never is"
+    ),
+    ("_plan", "PlanStream._add", "const", "else 0", "-1"): (
+        "the tokens are compared only when the budget has max_tokens; without, this 0 never is"
+    ),
+    (
+        "_plan",
+        "PlanStream._cut_next",
+        "const",
+        "if len(owners) == 1:  # the usual case: a document found once",
+        "0",
+    ): "the general loop below adds the same pieces for one owner; the branch is only faster",
+    ("_plan", "stream_plan", "drop", "return None", "pass", 524): (
+        "the last statement: falling off the end returns None all the same"
+    ),
     ("_plan", "PlanStream.__init__", "const", "else 0", "1"): (
         "the query's tokens are read only when the budget has max_tokens; without, this 0 never is"
     ),

@@ -808,3 +808,11 @@ def test_an_overlap_is_held_to_half_a_window() -> None:
     starts = [int(piece.split()[0][1:]) for piece in plan.texts if isinstance(piece, str)]
     assert starts[:3] == [0, 3, 6]
     assert all(words(piece) <= 6 for piece in plan.texts if isinstance(piece, str))
+
+
+def test_a_call_whose_budget_refuses_long_documents_is_never_streamed() -> None:
+    half = plan_module.STREAM_CHARACTERS // 2
+    long_call = plan_rerank("q", ["a" * half, "b" * (half + 1)], None, 10)
+    refusing = Budget(max_documents=10, max_document_tokens=100, long_documents="error")
+    assert stream_plan(long_call, refusing) is None
+    assert stream_plan(long_call, 10) is None
