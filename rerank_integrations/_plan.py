@@ -276,10 +276,22 @@ def _document_limits(query: str, budget: Budget) -> tuple[int | None, int | None
     return tokens, characters
 
 
+def _counted_past(max_tokens: int | None, counter: TokenCounter) -> int | None:
+    """Characters past which a text is counted against ``max_tokens`` (``None``: no cap).
+
+    The estimate counts at most 2 tokens a character, so a shorter text surely fits; a
+    tokenizer of the caller's may count more (a byte-level BPE, several for one emoji), so
+    with one every text is counted."""
+    if max_tokens is None:
+        return None
+    return max_tokens // 2 if counter is counter_for(None) else 0
+
+
 def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
     """The plan with each text too long for the budget cut, chunked or refused."""
     counter = budget.counter or counter_for(None)
     max_tokens, max_characters = _document_limits(plan.query, budget)
+    counted_past = _counted_past(max_tokens, counter)
     # Each piece's text, and the (document index, start, end) of every place it stands for.
     texts: list[Document] = []
     parts = Parts()
@@ -292,9 +304,8 @@ def _cut_long_documents(plan: RerankPlan, budget: Budget) -> RerankPlan:
             parts.append([(owner, 0, 0) for owner in (index, *others)])
             continue
         too_long = max_characters is not None and len(text) > max_characters
-        # A text of n characters has at most 2n estimated tokens: short ones are not counted.
         cuts = None
-        if too_long or (max_tokens is not None and len(text) * 2 > max_tokens):
+        if too_long or (counted_past is not None and len(text) > counted_past):
             cuts = cuts_for(text, index, too_long, max_tokens, max_characters, counter, budget)
         if cuts is None:
             texts.append(text)
@@ -363,6 +374,7 @@ class PlanStream:
         self._budget = budget
         self._counter = budget.counter or counter_for(None)
         self._limits = _document_limits(plan.query, budget)
+        self._counted_past = _counted_past(self._limits[0], self._counter)
         self._texts: list[Document] = []
         self._parts = Parts()
         self._batches: list[Batch] = []
@@ -428,8 +440,9 @@ class PlanStream:
             return
         max_tokens, max_characters = self._limits
         too_long = max_characters is not None and len(text) > max_characters
+        counted_past = self._counted_past
         cuts = None
-        if too_long or (max_tokens is not None and len(text) * 2 > max_tokens):
+        if too_long or (counted_past is not None and len(text) > counted_past):
             cuts = cuts_for(
                 text, index, too_long, max_tokens, max_characters, self._counter, self._budget
             )

@@ -33,6 +33,12 @@ every selected test must pass.
 
     python tools/mutation.py --out MUTATION.md --log .mutation.log [--sample N] _retry _budget
     python tools/mutation.py --out MUTATION.md --report-from .mutation.log  # a stopped run
+    python tools/mutation.py --out MUTATION.md --log .mutation.log --again .mutation.log _plan
+
+``--again LOG`` runs only the mutants that LOG's latest run of their module did not kill,
+and takes the kills over from it: for after tests were added, never after a test was
+changed or removed (that can let a mutant killed then survive now). A kill is taken over
+only for the same mutant (module, number, line and change), so the module must be the same.
 
 ``make mutation`` runs this for ``MUTATION_MODULES``. Not part of ``make test``.
 """
@@ -167,22 +173,22 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "unreachable: every caller asks for at least one token (offsets are distinct and "
         "positive, and below the window's size)"
     ),
-    ("_budget", "_ascii_end", "drop", "return end, last + 1", "pass", 441): (
+    ("_budget", "_ascii_end", "drop", "return end, last + 1", "pass", 526): (
         "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
         "never below first + size // 2"
     ),
-    ("_budget", "_ascii_end", "const", "return end, last + 1", "2", 441): (
+    ("_budget", "_ascii_end", "const", "return end, last + 1", "2", 526): (
         "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
         "never below first + size // 2"
     ),
-    ("_budget", "_ascii_end", "const", "return end, last + 1", "0", 441): (
+    ("_budget", "_ascii_end", "const", "return end, last + 1", "0", 526): (
         "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
         "never below first + size // 2"
     ),
-    ("_cache", "_score_of", "drop", "return None", "pass", 378): (
+    ("_cache", "_score_of", "drop", "return None", "pass", 381): (
         "None falls through to the checks below, which answer None for it too"
     ),
-    ("_cache", "_score_of", "drop", "return None", "pass", 382): (
+    ("_cache", "_score_of", "drop", "return None", "pass", 385): (
         "a value neither text nor a mapping falls to the check below, which answers None too"
     ),
     ("_cache", "ScoreLookup.__init__", "drop", "self.keys: list[str] = []", "pass"): (
@@ -200,12 +206,12 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "drop",
         "self._add(text, [(owner, 0, 0) for owner in owners])",
         "pass",
-        460,
+        439,
     ): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"
     ),
-    ("_plan", "PlanStream._cut_next", "drop", "return", "pass", 461): (
+    ("_plan", "PlanStream._cut_next", "drop", "return", "pass", 440): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"
     ),
@@ -215,7 +221,7 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "const",
         "self._add(text, [(owner, 0, 0) for owner in owners])",
         "1",
-        460,
+        439,
     ): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"
@@ -226,7 +232,7 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "const",
         "self._add(text, [(owner, 0, 0) for owner in owners])",
         "-1",
-        460,
+        439,
     ): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"
@@ -276,6 +282,182 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
     ),
     ("_cuts", "cuts_for", "drop", "return known or None", "pass"): (
         "the kept cuts are a cache: the text is then measured and cut again, to the same cuts"
+    ),
+    ("_cuts", "cuts_for", "drop", "key = None", "pass"): (
+        "the key is read only where there are kept cuts, and then it is set just below"
+    ),
+    (
+        "_cuts",
+        "cuts_for",
+        "bool",
+        "if kept is not None and key is not None:",
+        "kept is not None or key is not None",
+    ): "the key is set exactly when there are kept cuts: the two are None together or neither",
+    ("_cuts", "digest", "cmp", "if len(data) <= _DIGEST_STEP:", "len(data) < _DIGEST_STEP"): (
+        "a text of exactly one step, hashed in steps, gives the same SHA-256"
+    ),
+    ("_cuts", "digest", "drop", "return hashlib.sha256(data).digest()[:16]", "pass"): (
+        "it falls through to hashing in steps, which gives the same digest"
+    ),
+    ("_cuts", "digest", "const", "return hashlib.sha256(data).digest()[:16]", "17"): (
+        "the digest only keys the kept cuts: 15, 16 or 17 bytes of SHA-256 tell texts apart alike"
+    ),
+    ("_cuts", "digest", "const", "return hashlib.sha256(data).digest()[:16]", "15"): (
+        "the digest only keys the kept cuts: 15, 16 or 17 bytes of SHA-256 tell texts apart alike"
+    ),
+    ("_cuts", "digest", "const", "return digest.digest()[:16]", "17"): (
+        "the digest only keys the kept cuts: 15, 16 or 17 bytes of SHA-256 tell texts apart alike"
+    ),
+    ("_cuts", "digest", "const", "return digest.digest()[:16]", "15"): (
+        "the digest only keys the kept cuts: 15, 16 or 17 bytes of SHA-256 tell texts apart alike"
+    ),
+    (
+        "_plan",
+        "_counted_past",
+        "const",
+        "return max_tokens // 2 if counter is counter_for(None) else 0",
+        "3",
+    ): (
+        "the estimate counts at most 2 tokens a character: the shorter texts now counted "
+        "too are found to fit, as they would have been taken to"
+    ),
+    (
+        "_plan",
+        "_cut_long_documents",
+        "const",
+        "parts.append([(owner, 0, 0) for owner in (index, *others)])",
+        "1",
+    ): (
+        "the offsets of an image's or a record's place are never read: the merge keeps a "
+        "best span only for a text"
+    ),
+    (
+        "_plan",
+        "_cut_long_documents",
+        "const",
+        "parts.append([(owner, 0, 0) for owner in (index, *others)])",
+        "-1",
+    ): (
+        "the offsets of an image's or a record's place are never read: the merge keeps a "
+        "best span only for a text"
+    ),
+    (
+        "_plan",
+        "PlanStream._add",
+        "const",
+        "_document_bytes(text) + budget.document_bytes if budget.max_bytes is not None else 0",
+        "1",
+    ): "the bytes are compared only when the budget has max_bytes; without, this 0 never is",
+    (
+        "_plan",
+        "PlanStream._add",
+        "const",
+        "_document_bytes(text) + budget.document_bytes if budget.max_bytes is not None else 0",
+        "-1",
+    ): "the bytes are compared only when the budget has max_bytes; without, this 0 never is",
+    ("_plan", "PlanStream._add", "const", "else 0", "1"): (
+        "the tokens are compared only when the budget has max_tokens; without, this 0 never is"
+    ),
+    ("_plan", "PlanStream._add", "const", "else 0", "-1"): (
+        "the tokens are compared only when the budget has max_tokens; without, this 0 never is"
+    ),
+    (
+        "_plan",
+        "PlanStream._cut_next",
+        "const",
+        "if len(owners) == 1:  # the usual case: a document found once",
+        "0",
+    ): "the general loop below adds the same pieces for one owner; the branch is only faster",
+    ("_plan", "stream_plan", "drop", "return None", "pass", 524): (
+        "the last statement: falling off the end returns None all the same"
+    ),
+    ("_plan", "PlanStream.__init__", "const", "else 0", "1"): (
+        "the query's tokens are read only when the budget has max_tokens; without, this 0 never is"
+    ),
+    ("_plan", "PlanStream.__init__", "const", "else 0", "-1"): (
+        "the query's tokens are read only when the budget has max_tokens; without, this 0 never is"
+    ),
+    (
+        "_plan",
+        "PlanStream.next_length",
+        "const",
+        "return len(text) if isinstance(text, str) else 0",
+        "1",
+    ): (
+        "unreachable: stream_plan never streams a call of images or records, so every "
+        "document a PlanStream holds is a string"
+    ),
+    (
+        "_plan",
+        "PlanStream.next_length",
+        "const",
+        "return len(text) if isinstance(text, str) else 0",
+        "-1",
+    ): (
+        "unreachable: stream_plan never streams a call of images or records, so every "
+        "document a PlanStream holds is a string"
+    ),
+    (
+        "_plan",
+        "_sized_batches",
+        "const",
+        "counter.count(query) + budget.wrapper_tokens if budget.max_tokens is not None else 0",
+        "1",
+    ): "the query's tokens are read only when the budget has max_tokens; without, this 0 never is",
+    (
+        "_plan",
+        "_sized_batches",
+        "const",
+        "counter.count(query) + budget.wrapper_tokens if budget.max_tokens is not None else 0",
+        "-1",
+    ): "the query's tokens are read only when the budget has max_tokens; without, this 0 never is",
+    (
+        "_plan",
+        "_sized_batches",
+        "const",
+        "document_tokens(counter, text) + query_tokens if budget.max_tokens is not None else 0",
+        "1",
+    ): "the tokens are compared only when the budget has max_tokens; without, this 0 never is",
+    (
+        "_plan",
+        "_sized_batches",
+        "const",
+        "document_tokens(counter, text) + query_tokens if budget.max_tokens is not None else 0",
+        "-1",
+    ): "the tokens are compared only when the budget has max_tokens; without, this 0 never is",
+    (
+        "_codec",
+        "_scrubbed_body",
+        "drop",
+        'body = content.decode("utf-8", errors="replace")',
+        "pass",
+    ): ("unreachable: _json.JSONDecodeError, caught just before, includes RecursionError"),
+    ("_codec", "request_id_from", "drop", "return None", "pass"): (
+        "the last statement: falling off the end returns None all the same"
+    ),
+    ("_codec", "scale_mismatch", "drop", "return None", "pass", 212): (
+        "the last statement: falling off the end returns None all the same"
+    ),
+    ("_codec", "_scrubbed_body", "drop", 'return "", ""', "pass"): (
+        "an empty body then fails to decode as JSON and is read as the empty text: the same "
+        "empty body and excerpt"
+    ),
+    (
+        "_codec",
+        "make_status_error",
+        "drop",
+        'content = b""  # only the scrubbed body is kept in this frame',
+        "pass",
+    ): (
+        "the error is returned, not raised, so no traceback keeps this frame and its "
+        "unscrubbed content once the function returns"
+    ),
+    ("_codec", "_scrubbed_body", "drop", "return body, body_excerpt(content)", "pass", 137): (
+        "unreachable: _json.JSONDecodeError, caught just before, includes RecursionError"
+    ),
+    ("_codec", "_scrubbed_body", "drop", "return body, body_excerpt(content)", "pass", 143): (
+        "unreachable: the scrubbed value is at most 32 deep and decoded JSON has no cycle, so "
+        "json.dumps raises neither RecursionError nor ValueError"
     ),
 }
 
@@ -457,6 +639,7 @@ class Outcome:
     status: str  # killed, timeout, survived, uncovered (survived without a run: no test runs it)
     seconds: float
     tests: int = 0  # how many tests the run selected
+    carried: bool = False  # taken over from an earlier run's log (--again)
 
 
 def _copy_repository(source: Path, into: Path, *, with_bytecode: bool = False) -> Path:
@@ -801,9 +984,11 @@ def run_all(
     log: Path | None,
     most_workers: int,
     progress: Callable[[dict[str, tuple[list[Outcome], int]]], None],
+    killed_before: dict[Mutant, Outcome] | None = None,
 ) -> dict[str, tuple[list[Outcome], int]]:
     """Run every module's mutants (a seeded sample of ``sample`` each when given) and return
-    the outcomes by module, with how many mutants each module has in all."""
+    the outcomes by module, with how many mutants each module has in all. A mutant in
+    ``killed_before`` is not run again: its earlier kill is taken over."""
     first = _copy_repository(ROOT, scratch / "repo0")
     baselines = _baselines(modules, first, scratch)
     slots = [_Slot(first)]
@@ -834,6 +1019,11 @@ def run_all(
             chosen = sorted(random.Random(seed).sample(every, sample), key=lambda m: m[0].number)
         results[module] = ([], len(every))
         for mutant, write in chosen:
+            earlier = (killed_before or {}).get(mutant)
+            if earlier is not None:
+                taken = Outcome(mutant, earlier.status, earlier.seconds, earlier.tests, True)
+                _record(results, taken, len(every), log)
+                continue
             source = write()
             if source is None:  # not valid Python: no mutant at all
                 continue
@@ -899,6 +1089,7 @@ def _record(
             "tests": outcome.tests,
             "of": total,
             "run": _RUN,
+            "carried": outcome.carried,
         }
         with log.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -922,6 +1113,7 @@ def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None)
     runs: list[float] = []
     equivalents: list[str] = []
     survivors: list[str] = []
+    carried = 0
     for module, (outcomes, total) in results.items():
         alive = [outcome for outcome in outcomes if outcome.status in _ALIVE]
         killed = len(outcomes) - len(alive)
@@ -933,7 +1125,12 @@ def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None)
             score = "not run"
         ran = f"{len(outcomes)}" if len(outcomes) == total else f"{len(outcomes)} of {total}"
         unrun = sum(outcome.status == "uncovered" for outcome in live)
-        runs.extend(outcome.seconds for outcome in outcomes if outcome.status != "uncovered")
+        runs.extend(
+            outcome.seconds
+            for outcome in outcomes
+            if outcome.status != "uncovered" and not outcome.carried
+        )
+        carried += sum(outcome.carried for outcome in outcomes)
         rows.append(
             f"| `{module}` | {ran} | {killed} | {len(equivalent)} | {len(live)} ({unrun}) "
             f"| {score} |"
@@ -959,7 +1156,13 @@ def report(results: dict[str, tuple[list[Outcome], int]], minutes: float | None)
         "equivalent." + ("" if minutes is None else f" This run took {minutes:.0f} min."),
         "",
         f"{len(runs)} mutants ran their tests, {sum(runs) / max(1, len(runs)):.1f} s each on "
-        "average (each only the tests that execute its statement); the others no test runs.",
+        "average (each only the tests that execute its statement); the others no test runs."
+        + (
+            f" {carried} kills were taken over from an earlier run of the same mutants "
+            "(`--again`: only tests were added since)."
+            if carried
+            else ""
+        ),
         "",
         "| module | mutants | killed | equivalent | surviving (no test runs them) | score |",
         "|---|---|---|---|---|---|",
@@ -985,12 +1188,13 @@ def results_from_log(log: Path) -> dict[str, tuple[list[Outcome], int]]:
         record = json.loads(line)
         status, seconds, total = record.pop("status"), record.pop("seconds"), record.pop("of")
         tests, run = record.pop("tests", 0), record.pop("run", None)
+        carried = record.pop("carried", False)
         module = record["module"]
         if latest.get(module, run) != run:
             results.pop(module, None)
         latest[module] = run
         outcomes, _ = results.setdefault(module, ([], total))
-        outcomes.append(Outcome(Mutant(**record), status, seconds, tests))
+        outcomes.append(Outcome(Mutant(**record), status, seconds, tests, carried))
     for outcomes, _ in results.values():
         outcomes.sort(key=lambda outcome: outcome.mutant.number)
     return results
@@ -1014,6 +1218,11 @@ def main(argv: list[str] | None = None) -> int:
         help="at most this many runs at once (more than one only while the machine is idle)",
     )
     parser.add_argument("--report-from", type=Path, help="write the report of a --log file")
+    parser.add_argument(
+        "--again",
+        type=Path,
+        help="run only the mutants this --log file's latest run did not kill (tests added since)",
+    )
     args = parser.parse_args(argv)
     if args.report_from is not None:
         logged = results_from_log(args.report_from)
@@ -1041,10 +1250,25 @@ def main(argv: list[str] | None = None) -> int:
         # Written as each module finishes, so that a long run shows what it has so far.
         args.out.write_text(report(results, None), encoding="utf-8")
 
+    killed_before = None
+    if args.again is not None:
+        killed_before = {
+            outcome.mutant: outcome
+            for outcomes, _ in results_from_log(args.again).values()
+            for outcome in outcomes
+            if outcome.status not in _ALIVE
+        }
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         try:
             results = run_all(
-                args.modules, Path(scratch), args.sample, args.seed, args.log, args.jobs, progress
+                args.modules,
+                Path(scratch),
+                args.sample,
+                args.seed,
+                args.log,
+                args.jobs,
+                progress,
+                killed_before,
             )
         finally:  # stopped or failed: no run is left behind
             _stop_all()

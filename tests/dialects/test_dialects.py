@@ -3,6 +3,7 @@ bodies, tolerant answer parsing and errors reported inside a 2xx answer."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +23,20 @@ from rerank_integrations import (
     ResponseFormatError,
     ServerError,
 )
+from rerank_integrations import _json as json_module
 from rerank_integrations._codec import (
+    body_excerpt,
     decode_response,
     encode_request,
     make_status_error,
+    merge_fields,
     scale_mismatch,
+    shorten,
 )
 from rerank_integrations._config import resolve_endpoint
 from rerank_integrations._merge import merge_rankings
 from rerank_integrations._plan import plan_rerank
+from rerank_integrations._secrets import Scrubber
 from rerank_integrations.dialects import (
     DIALECTS,
     Dialect,
@@ -920,3 +926,138 @@ def test_scores_on_an_unexpected_scale_are_named(
 ) -> None:
     found = scale_mismatch(logits_expected, scores)
     assert found is None if says is None else says in (found or "")
+
+
+# -- answers no parser foresaw, indexes and scores at their edges ------------------------------
+
+
+def test_a_parser_that_trips_over_an_answer_gives_a_format_error() -> None:
+    def tripping(body: Any) -> Any:
+        return body["results"]["first"]  # a list indexed by a string: TypeError
+
+    dialect = dataclasses.replace(DIALECTS["cohere"], parse_body=tripping)
+    with pytest.raises(ResponseFormatError, match=r"unreadable answer \(TypeError\)"):
+        decode_response(dialect, 200, b'{"results": []}', 1)
+
+
+def test_a_whole_number_sent_as_a_float_is_an_index() -> None:
+    results = [{"index": 1.0, "relevance_score": 0.5}, {"index": 0, "relevance_score": 0.25}]
+    ranking = decode({"results": results}, 2, "cohere")
+    assert ranking.pairs == [(1, 0.5), (0, 0.25)]
+    assert [type(index) for index, _ in ranking.pairs] == [int, int]
+    results[0]["index"] = 1.5
+    with pytest.raises(ResponseFormatError, match=r"index 1\.5 is not an integer"):
+        decode({"results": results}, 2, "cohere")
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_a_score_that_is_not_finite_is_refused(
+    number: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # orjson refuses these words; the standard library's decoder reads them as floats.
+    monkeypatch.setattr(json_module, "loads", json_module.stdlib_loads)
+    content = f'{{"results": [{{"index": 0, "relevance_score": {number}}}]}}'.encode()
+    with pytest.raises(ResponseFormatError, match="score of index 0 is not finite"):
+        decode_response(DIALECTS["cohere"], 200, content, 1)
+
+
+def test_an_error_reader_that_trips_leaves_the_status_error_without_a_message() -> None:
+    def tripping(body: Any) -> str | None:
+        raise LookupError("no such field")
+
+    dialect = dataclasses.replace(DIALECTS["cohere"], error_message=tripping)
+    error = make_status_error(dialect, 503, "Service Unavailable", b'{"odd": 1}', {})
+    assert isinstance(error, ServerError)
+    assert error.server_message is None
+    assert str(error).startswith("HTTP 503 Service Unavailable (no message from the server)")
+
+
+# -- error messages: the excerpt, the URL, the scale at its bounds -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("a \n\t b", 10, "a b"),  # one line, single spaces
+        ("abcdefghij", 10, "abcdefghij"),  # exactly the limit: whole
+        ("abcdefghijk", 10, "abcdefghi…"),  # one over: cut, with the ellipsis in the limit
+        (" " * 40 + "tail", 10, ""),  # only 4 times the limit is read
+        (" " * 30 + "tail", 10, "tail"),
+    ],
+)
+def test_an_excerpt_is_one_line_cut_to_its_limit(text: str, limit: int, expected: str) -> None:
+    assert shorten(text, limit) == expected
+    assert body_excerpt(text.encode(), limit) == expected
+
+
+def test_an_excerpt_reads_four_bytes_a_character_of_its_limit() -> None:
+    # 13 ideographic spaces are 39 bytes: of 40 bytes read, one more is the tail's first.
+    assert body_excerpt(("\u3000" * 13 + "tail").encode(), 10) == "t"
+
+
+def test_an_extra_field_replaces_a_mapping_it_does_not_extend() -> None:
+    body = {"parameters": {"a": 1}, "query": "q"}
+    assert merge_fields(body, {"parameters": {"b": 2}}) == {
+        "parameters": {"a": 1, "b": 2},
+        "query": "q",
+    }
+    assert merge_fields(body, {"parameters": None, "query": {"x": 1}}) == {
+        "parameters": None,
+        "query": {"x": 1},
+    }
+
+
+@pytest.mark.parametrize("url", ["https://rerank.test/v1/rerank", ""])
+def test_an_error_names_the_url_it_was_sent_to(url: str) -> None:
+    error = make_status_error(DIALECTS["cohere"], 400, "Bad Request", b"{}", {}, url=url)
+    assert error.url == (url or None)
+    assert (f"(POST {url})" in str(error)) is bool(url)
+    with pytest.raises(ResponseFormatError) as info:
+        decode_response(DIALECTS["cohere"], 200, b"", 1, url=url)
+    assert info.value.url == (url or None)
+    assert str(info.value).endswith("| body: (empty)")
+    with pytest.raises(APIStatusError) as embedded:
+        decode_response(DIALECTS["cohere"], 200, b'{"error": "model not loaded"}', 1, url=url)
+    assert embedded.value.url == (url or None)
+
+
+@pytest.mark.parametrize(
+    ("logits_expected", "scores", "says"),
+    [
+        (False, [-1e-10, 1.0 + 1e-10], False),  # within the tolerance of 0..1
+        (False, [0.0, 1.0], False),
+        (False, [-1e-9, 1.0 + 1e-9], False),  # the tolerance's own bounds
+        (True, [-0.5, 0.5, 0.9], False),  # below 0: logits
+        (True, [0.1, 0.5, 1.5], False),  # above 1: logits
+        (False, [-1e-8, 0.5], True),
+        (False, [0.5, 1.0 + 1e-8], True),
+        (False, [0.5, 1.5], True),
+        (True, [0.0, 0.5, 1.0], True),  # the bounds of 0..1 belong to it
+        (True, [0.5, 0.5, 0.5], False),  # all equal: nothing to say
+        (True, [0.2, 0.3, 0.4, 0.9], True),
+    ],
+)
+def test_the_scale_check_at_its_bounds(
+    logits_expected: bool, scores: list[float], says: bool
+) -> None:
+    assert (scale_mismatch(logits_expected, scores) is not None) is says
+
+
+def test_a_bad_answer_leaves_no_secret_in_the_traceback_frames() -> None:
+    secret = "sk-secret-123456"
+    content = json.dumps({"results": [{"index": 5, "relevance_score": 1}], "echo": secret})
+    with pytest.raises(ResponseFormatError) as info:
+        decode_response(DIALECTS["cohere"], 200, content.encode(), 1, Scrubber([secret]))
+    frames = []
+    traceback = info.value.__traceback__
+    while traceback is not None:  # the package's frames, not this test's own
+        if "rerank_integrations" in traceback.tb_frame.f_code.co_filename:
+            frames.append(traceback.tb_frame)
+        traceback = traceback.tb_next
+    assert frames
+    for frame in frames:
+        for value in frame.f_locals.values():
+            if isinstance(value, (bytes, str)):
+                assert secret.encode() not in (
+                    value if isinstance(value, bytes) else value.encode()
+                )

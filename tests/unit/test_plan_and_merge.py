@@ -22,7 +22,14 @@ from rerank_integrations._codec import BatchRanking
 from rerank_integrations._documents import IMAGE_TOKENS, Image, Record
 from rerank_integrations._exceptions import ResponseFormatError
 from rerank_integrations._merge import joined, merge_pages, merge_rankings
-from rerank_integrations._plan import Budget, Parts, document_tokens, plan_rerank, stream_plan
+from rerank_integrations._plan import (
+    Budget,
+    Parts,
+    RerankPlan,
+    document_tokens,
+    plan_rerank,
+    stream_plan,
+)
 
 QUERY_TEXT = "which window"
 
@@ -532,3 +539,361 @@ def test_merge_reads_the_same_places_from_parts_or_lists(aggregate: str) -> None
         (r.index, r.relevance_score, r.span) for r in theirs.results
     ]
     assert ours.results[0].relevance_score > 0 and {r.index for r in ours.results} == {0, 1, 2}
+
+
+# -- what a budget cuts, and the limits one text is held to -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("limits", "cuts"),
+    [
+        ({}, False),
+        ({"max_document_tokens": 50}, True),
+        ({"max_bytes": 500}, True),
+        (
+            {
+                "max_document_tokens": 50,
+                "max_document_characters": 400,
+                "max_tokens": 60,
+                "max_bytes": 4000,
+            },
+            True,
+        ),
+    ],
+)
+def test_a_budget_cuts_documents_when_it_has_any_limit(limits: dict[str, int], cuts: bool) -> None:
+    budget = Budget(max_documents=10, long_documents="chunk", counter=counter_for(words), **limits)
+    assert budget.cuts_documents() is cuts
+    long_document = " ".join(f"word{number}" for number in range(300))
+    plan = plan_rerank("q", [long_document], None, budget)
+    assert (len(plan.texts) > 1) is cuts
+
+
+@pytest.mark.parametrize("extra", [0, 1, 5])
+def test_a_top_n_of_every_document_asks_for_every_result(extra: int) -> None:
+    documents = [f"document {number}" for number in range(6)]
+    plan = plan_rerank("q", documents, len(documents) + extra, 4)
+    assert plan.top_n is None
+    assert [batch.top_n for batch in plan.batches] == [None, None]
+    fewer = plan_rerank("q", documents, len(documents) - 1, 4)
+    assert fewer.top_n == len(documents) - 1
+
+
+@pytest.mark.parametrize("kind", ["image", "record"])
+def test_a_whole_document_may_fill_the_room_of_a_request_to_the_byte(kind: str) -> None:
+    document: Image | Record = (
+        Image(url="https://h.test/" + "a" * 60) if kind == "image" else Record.of({"a": "b"}, 0)
+    )
+    room = document.wire_size()
+    budget = Budget(max_documents=10, max_bytes=40 + 3 + room, body_bytes=40, document_bytes=3)
+    plan = plan_rerank("q", ["text", document], None, budget, originals=["text", document])
+    assert len(plan.texts) == 2
+    smaller = Budget(max_documents=10, max_bytes=40 + 3 + room - 1, body_bytes=40, document_bytes=3)
+    with pytest.raises(ValueError, match=rf"documents\[1\] is an? {kind} of about {room:,} bytes"):
+        plan_rerank("q", ["text", document], None, smaller, originals=["text", document])
+
+
+def test_a_query_that_leaves_no_room_gets_windows_of_one_token() -> None:
+    long_document = " ".join(f"word{number}" for number in range(12))
+    # The query's 3 words and the 3 special tokens are more than the 4 a document may have.
+    budget = Budget(
+        max_documents=100, max_document_tokens=4, long_documents="chunk", counter=counter_for(words)
+    )
+    plan = plan_rerank("a b c", [long_document], None, budget)
+    assert list(plan.texts) == long_document.split()
+
+
+@pytest.mark.parametrize(("room", "characters"), [(5, 1), (6, 1), (11, 1), (12, 2), (29, 4)])
+def test_a_byte_limit_alone_cuts_a_text_to_six_bytes_a_character(
+    room: int, characters: int
+) -> None:
+    # A character may take 6 bytes as JSON (a \uXXXX escape): room // 6 of them, at least one.
+    text = "abcdefghijklmnopqrstuvwxyz"
+    budget = Budget(
+        max_documents=100,
+        max_bytes=40 + 3 + room,
+        body_bytes=40,
+        document_bytes=3,
+        long_documents="chunk",
+    )
+    plan = plan_rerank("q", [text], None, budget)
+    pieces = [piece for piece in plan.texts if isinstance(piece, str)]
+    assert max(len(piece) for piece in pieces) == characters
+    # A text no longer than that is sent whole: no window counted for it.
+    assert plan_rerank("q", ["x"], None, budget).windows == 0
+
+
+# -- a tokenizer that counts more than the estimate's two tokens a character ------------------
+
+
+def three_a_character(text: str) -> int:
+    return 3 * len(text)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_short_text_is_counted_by_a_tokenizer_of_more_tokens_than_characters(
+    streamed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Room for 24 tokens (30 less the query's 3 and 3 special): 8 characters. A text of 12
+    # is 24 tokens by the estimate's bound of two a character, and 36 by this tokenizer.
+    documents = ["abcdefghijkl", "mnop", "qrstuvwxyzab"]
+    budget = Budget(
+        max_documents=100,
+        max_document_tokens=30,
+        long_documents="chunk",
+        counter=counter_for(three_a_character),
+    )
+    if streamed:
+        monkeypatch.setattr(plan_module, "STREAM_CHARACTERS", -1)
+        stream = stream_plan(plan_rerank("q", documents, None, 100), budget)
+        assert stream is not None
+        while stream.next_batch() is not None:
+            pass
+        plan = stream.plan
+    else:
+        plan = plan_rerank("q", documents, None, budget)
+    assert list(plan.texts) == ["abcdefgh", "ijkl", "mnop", "qrstuvwx", "yzab"]
+    assert plan.windows == 4
+
+
+def test_pieces_sent_fit_a_tokenizer_of_more_tokens_than_characters(
+    mode: str, make_client: Callable[..., RerankClient], mock_api: MockAPI
+) -> None:
+    client = make_client(
+        max_tokens_per_document=30, long_documents="chunk", tokenizer=three_a_character
+    )
+    call(mode, client, "q", ["abcdefghijkl", "mnop"])
+    texts = [text for body in mock_api.bodies for text in body["documents"]]
+    assert sorted(texts) == ["abcdefgh", "ijkl", "mnop"]
+
+
+def planned(
+    query: str, documents: list[str], top_n: int | None, budget: Budget, streamed: bool
+) -> RerankPlan:
+    """The plan of ``documents`` made whole, or cut as its batches are taken (PlanStream)."""
+    if not streamed:
+        return plan_rerank(query, documents, top_n, budget)
+    saved = plan_module.STREAM_CHARACTERS
+    plan_module.STREAM_CHARACTERS = -1
+    try:
+        stream = stream_plan(plan_rerank(query, documents, top_n, budget.max_documents), budget)
+    finally:
+        plan_module.STREAM_CHARACTERS = saved
+    assert stream is not None
+    while stream.next_batch() is not None:
+        pass
+    assert stream.next_length() == 0 and stream.step()
+    return stream.plan
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_text_of_exactly_the_character_cap_is_sent_whole(streamed: bool) -> None:
+    budget = Budget(max_documents=10, max_document_characters=10, long_documents="chunk")
+    plan = planned("q", ["abcdefghij", "klmnopqrstu"], None, budget, streamed)
+    assert list(plan.texts) == ["abcdefghij", "klmnopqrst", "u"]
+    assert plan.windows == 2
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_short_text_of_two_estimated_tokens_a_character_is_counted(streamed: bool) -> None:
+    # Room for 10 tokens (16 less the query's 3 and 3 special); CJK counts 2 a character.
+    budget = Budget(max_documents=10, max_document_tokens=16, long_documents="chunk")
+    text = "漢字仮名交じり文です"  # 10 characters, 20 estimated tokens
+    plan = planned("a b c", [text], None, budget, streamed)
+    assert "".join(piece for piece in plan.texts if isinstance(piece, str)) == text
+    assert plan.windows >= 2
+
+
+def test_a_single_character_over_the_cap_is_refused() -> None:
+    budget = Budget(
+        max_documents=10,
+        max_document_tokens=8,  # room for 2 (the query's 3 and 3 special tokens)
+        long_documents="error",
+        counter=counter_for(three_a_character),
+    )
+    with pytest.raises(ValueError, match=r"documents\[0\] is too long to send"):
+        plan_rerank("q", ["a"], None, budget)
+
+
+def test_a_budget_that_cuts_nothing_keeps_each_requests_top_n() -> None:
+    budget = Budget(max_documents=3, max_document_tokens=500, long_documents="chunk")
+    plan = plan_rerank("q", [f"document {number}" for number in range(7)], 2, budget)
+    assert plan.windows == 0
+    assert [batch.top_n for batch in plan.batches] == [2, 2, 1]
+
+
+def test_a_streamed_plan_counts_the_query_in_each_requests_tokens() -> None:
+    documents = [f"document {number:03d}" for number in range(12)]
+    # Each document 2 tokens and the query's 4: three fill a request of 18.
+    budget = Budget(
+        max_documents=100,
+        max_tokens=18,
+        max_document_tokens=500,
+        long_documents="chunk",
+        counter=counter_for(words),
+    )
+    plan = planned("one two three four", documents, None, budget, streamed=True)
+    assert [len(batch.texts) for batch in plan.batches] == [3, 3, 3, 3]
+
+
+def test_a_step_says_when_a_batch_is_ready() -> None:
+    documents = [f"document {number}" for number in range(3)]
+    budget = Budget(max_documents=2, max_document_tokens=500, long_documents="chunk")
+    saved = plan_module.STREAM_CHARACTERS
+    plan_module.STREAM_CHARACTERS = -1
+    try:
+        stream = stream_plan(plan_rerank("q", documents, None, 2), budget)
+    finally:
+        plan_module.STREAM_CHARACTERS = saved
+    assert stream is not None
+    assert stream.next_length() == len("document 0")
+    # Two documents fill a batch; it is ready once the third finds no room in it.
+    assert [stream.step() for _ in range(3)] == [False, False, True]
+    assert stream.next_length() == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "streamed"), [("error", False), ("truncate", False), ("truncate", True)]
+)
+def test_an_empty_document_is_sent_as_it_is(mode: str, streamed: bool) -> None:
+    # A tokenizer that adds a model's 4 special tokens to any text, the empty one too: an
+    # empty document has nothing to cut, and is never refused for them.
+    budget = Budget(
+        max_documents=10,
+        max_document_tokens=11,  # room for 3: the query's 5 and 3 special tokens taken
+        long_documents=mode,
+        counter=counter_for(lambda text: words(text) + 4),
+    )
+    plan = planned("q", [""], None, budget, streamed)
+    assert list(plan.texts) == [""]
+    assert plan.windows == 0
+
+
+@pytest.mark.parametrize(("limit", "per_batch"), [(40 + 5 * 13, 5), (40 + 5 * 13 - 1, 4)])
+def test_a_streamed_plan_is_packed_to_the_byte(limit: int, per_batch: int) -> None:
+    documents = [f"text {number:05d}" for number in range(30)]  # 10 characters each
+    budget = dataclasses.replace(_bytes_budget(limit), long_documents="chunk")
+    plan = planned("query", documents, None, budget, streamed=True)
+    full, rest = divmod(30, per_batch)
+    assert [len(b.texts) for b in plan.batches] == [per_batch] * full + ([rest] if rest else [])
+
+
+@pytest.mark.parametrize(("limit", "per_batch"), [(5 * 3, 5), (5 * 3 - 1, 4)])
+def test_a_streamed_plan_is_packed_to_the_token(limit: int, per_batch: int) -> None:
+    documents = [f"document {number:03d}" for number in range(30)]
+    budget = Budget(
+        max_documents=1000, max_tokens=limit, long_documents="chunk", counter=counter_for(words)
+    )
+    plan = planned("query", documents, None, budget, streamed=True)
+    full, rest = divmod(30, per_batch)
+    assert [len(b.texts) for b in plan.batches] == [per_batch] * full + ([rest] if rest else [])
+
+
+def test_a_call_is_streamed_past_its_threshold_of_characters() -> None:
+    budget = Budget(max_documents=10, max_document_tokens=100, long_documents="chunk")
+    half = plan_module.STREAM_CHARACTERS // 2
+    at = plan_rerank("q", ["a" * half, "b" * half], None, 10)
+    assert stream_plan(at, budget) is None
+    past = plan_rerank("q", ["a" * half, "b" * (half + 1)], None, 10)
+    assert stream_plan(past, budget) is not None
+
+
+# -- cutting one text: the kept cuts, truncation, the overlap ---------------------------------
+
+
+class CountingWords:
+    """One token a word; remembers the texts it was asked to count."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, text: str) -> int:
+        self.asked.append(text)
+        return words(text)
+
+
+def test_a_text_sent_again_is_neither_counted_nor_cut_again() -> None:
+    tokenizer = CountingWords()
+    budget = Budget(
+        max_documents=10,
+        max_document_tokens=10,  # room for 5 next to a 2-word query
+        long_documents="chunk",
+        counter=counter_for(tokenizer),
+        cuts={},
+    )
+    long_document = " ".join(f"word{number}" for number in range(12))
+    first = plan_rerank("a query", [long_document, "short one"], None, budget)
+    assert set(tokenizer.asked) - {"a query"}  # the documents were counted
+    tokenizer.asked.clear()
+    again = plan_rerank("a query", [long_document, "short one"], None, budget)
+    assert set(tokenizer.asked) <= {"a query"}  # only the query, counted for each call
+    assert list(again.texts) == list(first.texts) and again.windows == first.windows == 3
+
+
+def test_texts_differing_in_their_first_character_are_cut_apart() -> None:
+    budget = Budget(max_documents=10, max_document_characters=1000, long_documents="chunk")
+    budget = dataclasses.replace(budget, cuts={})
+    tail = " ".join(f"w{number:04d}" for number in range(500))  # past a digest's step
+    one, other = "x" + tail, " " + tail  # the same length, cut in other places
+    assert [plan_rerank("q", [text], None, budget).texts for text in (one, other)] == [
+        plan_rerank("q", [text], None, dataclasses.replace(budget, cuts={})).texts
+        for text in (one, other)
+    ]
+
+
+def test_a_text_over_the_character_cap_is_cut_though_its_tokens_fit() -> None:
+    budget = Budget(
+        max_documents=10,
+        max_document_characters=10,
+        max_document_tokens=500,
+        long_documents="chunk",
+        counter=counter_for(words),
+    )
+    plan = plan_rerank("q", ["abcdefghijklmnopqrst"], None, budget)
+    assert list(plan.texts) == ["abcdefghij", "klmnopqrst"]
+
+
+def test_a_text_of_exactly_the_token_room_is_sent_whole() -> None:
+    budget = Budget(
+        max_documents=10, max_document_tokens=10, long_documents="chunk", counter=counter_for(words)
+    )
+    # Room for 5 tokens next to a 2-word query and 3 special tokens.
+    plan = plan_rerank(
+        "a query", ["one two three four five", "one two three four five six"], None, budget
+    )
+    assert plan.texts[0] == "one two three four five"
+    assert plan.windows == 2
+
+
+def test_truncate_keeps_the_first_tokens_that_fit() -> None:
+    budget = Budget(
+        max_documents=10,
+        max_document_tokens=10,
+        long_documents="truncate",
+        counter=counter_for(words),
+    )
+    plan = plan_rerank("a query", ["one two three four five six seven"], None, budget)
+    assert [text.split() for text in plan.texts] == [["one", "two", "three", "four", "five"]]
+
+
+def test_an_overlap_is_held_to_half_a_window() -> None:
+    budget = Budget(
+        max_documents=100,
+        max_document_tokens=11,  # room for 6 next to a 2-word query
+        long_documents="chunk",
+        overlap=50,
+        counter=counter_for(words),
+    )
+    text = " ".join(f"w{number}" for number in range(12))
+    plan = plan_rerank("a query", [text], None, budget)
+    starts = [int(piece.split()[0][1:]) for piece in plan.texts if isinstance(piece, str)]
+    assert starts[:3] == [0, 3, 6]
+    assert all(words(piece) <= 6 for piece in plan.texts if isinstance(piece, str))
+
+
+def test_a_call_whose_budget_refuses_long_documents_is_never_streamed() -> None:
+    half = plan_module.STREAM_CHARACTERS // 2
+    long_call = plan_rerank("q", ["a" * half, "b" * (half + 1)], None, 10)
+    refusing = Budget(max_documents=10, max_document_tokens=100, long_documents="error")
+    assert stream_plan(long_call, refusing) is None
+    assert stream_plan(long_call, 10) is None
