@@ -19,7 +19,7 @@ CORE_TESTS := tests --ignore=tests/jobs/test_notebooks.py --ignore=tests/jobs/te
 	--ignore=tests/jobs/test_ray.py --ignore=tests/docs/test_docs_site.py \
 	--ignore=tests/docs/test_release.py
 # The pure modules `make mutation` mutates (tools/mutation.py names the tests of each).
-MUTATION_MODULES := _retry _budget _cache _plan _cuts _merge _codec _refusals _outcome
+MUTATION_MODULES := _retry _budget _cache _plan _cuts _parts _merge _codec _refusals _outcome
 # A seeded sample of this many mutants per module (empty: every mutant).
 MUTATION_SAMPLE ?=
 

@@ -90,6 +90,11 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/client/test_documents.py",
         "tests/client/test_streamed_cutting.py",
     ],
+    "_parts": [
+        "tests/unit/test_plan_and_merge.py",
+        "tests/client/test_documents.py",
+        "tests/client/test_streamed_cutting.py",
+    ],
     "_merge": [
         "tests/unit/test_plan_and_merge.py",
         "tests/client/test_client.py",
