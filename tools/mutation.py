@@ -272,6 +272,17 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "the heap and the sort give the same order (score, then the caller's index); "
         "where the one gives way to the other only changes the speed"
     ),
+    (
+        "_codec",
+        "encode_request",
+        "bool",
+        "plan.mixed and not all(type(document) is str for document in documents),",
+        "plan.mixed or not all((type(document) is str for document in documents))",
+    ): (
+        "a plan that is not mixed holds only strings, so both are false there; a mixed plan "
+        "whose batch is all strings writes each string as it is either way (no record, so no "
+        "rank_fields): the flag only spares that batch the dialect's per-document pass"
+    ),
     ("_codec", "_read_ranking", "const", "seen[index] = 1", "2"): (
         "the bytearray only marks an index seen: 2 is as true as 1"
     ),

@@ -1061,3 +1061,15 @@ def test_a_bad_answer_leaves_no_secret_in_the_traceback_frames() -> None:
                 assert secret.encode() not in (
                     value if isinstance(value, bytes) else value.encode()
                 )
+
+
+def test_a_secret_echoed_as_a_json_number_is_scrubbed() -> None:
+    """A numeric key that a server echoes as a JSON number is no string for the decoded
+    value's scrubbing to find: the body's bytes are scrubbed before they are decoded."""
+    secret = "4012888812345678"
+    content = b'{"message": "invalid key", "key": 4012888812345678}'
+    error = make_status_error(
+        DIALECTS["cohere"], 401, "Unauthorized", content, {}, Scrubber([secret])
+    )
+    assert secret not in str(error) and secret not in repr(error.body)
+    assert "***" in str(error)

@@ -205,6 +205,20 @@ def test_each_batch_of_a_count_budget_asks_for_at_most_its_documents(
     assert [len(batch.texts) for batch in plan.batches] == [5, 5, 5, 5, 4]
 
 
+@pytest.mark.parametrize("limit", ["max_bytes", "max_tokens"])
+def test_every_batch_holds_max_documents_when_bytes_or_tokens_also_bound(limit: str) -> None:
+    """The document count starts again at each batch: with room to spare in bytes or tokens,
+    every batch, not only the first, holds exactly ``max_documents``."""
+    documents = [f"text {number:05d}" for number in range(10)]
+    budget = Budget(max_documents=4, **{limit: 10**6}, counter=counter_for(words))
+    plan = plan_rerank("query", documents, None, budget)
+    assert [list(batch.texts) for batch in plan.batches] == [
+        documents[0:4],
+        documents[4:8],
+        documents[8:10],
+    ]
+
+
 def _bytes_budget(limit: int) -> Budget:
     # A body of 40 bytes with no document; each document adds its text and 3 bytes.
     return Budget(max_documents=1000, max_bytes=limit, body_bytes=40, document_bytes=3)
