@@ -73,6 +73,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "_retry": ["tests/unit/test_retry.py", "tests/client/test_client.py"],
     "_budget": [
         "tests/unit/test_budget.py",
+        "tests/unit/test_budget_windows.py",
         "tests/unit/test_plan_and_merge.py",
         "tests/client/test_documents.py",
         "tests/client/test_streamed_cutting.py",
