@@ -203,6 +203,20 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
     ("_refusals", "missing_field", "drop", "return None", "pass"): (
         "the last statement: falling off the end returns None all the same"
     ),
+    (
+        "_parts",
+        "Parts.__getitem__",
+        "drop",
+        "def __getitem__(self, position: int) -> list[Place]: ...",
+        "pass",
+    ): "an @overload stub, for type checkers only: the definition after it replaces it",
+    (
+        "_parts",
+        "Parts.__getitem__",
+        "drop",
+        "def __getitem__(self, position: slice) -> list[list[Place]]: ...",
+        "pass",
+    ): "an @overload stub, for type checkers only: the definition after it replaces it",
     ("_merge", "merge_pages", "const", "seen[index] = 1", "2"): (
         "the bytearray only marks an index seen: 2 is as true as 1"
     ),
@@ -210,12 +224,18 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "_plan",
         "PlanStream._cut_next",
         "drop",
-        "self._add(text, [(owner, 0, 0) for owner in owners])",
+        "self._add(text, owners, 0, 0)",
         "pass",
         439,
     ): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
         "never streams such a plan; every text a PlanStream cuts is a string"
+    ),
+    ("_plan", "PlanStream._cut_next", "const", "self._add(text, owners, 0, 0)", "1"): (
+        "unreachable (as the line's drop): every text a PlanStream cuts is a string"
+    ),
+    ("_plan", "PlanStream._cut_next", "const", "self._add(text, owners, 0, 0)", "-1"): (
+        "unreachable (as the line's drop): every text a PlanStream cuts is a string"
     ),
     ("_plan", "PlanStream._cut_next", "drop", "return", "pass", 440): (
         "unreachable: a call of images or records keeps its originals, and stream_plan "
@@ -385,7 +405,7 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "if len(owners) == 1:  # the usual case: a document found once",
         "0",
     ): "the general loop below adds the same pieces for one owner; the branch is only faster",
-    ("_plan", "stream_plan", "drop", "return None", "pass", 524): (
+    ("_plan", "stream_plan", "drop", "return None", "pass", 523): (
         "the last statement: falling off the end returns None all the same"
     ),
     ("_plan", "PlanStream.__init__", "const", "else 0", "1"): (

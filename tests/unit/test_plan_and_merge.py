@@ -498,6 +498,17 @@ def test_parts_read_as_a_list_of_places_per_text() -> None:
         parts.append([])
 
 
+def test_parts_keep_only_further_places_apart() -> None:
+    """A text of one place adds nothing beside the three columns; a negative position reads
+    the further places of the text it names; anything but a sequence is simply unequal."""
+    parts = Parts([[(0, 0, 5)], [(1, 0, 3)], [(2, 4, 8), (6, 4, 8)]])
+    owners, starts, ends, further = parts.columns()
+    assert (list(owners), list(starts), list(ends)) == ([0, 1, 2], [0, 0, 4], [5, 3, 8])
+    assert further == {2: [(6, 4, 8)]}
+    assert parts[-1] == [(2, 4, 8), (6, 4, 8)] and parts[-3] == [(0, 0, 5)]
+    assert parts != 5 and parts != object() and parts != "abc"
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 def test_a_chunked_plan_holds_no_object_a_window(
     streamed: bool, monkeypatch: pytest.MonkeyPatch
