@@ -566,6 +566,31 @@ def test_merge_reads_the_same_places_from_parts_or_lists(aggregate: str) -> None
     assert ours.results[0].relevance_score > 0 and {r.index for r in ours.results} == {0, 1, 2}
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_a_copied_long_document_scores_and_points_as_its_first(tied: bool) -> None:
+    """The copy of a cut document gets the very score and span its first holds, ties
+    included: of windows scored alike, the first is the span for both."""
+    first = " ".join(f"word{number}" for number in range(200))
+    texts = [first, " ".join(f"other{number}" for number in range(200)), first]
+    budget = Budget(max_documents=100, max_document_tokens=30, long_documents="chunk")
+    plan = plan_rerank(QUERY_TEXT, texts, None, budget)
+    rng = random.Random(11)
+    rankings = [
+        BatchRanking(
+            [(local, 0.5 if tied else rng.random()) for local in range(len(batch.texts))],
+            None,
+            None,
+            None,
+        )
+        for batch in plan.batches
+    ]
+    results = {r.index: r for r in merge_rankings(plan, rankings, None).results}
+    assert results[2].relevance_score == results[0].relevance_score
+    assert results[2].span == results[0].span is not None
+    if tied:
+        assert results[0].span == (0, plan.parts[0][0][2])  # the first window
+
+
 # -- what a budget cuts, and the limits one text is held to -----------------------------------
 
 
