@@ -304,6 +304,22 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "whose batch is all strings writes each string as it is either way (no record, so no "
         "rank_fields): the flag only spares that batch the dialect's per-document pass"
     ),
+    (
+        "_cache",
+        "ScoreLookup.__call__",
+        "drop",
+        r'digest.update(b"\0image\0" if isinstance(text, Image) else b"\0record\0")',
+        "pass",
+    ): (
+        "an image's key begins 'image:', a record's 'record:', and a text's digest begins "
+        "with the text tag: without this tag no two kinds can still meet"
+    ),
+    ("_cache", "ScoreCache.endpoint_key", "const", "if known is None or known[0] != url:", "1"): (
+        "known[1] is a key, never the URL: the key is then made again at every call, the same"
+    ),
+    ("_cache", "ScoreCache.endpoint_key", "const", "if known is None or known[0] != url:", "-1"): (
+        "known is a pair: known[-1] is known[1], a key and never the URL: made again, the same"
+    ),
     ("_codec", "_read_ranking", "const", "seen[index] = 1", "2"): (
         "the bytearray only marks an index seen: 2 is as true as 1"
     ),

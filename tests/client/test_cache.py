@@ -21,7 +21,8 @@ import pytest
 from support import API_KEY, MockAPI, oci_test_key, rank_body, run_mode
 
 from rerank_integrations import Image, RerankCache, RerankClient, RerankResponse, SharedCache
-from rerank_integrations._cache import credential_scope, endpoint_key
+from rerank_integrations._cache import credential_scope, endpoint_key, score_cache_for
+from rerank_integrations._observe import Counters
 from rerank_integrations.langchain import RerankCompressor
 from rerank_integrations.llama_index import RerankPostprocessor
 from rerank_integrations.server import serve_in_thread
@@ -433,6 +434,33 @@ def test_the_scope_is_a_keyed_hash_the_same_in_every_process() -> None:
     assert child.stdout.strip() == scope  # a diskcache shared by processes keeps its hits
 
 
+def test_credentials_of_different_kinds_naming_no_one_scope_apart() -> None:
+    """Two kinds of cloud credentials that carry no identity the scope reads (a signer, a
+    token provider) still keep their entries apart: the kind is part of the scope."""
+
+    class Signer:
+        pass
+
+    class TokenProvider:
+        pass
+
+    assert credential_scope([], Signer()) == credential_scope([], Signer())
+    assert credential_scope([], Signer()) != credential_scope([], TokenProvider())
+    assert credential_scope([], Signer()) != credential_scope([])
+
+
+def test_the_endpoint_key_follows_the_url_it_is_asked_for() -> None:
+    """The key of the last endpoint is kept, but a different URL gets its own key, and no
+    key is the URL itself (whose password and secret parameters it hides)."""
+    scores = score_cache_for(RerankCache(), Counters(), "scope")
+    assert scores is not None
+    first = "https://user:pass-word-9@one.test/rerank?api_key=SECRET-1"
+    second = "https://user:pass-word-9@two.test/rerank?api_key=SECRET-2"
+    assert scores.endpoint_key(first) == endpoint_key(first) != first
+    assert scores.endpoint_key(second) == endpoint_key(second) != endpoint_key(first)
+    assert scores.endpoint_key(first) == endpoint_key(first)
+
+
 def test_cloud_credentials_scope_by_who_they_name() -> None:
     botocore = pytest.importorskip("botocore.credentials")
     one = botocore.Credentials("AKIAONE", "secret-one")
@@ -503,6 +531,10 @@ def test_a_text_never_answers_for_an_image_or_a_record(
     call(jina, mode, QUERY, [Image(url="https://h.test/dog.png")])
     mock_api.requests.clear()
     call(jina, mode, QUERY, ["image:url:https://h.test/dog.png"])
+    assert len(mock_api.requests) == 1
+    # Nor a text that spells the image's tag too, NUL bytes and all.
+    mock_api.requests.clear()
+    call(jina, mode, QUERY, ["\x00image\x00image:url:https://h.test/dog.png"])
     assert len(mock_api.requests) == 1
 
 
