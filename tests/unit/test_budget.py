@@ -374,3 +374,15 @@ def test_a_text_is_surely_longer_with_more_words_than_tokens(
     text: str, max_tokens: int, longer: bool
 ) -> None:
     assert surely_longer(text, max_tokens) is longer
+
+
+def test_every_sentence_mark_ends_a_window() -> None:
+    # Every mark at once (ASCII and CJK ones, and a line break): each window ends after a
+    # sentence near its end, not at the last word that fits.
+    text = "One. Two! Three? 四。 五！ 六？ seven\neight nine ten eleven twelve"
+    cuts = windows(text, counter_for(None), 13, 0)
+    assert [text[cut.start : cut.end] for cut in cuts] == [
+        "One. Two! Three? ",
+        "四。 五！ 六？ seven\n",
+        "eight nine ten eleven twelve",
+    ]
