@@ -138,6 +138,11 @@ _STOP = (
     "the aim is at least one past position, so stop is never 0; and a stride given up "
     "leaves the rest to the regex, which walks to the same end"
 )
+_NUMBERING = (
+    "each window numbers its tokens from first and counts them from before: a first moved "
+    "less only numbers the next window's tokens otherwise; and where first would reach "
+    "following, word_end is bound, so that before is the same"
+)
 _AHEAD = (
     "only which token ends are found ahead of need: any other one is walked to from the "
     "nearest one known before it (_ascii_end_of), to the same offset"
@@ -420,6 +425,48 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "known = max(known for known in marks if known < index)",
         "known <= index",
     ): "reached only when index is not in marks, so that < and <= pick the same key",
+    (
+        "_budget",
+        "windows",
+        "const",
+        "end = ends[last] if last > first else start + max(1, (end - start) // 2)",
+        "0",
+    ): "the loop runs only while end - start > 1, so (end - start) // 2 is at least 1 anyway",
+    ("_budget", "_ascii_windows", "const", "cuts.append(Cut(start, max(end, start + 1)))", "0"): (
+        "an ASCII window's end is never before the end of its first token, which is past start "
+        "(its first non-space character): the max never applies"
+    ),
+    (
+        "_budget",
+        "_ascii_windows",
+        "drop",
+        "first = min(following, first + (word_end - before + 1) // 2)",
+        "pass",
+    ): _NUMBERING,
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "first = min(following, first + (word_end - before + 1) // 2)",
+        "3",
+    ): _NUMBERING,
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "first = min(following, first + (word_end - before + 1) // 2)",
+        "0",
+    ): _NUMBERING,
+    (
+        "_budget",
+        "_ascii_windows",
+        "cmp",
+        "before = word_end if first < following else bound",
+        "first <= following",
+    ): (
+        "first is at most following; it reaches it only when the word's tokens from before "
+        "take up to bound, so that word_end is bound then"
+    ),
     ("_cache", "_score_of", "drop", "return None", "pass", 381): (
         "None falls through to the checks below, which answer None for it too"
     ),

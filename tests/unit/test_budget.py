@@ -386,3 +386,11 @@ def test_every_sentence_mark_ends_a_window() -> None:
         "四。 五！ 六？ seven\n",
         "eight nine ten eleven twelve",
     ]
+
+
+def test_an_overlap_almost_as_large_as_a_window_still_moves_on() -> None:
+    # The first window ends at the sentence, three tokens of the four allowed: going back
+    # three tokens would start the next one where it started, so it starts one token on
+    # (and, that being inside "abc", at the word's end).
+    cuts = windows("abc. de fg", counter_for(None), 4, 3)
+    assert cuts == [Cut(0, 5), Cut(3, 10)]
