@@ -143,6 +143,28 @@ _NUMBERING = (
     "less only numbers the next window's tokens otherwise; and where first would reach "
     "following, word_end is bound, so that before is the same"
 )
+_APART = (
+    "a sentence end follows white space and a token end does not (and no sentence end is "
+    "at 0): the two are never equal"
+)
+_FOUND = (
+    "found is a sentence end, after white space: no token straddles it, so that reading "
+    "a character more or less past it finds the same tokens up to it"
+)
+_LOWER = (
+    "a lower bound only lets the walk back find the start of a word longer than the "
+    "window's back half, whose index is then below first + size // 2: the same (end, last "
+    "+ 1) as the check on the word going on"
+)
+_EVEN = (
+    "a token end inside a word is an even number of characters from the word's start, and "
+    "so is lowest from end: the word's start is never an odd distance back"
+)
+_FIRST_WORD = (
+    "reached only for the text's first word (nothing but white space before it), which no "
+    "token ends before: its index is below first + size // 2 and the same (end, last + 1) "
+    "is returned first"
+)
 _AHEAD = (
     "only which token ends are found ahead of need: any other one is walked to from the "
     "nearest one known before it (_ascii_end_of), to the same offset"
@@ -467,6 +489,93 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "first is at most following; it reaches it only when the word's tokens from before "
         "take up to bound, so that word_end is bound then"
     ),
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "if position >= 0 and breaks[position] > marks[first - 1]:",
+        "breaks[position] >= marks[first - 1]",
+    ): _APART,
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "if breaks[position] >= quarter_end:",
+        "breaks[position] > quarter_end",
+    ): (_APART),
+    ("_budget", "_ascii_end", "cmp", "if token_end > found:", "token_end >= found"): (
+        "found is a sentence end (the last one at or before end), which no token end equals"
+    ),
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "lengths = map(len, _LATIN_TOKEN.findall(text, quarter_end, found + 1))",
+        "2",
+    ): _FOUND,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "lengths = map(len, _LATIN_TOKEN.findall(text, quarter_end, found + 1))",
+        "0",
+    ): _FOUND,
+    ("_budget", "_ascii_end", "const", "lowest = end - 2 * (size - 1 - size // 2)", "3"): _LOWER,
+    ("_budget", "_ascii_end", "const", "lowest = end - 2 * (size - 1 - size // 2)", "0"): _LOWER,
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "while word_start > lowest and text[word_start - 1].isalnum():",
+        "word_start >= lowest",
+    ): _EVEN,
+    ("_budget", "_ascii_end", "const", "word_start -= 1", "2"): _EVEN,
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "if word_start > 0 and text[word_start - 1].isalnum():",
+        "word_start >= 0",
+    ): _FIRST_WORD,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "if word_start > 0 and text[word_start - 1].isalnum():",
+        "1",
+    ): _EVEN,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "if word_start > 0 and text[word_start - 1].isalnum():",
+        "-1",
+    ): _FIRST_WORD,
+    ("_budget", "_ascii_end", "const", "if index < first + size // 2:", "3"): (
+        "index is never below first + size // 2 (see the return at line 526), so never below "
+        "first + size // 3 either"
+    ),
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "while before > 0 and text[before - 1].isspace():",
+        "before >= 0",
+    ): _FIRST_WORD,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "while before > 0 and text[before - 1].isspace():",
+        "1",
+    ): _FIRST_WORD,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "while before > 0 and text[before - 1].isspace():",
+        "-1",
+    ): _FIRST_WORD,
     ("_cache", "_score_of", "drop", "return None", "pass", 381): (
         "None falls through to the checks below, which answer None for it too"
     ),
