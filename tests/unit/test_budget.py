@@ -394,3 +394,12 @@ def test_an_overlap_almost_as_large_as_a_window_still_moves_on() -> None:
     # (and, that being inside "abc", at the word's end).
     cuts = windows("abc. de fg", counter_for(None), 4, 3)
     assert cuts == [Cut(0, 5), Cut(3, 10)]
+
+
+def test_white_space_alone_has_no_window_to_cut() -> None:
+    # A tokenizer may count white space too long (tiktoken has tokens of spaces), but no
+    # word starts a window in it: no cut, and the document is left as it is.
+    counter = counter_for(tiny_tiktoken())
+    assert counter.count("     ") > 1
+    assert windows("     ", counter, 1, 0) == []
+    assert windows("   ", counter, 1, 0, max_characters=2) == []
