@@ -125,10 +125,6 @@ _PREFIX = (
     "window of a prefix that ends before its last character is the whole text's first "
     "window at any length, and the prefix otherwise grows up to the whole text"
 )
-_NEVER_AT_0 = (
-    "every caller passes a token end, never 0 (a token holds at least one character): "
-    "offset 0 is never asked"
-)
 _AIM = (
     "the rate only aims a stride; each stride's tokens are counted exactly from the "
     "characters' classes, and one that holds too many is not taken: the same end, only "
@@ -316,20 +312,6 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "a text without any mark then goes to the search, which finds no sentence end in it: "
         "[] all the same"
     ),
-    (
-        "_budget",
-        "_inside_word",
-        "cmp",
-        "return 0 < offset < len(text) and text[offset - 1].isalnum() and text[offset].isalnum()",
-        "0 <= offset < len(text)",
-    ): _NEVER_AT_0,
-    (
-        "_budget",
-        "_inside_word",
-        "const",
-        "return 0 < offset < len(text) and text[offset - 1].isalnum() and text[offset].isalnum()",
-        "-1",
-    ): _NEVER_AT_0,
     ("_budget", "_after", "const", "if count < 1:", "0"): (
         "a count of 0 is never asked (offsets are distinct and positive, and below the "
         "window's size; a stride leaves at least one token): count < 0 and < 1 agree"
