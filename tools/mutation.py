@@ -119,6 +119,53 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
 }
 
+#: Reasons shared by several of _budget's equivalent mutants (see :data:`EQUIVALENT`).
+_PREFIX = (
+    "the first prefix's length and its growth only decide how many rounds it takes: a "
+    "window of a prefix that ends before its last character is the whole text's first "
+    "window at any length, and the prefix otherwise grows up to the whole text"
+)
+_AIM = (
+    "the rate only aims a stride; each stride's tokens are counted exactly from the "
+    "characters' classes, and one that holds too many is not taken: the same end, only "
+    "more or fewer strides"
+)
+_STOP = (
+    "the aim is at least one past position, so stop is never 0; and a stride given up "
+    "leaves the rest to the regex, which walks to the same end"
+)
+_NUMBERING = (
+    "each window numbers its tokens from first and counts them from before: a first moved "
+    "less only numbers the next window's tokens otherwise; and where first would reach "
+    "following, word_end is bound, so that before is the same"
+)
+_APART = (
+    "a sentence end follows white space and a token end does not (and no sentence end is "
+    "at 0): the two are never equal"
+)
+_FOUND = (
+    "found is a sentence end, after white space: no token straddles it, so that reading "
+    "a character more or less past it finds the same tokens up to it"
+)
+_LOWER = (
+    "a lower bound only lets the walk back find the start of a word longer than the "
+    "window's back half, whose index is then below first + size // 2: the same (end, last "
+    "+ 1) as the check on the word going on"
+)
+_EVEN = (
+    "a token end inside a word is an even number of characters from the word's start, and "
+    "so is lowest from end: the word's start is never an odd distance back"
+)
+_FIRST_WORD = (
+    "reached only for the text's first word (nothing but white space before it), which no "
+    "token ends before: its index is below first + size // 2 and the same (end, last + 1) "
+    "is returned first"
+)
+_AHEAD = (
+    "only which token ends are found ahead of need: any other one is walked to from the "
+    "nearest one known before it (_ascii_end_of), to the same offset"
+)
+
 #: Survivors no test can kill, with the reason:
 #: (module, function, kind, source line, the change[, line number]) -> why. The line number
 #: tells apart the same text twice in one function (and stops matching once the code moves).
@@ -191,6 +238,326 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "unreachable: word_start >= lowest = end - 2 * (size - 1 - size // 2), so index is "
         "never below first + size // 2"
     ),
+    # truncation: how long the first prefix is and how fast it grows only decide how many
+    # rounds it takes; every round returns the whole text's first window or grows.
+    ("_budget", "truncation", "const", "length = max(256, max_tokens * 8)", "257"): _PREFIX,
+    ("_budget", "truncation", "const", "length = max(256, max_tokens * 8)", "255"): _PREFIX,
+    ("_budget", "truncation", "const", "length = max(256, max_tokens * 8)", "9"): _PREFIX,
+    ("_budget", "truncation", "const", "length = max(256, max_tokens * 8)", "7"): _PREFIX,
+    ("_budget", "truncation", "const", "length *= 4", "5"): _PREFIX,
+    ("_budget", "truncation", "const", "length *= 4", "3"): _PREFIX,
+    (
+        "_budget",
+        "truncation",
+        "const",
+        "if length >= len(text) or cut.end < len(prefix) - 1:",
+        "2",
+    ): (
+        "it returns in fewer cases (a cut before the prefix's last two characters is one "
+        "before its last one too) and grows the prefix otherwise: the same cut, found later"
+    ),
+    (
+        "_budget",
+        "truncation",
+        "cmp",
+        "if length >= len(text) or cut.end < len(prefix) - 1:",
+        "length > len(text)",
+    ): (
+        "a prefix as long as the text is the text: the next round cuts the same prefix and "
+        "returns the same cut"
+    ),
+    (
+        "_budget",
+        "truncation",
+        "const",
+        "cut = windows(prefix, counter, max_tokens, 0, max_characters)[0]",
+        "1",
+        310,
+    ): (
+        "the surviving change is the overlap's 0 (the index's is killed): the overlap only "
+        "places the windows after the first, and only the first is kept"
+    ),
+    (
+        "_budget",
+        "truncation",
+        "const",
+        "cut = windows(prefix, counter, max_tokens, 0, max_characters)[0]",
+        "-1",
+        310,
+    ): (
+        "the surviving change is the overlap's 0 (the index's is killed): the overlap only "
+        "places the windows after the first, and only the first is kept"
+    ),
+    (
+        "_budget",
+        "windows",
+        "drop",
+        "return _ascii_windows(text, _sentence_ends(text), max_tokens, overlap)",
+        "pass",
+    ): (
+        "the general loop over every token end then cuts the ASCII text, with the same cuts "
+        "(test_budget_windows.py checks the two agree); only slower"
+    ),
+    (
+        "_budget",
+        "surely_longer",
+        "cmp",
+        "return len(text) > max_tokens and len(text.split(None, max_tokens)) > max_tokens",
+        "len(text) >= max_tokens",
+    ): (
+        "a text of n characters has at most (n + 1) // 2 words, never more than n: when "
+        "len(text) == max_tokens the second test is false either way"
+    ),
+    ("_budget", "_sentence_ends", "drop", "return []", "pass"): (
+        "a text without any mark then goes to the search, which finds no sentence end in it: "
+        "[] all the same"
+    ),
+    ("_budget", "_after", "const", "if count < 1:", "0"): (
+        "a count of 0 is never asked (offsets are distinct and positive, and below the "
+        "window's size; a stride leaves at least one token): count < 0 and < 1 agree"
+    ),
+    # _Strides: where a stride aims only decides how far it goes; each stride's tokens are
+    # counted exactly from the characters' classes, and one that holds too many is not taken.
+    ("_budget", "_Strides.__init__", "drop", "self._length = len(text)", "pass"): (
+        "_length is never read"
+    ),
+    (
+        "_budget",
+        "_Strides.__init__",
+        "const",
+        "self._rate = 2.0  # characters a token, learned as the text is counted",
+        "3.0",
+    ): _AIM,
+    (
+        "_budget",
+        "_Strides.__init__",
+        "const",
+        "self._rate = 2.0  # characters a token, learned as the text is counted",
+        "1.0",
+    ): _AIM,
+    ("_budget", "_Strides.after", "drop", "self._rate = span / tokens", "pass"): _AIM,
+    (
+        "_budget",
+        "_Strides.after",
+        "const",
+        'stop = classes.find(b" ", position + int(count * self._rate * 0.95))',
+        "1.95",
+    ): _AIM,
+    (
+        "_budget",
+        "_Strides.after",
+        "cmp",
+        "while count > _STRIDE_TOKENS:",
+        "count >= _STRIDE_TOKENS",
+    ): ("a stride of exactly 48 tokens left is counted as exactly as the regex walks it"),
+    ("_budget", "_Strides.after", "cmp", "if stop < 0:", "stop <= 0"): _STOP,
+    ("_budget", "_Strides.after", "const", "if stop < 0:", "1"): _STOP,
+    # _ascii_windows: which token ends are found ahead of need; any other one is walked to
+    # from the nearest one known before it (_ascii_end_of), to the same offset.
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "targets = (size - overlap - 16, size - overlap)",
+        "17",
+    ): _AHEAD,
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "targets = (size - overlap - 16, size - overlap)",
+        "15",
+    ): _AHEAD,
+    (
+        "_budget",
+        "_ascii_windows",
+        "cmp",
+        "offsets = sorted({offset for offset in targets if 0 < offset < size})",
+        "0 <= offset < size",
+    ): "an offset of 0 marks token first - 1 where it is already marked, at before",
+    (
+        "_budget",
+        "_ascii_windows",
+        "cmp",
+        "offsets = sorted({offset for offset in targets if 0 < offset < size})",
+        "0 < offset <= size",
+    ): "an offset of size marks the window's last token, which is then walked 0 tokens further",
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "offsets = sorted({offset for offset in targets if 0 < offset < size})",
+        "1",
+    ): _AHEAD,
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "offsets = sorted({offset for offset in targets if 0 < offset < size})",
+        "-1",
+    ): "an offset of 0 marks token first - 1 where it is already marked, at before",
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "first, start, before = 0, _skip_space(text, 0), 0  # before: where token ``first`` begins",
+        "1",
+        449,
+    ): (
+        "the surviving change is first's 0: token indexes are only compared and offset among "
+        "themselves, so numbering them from 1 or -1 gives the same offsets"
+    ),
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "first, start, before = 0, _skip_space(text, 0), 0  # before: where token ``first`` begins",
+        "-1",
+        449,
+    ): (
+        "the surviving change is first's 0: token indexes are only compared and offset among "
+        "themselves, so numbering them from 1 or -1 gives the same offsets"
+    ),
+    ("_budget", "_ascii_windows", "drop", "marks[first + offset - 1] = position", "pass"): _AHEAD,
+    ("_budget", "_ascii_end_of", "drop", "return marks[index]", "pass"): (
+        "a known end is then walked to again from the nearest known one before it: the same offset"
+    ),
+    (
+        "_budget",
+        "_ascii_end_of",
+        "cmp",
+        "known = max(known for known in marks if known < index)",
+        "known <= index",
+    ): "reached only when index is not in marks, so that < and <= pick the same key",
+    (
+        "_budget",
+        "windows",
+        "const",
+        "end = ends[last] if last > first else start + max(1, (end - start) // 2)",
+        "0",
+    ): "the loop runs only while end - start > 1, so (end - start) // 2 is at least 1 anyway",
+    ("_budget", "_ascii_windows", "const", "cuts.append(Cut(start, max(end, start + 1)))", "0"): (
+        "an ASCII window's end is never before the end of its first token, which is past start "
+        "(its first non-space character): the max never applies"
+    ),
+    (
+        "_budget",
+        "_ascii_windows",
+        "drop",
+        "first = min(following, first + (word_end - before + 1) // 2)",
+        "pass",
+    ): _NUMBERING,
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "first = min(following, first + (word_end - before + 1) // 2)",
+        "3",
+    ): _NUMBERING,
+    (
+        "_budget",
+        "_ascii_windows",
+        "const",
+        "first = min(following, first + (word_end - before + 1) // 2)",
+        "0",
+    ): _NUMBERING,
+    (
+        "_budget",
+        "_ascii_windows",
+        "cmp",
+        "before = word_end if first < following else bound",
+        "first <= following",
+    ): (
+        "first is at most following; it reaches it only when the word's tokens from before "
+        "take up to bound, so that word_end is bound then"
+    ),
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "if position >= 0 and breaks[position] > marks[first - 1]:",
+        "breaks[position] >= marks[first - 1]",
+    ): _APART,
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "if breaks[position] >= quarter_end:",
+        "breaks[position] > quarter_end",
+    ): (_APART),
+    ("_budget", "_ascii_end", "cmp", "if token_end > found:", "token_end >= found"): (
+        "found is a sentence end (the last one at or before end), which no token end equals"
+    ),
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "lengths = map(len, _LATIN_TOKEN.findall(text, quarter_end, found + 1))",
+        "2",
+    ): _FOUND,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "lengths = map(len, _LATIN_TOKEN.findall(text, quarter_end, found + 1))",
+        "0",
+    ): _FOUND,
+    ("_budget", "_ascii_end", "const", "lowest = end - 2 * (size - 1 - size // 2)", "3"): _LOWER,
+    ("_budget", "_ascii_end", "const", "lowest = end - 2 * (size - 1 - size // 2)", "0"): _LOWER,
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "while word_start > lowest and text[word_start - 1].isalnum():",
+        "word_start >= lowest",
+    ): _EVEN,
+    ("_budget", "_ascii_end", "const", "word_start -= 1", "2"): _EVEN,
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "if word_start > 0 and text[word_start - 1].isalnum():",
+        "word_start >= 0",
+    ): _FIRST_WORD,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "if word_start > 0 and text[word_start - 1].isalnum():",
+        "1",
+    ): _EVEN,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "if word_start > 0 and text[word_start - 1].isalnum():",
+        "-1",
+    ): _FIRST_WORD,
+    ("_budget", "_ascii_end", "const", "if index < first + size // 2:", "3"): (
+        "index is never below first + size // 2 (see the return at line 526), so never below "
+        "first + size // 3 either"
+    ),
+    (
+        "_budget",
+        "_ascii_end",
+        "cmp",
+        "while before > 0 and text[before - 1].isspace():",
+        "before >= 0",
+    ): _FIRST_WORD,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "while before > 0 and text[before - 1].isspace():",
+        "1",
+    ): _FIRST_WORD,
+    (
+        "_budget",
+        "_ascii_end",
+        "const",
+        "while before > 0 and text[before - 1].isspace():",
+        "-1",
+    ): _FIRST_WORD,
     ("_cache", "_score_of", "drop", "return None", "pass", 381): (
         "None falls through to the checks below, which answer None for it too"
     ),

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from rerank_integrations._budget import Cut, counter_for, estimate_tokens, truncation, windows
+from rerank_integrations._budget import (
+    Cut,
+    counter_for,
+    estimate_tokens,
+    surely_longer,
+    truncation,
+    windows,
+)
 
 
 def words_and_gaps(text: str) -> int:
@@ -326,3 +333,73 @@ def test_a_tokenizer_that_is_none_of_these_is_refused() -> None:
         counter_for(lambda text: -1).count("a")
     with pytest.raises(TypeError, match="got True"):
         counter_for(lambda text: True).count("a")
+
+
+# -- edges: exact limits, marks before words, tokens that end together -----------------------
+
+
+def test_a_text_exactly_as_long_as_the_characters_allowed_is_one_window() -> None:
+    # 67 letters: 27 tokens by the estimate (a run counts one per 2.5 characters), within
+    # the 33 allowed, and exactly the 67 characters allowed: the whole text, not cut.
+    text = "a" * 67
+    assert windows(text, counter_for(None), 33, 0, max_characters=67) == [Cut(0, 67)]
+    assert windows("one two ", counter_for(None), 10, 0, max_characters=8) == [Cut(0, 8)]
+
+
+def test_the_overlap_after_a_mark_starts_at_the_word_after_it() -> None:
+    # Tokens "!", "aa", "aa", "a": the first window holds five characters, the next one
+    # starts two tokens back, at the word's start right after the mark.
+    assert windows("!aaaaa", counter_for(None), 7, 2, max_characters=5) == [Cut(0, 5), Cut(1, 6)]
+
+
+def test_with_room_for_one_character_each_character_is_one_window_once() -> None:
+    # A CJK character ends two tokens at once: the overlap must not repeat its window.
+    cuts = windows("中aa", counter_for(None), 2, 1, max_characters=1)
+    assert cuts == [Cut(0, 1), Cut(1, 2), Cut(2, 3)]
+
+
+def test_no_window_is_empty_when_tokens_end_together() -> None:
+    # Each piece counts three tokens, so that a mark's three tokens all end after it.
+    counter = counter_for(lambda piece: 3 if piece.strip() else 0)
+    cuts = windows(".aaaa", counter, 17, 4, max_characters=2)
+    assert all(cut.end > cut.start for cut in cuts)
+    assert {index for cut in cuts for index in range(cut.start, cut.end)} == set(range(5))
+
+
+@pytest.mark.parametrize(
+    ("text", "max_tokens", "longer"),
+    [("a b c", 2, True), ("a b", 2, False), ("abc", 2, False), ("a b c", 3, False), ("", 0, False)],
+)
+def test_a_text_is_surely_longer_with_more_words_than_tokens(
+    text: str, max_tokens: int, longer: bool
+) -> None:
+    assert surely_longer(text, max_tokens) is longer
+
+
+def test_every_sentence_mark_ends_a_window() -> None:
+    # Every mark at once (ASCII and CJK ones, and a line break): each window ends after a
+    # sentence near its end, not at the last word that fits.
+    text = "One. Two! Three? 四。 五！ 六？ seven\neight nine ten eleven twelve"
+    cuts = windows(text, counter_for(None), 13, 0)
+    assert [text[cut.start : cut.end] for cut in cuts] == [
+        "One. Two! Three? ",
+        "四。 五！ 六？ seven\n",
+        "eight nine ten eleven twelve",
+    ]
+
+
+def test_an_overlap_almost_as_large_as_a_window_still_moves_on() -> None:
+    # The first window ends at the sentence, three tokens of the four allowed: going back
+    # three tokens would start the next one where it started, so it starts one token on
+    # (and, that being inside "abc", at the word's end).
+    cuts = windows("abc. de fg", counter_for(None), 4, 3)
+    assert cuts == [Cut(0, 5), Cut(3, 10)]
+
+
+def test_white_space_alone_has_no_window_to_cut() -> None:
+    # A tokenizer may count white space too long (tiktoken has tokens of spaces), but no
+    # word starts a window in it: no cut, and the document is left as it is.
+    counter = counter_for(tiny_tiktoken())
+    assert counter.count("     ") > 1
+    assert windows("     ", counter, 1, 0) == []
+    assert windows("   ", counter, 1, 0, max_characters=2) == []
