@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import json
 import sys
 import threading
@@ -298,7 +299,9 @@ print(json.dumps({"import": after_import, "client": after_client, "compiled": co
 """
 
 
-def test_importing_the_langchain_adapter_leaves_the_rare_paths_unimported() -> None:
+@functools.cache
+def _import_check() -> dict[str, Any]:
+    """What a new process has imported after the adapter, and after its first client."""
     import subprocess
 
     ran = subprocess.run(
@@ -308,22 +311,18 @@ def test_importing_the_langchain_adapter_leaves_the_rare_paths_unimported() -> N
         check=True,
         timeout=120,
     )
-    seen = json.loads(ran.stdout)
+    seen: dict[str, Any] = json.loads(ran.stdout)
+    return seen
+
+
+def test_importing_the_langchain_adapter_leaves_the_rare_paths_unimported() -> None:
+    seen = _import_check()
     assert [name for name in LAZY_MODULES if name in seen["import"]] == []
     assert seen["compiled"] is False  # the CJK token pattern compiles at its first use
 
 
 def test_importing_the_langchain_adapter_leaves_the_client_machinery_for_the_first_client() -> None:
-    import subprocess
-
-    ran = subprocess.run(
-        [sys.executable, "-c", _IMPORT_CHECK],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    seen = json.loads(ran.stdout)
+    seen = _import_check()
     assert [name for name in CLIENT_MODULES if name in seen["import"]] == []
     # the list names real modules, which a client does load (else the check above is empty)
     needed = set(CLIENT_MODULES) - {"rerank_integrations._tools", "rerank_integrations._refusals"}
