@@ -139,15 +139,7 @@ class ScoreStore:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value kept for ``key``, else ``default``."""
-        with self._lock:
-            value = self._pending.get(key)
-            if value is not None:
-                return value
-            rowid = self._rows.get(key)
-            if rowid is None:
-                return default
-            row = self._db.execute("SELECT value FROM entries WHERE rowid = ?", (rowid,)).fetchone()
-        return default if row is None else row[0]
+        return self.get_many((key,)).get(key, default)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values kept for those of ``keys`` that have one, by key."""
@@ -176,10 +168,7 @@ class ScoreStore:
 
     def set(self, key: str, value: Any) -> None:
         """Keep ``value`` for ``key``."""
-        with self._lock:
-            self._pending[key] = str(value)
-            if len(self._pending) >= self._batch:
-                self._write()
+        self.set_many({key: value})
 
     def set_many(self, values: Mapping[str, Any]) -> None:
         """Keep each of ``values`` for its key."""
