@@ -339,18 +339,11 @@ class ScoreLookup:
         cache = self.cache
         try:
             found = _found(cache, keys)
-            if found is not None:
-                for position, key in enumerate(keys if found else ()):  # none: all missed
-                    value = found.get(key)
-                    score = None if value is None else _score_of(value, cache.store)
-                    if score is not None:
-                        known[position] = score
-            else:
-                get = cache._get
-                for position, key in enumerate(keys):
-                    score = _score_of(get(key), cache.store)
-                    if score is not None:
-                        known[position] = score
+            get = cache._get if found is None else found.get
+            for position, key in enumerate(keys):
+                score = _score_of(get(key), cache.store)
+                if score is not None:
+                    known[position] = score
         except _AsyncStoreError:
             raise
         except Exception as error:  # any user cache: a failure is a miss, never a failed call
