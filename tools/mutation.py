@@ -558,10 +558,10 @@ EQUIVALENT: dict[tuple[str | int, ...], str] = {
         "while before > 0 and text[before - 1].isspace():",
         "-1",
     ): _FIRST_WORD,
-    ("_cache", "_score_of", "drop", "return None", "pass", 381): (
+    ("_cache", "_score_of", "drop", "return None", "pass", 424): (
         "None falls through to the checks below, which answer None for it too"
     ),
-    ("_cache", "_score_of", "drop", "return None", "pass", 385): (
+    ("_cache", "_score_of", "drop", "return None", "pass", 428): (
         "a value neither text nor a mapping falls to the check below, which answers None too"
     ),
     ("_cache", "ScoreLookup.__init__", "drop", "self.keys: list[str] = []", "pass"): (
