@@ -10,6 +10,7 @@ row is (its ``rowid``) and reads a value by it. A file written before this layou
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sqlite3
@@ -143,18 +144,13 @@ class ScoreStore:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values kept for those of ``keys`` that have one, by key."""
-        found: dict[str, Any] = {}
         with self._lock:
             pending, rows = self._pending, self._rows
-            wanted: dict[int, str] = {}
-            for key in keys:
-                value = pending.get(key)
-                if value is not None:
-                    found[key] = value
-                    continue
-                rowid = rows.get(key)
-                if rowid is not None:
-                    wanted[rowid] = key
+            keys = keys if isinstance(keys, (list, tuple)) else list(keys)
+            # Set operations, so that keys the store lacks (all of them, in a first run)
+            # cost no Python step each.
+            found: dict[str, Any] = {key: pending[key] for key in pending.keys() & keys}
+            wanted = {rows[key]: key for key in rows.keys() & keys if key not in found}
             if wanted:
                 listed = list(wanted)
                 for start in range(0, len(listed), _CHUNK):
@@ -174,37 +170,34 @@ class ScoreStore:
         """Keep each of ``values`` for its key."""
         with self._lock:
             pending = self._pending
-            for key, value in values.items():
-                pending[key] = str(value)
+            pending.update(zip(values.keys(), map(str, values.values()), strict=False))
             if len(pending) >= self._batch:
                 self._write()
 
     def _write(self) -> None:
         if not self._pending:
             return
-        rows = self._rows
-        added: list[tuple[int, str, str]] = []
-        changed: list[tuple[str, int]] = []
+        pending, rows = self._pending, self._rows
+        kept = rows.keys() & pending.keys()  # keys with a row already: usually none
+        added = {key: value for key, value in pending.items() if key not in kept}
         with self._db:  # one transaction
             self._db.execute("BEGIN IMMEDIATE")
             # Rowids given here, after what any process has written, so that each key's
             # row is known without asking for it.
-            last = int(
+            first = 1 + int(
                 self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM entries").fetchone()[0]
             )
-            for key, value in self._pending.items():
-                rowid = rows.get(key)
-                if rowid is None:
-                    last += 1
-                    added.append((last, key, value))
-                else:
-                    changed.append((value, rowid))
-            self._db.executemany("INSERT INTO entries (rowid, key, value) VALUES (?, ?, ?)", added)
-            if changed:
-                self._db.executemany("UPDATE entries SET value = ? WHERE rowid = ?", changed)
-        for rowid, key, _ in added:
-            rows[key] = rowid
-        self._pending.clear()
+            self._db.executemany(
+                "INSERT INTO entries (rowid, key, value) VALUES (?, ?, ?)",
+                zip(itertools.count(first), added.keys(), added.values()),
+            )
+            if kept:
+                self._db.executemany(
+                    "UPDATE entries SET value = ? WHERE rowid = ?",
+                    [(pending[key], rows[key]) for key in kept],
+                )
+        rows.update(zip(added.keys(), itertools.count(first)))
+        pending.clear()
 
     def flush(self) -> None:
         """Write the scores held in memory."""

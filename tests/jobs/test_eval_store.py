@@ -78,6 +78,21 @@ def test_scores_are_read_back_by_key_one_by_one_and_many_at_once(tmp_path: Path)
     last.close()
 
 
+def test_keys_are_read_from_any_iterable_and_a_held_value_wins_over_a_written_one(
+    tmp_path: Path,
+) -> None:
+    store = ScoreStore(tmp_path / "s.sqlite", batch=2)
+    store.set_many({"a": "1", "b": "2"})  # written
+    store.set("a", "new")  # held, over the written row
+    keys = (key for key in ["b", "a", "missing", "b"])
+    assert store.get_many(keys) == {"a": "new", "b": "2"}
+    assert store.get_many(iter(())) == {} and store.get_many({"b": None}) == {"b": "2"}
+    store.close()
+    reopened = ScoreStore(tmp_path / "s.sqlite")
+    assert reopened.get_many(["a", "b"]) == {"a": "new", "b": "2"} and len(reopened) == 2
+    reopened.close()
+
+
 def test_many_keys_are_read_in_chunks(tmp_path: Path) -> None:
     store = ScoreStore(tmp_path / "s.sqlite")
     store.set_many({f"k{n}": str(n) for n in range(1500)})
