@@ -262,8 +262,8 @@ def _write_candidates(
         query = dataset.queries[query_id]
         ids = [doc for doc, _ in ranked[:depth]]
         keys.setdefault((query, tuple(map(corpus.__getitem__, ids))), []).append(query_id)
-        if write:
-            documents = [{"id": doc, "text": corpus[doc]} for doc in ids]
+        if write:  # the texts alone: a result's index names its document (``ids``)
+            documents = [corpus[doc] for doc in ids]
             lines.append(encode_line({"id": query_id, "query": query, "documents": documents}))
     if write:
         partial = path.with_suffix(".partial")
@@ -272,7 +272,9 @@ def _write_candidates(
     return keys
 
 
-def _read_scores(path: Path) -> dict[str, dict[str, float]]:
+def _read_scores(path: Path, ids: Mapping[str, Sequence[str]]) -> dict[str, dict[str, float]]:
+    """Every query's scores in a reranker's work file, its documents named by ``ids`` (a
+    result's index is the document's place among the query's candidates)."""
     scores: dict[str, dict[str, float]] = {}
     if not path.exists():
         return scores
@@ -283,9 +285,10 @@ def _read_scores(path: Path) -> dict[str, dict[str, float]]:
             row = json.loads(line)
             if row.get("results") is None:
                 continue
-            documents = row["documents"]
-            scores[str(row["id"])] = {
-                str(documents[result["index"]]["id"]): float(result["relevance_score"])
+            query_id = str(row["id"])
+            names = ids[query_id]
+            scores[query_id] = {
+                names[result["index"]]: float(result["relevance_score"])
                 for result in row["results"]
             }
     return scores
@@ -356,7 +359,7 @@ async def _score(
     finally:
         measured.close()
     if summary.already_done:  # earlier runs' rows are in the files only
-        return summary, _read_scores(output), _read_calls(calls)
+        return summary, _read_scores(output, ids), _read_calls(calls)
     return summary, measured.scores, measured.calls
 
 

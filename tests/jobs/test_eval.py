@@ -30,6 +30,7 @@ from rerank_integrations.eval import (
     FirstStage,
     Reranker,
 )
+from rerank_integrations.eval import _run as eval_run
 from rerank_integrations.eval._demo import demo_dataset
 from rerank_integrations.eval._measures import (
     compare,
@@ -394,6 +395,68 @@ def test_an_interrupted_run_carries_on_where_it_stopped(tmp_path: Path) -> None:
         assert report.usage["bm25"]["queries"] == len(dataset.qrels)
         trec = (out / "runs" / "bm25.trec").read_text().splitlines()
         assert len({line.split()[0] for line in trec}) == len(dataset.qrels)
+
+
+def old_candidates(
+    path: Path, dataset: Any, first_stage: Any, depth: int
+) -> dict[tuple[str, tuple[str, ...]], list[str]]:
+    """The candidates file as it was written before its documents were texts alone: each
+    document ``{"id", "text"}``."""
+    keys: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    with path.open("w", encoding="utf-8") as handle:
+        for query_id, ranked in first_stage.candidates.items():
+            query, ids = dataset.queries[query_id], [doc for doc, _ in ranked[:depth]]
+            keys.setdefault((query, tuple(dataset.corpus[d] for d in ids)), []).append(query_id)
+            documents = [{"id": doc, "text": dataset.corpus[doc]} for doc in ids]
+            row = {"id": query_id, "query": query, "documents": documents}
+            handle.write(json.dumps(row) + "\n")
+    return keys
+
+
+def test_a_run_stopped_before_candidates_were_texts_alone_carries_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, first_stage = demo_dataset(depth=10)
+    out = tmp_path / "report"
+    work = out / "work"
+
+    def scored() -> int:
+        return sum(
+            len(path.read_bytes().splitlines())
+            for path in (work.glob("bm25-*.jsonl") if work.exists() else [])
+            if not path.name.endswith(".calls.jsonl")
+        )
+
+    with serve_in_thread() as server:
+        reranker = [Reranker("bm25", server.base_url)]
+
+        async def interrupted() -> None:
+            job = asyncio.ensure_future(
+                rerank_eval.aevaluate(dataset, first_stage, reranker, out, concurrency=1)
+            )
+            while scored() < 5:  # noqa: ASYNC110 - the file is what is watched
+                await asyncio.sleep(0.001)
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+
+        monkeypatch.setattr(eval_run, "_write_candidates", old_candidates)
+        asyncio.run(interrupted())
+        monkeypatch.undo()
+        (candidates,) = work.glob("candidates-*.jsonl")
+        assert '"text"' in candidates.read_text()  # as it was written before
+        done = scored()
+
+        report = rerank_eval.evaluate(dataset, first_stage, reranker, out, plots=False)
+        fresh = rerank_eval.evaluate(dataset, first_stage, reranker, tmp_path / "new", plots=False)
+
+    assert 5 <= done < len(dataset.qrels)
+    assert report.requests_sent == len(dataset.qrels) - done
+    for name, values in fresh.metrics.items():
+        assert report.metrics[name] == pytest.approx(values)
+    assert '"text"' in candidates.read_text()  # read as it is, not written again
+    (new_candidates,) = (tmp_path / "new" / "work").glob("candidates-*.jsonl")
+    assert '"text"' not in new_candidates.read_text()  # documents as texts alone now
 
 
 def test_a_reranker_that_fails_stops_the_run_with_what_to_do(
