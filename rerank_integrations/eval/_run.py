@@ -206,6 +206,13 @@ def _positive(values: Sequence[int], what: str) -> list[int]:
     return sorted(set(values))
 
 
+#: Scores the evaluation's own store holds before writing them (some 25 MB), so that the
+#: file is written when a reranker is done rather than while it scores. A crash loses the
+#: scores held from the store, not from the run: the reranker's work file has them, and a
+#: rerun resumes from it (another report sharing the store asks for them again).
+_STORE_BATCH = 100_000
+
+
 def _report_folder(out: str | os.PathLike[str]) -> Path:
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
@@ -471,7 +478,8 @@ async def aevaluate(
     folder = _report_folder(out)
     store: ScoreStore | None = None
     if isinstance(cache, (str, os.PathLike)):
-        store = ScoreStore(folder / "scores.sqlite" if cache == "auto" else Path(cache))
+        path = folder / "scores.sqlite" if cache == "auto" else Path(cache)
+        store = ScoreStore(path, batch=_STORE_BATCH)
         cache = store
     clients: dict[str, RerankClient] = {}
     try:
