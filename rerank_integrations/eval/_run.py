@@ -131,7 +131,7 @@ class _Measured:
         self._keys = keys
         self._ids = ids
         self._lock = threading.Lock()
-        self._file = path.open("a", encoding="utf-8")
+        self._file = path.open("ab")
         self.scores: dict[str, dict[str, float]] = {}
         self.calls: dict[str, list[dict[str, Any]]] = {}
 
@@ -155,10 +155,11 @@ class _Measured:
             self.scores[query_id] = {
                 ids[result.index]: float(result.relevance_score) for result in response.results
             }
-            self.calls.setdefault(query_id, []).append({"id": query_id, **record})
-            lines.append(json.dumps({"id": query_id, **record}) + "\n")
+            call = {"id": query_id, **record}
+            self.calls.setdefault(query_id, []).append(call)
+            lines.append(encode_line(call))
         with self._lock:  # whole lines, flushed: a query scored is a query recorded
-            self._file.write("".join(lines))
+            self._file.write(b"".join(lines))
             self._file.flush()
 
     async def arerank(self, query: str, documents: Sequence[Any], **options: Any) -> Any:
