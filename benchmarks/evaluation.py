@@ -5,7 +5,6 @@ from the on-disk cache) against reading those scores from the cache alone."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import random
 import tempfile
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .contenders import Contender
-from .measure import Sample
+from .measure import Sample, settle
 from .offline import make_rows
 from .registry import Check, Context, Scenario, register
 from .report import markdown_table, ratio_of, ratio_verdicts, seconds, times, verdict
@@ -240,7 +239,7 @@ def run_eval_throughput(
         for _ in range(rounds):
             order = list(live)
             rng.shuffle(order)
-            gc.collect()
+            settle()
             for contender in order:
                 taken, _ = job(contender.key)
                 for key, sample in taken.items():
