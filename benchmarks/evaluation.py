@@ -5,6 +5,7 @@ from the on-disk cache) against reading those scores from the cache alone."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .contenders import Contender
-from .measure import Sample, settle
+from .measure import Sample
 from .offline import make_rows
 from .registry import Check, Context, Scenario, register
 from .report import markdown_table, ratio_of, ratio_verdicts, seconds, times, verdict
@@ -239,7 +240,7 @@ def run_eval_throughput(
         for _ in range(rounds):
             order = list(live)
             rng.shuffle(order)
-            settle()
+            gc.collect()
             for contender in order:
                 taken, _ = job(contender.key)
                 for key, sample in taken.items():
