@@ -500,7 +500,10 @@ def run_concurrency(scale: Scale, contenders: Sequence[Contender], rounds: int) 
 
         for entry in bench.entries:  # a full load to fill connection pools and thread pools
             if entry.live:
-                timer(entry)
+                try:
+                    timer(entry)
+                except Exception as exc:  # as in the timed rounds: recorded, not fatal
+                    entry.measurement.error = f"fails: {_describe(exc)}"
         bench.rounds(rounds, scale.concurrent_loads, timer, seed=4)
         result.measurements = bench.finish()
     for item in result.measurements:
