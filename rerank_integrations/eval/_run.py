@@ -268,11 +268,10 @@ def _write_candidates(
     corpus = dataset.corpus
     for query_id, ranked in first_stage.candidates.items():
         query = dataset.queries[query_id]
-        ids = [doc for doc, _ in ranked[:depth]]
-        keys.setdefault((query, tuple(map(corpus.__getitem__, ids))), []).append(query_id)
-        if write:  # the texts alone: a result's index names its document (``ids``)
-            documents = [corpus[doc] for doc in ids]
-            lines.append(encode_line({"id": query_id, "query": query, "documents": documents}))
+        texts = tuple(corpus[doc] for doc, _ in ranked[:depth])
+        keys.setdefault((query, texts), []).append(query_id)
+        if write:  # the texts alone: a result's index is its document's place in the list
+            lines.append(encode_line({"id": query_id, "query": query, "documents": texts}))
     if write:
         partial = path.with_suffix(".partial")
         partial.write_bytes(b"".join(lines))
