@@ -179,7 +179,9 @@ class ScoreStore:
             return
         pending, rows = self._pending, self._rows
         kept = rows.keys() & pending.keys()  # keys with a row already: usually none
-        added = {key: value for key, value in pending.items() if key not in kept}
+        added = (
+            {key: value for key, value in pending.items() if key not in kept} if kept else pending
+        )
         with self._db:  # one transaction
             self._db.execute("BEGIN IMMEDIATE")
             # Rowids given here, after what any process has written, so that each key's
